@@ -1,0 +1,6 @@
+.PHONY: build test
+build:
+	CGO_ENABLED=0 go build -o bin/skein ./cmd/skein
+test:
+	go vet ./...
+	go test ./...

@@ -1,0 +1,193 @@
+// Package image is the cluster metadata image: the one small type that the
+// controller (which writes it through Raft) and the brokers (which read it)
+// share. An *Image handed out by the controller or by the broker's metadata
+// client is immutable: never modify it; Clone it to derive a new one.
+package image
+
+import (
+	"sort"
+)
+
+// Image is the whole cluster metadata as of Raft index Index.
+type Image struct {
+	// Index is the Raft log index of the last record applied.
+	Index uint64 `json:"index"`
+	// ClusterID is fixed at the first bootstrap.
+	ClusterID string `json:"cluster_id"`
+	// Controllers are the Raft voters' Kafka listeners, by node id.
+	Controllers map[int32]Controller `json:"controllers"`
+	// ActiveController is the node id of the Raft leader, -1 if unknown.
+	// It is not replicated state; the controller fills it when serving.
+	ActiveController int32             `json:"active_controller"`
+	Brokers          map[int32]*Broker `json:"brokers"`
+	// Topics by name.
+	Topics map[string]*Topic `json:"topics"`
+	// BrokerConfigs are dynamic cluster-wide broker configs (resource "").
+	BrokerConfigs map[string]string `json:"broker_configs,omitempty"`
+	// NextProducerID is the first producer id not yet handed out in a block.
+	NextProducerID int64 `json:"next_producer_id"`
+}
+
+// Controller is one Raft voter as brokers and admin clients see it.
+type Controller struct {
+	ID   int32  `json:"id"`
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+}
+
+// Broker is one registered data node.
+type Broker struct {
+	ID          int32  `json:"id"`
+	Incarnation string `json:"incarnation"`
+	// Epoch bumps on every registration; stale sessions are fenced by it.
+	Epoch  int64  `json:"epoch"`
+	Host   string `json:"host"`
+	Port   int32  `json:"port"`
+	Rack   string `json:"rack,omitempty"`
+	Fenced bool   `json:"fenced"`
+}
+
+// Topic is one topic and its partitions.
+type Topic struct {
+	Name string   `json:"name"`
+	ID   [16]byte `json:"id"`
+	// Configs holds only the topic's explicitly set configs; defaults come
+	// from TopicConfigDefs.
+	Configs    map[string]string `json:"configs,omitempty"`
+	Partitions []*Partition      `json:"partitions"`
+}
+
+// Partition is one partition's replica placement and leadership.
+type Partition struct {
+	Partition      int32   `json:"partition"`
+	Replicas       []int32 `json:"replicas"`
+	ISR            []int32 `json:"isr"`
+	Leader         int32   `json:"leader"` // -1: offline
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
+	// Adding and Removing are the replicas of an ongoing reassignment (KIP-455).
+	Adding   []int32 `json:"adding,omitempty"`
+	Removing []int32 `json:"removing,omitempty"`
+}
+
+// New returns an empty image.
+func New() *Image {
+	return &Image{
+		Controllers:      map[int32]Controller{},
+		ActiveController: -1,
+		Brokers:          map[int32]*Broker{},
+		Topics:           map[string]*Topic{},
+		BrokerConfigs:    map[string]string{},
+	}
+}
+
+// Clone returns a deep copy.
+func (img *Image) Clone() *Image {
+	out := *img
+	out.Controllers = make(map[int32]Controller, len(img.Controllers))
+	for k, v := range img.Controllers {
+		out.Controllers[k] = v
+	}
+	out.Brokers = make(map[int32]*Broker, len(img.Brokers))
+	for k, v := range img.Brokers {
+		b := *v
+		out.Brokers[k] = &b
+	}
+	out.Topics = make(map[string]*Topic, len(img.Topics))
+	for k, v := range img.Topics {
+		out.Topics[k] = v.Clone()
+	}
+	out.BrokerConfigs = cloneMap(img.BrokerConfigs)
+	return &out
+}
+
+// Clone returns a deep copy of the topic.
+func (t *Topic) Clone() *Topic {
+	out := *t
+	out.Configs = cloneMap(t.Configs)
+	out.Partitions = make([]*Partition, len(t.Partitions))
+	for i, p := range t.Partitions {
+		out.Partitions[i] = p.Clone()
+	}
+	return &out
+}
+
+// Clone returns a deep copy of the partition.
+func (p *Partition) Clone() *Partition {
+	out := *p
+	out.Replicas = append([]int32(nil), p.Replicas...)
+	out.ISR = append([]int32(nil), p.ISR...)
+	out.Adding = append([]int32(nil), p.Adding...)
+	out.Removing = append([]int32(nil), p.Removing...)
+	return &out
+}
+
+// TopicByID finds a topic by id.
+func (img *Image) TopicByID(id [16]byte) *Topic {
+	for _, t := range img.Topics {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// Partition returns one partition, or nil.
+func (img *Image) Partition(topic string, partition int32) *Partition {
+	t := img.Topics[topic]
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil
+	}
+	return t.Partitions[partition]
+}
+
+// TopicNames returns the topic names sorted.
+func (img *Image) TopicNames() []string {
+	out := make([]string, 0, len(img.Topics))
+	for n := range img.Topics {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// BrokerIDs returns the registered broker ids sorted.
+func (img *Image) BrokerIDs() []int32 {
+	out := make([]int32, 0, len(img.Brokers))
+	for id := range img.Brokers {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// TopicConfig returns the effective value of a topic config: the topic's own
+// value, else the cluster-wide broker default, else the built-in default.
+func (img *Image) TopicConfig(t *Topic, key string) (value string, source ConfigSource) {
+	if t != nil {
+		if v, ok := t.Configs[key]; ok {
+			return v, SourceTopic
+		}
+	}
+	def, ok := TopicConfigDefs[key]
+	if !ok {
+		return "", SourceUnknown
+	}
+	if def.BrokerKey != "" {
+		if v, ok := img.BrokerConfigs[def.BrokerKey]; ok {
+			return v, SourceDynamicBroker
+		}
+	}
+	return def.Default, SourceDefault
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

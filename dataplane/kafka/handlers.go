@@ -1,0 +1,50 @@
+// Package kafka holds the broker's Kafka API handlers, one file per API key
+// (00_produce.go, 01_fetch.go, ...). Each file opens with the versions it
+// supports; Register lists them, and the wire registry it fills is what
+// ApiVersions advertises.
+package kafka
+
+import (
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skein-io/skein/controller/client"
+	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/dataplane/wire"
+)
+
+// Config is what the handlers need to know about the broker.
+type Config struct {
+	NodeID int32
+	// AutoCreateTopics is auto.create.topics.enable.
+	AutoCreateTopics bool
+	// NumPartitions and DefaultReplicationFactor are used for auto-created topics.
+	NumPartitions            int32
+	DefaultReplicationFactor int16
+	// MessageMaxBytes is message.max.bytes (default max.message.bytes).
+	MessageMaxBytes int32
+	// FetchMaxBytes caps a fetch response (fetch.max.bytes upper bound).
+	FetchMaxBytes int32
+}
+
+// Handlers serves the broker's Kafka APIs.
+type Handlers struct {
+	Config     Config
+	Partitions *partition.Manager
+	Controller *client.Client
+	Logger     hclog.Logger
+}
+
+// Register registers every API the broker implements, with its versions.
+func (h *Handlers) Register(r *wire.Registry) {
+	r.Register(0, 3, 12, h.handleProduce)
+	r.Register(1, 4, 16, h.handleFetch)
+	r.Register(2, 1, 8, h.handleListOffsets)
+	r.Register(3, 0, 12, h.handleMetadata)
+	r.Register(19, 2, 7, h.handleCreateTopics)
+	r.Register(20, 1, 6, h.handleDeleteTopics)
+	r.Register(22, 0, 5, h.handleInitProducerID)
+	r.Register(32, 1, 4, h.handleDescribeConfigs)
+	r.Register(37, 0, 3, h.handleCreatePartitions)
+	r.Register(44, 0, 1, h.handleIncrementalAlterConfigs)
+	r.Register(60, 0, 1, h.handleDescribeCluster)
+}

@@ -1,0 +1,404 @@
+// Package wire is Skein's Kafka protocol edge: it accepts TCP connections,
+// reads size-prefixed request frames, decodes them with franz-go's kmsg,
+// dispatches them to the handler registered for the API key, and writes the
+// encoded responses back in request order.
+//
+// Both the broker (dataplane) and the controller serve the Kafka protocol
+// through this package; it depends on nothing of ours, so either may import
+// it.
+//
+// Threading contract: each connection is served by one goroutine that reads a
+// request, calls its handler, writes the response and only then reads the next
+// request (Kafka "mutes" a connection the same way), so responses are always
+// in request order and a handler may block (long-poll Fetch, acks=all Produce)
+// without reordering anything. Handlers run concurrently across connections.
+//
+// Bad input never panics the process: a frame larger than MaxRequestBytes, a
+// frame that does not parse, or an unknown API key or version closes that
+// connection only (as Kafka does), except ApiVersions at an unsupported
+// version, which is answered with UNSUPPORTED_VERSION at v0 as KIP-511 asks.
+// A handler panic is recovered, logged and closes only that connection.
+package wire
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DefaultMaxRequestBytes mirrors Kafka's socket.request.max.bytes default.
+const DefaultMaxRequestBytes = 100 << 20
+
+// Header is the decoded Kafka request header (v1 or v2).
+type Header struct {
+	Key           int16
+	Version       int16
+	CorrelationID int32
+	ClientID      string
+}
+
+// Request is one decoded request handed to a handler.
+type Request struct {
+	Header   Header
+	Body     kmsg.Request
+	Conn     *Conn
+	Received time.Time
+}
+
+// HandlerFunc serves one request. It returns the response to send, or a nil
+// response to send nothing (Produce with acks=0). A non-nil error closes the
+// connection; use it only where Kafka would close (protocol violations), and
+// report every other failure as a Kafka error code inside the response.
+type HandlerFunc func(ctx context.Context, req *Request) (kmsg.Response, error)
+
+// API is one registered API key with the versions its handler implements.
+type API struct {
+	Key        int16
+	MinVersion int16
+	MaxVersion int16
+	Handle     HandlerFunc
+}
+
+// Registry maps API keys to handlers. What is registered is exactly what
+// ApiVersions advertises, so advertised and implemented versions never drift.
+// Register everything before Serve; the registry is read-only afterwards.
+type Registry struct {
+	apis map[int16]API
+}
+
+// NewRegistry returns a registry with ApiVersions (key 18, v0-v4) built in.
+func NewRegistry() *Registry {
+	r := &Registry{apis: make(map[int16]API)}
+	r.Register(18, 0, 4, r.handleAPIVersions)
+	return r
+}
+
+// Register adds (or replaces) the handler of an API key. It panics on a range
+// that kmsg cannot encode: that is a programming error caught at start-up.
+func (r *Registry) Register(key, minVersion, maxVersion int16, h HandlerFunc) {
+	req := kmsg.RequestForKey(key)
+	if req == nil || minVersion < 0 || minVersion > maxVersion || maxVersion > req.MaxVersion() {
+		panic(fmt.Sprintf("wire: bad registration key=%d v%d-v%d", key, minVersion, maxVersion))
+	}
+	r.apis[key] = API{Key: key, MinVersion: minVersion, MaxVersion: maxVersion, Handle: h}
+}
+
+// Lookup returns the registration of a key.
+func (r *Registry) Lookup(key int16) (API, bool) {
+	a, ok := r.apis[key]
+	return a, ok
+}
+
+// Versions lists the registered APIs sorted by key, as ApiVersions reports them.
+func (r *Registry) Versions() []kmsg.ApiVersionsResponseApiKey {
+	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(r.apis))
+	for _, a := range r.apis {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = a.Key, a.MinVersion, a.MaxVersion
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ApiKey < out[j].ApiKey })
+	return out
+}
+
+func (r *Registry) handleAPIVersions(_ context.Context, req *Request) (kmsg.Response, error) {
+	resp := req.Body.ResponseKind().(*kmsg.ApiVersionsResponse)
+	resp.ApiKeys = r.Versions()
+	return resp, nil
+}
+
+// Config configures a Server.
+type Config struct {
+	// Name is used in log lines ("broker", "controller").
+	Name string
+	// MaxRequestBytes bounds one request frame (socket.request.max.bytes).
+	MaxRequestBytes int32
+	// IdleTimeout closes connections idle that long (connections.max.idle.ms).
+	IdleTimeout time.Duration
+	Logger      hclog.Logger
+}
+
+// DefaultConfig returns working values.
+func DefaultConfig() Config {
+	return Config{Name: "kafka", MaxRequestBytes: DefaultMaxRequestBytes, IdleTimeout: 10 * time.Minute, Logger: hclog.NewNullLogger()}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.MaxRequestBytes < 1024 {
+		return fmt.Errorf("wire: MaxRequestBytes %d is below 1024", c.MaxRequestBytes)
+	}
+	if c.Logger == nil {
+		return errors.New("wire: Logger is nil")
+	}
+	return nil
+}
+
+// Server serves the Kafka protocol on one listener.
+type Server struct {
+	cfg      Config
+	registry *Registry
+	ln       net.Listener
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		conns  map[*Conn]struct{}
+		closed bool
+	}
+}
+
+// Conn is one client connection.
+type Conn struct {
+	net.Conn
+	server *Server
+}
+
+// NewServer returns a server for the registry; call Serve with a listener.
+func NewServer(cfg Config, registry *Registry) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, registry: registry}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mu.conns = make(map[*Conn]struct{})
+	return s, nil
+}
+
+// Serve accepts connections on ln until Close. It returns after starting the
+// accept loop; it does not block.
+func (s *Server) Serve(ln net.Listener) {
+	s.ln = ln
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop()
+	}()
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.closed = true
+	for c := range s.mu.conns {
+		_ = c.Conn.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) acceptLoop() {
+	var delay time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failure (EMFILE, ...): back off a little, bounded.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.cfg.Logger.Warn("accept failed", "listener", s.cfg.Name, "error", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		c := &Conn{Conn: nc, server: s}
+		s.mu.Lock()
+		if s.mu.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		s.mu.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+		}()
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func (s *Server) serveConn(c *Conn) {
+	log := s.cfg.Logger
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("handler panic; closing connection", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "panic", p, "stack", string(debug.Stack()))
+		}
+		_ = c.Conn.Close()
+		s.mu.Lock()
+		delete(s.mu.conns, c)
+		s.mu.Unlock()
+	}()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	var sizeBuf [4]byte
+	var body []byte
+	for {
+		if s.cfg.IdleTimeout > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
+		if _, err := io.ReadFull(c.Conn, sizeBuf[:]); err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > s.cfg.MaxRequestBytes {
+			log.Warn("closing connection: bad request frame size", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "size", size, "max", s.cfg.MaxRequestBytes)
+			return
+		}
+		// Requests are decoded into structs that may alias body, so every
+		// request gets its own buffer; it is garbage once handled.
+		body = make([]byte, size)
+		if _, err := io.ReadFull(c.Conn, body); err != nil {
+			return
+		}
+		resp, hdr, err := s.handle(ctx, c, body)
+		if err != nil {
+			log.Warn("closing connection", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "error", err)
+			return
+		}
+		if resp == nil {
+			continue
+		}
+		if err := s.writeResponse(c, hdr, resp); err != nil {
+			return
+		}
+	}
+}
+
+// ParseHeader decodes a request header from the start of a frame and returns
+// the header and the remaining body. The header is v2 (with tagged fields)
+// when the request at that version is flexible, except ApiVersions, whose
+// header is always v1 so any client can negotiate.
+func ParseHeader(frame []byte) (Header, kmsg.Request, []byte, error) {
+	r := kbin.Reader{Src: frame}
+	var h Header
+	h.Key = r.Int16()
+	h.Version = r.Int16()
+	h.CorrelationID = r.Int32()
+	if cid := r.NullableString(); cid != nil {
+		h.ClientID = *cid
+	}
+	if !r.Ok() {
+		return h, nil, nil, errors.New("truncated request header")
+	}
+	req := kmsg.RequestForKey(h.Key)
+	if req == nil {
+		return h, nil, nil, fmt.Errorf("unknown api key %d", h.Key)
+	}
+	if h.Version < 0 || h.Version > req.MaxVersion() {
+		return h, req, nil, fmt.Errorf("api key %d version %d is beyond what kmsg knows", h.Key, h.Version)
+	}
+	req.SetVersion(h.Version)
+	if req.IsFlexible() && h.Key != 18 {
+		kmsg.SkipTags(&r)
+		if !r.Ok() {
+			return h, nil, nil, errors.New("truncated request header tags")
+		}
+	}
+	return h, req, r.Src, nil
+}
+
+func (s *Server) handle(ctx context.Context, c *Conn, frame []byte) (kmsg.Response, Header, error) {
+	h, req, rest, err := ParseHeader(frame)
+	if err != nil {
+		if h.Key == 18 && len(frame) >= 8 {
+			return unsupportedAPIVersions(h), Header{Key: 18, Version: 0, CorrelationID: h.CorrelationID}, nil
+		}
+		return nil, h, err
+	}
+	api, ok := s.registry.Lookup(h.Key)
+	if !ok || h.Version < api.MinVersion || h.Version > api.MaxVersion {
+		if h.Key == 18 {
+			return unsupportedAPIVersions(h), Header{Key: 18, Version: 0, CorrelationID: h.CorrelationID}, nil
+		}
+		return nil, h, fmt.Errorf("unsupported %s v%d", kmsg.NameForKey(h.Key), h.Version)
+	}
+	if err := req.ReadFrom(rest); err != nil {
+		if h.Key == 18 {
+			// KIP-511: a newer client's ApiVersions may not parse; answer v0.
+			return unsupportedAPIVersions(h), Header{Key: 18, Version: 0, CorrelationID: h.CorrelationID}, nil
+		}
+		return nil, h, fmt.Errorf("malformed %s v%d: %w", kmsg.NameForKey(h.Key), h.Version, err)
+	}
+	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: time.Now()})
+	if err != nil {
+		return nil, h, err
+	}
+	if resp != nil {
+		resp.SetVersion(h.Version)
+	}
+	return resp, h, nil
+}
+
+func unsupportedAPIVersions(h Header) kmsg.Response {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(0)
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	// Clients read the supported range of ApiVersions itself from here.
+	k := kmsg.NewApiVersionsResponseApiKey()
+	k.ApiKey, k.MinVersion, k.MaxVersion = 18, 0, 4
+	resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{k}
+	return resp
+}
+
+// AppendResponse appends a complete response frame (size, header, body).
+func AppendResponse(dst []byte, h Header, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(h.CorrelationID))
+	if resp.IsFlexible() && h.Key != 18 {
+		dst = append(dst, 0) // empty tagged fields of the v1 response header
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+func (s *Server) writeResponse(c *Conn, h Header, resp kmsg.Response) error {
+	bp := bufPool.Get().(*[]byte)
+	buf := AppendResponse((*bp)[:0], h, resp)
+	_, err := c.Conn.Write(buf)
+	if cap(buf) <= 8<<20 { // keep the pool from pinning huge fetch buffers
+		*bp = buf[:0]
+		bufPool.Put(bp)
+	}
+	return err
+}
