@@ -1,7 +1,6 @@
 package storage
 
-// This file is the contract between storage and its users (dataplane). The
-// bodies are stubs until the implementation lands; signatures are fixed.
+// This file holds the types shared between storage and its users (dataplane).
 
 import (
 	"errors"
@@ -44,12 +43,6 @@ type LogConfig struct {
 	MaxMessageBytes    int32         // max.message.bytes: largest batch accepted
 }
 
-// DefaultLogConfig returns Kafka's defaults.
-func DefaultLogConfig() LogConfig { panic("stub") }
-
-// Validate checks fields and their relations (segment.bytes >= max.message.bytes ...).
-func (c LogConfig) Validate() error { panic("stub") }
-
 // Config configures a Manager (one data directory).
 type Config struct {
 	Dir    string
@@ -63,47 +56,6 @@ type Config struct {
 	FlushCheckpointInterval time.Duration
 }
 
-// DefaultConfig returns working values for dir.
-func DefaultConfig(dir string) Config { panic("stub") }
-
-// Validate checks the config.
-func (c Config) Validate() error { panic("stub") }
-
-// Manager owns one data directory: it opens (and after an unclean stop,
-// recovers) every partition log in it, runs retention and checkpoints, and on
-// Close writes the clean-shutdown marker.
-type Manager struct{}
-
-// OpenManager opens dir, creating it if needed. Without a clean-shutdown
-// marker every log is recovered from its recovery point.
-func OpenManager(cfg Config) (*Manager, error) { panic("stub") }
-
-// Logs returns every open log.
-func (m *Manager) Logs() map[TopicPartition]*Log { panic("stub") }
-
-// Get returns an open log or nil.
-func (m *Manager) Get(tp TopicPartition) *Log { panic("stub") }
-
-// GetOrCreate returns the log, creating its directory (with partition.metadata
-// holding topicID) if it does not exist.
-func (m *Manager) GetOrCreate(tp TopicPartition, topicID [16]byte, cfg LogConfig) (*Log, error) {
-	panic("stub")
-}
-
-// Delete closes the log and removes its directory (renamed first, removed later).
-func (m *Manager) Delete(tp TopicPartition) error { panic("stub") }
-
-// Start runs the background retention / flush / checkpoint loop until Close.
-func (m *Manager) Start() { panic("stub") }
-
-// Close flushes every log, writes checkpoints and the clean-shutdown marker,
-// and closes files. Idempotent.
-func (m *Manager) Close() error { panic("stub") }
-
-// Log is one partition's append-only log. All methods are safe for concurrent
-// use; appends are serialised inside.
-type Log struct{}
-
 // AppendInfo describes an append.
 type AppendInfo struct {
 	FirstOffset    int64
@@ -113,17 +65,6 @@ type AppendInfo struct {
 	LogStartOffset int64
 	RecordCount    int32
 }
-
-// AppendAsLeader appends batches (one or more whole v2 batches, concatenated)
-// assigning offsets from the log end: it overwrites each batch's base offset
-// and partition leader epoch in place (the CRC does not cover them), checks
-// idempotent producer sequences (ErrDuplicateSequence returns the AppendInfo
-// of the original append), and writes the bytes verbatim.
-func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, error) { panic("stub") }
-
-// AppendAsFollower appends batches whose offsets the leader assigned; the
-// first must start at LogEndOffset.
-func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) { panic("stub") }
 
 // FileRange is a byte range of a segment file, for pread or sendfile.
 type FileRange struct {
@@ -140,45 +81,3 @@ type ReadResult struct {
 	LogStartOffset int64
 	LogEndOffset   int64
 }
-
-// ReadInto appends the bytes of the ranges to dst.
-func (r ReadResult) ReadInto(dst []byte) ([]byte, error) { panic("stub") }
-
-// Read returns whole batches starting with the one containing offset, at most
-// maxBytes in total except that the first batch is always returned whole, and
-// none whose last offset is >= maxOffset (the high watermark for consumers).
-// An offset below the log start or above the log end is ErrOffsetOutOfRange;
-// at the log end it is an empty result.
-func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
-	panic("stub")
-}
-
-// LogStartOffset is the first offset still in the log.
-func (l *Log) LogStartOffset() int64 { panic("stub") }
-
-// LogEndOffset is the offset the next appended record will get.
-func (l *Log) LogEndOffset() int64 { panic("stub") }
-
-// OffsetForTimestamp returns the first offset whose batch max timestamp is >=
-// ts, and that batch's max timestamp; ok is false when there is none.
-func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, ok bool, err error) {
-	panic("stub")
-}
-
-// MaxTimestamp returns the largest timestamp in the log and its offset (ListOffsets -3).
-func (l *Log) MaxTimestamp() (timestamp int64, offset int64) { panic("stub") }
-
-// Truncate removes every record at or above offset.
-func (l *Log) Truncate(offset int64) error { panic("stub") }
-
-// SetConfig changes the log's configuration (dynamic topic config change).
-func (l *Log) SetConfig(cfg LogConfig) error { panic("stub") }
-
-// Flush fsyncs everything appended so far.
-func (l *Log) Flush() error { panic("stub") }
-
-// Dir is the log's directory.
-func (l *Log) Dir() string { panic("stub") }
-
-// TopicID is the id in partition.metadata.
-func (l *Log) TopicID() [16]byte { panic("stub") }

@@ -32,6 +32,10 @@ type Handlers struct {
 	Partitions *partition.Manager
 	Controller *client.Client
 	Logger     hclog.Logger
+
+	// producerIDs hands out InitProducerId ids (22_init_producer_id.go);
+	// its zero value is ready.
+	producerIDs producerIDAllocator
 }
 
 // Register registers every API the broker implements, with its versions.

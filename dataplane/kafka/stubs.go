@@ -13,18 +13,6 @@ import (
 
 var errUnimplemented = errors.New("unimplemented")
 
-func (h *Handlers) handleProduce(context.Context, *wire.Request) (kmsg.Response, error) {
-	return nil, errUnimplemented
-}
-func (h *Handlers) handleFetch(context.Context, *wire.Request) (kmsg.Response, error) {
-	return nil, errUnimplemented
-}
-func (h *Handlers) handleListOffsets(context.Context, *wire.Request) (kmsg.Response, error) {
-	return nil, errUnimplemented
-}
-func (h *Handlers) handleInitProducerID(context.Context, *wire.Request) (kmsg.Response, error) {
-	return nil, errUnimplemented
-}
 func (h *Handlers) handleMetadata(context.Context, *wire.Request) (kmsg.Response, error) {
 	return nil, errUnimplemented
 }

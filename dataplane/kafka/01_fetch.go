@@ -1,0 +1,204 @@
+package kafka
+
+// Fetch (API key 1), versions 4-16.
+//
+//   - v13+ names topics by TopicID (unknown id: UNKNOWN_TOPIC_ID); earlier
+//     versions by name.
+//   - Only the leader serves fetches (NOT_LEADER_OR_FOLLOWER otherwise, with
+//     the CurrentLeader hint from v12); CurrentLeaderEpoch older than ours is
+//     FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+//   - Consumers read whole batches below the high watermark. A follower's
+//     fetch (ReplicaID, or ReplicaState.ID from v15, >= 0) reads up to the
+//     log end and reports its log end offset to the leader's high
+//     watermark; divergence checks (LastFetchedEpoch) come with replication.
+//   - Sizes: PartitionMaxBytes per partition, MaxBytes (capped by the
+//     broker's FetchMaxBytes) in total, except that the first partition with
+//     data always returns at least one whole batch (KIP-74).
+//   - Long poll: while fewer than MinBytes are available and MaxWaitMillis
+//     has not passed, the request waits on the partitions' state changes
+//     (no polling), then reads again. Any partition error answers at once.
+//   - OFFSET_OUT_OF_RANGE answers carry the high watermark and log start.
+//   - No fetch sessions (KIP-227): the answer's SessionID is always 0, so
+//     clients keep sending full fetches; a request naming a session gets
+//     FETCH_SESSION_ID_NOT_FOUND and the client starts over.
+//   - LastStableOffset = high watermark (no transactions);
+//     PreferredReadReplica -1.
+//   - The bytes are copied from the segment files into one buffer per
+//     response, sized exactly (it cannot be pooled: the wire encodes the
+//     response after the handler returns). sendfile is a later change.
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/storage"
+)
+
+// fetchPartition is one partition of a fetch being served.
+type fetchPartition struct {
+	out    *kmsg.FetchResponseTopicPartition
+	p      *partition.Partition // nil when out already carries an error
+	topic  string
+	params partition.ReadParams
+	read   storage.ReadResult
+}
+
+func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+	r := req.Body.(*kmsg.FetchRequest)
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	if r.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, nil
+	}
+	replicaID := r.ReplicaID
+	if r.Version >= 15 {
+		replicaID = r.ReplicaState.ID
+	}
+	img := h.Partitions.Image()
+
+	var parts []fetchPartition
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(r.Topics))
+	for i := range r.Topics {
+		rt := &r.Topics[i]
+		ot := &resp.Topics[i]
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		name, topicErr := rt.Topic, error(nil)
+		if r.Version >= 13 {
+			if t := img.TopicByID(rt.TopicID); t != nil {
+				name = t.Name
+			} else {
+				topicErr = partition.ErrUnknownTopicID
+			}
+		}
+		ot.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			op := &ot.Partitions[j]
+			*op = kmsg.NewFetchResponseTopicPartition()
+			op.Partition = rp.Partition
+			op.HighWatermark = -1
+			fp := fetchPartition{out: op, topic: name, params: partition.ReadParams{
+				FetchOffset:        rp.FetchOffset,
+				MaxBytes:           rp.PartitionMaxBytes,
+				CurrentLeaderEpoch: rp.CurrentLeaderEpoch,
+				ReplicaID:          replicaID,
+			}}
+			if topicErr != nil {
+				op.ErrorCode = errorCode(topicErr)
+			} else if p, err := h.Partitions.Partition(name, rp.Partition); err != nil {
+				h.setFetchError(r.Version, name, op, err)
+			} else {
+				fp.p = p
+			}
+			parts = append(parts, fp)
+		}
+	}
+
+	maxBytes := r.MaxBytes
+	if h.Config.FetchMaxBytes > 0 {
+		maxBytes = min(maxBytes, h.Config.FetchMaxBytes)
+	}
+	total, failed := h.readFetch(r.Version, parts, maxBytes)
+	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
+		total = h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes))
+	}
+
+	// Copy the data into one buffer for the whole response.
+	buf := make([]byte, 0, total)
+	for i := range parts {
+		fp := &parts[i]
+		if fp.read.Size == 0 {
+			continue
+		}
+		start := len(buf)
+		var err error
+		if buf, err = fp.read.ReadInto(buf); err != nil {
+			// A segment deleted by retention since the read: answer
+			// without data; the client fetches again.
+			h.dataLog().Debug("fetch read failed", "topic", fp.topic, "partition", fp.out.Partition, "error", err)
+			buf = buf[:start]
+			continue
+		}
+		fp.out.RecordBatches = buf[start:len(buf):len(buf)]
+	}
+	return resp, nil
+}
+
+// readFetch reads every partition (file ranges only, no copy) and returns
+// the total size and whether a partition failed (then the fetch answers at
+// once).
+func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int32) (total int64, failed bool) {
+	for i := range parts {
+		fp := &parts[i]
+		fp.read = storage.ReadResult{}
+		if fp.p == nil {
+			failed = failed || fp.out.ErrorCode != 0
+			continue
+		}
+		limit := min(int64(fp.params.MaxBytes), int64(maxBytes)-total)
+		params := fp.params
+		params.MaxBytes = int32(max(limit, 0))
+		rr, err := fp.p.Read(params)
+		fp.out.HighWatermark = rr.HighWatermark
+		fp.out.LastStableOffset = rr.HighWatermark
+		fp.out.LogStartOffset = rr.LogStartOffset
+		if err != nil {
+			h.setFetchError(version, fp.topic, fp.out, err)
+			failed = true
+			continue
+		}
+		fp.out.ErrorCode = 0
+		if fp.params.ReplicaID >= 0 {
+			_ = fp.p.UpdateFollowerFetch(fp.params.ReplicaID, fp.params.FetchOffset)
+		}
+		// KIP-74: only the first partition with data may exceed the limits.
+		if total > 0 && rr.Size > limit {
+			continue
+		}
+		fp.read = rr.ReadResult
+		total += rr.Size
+	}
+	return total, failed
+}
+
+// waitFetch parks the fetch on its partitions until MinBytes are available,
+// the deadline passes or ctx ends; it re-reads after every wake-up and
+// returns the new total.
+func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64) int64 {
+	w := partition.NewWaiter()
+	defer w.Close()
+	for i := range parts {
+		if parts[i].p != nil {
+			w.Watch(parts[i].p)
+		}
+	}
+	for {
+		// Read again right after watching, so a change in between is seen.
+		total, failed := h.readFetch(version, parts, maxBytes)
+		if total >= minBytes || failed {
+			return total
+		}
+		if !w.Wait(ctx, deadline) {
+			return total
+		}
+	}
+}
+
+// setFetchError fills a failed partition's error code (and the leader hint
+// for NOT_LEADER_OR_FOLLOWER from v12).
+func (h *Handlers) setFetchError(version int16, topic string, op *kmsg.FetchResponseTopicPartition, err error) {
+	op.ErrorCode = errorCode(err)
+	if !isKnownError(err) {
+		h.dataLog().Error("fetch failed", "topic", topic, "partition", op.Partition, "error", err)
+	}
+	if op.ErrorCode == kerr.NotLeaderForPartition.Code && version >= 12 {
+		if leader, epoch, ok := h.leaderHint(topic, op.Partition); ok {
+			op.CurrentLeader.LeaderID, op.CurrentLeader.LeaderEpoch = leader, epoch
+		}
+	}
+}

@@ -1,0 +1,31 @@
+// Package partition owns the broker's partition replicas: the storage log of
+// each, its role (leader or follower, from metadata), its high watermark, and
+// the waits (purgatories) of produce and fetch requests on it.
+//
+// Ownership and threading:
+//   - Manager maps topic-partitions to *Partition. ApplyImage is called from
+//     one goroutine, in image order; it publishes a new immutable snapshot
+//     (image + partition map) that request handlers read without locking.
+//   - Partition guards its role (leader/follower, epochs, ISR, topic
+//     settings) with roleMu: appends hold it for reading across the storage
+//     append, role changes take it for writing, so no batch is ever stamped
+//     with a leader epoch the partition no longer holds. The high watermark,
+//     the followers' log end offsets and the waiters are under mu (taken
+//     after roleMu, never before).
+//
+// Invariants:
+//   - LogStartOffset <= HighWatermark <= LogEndOffset on the leader.
+//   - The high watermark only moves forward. It is the minimum log end
+//     offset over the ISR (the local replica plus followers' reported LEOs;
+//     a follower that has not reported counts as 0), and it does not move
+//     while the ISR is smaller than min.insync.replicas (KIP-966).
+//   - Consumers never read at or above the high watermark.
+//   - Waiters (acks=all produces, long-poll fetches) are woken by the
+//     partition's state changes (append, HW advance, role change), never by
+//     polling.
+//
+// Replication (followers fetching from the leader) is a later issue: a
+// follower replica only keeps its role so that produce and fetch are refused
+// with NOT_LEADER_OR_FOLLOWER. UpdateFollowerFetch is where follower fetches
+// plug into the leader's high watermark.
+package partition

@@ -1,0 +1,232 @@
+package partition
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/storage"
+)
+
+// Role is a replica's role, set by metadata.
+type Role int8
+
+// Roles.
+const (
+	// RoleNone: not (or no longer) assigned here; every request is refused.
+	RoleNone Role = iota
+	RoleLeader
+	RoleFollower
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleLeader:
+		return "leader"
+	case RoleFollower:
+		return "follower"
+	default:
+		return "none"
+	}
+}
+
+// Partition is one replica hosted on this broker.
+type Partition struct {
+	tp      storage.TopicPartition
+	topicID [16]byte
+	nodeID  int32
+	log     *storage.Log
+	logger  hclog.Logger
+	now     func() time.Time
+
+	// roleMu guards the role fields below. Appends hold it for reading
+	// across the storage append; role changes hold it for writing.
+	roleMu         sync.RWMutex
+	role           Role
+	leaderID       int32 // -1: offline
+	leaderEpoch    int32
+	partitionEpoch int32
+	replicas       []int32
+	isr            []int32
+	settings       TopicSettings
+	logConfig      storage.LogConfig
+	// leaderEpochStartOffset is the log end offset when this replica became
+	// leader at leaderEpoch (followers joining the ISR must reach it).
+	leaderEpochStartOffset int64
+
+	// mu is taken after roleMu when both are needed.
+	mu struct {
+		sync.Mutex
+		// highWatermark: LogStartOffset <= highWatermark <= LogEndOffset;
+		// only moves forward.
+		highWatermark int64
+		// followerLEO holds each follower's log end offset as reported by
+		// its fetches; reset on every new leader epoch.
+		followerLEO map[int32]int64
+		waiters     map[chan struct{}]struct{}
+	}
+}
+
+func newPartition(tp storage.TopicPartition, topicID [16]byte, log *storage.Log, cfg Config) *Partition {
+	p := &Partition{
+		tp:       tp,
+		topicID:  topicID,
+		nodeID:   cfg.NodeID,
+		log:      log,
+		logger:   cfg.Logger.With("topic", tp.Topic, "partition", tp.Partition),
+		now:      cfg.Now,
+		leaderID: -1,
+	}
+	p.mu.highWatermark = log.LogStartOffset()
+	p.mu.followerLEO = map[int32]int64{}
+	p.mu.waiters = map[chan struct{}]struct{}{}
+	return p
+}
+
+// Topic is the partition's topic name.
+func (p *Partition) Topic() string { return p.tp.Topic }
+
+// Index is the partition number.
+func (p *Partition) Index() int32 { return p.tp.Partition }
+
+// TopicID is the topic's id.
+func (p *Partition) TopicID() [16]byte { return p.topicID }
+
+// Log is the partition's storage log.
+func (p *Partition) Log() *storage.Log { return p.log }
+
+// HighWatermark is the current high watermark.
+func (p *Partition) HighWatermark() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.highWatermark
+}
+
+// LeaderState is a snapshot of the replica's role.
+type LeaderState struct {
+	Role                   Role
+	LeaderID               int32
+	LeaderEpoch            int32
+	PartitionEpoch         int32
+	ISR                    []int32
+	LeaderEpochStartOffset int64
+}
+
+// State returns a snapshot of the role and epochs.
+func (p *Partition) State() LeaderState {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	return LeaderState{
+		Role: p.role, LeaderID: p.leaderID, LeaderEpoch: p.leaderEpoch,
+		PartitionEpoch: p.partitionEpoch, ISR: slices.Clone(p.isr),
+		LeaderEpochStartOffset: p.leaderEpochStartOffset,
+	}
+}
+
+// applyMetadata sets role, epochs, ISR and settings from the image. Called
+// by the manager's single apply goroutine.
+func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
+	oldRole, oldEpoch := p.role, p.leaderEpoch
+	newRole := RoleFollower
+	if ip.Leader == p.nodeID {
+		newRole = RoleLeader
+	}
+	p.role = newRole
+	p.leaderID = ip.Leader
+	p.leaderEpoch = ip.LeaderEpoch
+	p.partitionEpoch = ip.PartitionEpoch
+	p.replicas = slices.Clone(ip.Replicas)
+	p.isr = slices.Clone(ip.ISR)
+	p.settings = settings
+
+	if newRole == RoleLeader && (oldRole != RoleLeader || oldEpoch != ip.LeaderEpoch) {
+		p.leaderEpochStartOffset = p.log.LogEndOffset()
+		p.mu.Lock()
+		clear(p.mu.followerLEO)
+		p.mu.Unlock()
+		p.logger.Info("became leader", "leader_epoch", ip.LeaderEpoch, "isr", ip.ISR,
+			"leader_epoch_start_offset", p.leaderEpochStartOffset, "hw", p.HighWatermark())
+	} else if newRole == RoleFollower && (oldRole != RoleFollower || oldEpoch != ip.LeaderEpoch) {
+		p.logger.Info("became follower", "leader", ip.Leader, "leader_epoch", ip.LeaderEpoch)
+	}
+	// An ISR change can move the high watermark; every change may matter
+	// to a waiter (lost leadership, ISR below the minimum).
+	p.mu.Lock()
+	if p.role == RoleLeader {
+		p.advanceHighWatermarkLocked()
+	}
+	p.notifyLocked()
+	p.mu.Unlock()
+}
+
+// close makes the replica refuse everything and wakes its waiters.
+func (p *Partition) close() {
+	p.roleMu.Lock()
+	p.role = RoleNone
+	p.roleMu.Unlock()
+	p.mu.Lock()
+	p.notifyLocked()
+	p.mu.Unlock()
+}
+
+// advanceHighWatermarkLocked recomputes the high watermark from the ISR's log
+// end offsets and moves it forward if it grew. Caller holds roleMu (read or
+// write) and p.mu. It reports whether the high watermark moved.
+func (p *Partition) advanceHighWatermarkLocked() bool {
+	hw, ok := highWatermark(p.nodeID, p.log.LogEndOffset(), p.isr, p.mu.followerLEO, p.settings.MinInsyncReplicas)
+	if !ok || hw <= p.mu.highWatermark {
+		return false
+	}
+	p.mu.highWatermark = hw
+	return true
+}
+
+// UpdateFollowerFetch records that follower replica fetched from offset
+// (so its log end offset is offset) and advances the high watermark if that
+// allows. Replicas not assigned to the partition are ignored. It returns
+// ErrNotLeaderOrFollower when this replica is not the leader.
+func (p *Partition) UpdateFollowerFetch(replica int32, offset int64) error {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	if p.role != RoleLeader {
+		return ErrNotLeaderOrFollower
+	}
+	if replica == p.nodeID || !slices.Contains(p.replicas, replica) {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.followerLEO[replica] == offset {
+		return nil
+	}
+	p.mu.followerLEO[replica] = offset
+	if p.advanceHighWatermarkLocked() {
+		p.notifyLocked()
+	}
+	return nil
+}
+
+// checkLeaderLocked returns nil if this replica leads the partition at the
+// epoch the client believes in (-1: not given). Caller holds roleMu.
+func (p *Partition) checkLeaderLocked(currentLeaderEpoch int32) error {
+	if p.role != RoleLeader {
+		return ErrNotLeaderOrFollower
+	}
+	return checkEpoch(currentLeaderEpoch, p.leaderEpoch)
+}
+
+func checkEpoch(requested, ours int32) error {
+	switch {
+	case requested < 0 || requested == ours:
+		return nil
+	case requested < ours:
+		return ErrFencedLeaderEpoch
+	default:
+		return ErrUnknownLeaderEpoch
+	}
+}

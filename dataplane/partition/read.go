@@ -1,0 +1,135 @@
+package partition
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/skein-io/skein/storage"
+)
+
+// ReadParams is one partition of a fetch.
+type ReadParams struct {
+	FetchOffset int64
+	MaxBytes    int32
+	// CurrentLeaderEpoch is the client's view, -1 if not given.
+	CurrentLeaderEpoch int32
+	// ReplicaID >= 0 marks a follower's fetch: it reads up to the log end
+	// (not the high watermark) and reports the follower's log end offset.
+	ReplicaID int32
+}
+
+// ReadResult is what a fetch of one partition returns. The offsets are
+// filled even when the read fails (OFFSET_OUT_OF_RANGE answers carry them).
+type ReadResult struct {
+	storage.ReadResult
+	HighWatermark  int64
+	LogStartOffset int64
+	LeaderEpoch    int32
+}
+
+// Read returns whole batches from params.FetchOffset: for a consumer only
+// batches entirely below the high watermark, for a follower up to the log
+// end. At most MaxBytes except that the first batch is always whole
+// (KIP-74); the caller drops it when it is not the first partition with
+// data. Only the leader serves reads.
+func (p *Partition) Read(params ReadParams) (ReadResult, error) {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	if err := p.checkLeaderLocked(params.CurrentLeaderEpoch); err != nil {
+		return ReadResult{HighWatermark: -1, LogStartOffset: -1}, err
+	}
+	p.mu.Lock()
+	hw := p.mu.highWatermark
+	p.mu.Unlock()
+	out := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
+	maxOffset := hw
+	if params.ReplicaID >= 0 {
+		maxOffset = math.MaxInt64
+	}
+	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, maxOffset)
+	if err != nil {
+		return out, err
+	}
+	out.ReadResult = rr
+	return out, nil
+}
+
+// Offset is one ListOffsets answer.
+type Offset struct {
+	Offset      int64
+	Timestamp   int64
+	LeaderEpoch int32
+}
+
+// ListOffsets timestamps with a special meaning (KIP-734 adds -3).
+const (
+	LatestTimestamp        = -1
+	EarliestTimestamp      = -2
+	MaxTimestamp           = -3
+	EarliestLocalTimestamp = -4
+)
+
+// ListOffset answers ListOffsets for one partition: -1 the high watermark
+// (the log end for a follower's request, replicaID >= 0), -2 and -4 the log
+// start, -3 the record with the largest timestamp, otherwise the first
+// offset whose timestamp is >= ts. Offsets at or above the high watermark
+// are not returned to consumers: then the answer is offset -1, timestamp -1.
+func (p *Partition) ListOffset(ts int64, currentLeaderEpoch, replicaID int32) (Offset, error) {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	if err := p.checkLeaderLocked(currentLeaderEpoch); err != nil {
+		return Offset{Offset: -1, Timestamp: -1, LeaderEpoch: -1}, err
+	}
+	p.mu.Lock()
+	fetchable := p.mu.highWatermark
+	p.mu.Unlock()
+	if replicaID >= 0 {
+		fetchable = p.log.LogEndOffset()
+	}
+	none := Offset{Offset: -1, Timestamp: -1, LeaderEpoch: -1}
+	switch ts {
+	case LatestTimestamp:
+		return Offset{Offset: fetchable, Timestamp: -1, LeaderEpoch: p.leaderEpoch}, nil
+	case EarliestTimestamp, EarliestLocalTimestamp:
+		start := p.log.LogStartOffset()
+		return Offset{Offset: start, Timestamp: -1, LeaderEpoch: p.batchEpoch(start, fetchable)}, nil
+	case MaxTimestamp:
+		mts, off := p.log.MaxTimestamp()
+		if off < 0 || off >= fetchable {
+			return none, nil
+		}
+		return Offset{Offset: off, Timestamp: mts, LeaderEpoch: p.batchEpoch(off, fetchable)}, nil
+	}
+	if ts < 0 {
+		return none, nil
+	}
+	off, bts, ok, err := p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		return none, err
+	}
+	if !ok || off >= fetchable {
+		return none, nil
+	}
+	return Offset{Offset: off, Timestamp: bts, LeaderEpoch: p.batchEpoch(off, fetchable)}, nil
+}
+
+// batchEpoch is the partition leader epoch stamped on the batch holding
+// offset, -1 when it cannot be read (empty log, offset at the end).
+func (p *Partition) batchEpoch(offset, limit int64) int32 {
+	if offset >= limit {
+		return -1
+	}
+	rr, err := p.log.Read(offset, 1, math.MaxInt64)
+	if err != nil || len(rr.Ranges) == 0 {
+		return -1
+	}
+	var hdr [batchOffsetMagic]byte
+	f := rr.Ranges[0]
+	if f.Size < int64(len(hdr)) {
+		return -1
+	}
+	if _, err := f.File.ReadAt(hdr[:], f.Pos); err != nil {
+		return -1
+	}
+	return int32(binary.BigEndian.Uint32(hdr[12:16]))
+}

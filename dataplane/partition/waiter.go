@@ -1,0 +1,82 @@
+package partition
+
+import (
+	"context"
+	"time"
+)
+
+// Waiter is one request parked in the purgatory of one or more partitions
+// (an acks=all produce waiting for the high watermark, a fetch waiting for
+// MinBytes). Every state change of a watched partition (append, high
+// watermark advance, role change, close) wakes it; the caller then re-checks
+// its condition. A wake-up that arrives between the check and Wait is kept
+// (the channel holds one pending signal), so none is lost.
+//
+// A Waiter belongs to one goroutine; Close it when done.
+type Waiter struct {
+	ch      chan struct{}
+	watched []*Partition
+}
+
+// NewWaiter returns a waiter watching nothing yet.
+func NewWaiter() *Waiter {
+	return &Waiter{ch: make(chan struct{}, 1)}
+}
+
+// Watch adds p to the partitions whose changes wake the waiter.
+func (w *Waiter) Watch(p *Partition) {
+	p.mu.Lock()
+	p.mu.waiters[w.ch] = struct{}{}
+	p.mu.Unlock()
+	w.watched = append(w.watched, p)
+}
+
+// Wait blocks until a watched partition changes (true), or the deadline
+// passes or ctx ends (false). A zero deadline means only ctx bounds it.
+func (w *Waiter) Wait(ctx context.Context, deadline time.Time) bool {
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return false
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-w.ch:
+		return true
+	case <-timeout:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Close stops watching every partition. Idempotent.
+func (w *Waiter) Close() {
+	for _, p := range w.watched {
+		p.mu.Lock()
+		delete(p.mu.waiters, w.ch)
+		p.mu.Unlock()
+	}
+	w.watched = nil
+}
+
+// notifyLocked wakes every waiter of p. Caller holds p.mu.
+func (p *Partition) notifyLocked() {
+	for ch := range p.mu.waiters {
+		select {
+		case ch <- struct{}{}:
+		default: // a signal is already pending
+		}
+	}
+}
+
+// Waiting is the number of requests parked on p (for metrics and tests).
+func (p *Partition) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.mu.waiters)
+}

@@ -1,0 +1,77 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// DefaultLogConfig returns Kafka's defaults.
+func DefaultLogConfig() LogConfig {
+	return LogConfig{
+		SegmentBytes:       1 << 30,
+		SegmentMs:          7 * 24 * time.Hour,
+		IndexIntervalBytes: 4096,
+		MaxIndexBytes:      10 << 20,
+		RetentionMs:        7 * 24 * time.Hour,
+		RetentionBytes:     -1,
+		FlushMessages:      math.MaxInt64,
+		FlushMs:            time.Duration(math.MaxInt64),
+		FileDeleteDelay:    time.Minute,
+		MaxMessageBytes:    1048588,
+	}
+}
+
+// Validate checks fields and their relations.
+func (c LogConfig) Validate() error {
+	switch {
+	case c.SegmentBytes < 14:
+		return fmt.Errorf("segment.bytes %d: must be at least 14", c.SegmentBytes)
+	case c.SegmentBytes > math.MaxInt32:
+		return fmt.Errorf("segment.bytes %d: must fit in 32 bits (index positions are 32-bit)", c.SegmentBytes)
+	case c.SegmentMs <= 0:
+		return fmt.Errorf("segment.ms %v: must be positive", c.SegmentMs)
+	case c.IndexIntervalBytes < 0:
+		return fmt.Errorf("index.interval.bytes %d: must not be negative", c.IndexIntervalBytes)
+	case c.MaxIndexBytes < 12:
+		return fmt.Errorf("segment.index.bytes %d: must be at least 12", c.MaxIndexBytes)
+	case c.FlushMessages < 1:
+		return fmt.Errorf("flush.messages %d: must be at least 1", c.FlushMessages)
+	case c.FlushMs < 0:
+		return fmt.Errorf("flush.ms %v: must not be negative", c.FlushMs)
+	case c.FileDeleteDelay < 0:
+		return fmt.Errorf("file.delete.delay.ms %v: must not be negative", c.FileDeleteDelay)
+	case c.MaxMessageBytes < 0:
+		return fmt.Errorf("max.message.bytes %d: must not be negative", c.MaxMessageBytes)
+	}
+	return nil
+}
+
+// DefaultConfig returns working values for dir.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:                     dir,
+		Log:                     DefaultLogConfig(),
+		Logger:                  hclog.NewNullLogger(),
+		Now:                     time.Now,
+		RetentionCheckInterval:  5 * time.Minute,
+		FlushCheckpointInterval: time.Minute,
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("storage: data directory is empty")
+	}
+	if c.RetentionCheckInterval <= 0 {
+		return fmt.Errorf("log.retention.check.interval.ms %v: must be positive", c.RetentionCheckInterval)
+	}
+	if c.FlushCheckpointInterval <= 0 {
+		return fmt.Errorf("flush checkpoint interval %v: must be positive", c.FlushCheckpointInterval)
+	}
+	return c.Log.Validate()
+}

@@ -1,0 +1,725 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Log is one partition's append-only log: a list of segments, the last one
+// active. All methods are safe for concurrent use; appends are serialised.
+type Log struct {
+	dir     string
+	tp      TopicPartition
+	topicID [16]byte
+	now     func() time.Time
+	logger  hclog.Logger
+
+	// leo and lso mirror the values below for lock-free readers.
+	leo atomic.Int64
+	lso atomic.Int64
+
+	mu            sync.RWMutex
+	cfg           LogConfig
+	segs          []*segment // by base offset; never empty while open
+	recoveryPoint int64      // everything below is fsynced
+	unflushed     int64      // records appended since the last fsync
+	lastFlush     time.Time
+	producers     producerState
+	epochs        *epochCache
+	closed        bool
+	// doomed segments were removed from segs (retention, truncation) and
+	// are deleted once no reader can still hold their file ranges.
+	doomed []doomedSegment
+}
+
+type doomedSegment struct {
+	seg *segment
+	at  time.Time
+}
+
+// openLog opens the log in dir. Segments at or after recoverFrom are
+// validated batch by batch (recover: an unclean stop); with recoverFrom < 0
+// nothing is.
+func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, now func() time.Time, logger hclog.Logger) (*Log, error) {
+	l := &Log{dir: dir, tp: tp, topicID: topicID, cfg: cfg, now: now, logger: logger, lastFlush: now()}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var bases []int64
+	for _, e := range entries {
+		if base, ok := parseSegmentName(e.Name()); ok {
+			bases = append(bases, base)
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	truncatedAt := -1
+	for i, base := range bases {
+		if truncatedAt >= 0 {
+			// Everything after a torn or corrupt batch goes.
+			s := &segment{dir: dir, base: base}
+			if err := s.remove(); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			logger.Warn("removed segment after corruption", "topic", tp.Topic, "partition", tp.Partition, "base_offset", base)
+			continue
+		}
+		next := int64(-1)
+		if i+1 < len(bases) {
+			next = bases[i+1]
+		}
+		// A segment holding the recovery point or anything after it is
+		// validated.
+		validate := recoverFrom >= 0 && (next < 0 || next > recoverFrom)
+		s, truncated, err := openSegment(dir, base, validate, cfg.IndexIntervalBytes, now())
+		if err != nil {
+			l.closeSegments()
+			return nil, fmt.Errorf("open segment %d of %s-%d: %w", base, tp.Topic, tp.Partition, err)
+		}
+		if n := len(l.segs); n > 0 && s.size > 0 && s.base < l.segs[n-1].next {
+			s.close()
+			l.closeSegments()
+			return nil, fmt.Errorf("%w: segment %d of %s-%d overlaps the one before", ErrCorruptBatch, base, tp.Topic, tp.Partition)
+		}
+		l.segs = append(l.segs, s)
+		if truncated {
+			truncatedAt = i
+			logger.Warn("truncated torn or corrupt tail during recovery", "topic", tp.Topic, "partition", tp.Partition,
+				"segment", base, "valid_bytes", s.size, "log_end_offset", s.next)
+		}
+	}
+	if len(l.segs) == 0 {
+		s, err := createSegment(dir, 0, now())
+		if err != nil {
+			return nil, err
+		}
+		l.segs = append(l.segs, s)
+	}
+	// Drop empty segments left in the middle (a crash right after a roll).
+	for i := 0; i < len(l.segs)-1; {
+		if l.segs[i].size == 0 {
+			l.segs[i].remove()
+			l.segs = append(l.segs[:i], l.segs[i+1:]...)
+			continue
+		}
+		i++
+	}
+	l.lso.Store(l.segs[0].base)
+	l.leo.Store(l.active().next)
+	l.recoveryPoint = l.leo.Load()
+	if l.epochs, err = loadEpochCache(dir); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
+	if err := l.epochs.truncateFromEnd(l.leo.Load() + 1); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
+	if err := l.loadProducers(); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
+
+func (l *Log) closeSegments() {
+	for _, s := range l.segs {
+		s.close()
+	}
+}
+
+// loadProducers rebuilds the producer table from the snapshot and the
+// batches after it.
+func (l *Log) loadProducers() error {
+	p, from, ok := readProducerSnapshot(l.dir)
+	if !ok || from > l.leo.Load() {
+		p, from = producerState{}, l.lso.Load()
+	}
+	l.producers = p
+	return l.scanHeaders(from, func(h BatchHeader) { l.producers.apply(h) })
+}
+
+// scanHeaders calls fn with the header of every batch whose last offset is
+// >= from, reading headers only.
+func (l *Log) scanHeaders(from int64, fn func(BatchHeader)) error {
+	var hdr [BatchHeaderSize]byte
+	for _, s := range l.segs {
+		if s.next <= from {
+			continue
+		}
+		for pos := s.lookup(from); pos < s.size; {
+			h, err := s.readHeader(pos, &hdr)
+			if err != nil {
+				return err
+			}
+			if h.LastOffset() >= from {
+				fn(h)
+			}
+			pos += h.Size()
+		}
+	}
+	return nil
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// TopicID is the id in partition.metadata.
+func (l *Log) TopicID() [16]byte { return l.topicID }
+
+// LogStartOffset is the first offset still in the log.
+func (l *Log) LogStartOffset() int64 { return l.lso.Load() }
+
+// LogEndOffset is the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
+
+// Config returns the log's configuration.
+func (l *Log) Config() LogConfig {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cfg
+}
+
+// SetConfig changes the log's configuration.
+func (l *Log) SetConfig(cfg LogConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.cfg = cfg
+	l.mu.Unlock()
+	return nil
+}
+
+// staged is a producer-state update waiting for its batch to be written.
+type staged struct {
+	id    int64
+	known bool
+	entry producerEntry
+}
+
+// AppendAsLeader appends batches (whole v2 batches, concatenated), assigning
+// offsets from the log end and stamping leaderEpoch. Idempotent batches are
+// checked against the producer table: a retry of a batch already in the log
+// returns ErrDuplicateSequence with the original append's AppendInfo.
+func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return AppendInfo{}, ErrClosed
+	}
+	if len(batches) == 0 {
+		return AppendInfo{}, fmt.Errorf("%w: no batches", ErrCorruptBatch)
+	}
+	leo := l.leo.Load()
+	info := AppendInfo{FirstOffset: leo, LastOffset: leo - 1, MaxTimestamp: -1, LogAppendTime: -1, LogStartOffset: l.lso.Load()}
+	var stageBuf [1]staged
+	stage := stageBuf[:0]
+	next := leo
+	for b := batches; len(b) > 0; {
+		h, err := ParseBatchHeader(b)
+		if err != nil {
+			return AppendInfo{}, err
+		}
+		if h.Size() > int64(len(b)) {
+			return AppendInfo{}, fmt.Errorf("%w: batch of %d bytes, %d present", ErrCorruptBatch, h.Size(), len(b))
+		}
+		if l.cfg.MaxMessageBytes > 0 && h.Size() > int64(l.cfg.MaxMessageBytes) {
+			return AppendInfo{}, fmt.Errorf("%w: %d bytes exceeds max.message.bytes %d", ErrBatchTooLarge, h.Size(), l.cfg.MaxMessageBytes)
+		}
+		if h.Idempotent() {
+			var st *staged
+			for i := range stage {
+				if stage[i].id == h.ProducerID {
+					st = &stage[i]
+				}
+			}
+			if st == nil {
+				e, known := l.producers[h.ProducerID]
+				stage = append(stage, staged{id: h.ProducerID, known: known})
+				st = &stage[len(stage)-1]
+				if known {
+					st.entry = *e
+				} else {
+					st.entry.Epoch = h.ProducerEpoch
+				}
+			}
+			dup, err := st.entry.check(h, st.known)
+			if err != nil {
+				if errors.Is(err, ErrDuplicateSequence) && len(batches) == int(h.Size()) {
+					return AppendInfo{
+						FirstOffset: dup.FirstOffset, LastOffset: dup.LastOffset, MaxTimestamp: dup.MaxTimestamp,
+						LogAppendTime: -1, LogStartOffset: l.lso.Load(), RecordCount: h.LastOffsetDelta + 1,
+					}, ErrDuplicateSequence
+				}
+				return AppendInfo{}, err
+			}
+			st.known = true
+			hh := h
+			hh.BaseOffset = next
+			st.entry.update(hh)
+		}
+		binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(next))
+		binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(leaderEpoch))
+		next += int64(h.LastOffsetDelta) + 1
+		info.RecordCount += h.RecordCount
+		if h.MaxTimestamp > info.MaxTimestamp {
+			info.MaxTimestamp = h.MaxTimestamp
+		}
+		b = b[h.Size():]
+	}
+	if err := l.write(batches); err != nil {
+		return AppendInfo{}, err
+	}
+	for i := range stage {
+		if e := l.producers[stage[i].id]; e != nil {
+			*e = stage[i].entry
+		} else {
+			e := stage[i].entry
+			l.producers[stage[i].id] = &e
+		}
+	}
+	if err := l.epochs.assign(leaderEpoch, leo); err != nil {
+		l.logger.Error("cannot write leader epoch checkpoint", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+	}
+	info.LastOffset = next - 1
+	info.LogStartOffset = l.lso.Load()
+	return info, nil
+}
+
+// AppendAsFollower appends batches whose offsets the leader assigned; the
+// first must start at the log end. Every batch's CRC is checked.
+func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return AppendInfo{}, ErrClosed
+	}
+	leo := l.leo.Load()
+	info := AppendInfo{FirstOffset: -1, LastOffset: leo - 1, MaxTimestamp: -1, LogAppendTime: -1}
+	next := leo
+	err := SplitBatches(batches, func(b []byte) error {
+		if err := ValidateBatch(b); err != nil {
+			return err
+		}
+		h, _ := ParseBatchHeader(b)
+		if h.BaseOffset < next {
+			return fmt.Errorf("%w: batch at offset %d, log end is %d", ErrOffsetOutOfRange, h.BaseOffset, next)
+		}
+		if info.FirstOffset < 0 {
+			info.FirstOffset = h.BaseOffset
+		}
+		next = h.LastOffset() + 1
+		info.RecordCount += h.RecordCount
+		info.MaxTimestamp = max(info.MaxTimestamp, h.MaxTimestamp)
+		return nil
+	})
+	if err != nil {
+		return AppendInfo{}, err
+	}
+	if info.FirstOffset != leo {
+		return AppendInfo{}, fmt.Errorf("%w: first batch at offset %d, log end is %d", ErrOffsetOutOfRange, info.FirstOffset, leo)
+	}
+	if err := l.write(batches); err != nil {
+		return AppendInfo{}, err
+	}
+	_ = SplitBatches(batches, func(b []byte) error {
+		h, _ := ParseBatchHeader(b)
+		l.producers.apply(h)
+		if err := l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset); err != nil {
+			l.logger.Error("cannot write leader epoch checkpoint", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+		}
+		return nil
+	})
+	info.LastOffset = next - 1
+	info.LogStartOffset = l.lso.Load()
+	return info, nil
+}
+
+// write appends whole batches (offsets assigned) to the active segment,
+// rolling first when needed. Called with l.mu held.
+func (l *Log) write(batches []byte) error {
+	if err := l.maybeRoll(int64(len(batches))); err != nil {
+		return err
+	}
+	s := l.active()
+	if _, err := s.f.WriteAt(batches, s.size); err != nil {
+		// Leave no partial batch behind.
+		_ = s.f.Truncate(s.size)
+		l.logger.Error("append failed", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+		return mapIOError(err)
+	}
+	pos := s.size
+	var records int64
+	for b := batches; len(b) > 0; {
+		h, _ := ParseBatchHeader(b)
+		s.track(h, pos, l.cfg.IndexIntervalBytes)
+		pos += h.Size()
+		records += int64(h.LastOffsetDelta) + 1
+		b = b[h.Size():]
+	}
+	s.size = pos
+	l.leo.Store(s.next)
+	l.unflushed += records
+	if l.unflushed >= l.cfg.FlushMessages {
+		return l.flushLocked()
+	}
+	return nil
+}
+
+// maybeRoll starts a new segment when the active one cannot take n more
+// bytes or is older than segment.ms. The old segment is sealed and fsynced.
+func (l *Log) maybeRoll(n int64) error {
+	s := l.active()
+	if s.size == 0 {
+		return nil
+	}
+	full := s.size+n > l.cfg.SegmentBytes
+	old := l.now().Sub(s.created) > l.cfg.SegmentMs
+	if !full && !old {
+		return nil
+	}
+	if err := s.seal(); err != nil {
+		return err
+	}
+	if err := s.sync(); err != nil {
+		return err
+	}
+	ns, err := createSegment(l.dir, s.next, l.now())
+	if err != nil {
+		return err
+	}
+	l.segs = append(l.segs, ns)
+	l.recoveryPoint = ns.base
+	if err := writeProducerSnapshot(l.dir, ns.base, l.producers); err != nil {
+		l.logger.Warn("cannot write producer snapshot", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+	}
+	l.logger.Debug("rolled segment", "topic", l.tp.Topic, "partition", l.tp.Partition, "base_offset", ns.base, "full", full)
+	return nil
+}
+
+// Flush fsyncs everything appended so far.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.flushLocked()
+}
+
+func (l *Log) flushLocked() error {
+	if err := l.active().sync(); err != nil {
+		return err
+	}
+	l.unflushed = 0
+	l.lastFlush = l.now()
+	l.recoveryPoint = l.leo.Load()
+	return nil
+}
+
+// RecoveryPoint is the offset below which everything is fsynced.
+func (l *Log) RecoveryPoint() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.recoveryPoint
+}
+
+// segmentFor returns the index of the segment holding offset, or -1.
+func (l *Log) segmentFor(offset int64) int {
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })
+	return i - 1
+}
+
+var readHeaderPool = sync.Pool{New: func() any { return new([BatchHeaderSize]byte) }}
+
+// Read returns whole batches starting with the one containing offset, at
+// most maxBytes in total except that the first batch is always returned
+// whole, and none whose last offset is >= maxOffset. An offset below the log
+// start or above the log end is ErrOffsetOutOfRange; at the log end the
+// result is empty.
+func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	res := ReadResult{LogStartOffset: l.lso.Load(), LogEndOffset: l.leo.Load()}
+	if l.closed {
+		return res, ErrClosed
+	}
+	if offset < res.LogStartOffset || offset > res.LogEndOffset {
+		return res, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, res.LogEndOffset)
+	}
+	if offset == res.LogEndOffset || offset >= maxOffset {
+		return res, nil
+	}
+	hdr := readHeaderPool.Get().(*[BatchHeaderSize]byte)
+	defer readHeaderPool.Put(hdr)
+	for i := max(l.segmentFor(offset), 0); i < len(l.segs); i++ {
+		s := l.segs[i]
+		if s.next <= offset {
+			continue
+		}
+		start, h, ok, err := s.find(offset)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			continue
+		}
+		pos := start
+		for {
+			if h.LastOffset() >= maxOffset {
+				break
+			}
+			if pos > start && pos-start+h.Size() > int64(maxBytes) {
+				break
+			}
+			pos += h.Size()
+			if pos >= s.size {
+				break
+			}
+			if h, err = s.readHeader(pos, hdr); err != nil {
+				return res, err
+			}
+		}
+		if pos > start {
+			res.Ranges = []FileRange{{File: s.f, Pos: start, Size: pos - start}}
+			res.Size = pos - start
+		}
+		return res, nil
+	}
+	return res, nil
+}
+
+// ReadInto appends the bytes of the ranges to dst.
+func (r ReadResult) ReadInto(dst []byte) ([]byte, error) {
+	for _, fr := range r.Ranges {
+		n := len(dst)
+		dst = append(dst, make([]byte, fr.Size)...)
+		if _, err := fr.File.ReadAt(dst[n:], fr.Pos); err != nil {
+			return dst[:n], err
+		}
+	}
+	return dst, nil
+}
+
+// OffsetForTimestamp returns the first offset whose batch max timestamp is
+// >= ts, and that batch's max timestamp; ok is false when there is none.
+func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return 0, 0, false, ErrClosed
+	}
+	var hdr [BatchHeaderSize]byte
+	for _, s := range l.segs {
+		if s.maxTs < ts || s.size == 0 {
+			continue
+		}
+		for pos := s.lookup(s.lookupTime(ts)); pos < s.size; {
+			h, err := s.readHeader(pos, &hdr)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if h.MaxTimestamp >= ts {
+				return max(h.BaseOffset, l.lso.Load()), h.MaxTimestamp, true, nil
+			}
+			pos += h.Size()
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// MaxTimestamp returns the largest timestamp in the log and the last offset
+// of its batch; (-1, -1) when the log is empty.
+func (l *Log) MaxTimestamp() (int64, int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ts, off := int64(-1), int64(-1)
+	for _, s := range l.segs {
+		if s.maxTs > ts {
+			ts, off = s.maxTs, s.maxTsOffset
+		}
+	}
+	return ts, off
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch: the largest epoch <= epoch
+// this log knows and the offset where it ended.
+func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.epochs.endOffsetFor(epoch, l.leo.Load())
+}
+
+// LatestEpoch is the newest leader epoch in the log, -1 when none.
+func (l *Log) LatestEpoch() int32 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if e, ok := l.epochs.latest(); ok {
+		return e.Epoch
+	}
+	return -1
+}
+
+// Truncate removes every batch holding an offset at or above offset (a
+// batch straddling offset goes whole, so the new end may be below offset).
+func (l *Log) Truncate(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if offset >= l.leo.Load() {
+		return nil
+	}
+	now := l.now()
+	if offset <= l.lso.Load() {
+		for _, s := range l.segs {
+			l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
+		}
+		ns, err := createSegment(l.dir, max(offset, 0), now)
+		if err != nil {
+			return err
+		}
+		l.segs = []*segment{ns}
+		l.lso.Store(ns.base)
+	} else {
+		for len(l.segs) > 1 && l.active().base >= offset {
+			l.doomed = append(l.doomed, doomedSegment{seg: l.active(), at: now})
+			l.segs = l.segs[:len(l.segs)-1]
+		}
+		s := l.active()
+		if pos, _, ok, err := s.find(offset); err != nil {
+			return err
+		} else if ok {
+			if err := s.truncateTo(pos, l.cfg.IndexIntervalBytes); err != nil {
+				return err
+			}
+		}
+	}
+	l.leo.Store(l.active().next)
+	l.recoveryPoint = min(l.recoveryPoint, l.leo.Load())
+	if err := l.epochs.truncateFromEnd(l.leo.Load()); err != nil {
+		return err
+	}
+	l.producers = producerState{}
+	if err := l.scanHeaders(l.lso.Load(), func(h BatchHeader) { l.producers.apply(h) }); err != nil {
+		return err
+	}
+	l.logger.Info("log truncated", "topic", l.tp.Topic, "partition", l.tp.Partition, "log_end_offset", l.leo.Load())
+	return nil
+}
+
+// applyRetention removes whole segments past retention.ms or beyond
+// retention.bytes (never the active one) and advances the log start offset.
+// It returns how many segments it removed.
+func (l *Log) applyRetention() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0
+	}
+	now := l.now()
+	var total int64
+	for _, s := range l.segs {
+		total += s.size
+	}
+	removed := 0
+	for len(l.segs) > 1 {
+		s := l.segs[0]
+		expired := l.cfg.RetentionMs >= 0 && s.maxTs >= 0 && now.UnixMilli()-s.maxTs > l.cfg.RetentionMs.Milliseconds()
+		oversize := l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
+		if !expired && !oversize {
+			break
+		}
+		total -= s.size
+		l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
+		l.segs = l.segs[1:]
+		removed++
+	}
+	if removed > 0 {
+		l.lso.Store(l.segs[0].base)
+		l.logger.Info("retention deleted segments", "topic", l.tp.Topic, "partition", l.tp.Partition,
+			"segments", removed, "log_start_offset", l.segs[0].base)
+	}
+	return removed
+}
+
+// reapDoomed deletes removed segments older than file.delete.delay.ms (all
+// of them with force).
+func (l *Log) reapDoomed(force bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	keep := l.doomed[:0]
+	for _, d := range l.doomed {
+		if force || now.Sub(d.at) >= l.cfg.FileDeleteDelay {
+			// A truncated-away segment may share its name with a live one.
+			if l.isLive(d.seg) {
+				d.seg.close()
+			} else if err := d.seg.remove(); err != nil {
+				l.logger.Warn("cannot delete segment", "dir", l.dir, "base_offset", d.seg.base, "error", err)
+			}
+			continue
+		}
+		keep = append(keep, d)
+	}
+	l.doomed = keep
+}
+
+func (l *Log) isLive(d *segment) bool {
+	for _, s := range l.segs {
+		if s.base == d.base {
+			return true
+		}
+	}
+	return false
+}
+
+// maybeFlushByTime fsyncs when flush.ms has passed with unflushed records.
+func (l *Log) maybeFlushByTime() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.unflushed == 0 || l.now().Sub(l.lastFlush) < l.cfg.FlushMs {
+		return
+	}
+	if err := l.flushLocked(); err != nil {
+		l.logger.Error("flush failed", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+	}
+}
+
+// close seals and fsyncs the log, saves the producer state and closes every
+// file. After close every method returns ErrClosed.
+func (l *Log) close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	keep(l.active().seal())
+	keep(l.flushLocked())
+	keep(writeProducerSnapshot(l.dir, l.leo.Load(), l.producers))
+	l.closed = true
+	l.mu.Unlock()
+	l.reapDoomed(true)
+	l.mu.Lock()
+	l.closeSegments()
+	l.mu.Unlock()
+	return first
+}

@@ -1,0 +1,392 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// Files in the data directory, named as Kafka names them.
+const (
+	cleanShutdownFile      = ".kafka_cleanshutdown"
+	recoveryCheckpointFile = "recovery-point-offset-checkpoint"
+	partitionMetadataFile  = "partition.metadata"
+	lockFile               = ".lock"
+	deleteSuffix           = "-delete"
+)
+
+// Manager owns one data directory: it opens (and after an unclean stop,
+// recovers) every partition log in it, runs retention and checkpoints, and on
+// Close writes the clean-shutdown marker.
+type Manager struct {
+	cfg    Config
+	logger hclog.Logger
+	lock   *os.File
+	clean  bool
+
+	mu     sync.Mutex
+	logs   map[TopicPartition]*Log
+	closed bool
+
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+}
+
+// OpenManager opens dir, creating it if needed. Without a clean-shutdown
+// marker every log is recovered from its recovery point.
+func OpenManager(cfg Config) (*Manager, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, mapIOError(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, mapIOError(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another process (%v); stop it or choose another --data-dir", cfg.Dir, err)
+	}
+	m := &Manager{
+		cfg: cfg, logger: cfg.Logger.Named("storage"), lock: lock,
+		logs: map[TopicPartition]*Log{}, stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	marker := filepath.Join(cfg.Dir, cleanShutdownFile)
+	_, err = os.Stat(marker)
+	m.clean = err == nil
+	recovery := m.readRecoveryPoints()
+	start := cfg.Now()
+	entries, err := os.ReadDir(cfg.Dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(cfg.Dir, e.Name())
+		if strings.HasSuffix(e.Name(), deleteSuffix) {
+			if err := os.RemoveAll(dir); err != nil {
+				m.logger.Warn("cannot remove deleted log", "dir", dir, "error", err)
+			}
+			continue
+		}
+		tp, ok := parseLogDirName(e.Name())
+		if !ok {
+			continue
+		}
+		id, err := readPartitionMetadata(dir)
+		if err != nil {
+			m.logger.Warn("partition.metadata unreadable; topic id unknown", "dir", dir, "error", err)
+		}
+		recoverFrom := int64(-1)
+		if !m.clean {
+			recoverFrom = recovery[tp] // 0 when never checkpointed: everything
+		}
+		l, err := openLog(dir, tp, id, cfg.Log, recoverFrom, cfg.Now, m.logger)
+		if err != nil {
+			m.closeLogs()
+			lock.Close()
+			return nil, fmt.Errorf("open log %s: %w", dir, err)
+		}
+		m.logs[tp] = l
+	}
+	// The marker is consumed: a crash from now on must be recovered.
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		m.closeLogs()
+		lock.Close()
+		return nil, err
+	}
+	m.logger.Info("storage opened", "dir", cfg.Dir, "logs", len(m.logs), "clean_shutdown", m.clean,
+		"took", cfg.Now().Sub(start).Round(time.Millisecond).String())
+	return m, nil
+}
+
+// CleanShutdown says the directory had a clean-shutdown marker when opened.
+func (m *Manager) CleanShutdown() bool { return m.clean }
+
+// Dir is the data directory.
+func (m *Manager) Dir() string { return m.cfg.Dir }
+
+// Logs returns every open log.
+func (m *Manager) Logs() map[TopicPartition]*Log {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[TopicPartition]*Log, len(m.logs))
+	for tp, l := range m.logs {
+		out[tp] = l
+	}
+	return out
+}
+
+// Get returns an open log or nil.
+func (m *Manager) Get(tp TopicPartition) *Log {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.logs[tp]
+}
+
+// GetOrCreate returns the log, creating its directory (with partition.metadata
+// holding topicID) if it does not exist.
+func (m *Manager) GetOrCreate(tp TopicPartition, topicID [16]byte, cfg LogConfig) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if l := m.logs[tp]; l != nil {
+		return l, nil
+	}
+	if tp.Topic == "" || strings.ContainsAny(tp.Topic, "/\\") || tp.Topic == "." || tp.Topic == ".." || tp.Partition < 0 {
+		return nil, fmt.Errorf("storage: invalid topic partition %q-%d", tp.Topic, tp.Partition)
+	}
+	dir := filepath.Join(m.cfg.Dir, logDirName(tp))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, mapIOError(err)
+	}
+	if err := writePartitionMetadata(dir, topicID); err != nil {
+		return nil, err
+	}
+	l, err := openLog(dir, tp, topicID, cfg, -1, m.cfg.Now, m.logger)
+	if err != nil {
+		return nil, err
+	}
+	m.logs[tp] = l
+	m.logger.Info("log created", "topic", tp.Topic, "partition", tp.Partition, "dir", dir)
+	return l, nil
+}
+
+// Delete closes the log and removes its directory (renamed first, so a crash
+// midway leaves nothing that looks like a live log).
+func (m *Manager) Delete(tp TopicPartition) error {
+	m.mu.Lock()
+	l := m.logs[tp]
+	delete(m.logs, tp)
+	m.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	if err := l.close(); err != nil {
+		m.logger.Warn("closing deleted log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+	}
+	doomed := l.dir + "." + strings.ReplaceAll(uuid.NewString(), "-", "") + deleteSuffix
+	if err := os.Rename(l.dir, doomed); err != nil {
+		return mapIOError(err)
+	}
+	if err := os.RemoveAll(doomed); err != nil {
+		return err
+	}
+	m.logger.Info("log deleted", "topic", tp.Topic, "partition", tp.Partition)
+	return nil
+}
+
+// Start runs the background retention / flush / checkpoint loop until Close.
+func (m *Manager) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started || m.closed {
+		return
+	}
+	m.started = true
+	go m.loop()
+}
+
+func (m *Manager) loop() {
+	defer close(m.done)
+	retention := time.NewTicker(m.cfg.RetentionCheckInterval)
+	defer retention.Stop()
+	checkpoint := time.NewTicker(m.cfg.FlushCheckpointInterval)
+	defer checkpoint.Stop()
+	housekeeping := time.NewTicker(time.Second)
+	defer housekeeping.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-retention.C:
+			for _, l := range m.Logs() {
+				l.applyRetention()
+			}
+		case <-checkpoint.C:
+			if err := m.writeRecoveryPoints(); err != nil {
+				m.logger.Error("cannot write recovery point checkpoint", "error", err)
+			}
+		case <-housekeeping.C:
+			for _, l := range m.Logs() {
+				l.maybeFlushByTime()
+				l.reapDoomed(false)
+			}
+		}
+	}
+}
+
+// ApplyRetention runs one retention pass now (the loop runs it every
+// log.retention.check.interval.ms) and returns how many segments it removed.
+func (m *Manager) ApplyRetention() int {
+	n := 0
+	for _, l := range m.Logs() {
+		n += l.applyRetention()
+	}
+	return n
+}
+
+// Close flushes every log, writes checkpoints and the clean-shutdown marker,
+// and closes files. Idempotent.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	started := m.started
+	m.mu.Unlock()
+	if started {
+		close(m.stop)
+		<-m.done
+	}
+	var first error
+	for tp, l := range m.Logs() {
+		if err := l.close(); err != nil {
+			m.logger.Error("closing log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if err := m.writeRecoveryPoints(); err != nil && first == nil {
+		first = err
+	}
+	if first == nil {
+		// Only a fully flushed directory gets the marker.
+		if err := writeFileAtomic(filepath.Join(m.cfg.Dir, cleanShutdownFile), nil); err != nil {
+			first = err
+		} else if err := syncDir(m.cfg.Dir); err != nil {
+			first = err
+		}
+	}
+	m.lock.Close()
+	m.logger.Info("storage closed", "dir", m.cfg.Dir, "clean", first == nil)
+	return first
+}
+
+func (m *Manager) closeLogs() {
+	for _, l := range m.logs {
+		l.close()
+	}
+}
+
+func (m *Manager) readRecoveryPoints() map[TopicPartition]int64 {
+	out := map[TopicPartition]int64{}
+	b, err := os.ReadFile(filepath.Join(m.cfg.Dir, recoveryCheckpointFile))
+	if err != nil {
+		return out
+	}
+	entries, err := parseCheckpoint(b, 3)
+	if err != nil {
+		m.logger.Warn("recovery point checkpoint unreadable; recovering whole logs", "error", err)
+		return out
+	}
+	for _, f := range entries {
+		p, err1 := strconv.ParseInt(f[1], 10, 32)
+		o, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 == nil && err2 == nil {
+			out[TopicPartition{Topic: f[0], Partition: int32(p)}] = o
+		}
+	}
+	return out
+}
+
+func (m *Manager) writeRecoveryPoints() error {
+	logs := m.Logs()
+	tps := make([]TopicPartition, 0, len(logs))
+	for tp := range logs {
+		tps = append(tps, tp)
+	}
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "0\n%d\n", len(tps))
+	for _, tp := range tps {
+		fmt.Fprintf(&b, "%s %d %d\n", tp.Topic, tp.Partition, logs[tp].RecoveryPoint())
+	}
+	return writeFileAtomic(filepath.Join(m.cfg.Dir, recoveryCheckpointFile), b.Bytes())
+}
+
+func logDirName(tp TopicPartition) string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+
+func parseLogDirName(name string) (TopicPartition, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return TopicPartition{}, false
+	}
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != name[i+1:] {
+		return TopicPartition{}, false
+	}
+	return TopicPartition{Topic: name[:i], Partition: int32(p)}, true
+}
+
+// partition.metadata, as Kafka writes it: the topic id in Kafka's
+// URL-safe base64 form.
+func writePartitionMetadata(dir string, id [16]byte) error {
+	s := fmt.Sprintf("version: 0\ntopic_id: %s\n", base64.RawURLEncoding.EncodeToString(id[:]))
+	return writeFileAtomic(filepath.Join(dir, partitionMetadataFile), []byte(s))
+}
+
+func readPartitionMetadata(dir string) ([16]byte, error) {
+	var id [16]byte
+	b, err := os.ReadFile(filepath.Join(dir, partitionMetadataFile))
+	if err != nil {
+		return id, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "topic_id:"); ok {
+			raw, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(v))
+			if err != nil || len(raw) != 16 {
+				return id, fmt.Errorf("bad topic_id %q", strings.TrimSpace(v))
+			}
+			copy(id[:], raw)
+			return id, nil
+		}
+	}
+	return id, errors.New("no topic_id line")
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
