@@ -305,8 +305,8 @@ func (s *Server) serveConn(c *Conn) {
 
 // ParseHeader decodes a request header from the start of a frame and returns
 // the header and the remaining body. The header is v2 (with tagged fields)
-// when the request at that version is flexible, except ApiVersions, whose
-// header is always v1 so any client can negotiate.
+// when the request at that version is flexible, ApiVersions v3+ included;
+// only ApiVersions' response header is special (always v0).
 func ParseHeader(frame []byte) (Header, kmsg.Request, []byte, error) {
 	r := kbin.Reader{Src: frame}
 	var h Header
@@ -327,7 +327,7 @@ func ParseHeader(frame []byte) (Header, kmsg.Request, []byte, error) {
 		return h, req, nil, fmt.Errorf("api key %d version %d is beyond what kmsg knows", h.Key, h.Version)
 	}
 	req.SetVersion(h.Version)
-	if req.IsFlexible() && h.Key != 18 {
+	if req.IsFlexible() {
 		kmsg.SkipTags(&r)
 		if !r.Ok() {
 			return h, nil, nil, errors.New("truncated request header tags")

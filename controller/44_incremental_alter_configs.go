@@ -1,0 +1,130 @@
+package controller
+
+// IncrementalAlterConfigs (key 44), v0-v1.
+//
+// TOPIC resources: the topic must exist (UNKNOWN_TOPIC_OR_PARTITION); SET
+// validates the value (INVALID_CONFIG), DELETE returns the config to its
+// default; APPEND and SUBTRACT are not supported (INVALID_REQUEST). BROKER
+// resources: only the cluster-wide default (empty name) and only the broker
+// keys that back topic defaults (log.retention.ms, ...), stored in
+// image.BrokerConfigs; a per-broker name -> INVALID_REQUEST. A config named
+// twice in a resource, or another resource type -> INVALID_REQUEST. A
+// resource is changed all or nothing; every valid resource of a request goes
+// into ONE Raft entry. ValidateOnly writes nothing.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/dataplane/wire"
+)
+
+func (c *Controller) handleIncrementalAlterConfigs(_ context.Context, _ *leaderState, req *wire.Request) kmsg.Response {
+	r := req.Body.(*kmsg.IncrementalAlterConfigsRequest)
+	resp := r.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+
+	c.decideMu.Lock()
+	defer c.decideMu.Unlock()
+	img := c.fsm.current()
+	var recs []record
+	var changed []int
+	for i := range r.Resources {
+		res := &r.Resources[i]
+		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+		add, err := planConfigChanges(img, res)
+		if err != nil {
+			rr.ErrorCode, rr.ErrorMessage = kafkaError(err)
+		} else if !r.ValidateOnly && len(add) > 0 {
+			recs = append(recs, add...)
+			changed = append(changed, i)
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	if len(recs) == 0 {
+		return resp
+	}
+	if _, err := c.propose(recs); err != nil {
+		code, msg := kafkaError(err)
+		for _, i := range changed {
+			resp.Resources[i].ErrorCode, resp.Resources[i].ErrorMessage = code, msg
+		}
+		c.log.Warn("config change failed", "error", err)
+		return resp
+	}
+	for _, i := range changed {
+		res := &r.Resources[i]
+		c.log.Info("configs changed", "resource_type", res.ResourceType.String(), "resource", res.ResourceName,
+			"changes", len(res.Configs))
+	}
+	return resp
+}
+
+func planConfigChanges(img *image.Image, res *kmsg.IncrementalAlterConfigsRequestResource) ([]record, error) {
+	var rtype int8
+	switch res.ResourceType {
+	case kmsg.ConfigResourceTypeTopic:
+		rtype = resourceTopic
+		if img.Topics[res.ResourceName] == nil {
+			return nil, errf(kerr.UnknownTopicOrPartition, "topic %q does not exist", res.ResourceName)
+		}
+	case kmsg.ConfigResourceTypeBroker:
+		rtype = resourceBroker
+		if res.ResourceName != "" {
+			return nil, errf(kerr.InvalidRequest, "per-broker dynamic configs are not supported; alter the cluster-wide default (empty broker name)")
+		}
+	default:
+		return nil, errf(kerr.InvalidRequest, "resource type %s is not supported", res.ResourceType)
+	}
+	var recs []record
+	seen := map[string]bool{}
+	for _, cfg := range res.Configs {
+		if seen[cfg.Name] {
+			return nil, errf(kerr.InvalidRequest, "config %s is named twice", cfg.Name)
+		}
+		seen[cfg.Name] = true
+		x := &configChangeRecord{ResourceType: rtype, ResourceName: res.ResourceName, Key: cfg.Name}
+		switch cfg.Op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			if cfg.Value == nil {
+				return nil, errf(kerr.InvalidRequest, "config %s: SET needs a value", cfg.Name)
+			}
+			if err := validateConfig(rtype, cfg.Name, *cfg.Value); err != nil {
+				return nil, errf(kerr.InvalidConfig, "%v", err)
+			}
+			x.Value = kmsg.StringPtr(*cfg.Value)
+		case kmsg.IncrementalAlterConfigOpDelete:
+			if err := validateConfigName(rtype, cfg.Name); err != nil {
+				return nil, errf(kerr.InvalidConfig, "%v", err)
+			}
+		default:
+			return nil, errf(kerr.InvalidRequest, "config %s: operation %s is not supported; use SET or DELETE", cfg.Name, cfg.Op)
+		}
+		recs = append(recs, record{Type: typeConfigChange, ConfigChange: x})
+	}
+	return recs, nil
+}
+
+func validateConfig(rtype int8, key, value string) error {
+	if rtype == resourceBroker {
+		return validateBrokerConfig(key, value)
+	}
+	return image.ValidateTopicConfig(key, value)
+}
+
+func validateConfigName(rtype int8, key string) error {
+	if rtype == resourceBroker {
+		if _, ok := brokerConfigDefs[key]; !ok {
+			return fmt.Errorf("unknown or non-dynamic broker config %q", key)
+		}
+		return nil
+	}
+	if _, ok := image.TopicConfigDefs[key]; !ok {
+		return fmt.Errorf("unknown topic config %q", key)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package controller
+
+// BrokerRegistration (key 62), v0-v4.
+//
+// Every registration is a new RegisterBroker record; the broker's epoch is
+// the Raft index of that entry (as in KRaft), returned as BrokerEpoch. The
+// broker starts fenced and is unfenced by a heartbeat showing it applied
+// metadata up to its registration. A registration replaces the previous one
+// of the same id whatever its incarnation (a restarted broker need not wait
+// out its old session); if the old registration was unfenced, the same entry
+// fences it: the broker leaves ISRs with other members and loses its
+// leaderships, since the new incarnation may have lost unflushed data.
+// The first listener is the one advertised to clients.
+//
+// Errors: INCONSISTENT_CLUSTER_ID when the request names another cluster;
+// INVALID_REQUEST for a negative id or a listener without host or port.
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/dataplane/wire"
+)
+
+func (c *Controller) handleBrokerRegistration(_ context.Context, ls *leaderState, req *wire.Request) kmsg.Response {
+	r := req.Body.(*kmsg.BrokerRegistrationRequest)
+	resp := r.ResponseKind().(*kmsg.BrokerRegistrationResponse)
+	resp.BrokerEpoch = -1
+
+	c.decideMu.Lock()
+	defer c.decideMu.Unlock()
+	img := c.fsm.current()
+	reg, err := registrationRecord(img.ClusterID, r)
+	if err != nil {
+		resp.ErrorCode, _ = kafkaError(err)
+		c.log.Warn("broker registration rejected", "broker", r.BrokerID, "error", err)
+		return resp
+	}
+	recs := []record{{Type: typeRegisterBroker, RegisterBroker: reg}}
+	old := img.Brokers[reg.ID]
+	replaced := int64(-1)
+	if old != nil {
+		replaced = old.Epoch
+	}
+	if old != nil && !old.Fenced {
+		recs = append(recs, fenceDecision(img, reg.ID, ls.live(img, reg.ID))...)
+	}
+	index, err := c.propose(recs)
+	if err != nil {
+		resp.ErrorCode, _ = kafkaError(err)
+		c.log.Warn("broker registration failed", "broker", reg.ID, "error", err)
+		return resp
+	}
+	ls.setShuttingDown(reg.ID, false)
+	ls.touch(reg.ID, c.now())
+	ls.wake()
+	resp.BrokerEpoch = int64(index)
+	c.log.Info("broker registered", "broker", reg.ID, "epoch", index, "incarnation", reg.Incarnation,
+		"host", reg.Host, "port", reg.Port, "rack", reg.Rack, "replaces_epoch", replaced)
+	c.logElections(recs)
+	return resp
+}
+
+func registrationRecord(clusterID string, r *kmsg.BrokerRegistrationRequest) (*registerBrokerRecord, error) {
+	if r.ClusterID != "" && clusterID != "" && r.ClusterID != clusterID {
+		return nil, errf(kerr.InconsistentClusterID, "broker is for cluster %q, this is cluster %q", r.ClusterID, clusterID)
+	}
+	if r.BrokerID < 0 {
+		return nil, errf(kerr.InvalidRequest, "broker id %d is negative", r.BrokerID)
+	}
+	if len(r.Listeners) == 0 || r.Listeners[0].Host == "" || r.Listeners[0].Port == 0 {
+		return nil, errf(kerr.InvalidRequest, "broker %d gave no listener with a host and port", r.BrokerID)
+	}
+	l := r.Listeners[0]
+	rec := &registerBrokerRecord{
+		ID:          r.BrokerID,
+		Incarnation: uuid.UUID(r.IncarnationID).String(),
+		Host:        l.Host,
+		Port:        int32(l.Port),
+	}
+	if r.Rack != nil {
+		rec.Rack = *r.Rack
+	}
+	return rec, nil
+}

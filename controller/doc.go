@@ -1,0 +1,55 @@
+// Package controller is Skein's metadata quorum member: a hashicorp/raft voter
+// whose FSM holds the cluster metadata image, and, when it is the Raft
+// leader, the active controller that makes every decision.
+//
+// # State
+//
+// Raft keeps its log and stable store in <DataDir>/raft/raft.db (BoltDB) and
+// snapshots in <DataDir>/raft/snapshots. The FSM (fsm.go) is a pure function
+// of the log: each entry is JSON {"records":[...]} holding the records of ONE
+// decision, applied all or nothing to a clone of the image, which is then
+// published (readers only ever see immutable images). An entry with an
+// invalid record is discarded whole, deterministically, on every voter.
+// image.Image.Index is the Raft index of the last applied entry. A snapshot is
+// the image as JSON; Restore loads it.
+//
+// # Records (records.go), all written by the active controller only
+//
+//   - InitCluster{cluster_id}: once, by the first leader.
+//   - RegisterController{id, host, port}: a voter's Kafka listener, written
+//     by each voter when it becomes leader.
+//   - RegisterBroker{id, incarnation, host, port, rack}: BrokerRegistration.
+//     The broker's epoch is the entry's Raft index; it starts fenced.
+//   - FenceBroker{id, epoch} / UnfenceBroker{id, epoch}: session timeout,
+//     controlled shutdown, or caught-up heartbeat. Applied only if epoch is
+//     the current registration's.
+//   - CreateTopic{name, topic_id, configs} + CreatePartition{topic_id,
+//     partition, replicas, isr, leader, leader_epoch, partition_epoch}.
+//   - ChangePartition{topic_id, partition, leader?, isr?, replicas?}: every
+//     change bumps partition_epoch; a leader change bumps leader_epoch too.
+//   - DeleteTopic{topic_id}.
+//   - ConfigChange{resource_type, resource_name, key, value (null: delete)}.
+//   - ProducerIDBlock{broker, first, size}: advances NextProducerID.
+//
+// # Decisions
+//
+// Only the active controller decides, one decision at a time (decideMu): it
+// reads the latest image, computes the records with pure functions
+// (elections.go, placement.go, topics.go), proposes one entry and answers
+// after the entry is applied. A new leader first waits on a Raft barrier so
+// its image holds every earlier entry. Broker session deadlines and
+// controlled shutdowns are in-memory leader state (sessions.go), reset on
+// every leadership change.
+//
+// Invariants: an ISR is never empty (the last member of an ISR stays in it
+// when fenced, the partition goes offline with leader -1, and that broker is
+// elected again once unfenced); a leader is always a member of its ISR and of
+// its replicas; epochs only grow.
+//
+// # Serving
+//
+// Each voter serves the Kafka protocol on Listen (dataplane/wire), one file
+// per API key. Any voter serves ApiVersions and Fetch of the metadata topic
+// (01_fetch.go) from its own image; the other APIs answer NOT_CONTROLLER
+// unless this voter is the active controller.
+package controller

@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/skein-io/skein/controller/image"
+)
+
+func i32(v int32) *int32 { return &v }
+
+var (
+	topicA = [16]byte{1}
+	topicB = [16]byte{2}
+)
+
+// testLog is a log of entries covering every record type.
+func testLog() [][]record {
+	return [][]record{
+		{{Type: typeInitCluster, InitCluster: &initClusterRecord{ClusterID: "c1"}},
+			{Type: typeRegisterController, RegisterController: &registerControllerRecord{ID: 1, Host: "h", Port: 9093}}},
+		{{Type: typeRegisterBroker, RegisterBroker: &registerBrokerRecord{ID: 101, Incarnation: "x", Host: "h", Port: 9092}}},
+		{{Type: typeUnfenceBroker, UnfenceBroker: &brokerEpochRecord{ID: 101, Epoch: 2}}},
+		{{Type: typeCreateTopic, CreateTopic: &createTopicRecord{Name: "a", TopicID: topicA, Configs: map[string]string{"retention.ms": "1"}}},
+			{Type: typeCreatePartition, CreatePartition: &createPartitionRecord{TopicID: topicA, Partition: 0, Replicas: []int32{101}, ISR: []int32{101}, Leader: 101}},
+			{Type: typeCreatePartition, CreatePartition: &createPartitionRecord{TopicID: topicA, Partition: 1, Replicas: []int32{101}, ISR: []int32{101}, Leader: 101}}},
+		{{Type: typeFenceBroker, FenceBroker: &brokerEpochRecord{ID: 101, Epoch: 2}},
+			{Type: typeChangePartition, ChangePartition: &changePartitionRecord{TopicID: topicA, Partition: 0, Leader: i32(-1)}}},
+		{{Type: typeConfigChange, ConfigChange: &configChangeRecord{ResourceType: resourceTopic, ResourceName: "a", Key: "retention.ms"}},
+			{Type: typeConfigChange, ConfigChange: &configChangeRecord{ResourceType: resourceBroker, Key: "log.retention.ms", Value: new("5")}}},
+		{{Type: typeProducerIDBlock, ProducerIDBlock: &producerIDBlockRecord{Broker: 101, First: 0, Size: 1000}}},
+		// Invalid (unknown topic id): discarded whole, the create before it too.
+		{{Type: typeCreateTopic, CreateTopic: &createTopicRecord{Name: "b", TopicID: topicB}},
+			{Type: typeChangePartition, ChangePartition: &changePartitionRecord{TopicID: [16]byte{9}, Partition: 0, Leader: i32(1)}}},
+		{{Type: typeDeleteTopic, DeleteTopic: &deleteTopicRecord{TopicID: topicA}}},
+	}
+}
+
+func replay(t *testing.T, log [][]record, upTo int) *image.Image {
+	t.Helper()
+	img := image.New()
+	for i, recs := range log[:upTo] {
+		b, err := encodeEntry(recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := decodeEntry(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ = applyEntry(img, uint64(i+1), e)
+	}
+	return img
+}
+
+func TestApplyIsDeterministic(t *testing.T) {
+	log := testLog()
+	for n := 1; n <= len(log); n++ {
+		a, _ := image.Marshal(replay(t, log, n))
+		b, _ := image.Marshal(replay(t, log, n))
+		if !bytes.Equal(a, b) {
+			t.Fatalf("after %d entries two replays differ:\n%s\n%s", n, a, b)
+		}
+	}
+}
+
+func TestApplySemantics(t *testing.T) {
+	log := testLog()
+	tests := []struct {
+		name  string
+		after int
+		check func(*image.Image) bool
+	}{
+		{"cluster id set", 1, func(img *image.Image) bool { return img.ClusterID == "c1" && img.Controllers[1].Port == 9093 }},
+		{"broker registered fenced with epoch = index", 2, func(img *image.Image) bool {
+			b := img.Brokers[101]
+			return b != nil && b.Fenced && b.Epoch == 2 && img.Index == 2
+		}},
+		{"unfenced", 3, func(img *image.Image) bool { return !img.Brokers[101].Fenced }},
+		{"topic created", 4, func(img *image.Image) bool {
+			p := img.Partition("a", 1)
+			return p != nil && p.Leader == 101 && p.LeaderEpoch == 0 && img.Topics["a"].Configs["retention.ms"] == "1"
+		}},
+		{"leader change bumps both epochs, ISR kept", 5, func(img *image.Image) bool {
+			p := img.Partition("a", 0)
+			return img.Brokers[101].Fenced && p.Leader == -1 && p.LeaderEpoch == 1 && p.PartitionEpoch == 1 && slices.Equal(p.ISR, []int32{101})
+		}},
+		{"configs changed", 6, func(img *image.Image) bool {
+			_, has := img.Topics["a"].Configs["retention.ms"]
+			return !has && img.BrokerConfigs["log.retention.ms"] == "5"
+		}},
+		{"producer ids", 7, func(img *image.Image) bool { return img.NextProducerID == 1000 }},
+		{"invalid entry discarded whole", 8, func(img *image.Image) bool { return img.Topics["b"] == nil && img.Index == 8 }},
+		{"deleted", 9, func(img *image.Image) bool { return img.Topics["a"] == nil }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			img := replay(t, log, tc.after)
+			if !tc.check(img) {
+				b, _ := json.MarshalIndent(img, "", " ")
+				t.Fatalf("unexpected image:\n%s", b)
+			}
+		})
+	}
+}
+
+func TestElections(t *testing.T) {
+	img := image.New()
+	for _, id := range []int32{1, 2, 3} {
+		img.Brokers[id] = &image.Broker{ID: id}
+	}
+	img.Topics["t"] = &image.Topic{Name: "t", ID: topicA, Partitions: []*image.Partition{
+		{Partition: 0, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}, Leader: 1},
+		{Partition: 1, Replicas: []int32{2, 1}, ISR: []int32{1}, Leader: 1},
+		{Partition: 2, Replicas: []int32{3, 2}, ISR: []int32{3, 2}, Leader: 3},
+	}}
+	img.Brokers[1].Fenced = true
+	live := func(id int32) bool { return id != 1 }
+	recs := fenceDecision(img, 1, live)
+	after, err := applyEntry(img, 1, entry{Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0, p1, p2 := after.Partition("t", 0), after.Partition("t", 1), after.Partition("t", 2)
+	if p0.Leader != 2 || !slices.Equal(p0.ISR, []int32{2, 3}) || p0.LeaderEpoch != 1 {
+		t.Errorf("p0: %+v", p0)
+	}
+	if p1.Leader != -1 || !slices.Equal(p1.ISR, []int32{1}) {
+		t.Errorf("p1 (last ISR member fenced): %+v", p1)
+	}
+	if p2.PartitionEpoch != 0 {
+		t.Errorf("p2 untouched: %+v", p2)
+	}
+	after.Brokers[1].Fenced = false
+	recs = electLeaderless(after, func(int32) bool { return true })
+	again, _ := applyEntry(after, 2, entry{Records: recs})
+	if p := again.Partition("t", 1); p.Leader != 1 || p.LeaderEpoch != 2 {
+		t.Errorf("p1 after unfence: %+v", p)
+	}
+}
+
+func TestPlacement(t *testing.T) {
+	brokers := []*image.Broker{{ID: 3, Rack: "b"}, {ID: 1, Rack: "a"}, {ID: 2, Rack: "a"}, {ID: 4, Rack: "b"}}
+	if got := placementOrder(brokers); !slices.Equal(got, []int32{1, 3, 2, 4}) {
+		t.Fatalf("rack-alternating order: %v", got)
+	}
+	got := placeReplicas(brokers, 0, 4, 2, 0)
+	want := [][]int32{{1, 3}, {3, 2}, {2, 4}, {4, 1}}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Fatalf("placement %v, want %v", got, want)
+		}
+	}
+}

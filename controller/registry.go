@@ -1,0 +1,39 @@
+package controller
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/dataplane/wire"
+)
+
+// registry lists the Kafka APIs a controller serves. ApiVersions is built
+// in; Fetch of the metadata topic is served by every voter from its own
+// image; everything else only by the active controller (NOT_CONTROLLER
+// elsewhere). One file per API key holds each handler.
+func (c *Controller) registry() *wire.Registry {
+	r := wire.NewRegistry()
+	r.Register(1, fetchMinVersion, fetchMaxVersion, c.handleFetch)
+	r.Register(19, 2, 7, c.leaderOnly(c.handleCreateTopics))
+	r.Register(20, 1, 6, c.leaderOnly(c.handleDeleteTopics))
+	r.Register(37, 0, 3, c.leaderOnly(c.handleCreatePartitions))
+	r.Register(44, 0, 1, c.leaderOnly(c.handleIncrementalAlterConfigs))
+	r.Register(62, 0, 4, c.leaderOnly(c.handleBrokerRegistration))
+	r.Register(63, 0, 2, c.leaderOnly(c.handleBrokerHeartbeat))
+	r.Register(67, 0, 0, c.leaderOnly(c.handleAllocateProducerIDs))
+	return r
+}
+
+// leaderHandler serves a request on the active controller, for the term ls.
+type leaderHandler func(ctx context.Context, ls *leaderState, req *wire.Request) kmsg.Response
+
+func (c *Controller) leaderOnly(h leaderHandler) wire.HandlerFunc {
+	return func(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
+		ls := c.active.Load()
+		if ls == nil {
+			return notControllerResponse(req.Body), nil
+		}
+		return h(ctx, ls, req), nil
+	}
+}
