@@ -1,13 +1,40 @@
 // Package dataplane is the broker: the Kafka listener, the handlers, the
 // partition replicas and their logs.
 //
-// This file is the contract; bodies are stubs until the implementation lands.
+// A Broker wires the pieces together and owns their lifecycle:
+//
+//	storage.Manager    the data directory (partition logs, checkpoints,
+//	                   the clean-shutdown marker)
+//	partition.Manager  the hosted replicas, driven by metadata images
+//	client.Client      the session with the controller quorum; every image
+//	                   it applies goes to partition.Manager.ApplyImage
+//	wire.Server        the Kafka listener, dispatching to kafka.Handlers
+//
+// Start opens them in that order, but binds the listener first so that the
+// broker registers with its real port (Listen may be port 0); it serves
+// requests only once the controller client has applied an image in which
+// this broker is registered and unfenced (or after unfenceWait). Close undoes
+// it in reverse.
 package dataplane
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/skein-io/skein/controller/client"
+	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/dataplane/kafka"
+	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/storage"
 )
 
 // Config configures a broker.
@@ -30,23 +57,355 @@ type Config struct {
 	Logger                   hclog.Logger
 }
 
-// DefaultConfig returns working values.
-func DefaultConfig() Config { panic("stub") }
+// Kafka's defaults.
+const (
+	defaultListen            = "127.0.0.1:9092"
+	defaultMessageMaxBytes   = 1048588
+	defaultHeartbeatInterval = 2 * time.Second
+	// defaultFetchMaxBytes is Kafka's fetch.max.bytes (55 MiB), the cap of
+	// one fetch response.
+	defaultFetchMaxBytes = 55 << 20
+	// unfenceWait bounds Start's wait for the controller to unfence this
+	// broker after registering (normally one heartbeat).
+	unfenceWait = 30 * time.Second
+	// controlledShutdownWait bounds Close's controlled shutdown.
+	controlledShutdownWait = 10 * time.Second
+)
 
-// Validate checks the config.
-func (c Config) Validate() error { panic("stub") }
+// DefaultConfig returns working values. NodeID, DataDir and Controllers have
+// no useful default and must be set.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:                   0,
+		Listen:                   defaultListen,
+		AutoCreateTopics:         true,
+		NumPartitions:            1,
+		DefaultReplicationFactor: 1,
+		MessageMaxBytes:          defaultMessageMaxBytes,
+		HeartbeatInterval:        defaultHeartbeatInterval,
+		Logger:                   hclog.NewNullLogger(),
+	}
+}
+
+// Validate checks the config and names the first wrong field.
+func (c Config) Validate() error {
+	if c.NodeID < 0 {
+		return fmt.Errorf("broker: NodeID %d must be >= 0", c.NodeID)
+	}
+	if c.DataDir == "" {
+		return errors.New("broker: DataDir is empty")
+	}
+	if _, _, err := splitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("broker: Listen %q: %w", c.Listen, err)
+	}
+	if c.AdvertisedListener != "" {
+		host, _, err := splitHostPort(c.AdvertisedListener)
+		if err != nil {
+			return fmt.Errorf("broker: AdvertisedListener %q: %w", c.AdvertisedListener, err)
+		}
+		if host == "" || isUnspecified(host) {
+			return fmt.Errorf("broker: AdvertisedListener %q needs a host clients can dial", c.AdvertisedListener)
+		}
+	}
+	if len(c.Controllers) == 0 {
+		return errors.New("broker: Controllers is empty")
+	}
+	for _, addr := range c.Controllers {
+		host, port, err := splitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("broker: Controllers entry %q: %w", addr, err)
+		}
+		if host == "" || port == 0 {
+			return fmt.Errorf("broker: Controllers entry %q needs a host and a port", addr)
+		}
+	}
+	if c.NumPartitions < 1 {
+		return fmt.Errorf("broker: NumPartitions %d must be >= 1", c.NumPartitions)
+	}
+	if c.DefaultReplicationFactor < 1 {
+		return fmt.Errorf("broker: DefaultReplicationFactor %d must be >= 1", c.DefaultReplicationFactor)
+	}
+	if c.MessageMaxBytes < 1 {
+		return fmt.Errorf("broker: MessageMaxBytes %d must be >= 1", c.MessageMaxBytes)
+	}
+	if c.MessageMaxBytes > wire.DefaultMaxRequestBytes {
+		return fmt.Errorf("broker: MessageMaxBytes %d exceeds the largest request (%d bytes)", c.MessageMaxBytes, wire.DefaultMaxRequestBytes)
+	}
+	if c.HeartbeatInterval <= 0 {
+		return fmt.Errorf("broker: HeartbeatInterval %v must be > 0", c.HeartbeatInterval)
+	}
+	if c.Logger == nil {
+		return errors.New("broker: Logger is nil")
+	}
+	return nil
+}
+
+// splitHostPort parses host:port with a numeric port in 0-65535.
+func splitHostPort(addr string) (string, uint16, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return host, uint16(port), nil
+}
+
+func isUnspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
 
 // Broker is one running data node.
-type Broker struct{}
+type Broker struct {
+	cfg Config
+	log hclog.Logger
+	// ctx ends at Close; it bounds registration, which otherwise retries
+	// until the controllers answer.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// starting tracks a running Start so Close can wait for it.
+	starting sync.WaitGroup
+	// release closes the components once, whether Start failed or Close ran.
+	release  sync.Once
+	closeErr error
+
+	mu struct {
+		sync.Mutex
+		started bool
+		closed  bool
+	}
+
+	// ln is set by Start under mu (Addr reads it meanwhile).
+	ln net.Listener
+	// Set by Start before it returns; read by shutdown after starting.Wait
+	// (or by Start itself when it fails).
+	store      *storage.Manager
+	partitions *partition.Manager
+	controller *client.Client
+	server     *wire.Server
+	serving    bool
+}
 
 // NewBroker creates a broker; Start runs it.
-func NewBroker(cfg Config) (*Broker, error) { panic("stub") }
+func NewBroker(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
 
 // Start opens storage, registers with the controllers and starts listening.
-func (b *Broker) Start() error { panic("stub") }
+// It returns once the broker serves requests with metadata that includes
+// itself, or with the error that stopped it (the broker is then closed).
+func (b *Broker) Start() error {
+	b.mu.Lock()
+	if b.mu.closed {
+		b.mu.Unlock()
+		return errors.New("broker: closed")
+	}
+	if b.mu.started {
+		b.mu.Unlock()
+		return errors.New("broker: already started")
+	}
+	b.mu.started = true
+	b.starting.Add(1)
+	b.mu.Unlock()
+	defer b.starting.Done()
 
-// Addr is the Kafka listener's address.
-func (b *Broker) Addr() string { panic("stub") }
+	if err := b.start(); err != nil {
+		b.log.Error("broker failed to start", "node_id", b.cfg.NodeID, "error", err)
+		b.shutdown()
+		return err
+	}
+	return nil
+}
 
-// Close shuts down cleanly (leaving the clean-shutdown marker). Idempotent.
-func (b *Broker) Close() error { panic("stub") }
+func (b *Broker) start() error {
+	cfg := b.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	// Bind first: the registration carries the real port.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	b.mu.Lock()
+	b.ln = ln
+	b.mu.Unlock()
+	host, port, err := advertised(cfg, ln.Addr())
+	if err != nil {
+		return err
+	}
+
+	scfg := storage.DefaultConfig(cfg.DataDir)
+	scfg.Logger = b.log.Named("storage")
+	store, err := storage.OpenManager(scfg)
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	b.store = store
+	b.partitions = partition.NewManager(cfg.NodeID, store, b.log)
+
+	ctl, err := client.New(client.Config{
+		Controllers:       cfg.Controllers,
+		NodeID:            cfg.NodeID,
+		AdvertisedHost:    host,
+		AdvertisedPort:    port,
+		Rack:              cfg.Rack,
+		CleanShutdown:     store.CleanShutdown(),
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		OnImage:           b.partitions.ApplyImage,
+		Logger:            b.log.Named("controller-client"),
+	})
+	if err != nil {
+		return fmt.Errorf("controller client: %w", err)
+	}
+	b.controller = ctl
+
+	handlers := &kafka.Handlers{
+		Config: kafka.Config{
+			NodeID:                   cfg.NodeID,
+			AutoCreateTopics:         cfg.AutoCreateTopics,
+			NumPartitions:            cfg.NumPartitions,
+			DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+			MessageMaxBytes:          cfg.MessageMaxBytes,
+			FetchMaxBytes:            defaultFetchMaxBytes,
+		},
+		Partitions: b.partitions,
+		Controller: ctl,
+		Logger:     b.log.Named("kafka"),
+	}
+	registry := wire.NewRegistry()
+	handlers.Register(registry)
+	wcfg := wire.DefaultConfig()
+	wcfg.Name = "broker"
+	wcfg.Logger = b.log.Named("wire")
+	server, err := wire.NewServer(wcfg, registry)
+	if err != nil {
+		return err
+	}
+	b.server = server
+
+	b.log.Info("broker registering", "node_id", cfg.NodeID, "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
+		"controllers", cfg.Controllers, "clean_shutdown", store.CleanShutdown())
+	if err := ctl.Start(b.ctx); err != nil {
+		return fmt.Errorf("register with the controllers: %w", err)
+	}
+	// A registered broker starts fenced; clients would not see it in
+	// Metadata. Wait (bounded) for the controller to unfence it.
+	uctx, cancel := context.WithTimeout(b.ctx, unfenceWait)
+	_, err = ctl.WaitFor(uctx, func(img *image.Image) bool {
+		me := img.Brokers[cfg.NodeID]
+		return me != nil && !me.Fenced
+	})
+	cancel()
+	if b.ctx.Err() != nil {
+		return fmt.Errorf("register with the controllers: %w", b.ctx.Err())
+	}
+	if err != nil {
+		b.log.Warn("still fenced by the controller; serving anyway", "node_id", cfg.NodeID, "waited", unfenceWait)
+	}
+	store.Start()
+	server.Serve(ln)
+	b.serving = true
+	b.log.Info("broker started", "node_id", cfg.NodeID, "listen", ln.Addr().String(), "data_dir", cfg.DataDir)
+	return nil
+}
+
+// advertised is the host and port clients are told to dial: the advertised
+// listener, else the bound address (with the bound port when the listener
+// asked for port 0, and this host's name when it bound every interface).
+func advertised(cfg Config, bound net.Addr) (string, int32, error) {
+	boundHost, boundPort, err := splitHostPort(bound.String())
+	if err != nil {
+		return "", 0, fmt.Errorf("bound address %s: %w", bound, err)
+	}
+	addr := cfg.AdvertisedListener
+	if addr == "" {
+		addr = cfg.Listen
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	if port == 0 {
+		port = boundPort
+	}
+	if host == "" || isUnspecified(host) {
+		if cfg.AdvertisedListener == "" && !isUnspecified(boundHost) {
+			host = boundHost
+		} else if host, err = os.Hostname(); err != nil {
+			return "", 0, fmt.Errorf("advertised host: %w", err)
+		}
+	}
+	return host, int32(port), nil
+}
+
+// Addr is the Kafka listener's address ("" before Start).
+func (b *Broker) Addr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln == nil {
+		return ""
+	}
+	return b.ln.Addr().String()
+}
+
+// Close shuts down cleanly (leaving the clean-shutdown marker): a
+// controlled shutdown through the controller (bounded by
+// controlledShutdownWait), then it stops accepting requests, closes the
+// controller session, stops the replicas and closes storage. It waits for a Start in progress (ending its
+// registration attempts first). Idempotent.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	b.mu.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.starting.Wait()
+	b.shutdown()
+	return b.closeErr
+}
+
+// shutdown releases whatever Start opened, once, in reverse order.
+func (b *Broker) shutdown() {
+	b.release.Do(func() {
+		var errs []error
+		serving := b.serving
+		if serving {
+			// Controlled shutdown first, while still serving (as Kafka
+			// does): the controller moves leaderships away and takes this
+			// broker out of ISRs, and clients are redirected meanwhile.
+			ctx, cancel := context.WithTimeout(context.Background(), controlledShutdownWait)
+			if err := b.controller.Shutdown(ctx); err != nil {
+				b.log.Warn("controlled shutdown did not complete; stopping anyway", "node_id", b.cfg.NodeID, "error", err)
+			}
+			cancel()
+		}
+		if b.server != nil {
+			errs = append(errs, b.server.Close()) // also closes the listener once served
+		}
+		if b.ln != nil && !serving {
+			_ = b.ln.Close()
+		}
+		if b.controller != nil {
+			errs = append(errs, b.controller.Close())
+		}
+		if b.partitions != nil {
+			errs = append(errs, b.partitions.Close())
+		}
+		if b.store != nil {
+			errs = append(errs, b.store.Close())
+		}
+		b.closeErr = errors.Join(errs...)
+		if serving {
+			b.log.Info("broker stopped", "node_id", b.cfg.NodeID, "error", b.closeErr)
+		}
+	})
+}

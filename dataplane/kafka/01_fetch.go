@@ -112,6 +112,8 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 	buf := make([]byte, 0, total)
 	for i := range parts {
 		fp := &parts[i]
+		// Never null: librdkafka refuses a MessageSetSize of -1.
+		fp.out.RecordBatches = noRecords
 		if fp.read.Size == 0 {
 			continue
 		}
@@ -128,6 +130,9 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 	}
 	return resp, nil
 }
+
+// noRecords is the empty (not null) record set of a partition without data.
+var noRecords = []byte{}
 
 // readFetch reads every partition (file ranges only, no copy) and returns
 // the total size and whether a partition failed (then the fetch answers at

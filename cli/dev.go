@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/urfave/cli/v2"
+
+	"github.com/skein-io/skein/controller"
+	"github.com/skein-io/skein/dataplane"
+)
+
+// devControllerID is the node id of the dev cluster's controller; brokers
+// are devFirstBrokerID, devFirstBrokerID+1, ...
+const (
+	devControllerID  = 1
+	devFirstBrokerID = 101
+)
+
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "run a whole local cluster (1 controller, N brokers) in one process",
+		Description: "Ports: broker 101 listens on --base-port, the controller on --base-port+1,\n" +
+			"   brokers 102, 103, ... on --base-port+2, +3, ... Data lives in --data-dir/controller-1,\n" +
+			"   --data-dir/broker-101, ... Runs until SIGINT or SIGTERM.",
+		Flags: withCommon(
+			stringFlag("data-dir", "directory for the cluster's data", "./skein-data"),
+			intFlag("brokers", "number of brokers", 1),
+			stringFlag("host", "address every listener binds to", "127.0.0.1"),
+			intFlag("base-port", "Kafka port of the first broker; the others and the controller follow it", 9092),
+			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
+			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
+		),
+		Action: runDev,
+	}
+}
+
+// devLayout is where each node of a dev cluster listens and keeps its data.
+type devLayout struct {
+	dataDir        string
+	controllerAddr string
+	raftAddr       string
+	brokerIDs      []int32
+	brokerAddrs    []string
+}
+
+// planDev computes the dev cluster's layout. raftPort 0 must have been
+// resolved by the caller.
+func planDev(dataDir, host string, brokers, basePort, raftPort int) (devLayout, error) {
+	if brokers < 1 {
+		return devLayout{}, fmt.Errorf("--brokers %d: want at least 1", brokers)
+	}
+	if basePort < 1 || basePort+brokers > 65535 {
+		return devLayout{}, fmt.Errorf("--base-port %d: the cluster needs ports %d..%d", basePort, basePort, basePort+brokers)
+	}
+	if raftPort < 1 || raftPort > 65535 {
+		return devLayout{}, fmt.Errorf("--raft-port %d is out of range", raftPort)
+	}
+	if raftPort >= basePort && raftPort <= basePort+brokers {
+		return devLayout{}, fmt.Errorf("--raft-port %d collides with the Kafka ports %d..%d", raftPort, basePort, basePort+brokers)
+	}
+	l := devLayout{
+		dataDir:        dataDir,
+		controllerAddr: net.JoinHostPort(host, strconv.Itoa(basePort+1)),
+		raftAddr:       net.JoinHostPort(host, strconv.Itoa(raftPort)),
+	}
+	for i := range brokers {
+		port := basePort
+		if i > 0 {
+			port = basePort + 1 + i
+		}
+		l.brokerIDs = append(l.brokerIDs, int32(devFirstBrokerID+i))
+		l.brokerAddrs = append(l.brokerAddrs, net.JoinHostPort(host, strconv.Itoa(port)))
+	}
+	return l, nil
+}
+
+// freePort asks the kernel for a free TCP port on host.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("pick a free raft port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func runDev(c *cli.Context) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	raftPort := c.Int("raft-port")
+	if raftPort == 0 {
+		if raftPort, err = freePort(c.String("host")); err != nil {
+			return err
+		}
+	}
+	layout, err := planDev(c.String("data-dir"), c.String("host"), c.Int("brokers"), c.Int("base-port"), raftPort)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(c)
+	defer stop()
+
+	cluster := &devCluster{log: log}
+	defer cluster.close()
+	if err := cluster.start(layout); err != nil {
+		return err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, c.Duration("startup-timeout"))
+	err = waitForBrokers(waitCtx, log, layout)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return err
+	}
+	printDevWelcome(c.App.Writer, layout)
+	<-ctx.Done()
+	log.Info("shutting down dev cluster")
+	return cluster.close()
+}
+
+// devCluster is the running nodes of a dev cluster.
+type devCluster struct {
+	log        hclog.Logger
+	controller *controller.Controller
+	brokers    []*dataplane.Broker
+	closed     bool
+}
+
+func (d *devCluster) start(l devLayout) error {
+	ccfg := controller.DefaultConfig()
+	ccfg.NodeID = devControllerID
+	ccfg.DataDir = filepath.Join(l.dataDir, "controller-"+strconv.Itoa(devControllerID))
+	ccfg.Listen = l.controllerAddr
+	ccfg.RaftListen = l.raftAddr
+	ccfg.InitialControllers = []controller.Voter{{ID: devControllerID, RaftAddr: l.raftAddr}}
+	ccfg.Logger = d.log.Named("controller-" + strconv.Itoa(devControllerID))
+	if err := os.MkdirAll(ccfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := ccfg.Validate(); err != nil {
+		return fmt.Errorf("invalid controller configuration: %w", err)
+	}
+	ctl, err := startController(ccfg)
+	if err != nil {
+		return err
+	}
+	d.controller = ctl
+
+	for i, id := range l.brokerIDs {
+		bcfg := dataplane.DefaultConfig()
+		bcfg.NodeID = id
+		bcfg.DataDir = filepath.Join(l.dataDir, "broker-"+strconv.Itoa(int(id)))
+		bcfg.Listen = l.brokerAddrs[i]
+		bcfg.Controllers = []string{l.controllerAddr}
+		bcfg.Logger = d.log.Named("broker-" + strconv.Itoa(int(id)))
+		if err := os.MkdirAll(bcfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		if err := bcfg.Validate(); err != nil {
+			return fmt.Errorf("invalid broker configuration: %w", err)
+		}
+		b, err := startBroker(bcfg)
+		if err != nil {
+			return err
+		}
+		d.brokers = append(d.brokers, b)
+	}
+	d.log.Info("dev cluster started", "controller", l.controllerAddr, "raft", l.raftAddr, "brokers", l.brokerAddrs)
+	return nil
+}
+
+// close stops the brokers (each a controlled shutdown while the controller
+// still runs), then the controller. Idempotent.
+func (d *devCluster) close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for _, b := range d.brokers {
+		if err := b.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close broker: %w", err))
+		}
+	}
+	if d.controller != nil {
+		if err := d.controller.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close controller: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitForBrokers polls the brokers' metadata until every broker of the
+// layout is listed, or ctx ends.
+func waitForBrokers(ctx context.Context, log hclog.Logger, l devLayout) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokerAddrs...), kgo.ClientID("skein-dev"),
+		kgo.WithLogger(kgoLogger{log: log.Named("client")}))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	adm := kadm.NewClient(cl)
+	defer adm.Close()
+
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	missing := l.brokerIDs
+	for {
+		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		md, err := adm.BrokerMetadata(reqCtx)
+		cancel()
+		if err == nil {
+			missing = missingBrokers(l.brokerIDs, md.Brokers)
+			if len(missing) == 0 {
+				return nil
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("brokers %v did not register in time (last error: %v); see the log above", missing, lastErr)
+			}
+			return fmt.Errorf("brokers %v did not register in time; see the log above", missing)
+		case <-tick.C:
+		}
+	}
+}
+
+// missingBrokers returns the ids of want that are not in have.
+func missingBrokers(want []int32, have kadm.BrokerDetails) []int32 {
+	seen := make(map[int32]bool, len(have))
+	for _, b := range have {
+		seen[b.NodeID] = true
+	}
+	var missing []int32
+	for _, id := range want {
+		if !seen[id] {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// printDevWelcome tells the operator how to reach the cluster. Its first
+// line is stable: scripts wait for "Bootstrap server: ".
+func printDevWelcome(w io.Writer, l devLayout) {
+	bootstrap := l.brokerAddrs[0]
+	flag := ""
+	if bootstrap != defaultBootstrapServer {
+		flag = " --bootstrap-server " + bootstrap
+	}
+	fmt.Fprintf(w, "Skein dev cluster ready. Bootstrap server: %s\n", bootstrap)
+	t := newTable(w)
+	fmt.Fprintf(t, "  controller %d\t%s\t(raft %s)\n", devControllerID, l.controllerAddr, l.raftAddr)
+	for i, id := range l.brokerIDs {
+		fmt.Fprintf(t, "  broker %d\t%s\t\n", id, l.brokerAddrs[i])
+	}
+	_ = t.Flush()
+	fmt.Fprintf(w, "  data dir: %s\n\n", l.dataDir)
+	rf := min(len(l.brokerIDs), 3)
+	fmt.Fprintf(w, "Try:\n")
+	fmt.Fprintf(w, "  skein topic create demo --partitions 3 --replication-factor %d%s\n", rf, flag)
+	fmt.Fprintf(w, "  echo hello | skein produce demo%s\n", flag)
+	fmt.Fprintf(w, "  skein consume demo --from-beginning%s\n", flag)
+	fmt.Fprintf(w, "  kcat -b %s -L\n", bootstrap)
+	fmt.Fprintf(w, "  echo hello | kcat -b %s -P -t demo\n", bootstrap)
+	fmt.Fprintf(w, "  kcat -b %s -C -t demo -o beginning -e\n", bootstrap)
+	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// newTable returns a tabwriter for aligned columns; Flush it when done.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// formatTopicID prints a topic id as Kafka does: URL-safe base64 without
+// padding. The zero id (a broker without topic ids) prints as "-".
+func formatTopicID(id kadm.TopicID) string {
+	if id == (kadm.TopicID{}) {
+		return "-"
+	}
+	return base64.RawURLEncoding.EncodeToString(id[:])
+}
+
+// formatNodes prints node ids comma-separated, as kafka-topics.sh does.
+func formatNodes(ids []int32) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(int64(id), 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// replicationFactor is the replica count of partition 0 (or of any
+// partition if 0 is missing), as kafka-topics.sh reports it.
+func replicationFactor(d kadm.TopicDetail) int {
+	if p, ok := d.Partitions[0]; ok {
+		return len(p.Replicas)
+	}
+	for _, p := range d.Partitions {
+		return len(p.Replicas)
+	}
+	return 0
+}
+
+// writeTopicList writes one row per topic, sorted by name.
+func writeTopicList(w io.Writer, topics kadm.TopicDetails) error {
+	t := newTable(w)
+	fmt.Fprintln(t, "TOPIC\tPARTITIONS\tREPLICATION-FACTOR\tTOPIC-ID")
+	for _, name := range topics.Names() {
+		d := topics[name]
+		fmt.Fprintf(t, "%s\t%d\t%d\t%s\n", name, len(d.Partitions), replicationFactor(d), formatTopicID(d.ID))
+	}
+	return t.Flush()
+}
+
+// formatConfigs prints topic configs as k=v,k=v sorted by key.
+func formatConfigs(configs []kadm.Config) string {
+	parts := make([]string, 0, len(configs))
+	for _, c := range configs {
+		parts = append(parts, c.Key+"="+c.MaybeValue())
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// writeTopicDescription writes a topic the way `kafka-topics.sh --describe`
+// does: a summary line, then one aligned line per partition. configs are
+// the topic's non-default configs.
+func writeTopicDescription(w io.Writer, d kadm.TopicDetail, configs []kadm.Config) error {
+	if _, err := fmt.Fprintf(w, "Topic: %s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\tConfigs: %s\n",
+		d.Topic, formatTopicID(d.ID), len(d.Partitions), replicationFactor(d), formatConfigs(configs)); err != nil {
+		return err
+	}
+	t := newTable(w)
+	for _, p := range d.Partitions.Sorted() {
+		fmt.Fprintf(t, "\tTopic: %s\tPartition: %d\tLeader: %s\tLeaderEpoch: %d\tReplicas: %s\tIsr: %s\tOffline: %s",
+			d.Topic, p.Partition, formatLeader(p.Leader), p.LeaderEpoch, formatNodes(p.Replicas), formatNodes(p.ISR), formatNodes(p.OfflineReplicas))
+		if p.Err != nil {
+			fmt.Fprintf(t, "\tError: %v", p.Err)
+		}
+		fmt.Fprintln(t)
+	}
+	return t.Flush()
+}
+
+func formatLeader(id int32) string {
+	if id < 0 {
+		return "none"
+	}
+	return strconv.FormatInt(int64(id), 10)
+}

@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/urfave/cli/v2"
+)
+
+func topicCommand() *cli.Command {
+	common := func(flags ...cli.Flag) []cli.Flag {
+		return withCommon(append(flags,
+			bootstrapServerFlag(),
+			durationFlag("timeout", "give up on the request after this long", 30*time.Second),
+		)...)
+	}
+	return &cli.Command{
+		Name:  "topic",
+		Usage: "create, list, describe and delete topics",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create a topic",
+				ArgsUsage: "NAME",
+				Flags: common(
+					intFlag("partitions", "number of partitions (-1: the broker's num.partitions)", -1),
+					intFlag("replication-factor", "replicas per partition (-1: the broker's default.replication.factor)", -1),
+					stringSliceFlag("config", "topic config key=value; repeat for several"),
+				),
+				Action: runTopicCreate,
+			},
+			{
+				Name:   "list",
+				Usage:  "list topics",
+				Flags:  common(boolFlag("internal", "include internal topics", false)),
+				Action: runTopicList,
+			},
+			{
+				Name:      "describe",
+				Usage:     "describe a topic (all topics without NAME), like kafka-topics.sh --describe",
+				ArgsUsage: "[NAME]",
+				Flags:     common(),
+				Action:    runTopicDescribe,
+			},
+			{
+				Name:      "delete",
+				Usage:     "delete a topic",
+				ArgsUsage: "NAME",
+				Flags:     common(),
+				Action:    runTopicDelete,
+			},
+		},
+	}
+}
+
+// topicArg returns the single NAME argument.
+func topicArg(c *cli.Context) (string, error) {
+	switch c.NArg() {
+	case 0:
+		return "", fmt.Errorf("missing topic NAME: skein topic %s NAME", c.Command.Name)
+	case 1:
+		return c.Args().First(), nil
+	}
+	return "", fmt.Errorf("too many arguments %q: skein topic %s takes one topic NAME", c.Args().Slice(), c.Command.Name)
+}
+
+// parseConfigs parses --config k=v values.
+func parseConfigs(values []string) (map[string]*string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	configs := make(map[string]*string, len(values))
+	for _, kv := range values {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--config %q: want key=value, for example --config retention.ms=86400000", kv)
+		}
+		configs[k] = &v
+	}
+	return configs, nil
+}
+
+// adminContext opens an admin client and a context bounded by --timeout.
+func adminContext(c *cli.Context) (*kadm.Client, context.Context, func(), error) {
+	log, err := newLogger(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	adm, err := newAdmin(c, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	return adm, ctx, func() { cancel(); adm.Close() }, nil
+}
+
+func runTopicCreate(c *cli.Context) error {
+	name, err := topicArg(c)
+	if err != nil {
+		return err
+	}
+	partitions, err := int32Value(c, "partitions")
+	if err != nil {
+		return err
+	}
+	rf, err := int16Value(c, "replication-factor")
+	if err != nil {
+		return err
+	}
+	configs, err := parseConfigs(c.StringSlice("config"))
+	if err != nil {
+		return err
+	}
+	adm, ctx, done, err := adminContext(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := adm.CreateTopic(ctx, partitions, rf, configs, name)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		return fmt.Errorf("topic %s already exists; use `skein topic describe %s`", name, name)
+	default:
+		return fmt.Errorf("create topic %s: %w%s", name, err, detail(resp.ErrMessage))
+	}
+	fmt.Fprintf(c.App.Writer, "Created topic %s.\n", name)
+	return nil
+}
+
+func runTopicList(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("skein topic list takes no arguments; to see one topic use `skein topic describe %s`", c.Args().First())
+	}
+	adm, ctx, done, err := adminContext(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var topics kadm.TopicDetails
+	if c.Bool("internal") {
+		topics, err = adm.ListTopicsWithInternal(ctx)
+	} else {
+		topics, err = adm.ListTopics(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	return writeTopicList(c.App.Writer, topics)
+}
+
+func runTopicDescribe(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return fmt.Errorf("too many arguments %q: skein topic describe takes at most one topic NAME", c.Args().Slice())
+	}
+	adm, ctx, done, err := adminContext(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var names []string
+	if c.NArg() == 1 {
+		names = []string{c.Args().First()}
+	}
+	topics, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("describe topics: %w", err)
+	}
+	for _, name := range names {
+		if d, ok := topics[name]; !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("topic %s does not exist; see the topics with `skein topic list` or create it with `skein topic create %s`", name, name)
+		}
+	}
+	for _, name := range topics.Names() {
+		d := topics[name]
+		if d.Err != nil {
+			return fmt.Errorf("describe topic %s: %w", name, d.Err)
+		}
+		if err := writeTopicDescription(c.App.Writer, d, topicConfigs(ctx, adm, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// topicConfigs returns the configs set on the topic itself (not defaults),
+// as kafka-topics.sh shows them. A failure is reported on stderr and
+// leaves the list empty: the partition table is still worth printing.
+func topicConfigs(ctx context.Context, adm *kadm.Client, topic string) []kadm.Config {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err == nil && len(rcs) > 0 {
+		err = rcs[0].Err
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: cannot read configs of topic %s: %v\n", topic, err)
+		return nil
+	}
+	var out []kadm.Config
+	for _, rc := range rcs {
+		for _, cfg := range rc.Configs {
+			if cfg.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				out = append(out, cfg)
+			}
+		}
+	}
+	return out
+}
+
+func runTopicDelete(c *cli.Context) error {
+	name, err := topicArg(c)
+	if err != nil {
+		return err
+	}
+	adm, ctx, done, err := adminContext(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := adm.DeleteTopic(ctx, name)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		return fmt.Errorf("topic %s does not exist; see the topics with `skein topic list`", name)
+	default:
+		return fmt.Errorf("delete topic %s: %w%s", name, err, detail(resp.ErrMessage))
+	}
+	fmt.Fprintf(c.App.Writer, "Deleted topic %s.\n", name)
+	return nil
+}
+
+// detail formats a broker's error message, if any, for appending.
+func detail(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return " (" + msg + ")"
+}

@@ -1,0 +1,97 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Role is what a node runs as.
+type Role string
+
+// The roles a node can have.
+const (
+	RoleController Role = "controller"
+	RoleBroker     Role = "broker"
+)
+
+// Node is one skein controller or broker process. Its ports and data
+// directory stay the same across restarts.
+type Node struct {
+	*Process
+	Role     Role
+	ID       int32
+	Addr     string // Kafka listener, host:port
+	RaftAddr string // Raft transport (controllers only)
+	DataDir  string
+
+	cluster *Cluster
+}
+
+// Restart starts the node again with the same command line (same data
+// directory and ports) and waits until it is ready. The node must have
+// been stopped or killed. It fails the test on error, so call it from the
+// goroutine of the test that started the cluster.
+func (n *Node) Restart() {
+	t := n.cluster.t
+	t.Helper()
+	if err := n.Start(); err != nil {
+		t.Fatalf("restart %s: %v", n.Name, err)
+	}
+	n.cluster.waitReady(n)
+}
+
+// MustKill sends SIGKILL and waits for the exit; it fails the test on error.
+func (n *Node) MustKill() {
+	n.cluster.t.Helper()
+	if err := n.Kill(); err != nil {
+		n.cluster.t.Fatalf("kill %s: %v", n.Name, err)
+	}
+}
+
+// MustStop shuts the node down cleanly (SIGTERM); it fails the test unless
+// the node exits with status 0 within DefaultStopTimeout.
+func (n *Node) MustStop() {
+	n.cluster.t.Helper()
+	if err := n.Stop(DefaultStopTimeout); err != nil {
+		n.cluster.t.Fatalf("stop %s: %v", n.Name, err)
+	}
+}
+
+// dialable reports whether the node accepts TCP connections on addr.
+func dialable(addr string) (bool, string) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false, err.Error()
+	}
+	_ = conn.Close()
+	return true, ""
+}
+
+// brokerListed reports whether the broker at seed lists every id of want
+// in its Metadata response.
+func brokerListed(seed string, want ...int32) (bool, string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seed), kgo.RequestRetries(0), kgo.RetryTimeout(2*time.Second), kgo.DialTimeout(time.Second))
+	if err != nil {
+		return false, err.Error()
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	m, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		return false, fmt.Sprintf("metadata from %s: %v", seed, err)
+	}
+	ids := m.Brokers.NodeIDs()
+	for _, id := range want {
+		if !slices.Contains(ids, id) {
+			return false, fmt.Sprintf("metadata from %s lists brokers %v, not yet %d", seed, ids, id)
+		}
+	}
+	return true, ""
+}
