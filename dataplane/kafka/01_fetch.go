@@ -23,9 +23,8 @@ package kafka
 //     FETCH_SESSION_ID_NOT_FOUND and the client starts over.
 //   - LastStableOffset = high watermark (no transactions);
 //     PreferredReadReplica -1.
-//   - The bytes are copied from the segment files into one buffer per
-//     response, sized exactly (it cannot be pooled: the wire encodes the
-//     response after the handler returns). sendfile is a later change.
+//   - Log data is not copied: the response carries file ranges that the
+//     wire sends with sendfile(2) (wire.FileResponse).
 
 import (
 	"context"
@@ -108,27 +107,31 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 		total = h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes))
 	}
 
-	// Copy the data into one buffer for the whole response.
-	buf := make([]byte, 0, total)
+	// Each partition's data goes out with sendfile from its segment file
+	// (see wire.FileResponse); only a read that spans several ranges is
+	// copied.
+	fr := wire.NewFileResponse(resp)
 	for i := range parts {
 		fp := &parts[i]
 		// Never null: librdkafka refuses a MessageSetSize of -1.
 		fp.out.RecordBatches = noRecords
-		if fp.read.Size == 0 {
-			continue
+		switch {
+		case fp.read.Size == 0:
+		case len(fp.read.Ranges) == 1:
+			rg := fp.read.Ranges[0]
+			fp.out.RecordBatches = fr.Add(wire.FileRange{File: rg.File, Pos: rg.Pos, Size: rg.Size})
+		default:
+			data, err := fp.read.ReadInto(make([]byte, 0, fp.read.Size))
+			if err != nil {
+				// A segment deleted by retention since the read: answer
+				// without data; the client fetches again.
+				h.dataLog().Debug("fetch read failed", "topic", fp.topic, "partition", fp.out.Partition, "error", err)
+				continue
+			}
+			fp.out.RecordBatches = data
 		}
-		start := len(buf)
-		var err error
-		if buf, err = fp.read.ReadInto(buf); err != nil {
-			// A segment deleted by retention since the read: answer
-			// without data; the client fetches again.
-			h.dataLog().Debug("fetch read failed", "topic", fp.topic, "partition", fp.out.Partition, "error", err)
-			buf = buf[:start]
-			continue
-		}
-		fp.out.RecordBatches = buf[start:len(buf):len(buf)]
 	}
-	return resp, nil
+	return fr, nil
 }
 
 // noRecords is the empty (not null) record set of a partition without data.

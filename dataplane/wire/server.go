@@ -395,7 +395,12 @@ func AppendResponse(dst []byte, h Header, resp kmsg.Response) []byte {
 func (s *Server) writeResponse(c *Conn, h Header, resp kmsg.Response) error {
 	bp := bufPool.Get().(*[]byte)
 	buf := AppendResponse((*bp)[:0], h, resp)
-	_, err := c.Conn.Write(buf)
+	var err error
+	if fr, ok := resp.(*FileResponse); ok && len(fr.ranges) > 0 {
+		err = writeFileResponse(c.Conn, buf, fr, resp.IsFlexible())
+	} else {
+		_, err = c.Conn.Write(buf)
+	}
 	if cap(buf) <= 8<<20 { // keep the pool from pinning huge fetch buffers
 		*bp = buf[:0]
 		bufPool.Put(bp)
