@@ -254,7 +254,13 @@ func (s *segment) recover(indexInterval int32) (bool, error) {
 	}
 	s.size = pos
 	if err := s.rewriteIndexes(); err != nil {
-		return false, err
+		// The in-memory indexes are complete; the files are only a cache
+		// (a full disk must not stop the log from opening). Without them
+		// the next open rebuilds the indexes again.
+		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+			_ = os.Remove(s.path(suf))
+		}
+		s.idxWritten, s.tixWritten = 0, 0
 	}
 	return truncated, nil
 }
