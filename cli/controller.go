@@ -18,15 +18,25 @@ func controllerCommand() *cli.Command {
 			"       --raft-listen 127.0.0.1:9193 --initial-controllers 1@127.0.0.1:9193\n\n" +
 			"   Runs until SIGINT or SIGTERM, then shuts down cleanly.",
 		Flags: withCommon(
-			requiredIntFlag("node-id", "this controller's node id (unique among controllers and brokers)"),
-			requiredStringFlag("data-dir", "directory for Raft log, stable store and snapshots"),
+			// Required when running; not marked Required so that the
+			// add-voter / remove-voter subcommands run without them.
+			intFlag("node-id", "this controller's node id (unique among controllers and brokers) (required)", -1),
+			stringFlag("data-dir", "directory for Raft log, stable store and snapshots (required)", ""),
 			stringFlag("listen", "Kafka listener for brokers and admin clients, host:port", ""),
 			stringFlag("advertised-listener", "host:port others dial to reach --listen (default: --listen)", ""),
 			stringFlag("raft-listen", "Raft transport address, host:port", ""),
-			stringFlag("initial-controllers", "initial quorum, ID@host:port[,ID@host:port...] of the Raft listeners; used on first start only", ""),
+			stringFlag("initial-controllers", "initial quorum, ID@host:port[,ID@host:port...] of the Raft listeners, the same on every initial voter; "+
+				"used on first start only (empty data dir). A controller not in the list (or without it) does not bootstrap: "+
+				"it waits to be added with `skein controller add-voter`", ""),
 			fromComponent("controller", durationFlag("session-timeout", "fence a broker without heartbeats for this long", 0)),
+			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
+			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
 		),
 		Action: runController,
+		Subcommands: []*cli.Command{
+			addVoterCommand(),
+			removeVoterCommand(),
+		},
 	}
 }
 
@@ -63,6 +73,12 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	if c.IsSet("session-timeout") {
 		cfg.SessionTimeout = c.Duration("session-timeout")
 	}
+	if c.IsSet("auto-leader-rebalance-enable") {
+		cfg.AutoLeaderRebalanceEnable = c.Bool("auto-leader-rebalance-enable")
+	}
+	if c.IsSet("leader-imbalance-check-interval") {
+		cfg.LeaderImbalanceCheckInterval = c.Duration("leader-imbalance-check-interval")
+	}
 	return cfg, nil
 }
 
@@ -70,6 +86,12 @@ func runController(c *cli.Context) error {
 	log, err := newLogger(c)
 	if err != nil {
 		return err
+	}
+	if c.Args().Present() {
+		return fmt.Errorf("unknown controller subcommand %q: use add-voter or remove-voter, or no argument to run a controller", c.Args().First())
+	}
+	if !c.IsSet("node-id") || !c.IsSet("data-dir") {
+		return fmt.Errorf("skein controller needs --node-id and --data-dir")
 	}
 	cfg, err := controllerConfig(c, controller.DefaultConfig())
 	if err != nil {

@@ -10,7 +10,9 @@ package controller
 // image.BrokerConfigs; a per-broker name -> INVALID_REQUEST. A config named
 // twice in a resource, or another resource type -> INVALID_REQUEST. A
 // resource is changed all or nothing; every valid resource of a request goes
-// into ONE Raft entry. ValidateOnly writes nothing.
+// into ONE Raft entry. ValidateOnly writes nothing. After a change, offline
+// partitions that may now elect a leader (unclean.leader.election.enable set
+// to true) get one, in a second entry, before the answer.
 
 import (
 	"context"
@@ -23,7 +25,7 @@ import (
 	"github.com/skein-io/skein/dataplane/wire"
 )
 
-func (c *Controller) handleIncrementalAlterConfigs(_ context.Context, _ *leaderState, req *wire.Request) kmsg.Response {
+func (c *Controller) handleIncrementalAlterConfigs(_ context.Context, ls *leaderState, req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 
@@ -61,6 +63,9 @@ func (c *Controller) handleIncrementalAlterConfigs(_ context.Context, _ *leaderS
 		c.log.Info("configs changed", "resource_type", res.ResourceType.String(), "resource", res.ResourceName,
 			"changes", len(res.Configs))
 	}
+	// unclean.leader.election.enable may have become true: offline
+	// partitions may get a leader now. Their records follow the config's.
+	c.electOfflineLocked(ls, "config change")
 	return resp
 }
 

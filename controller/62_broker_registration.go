@@ -60,7 +60,7 @@ func (c *Controller) handleBrokerRegistration(_ context.Context, ls *leaderState
 	resp.BrokerEpoch = int64(index)
 	c.log.Info("broker registered", "broker", reg.ID, "epoch", index, "incarnation", reg.Incarnation,
 		"host", reg.Host, "port", reg.Port, "rack", reg.Rack, "replaces_epoch", replaced)
-	c.logElections(recs)
+	c.logElections(img, recs)
 	return resp
 }
 

@@ -12,8 +12,11 @@ package controller
 //     and leads nothing.
 //   - WantFence: the broker is fenced the same way.
 //   - fenced, and CurrentMetadataOffset >= its epoch (it has applied its own
-//     registration): unfenced, and elected leader of every offline partition
-//     whose ISR holds it.
+//     registration): unfenced in the same entry as unfenceDecision's changes:
+//     offline partitions get a leader where one is now live (the broker
+//     itself when it is in their ISR; an out-of-sync live replica only if
+//     the topic allows unclean election), and the broker rejoins the ISRs of
+//     the partitions it replicates that have a live leader.
 // IsCaughtUp is CurrentMetadataOffset >= epoch; IsFenced is the state after
 // the decision.
 
@@ -61,7 +64,7 @@ func (c *Controller) handleBrokerHeartbeat(_ context.Context, ls *leaderState, r
 		}
 	case !r.WantShutdown && !r.WantFence && b.Fenced && caughtUp:
 		recs = []record{{Type: typeUnfenceBroker, UnfenceBroker: &brokerEpochRecord{ID: b.ID, Epoch: b.Epoch}}}
-		recs = append(recs, electLeaderless(img, liveWith(img, ls, b.ID))...)
+		recs = append(recs, unfenceDecision(img, b.ID, liveWith(img, ls, b.ID))...)
 		event = "broker unfenced"
 	}
 	if len(recs) > 0 {
@@ -72,7 +75,7 @@ func (c *Controller) handleBrokerHeartbeat(_ context.Context, ls *leaderState, r
 		}
 		c.log.Info(event, "broker", b.ID, "epoch", b.Epoch, "metadata_offset", r.CurrentMetadataOffset,
 			"partition_changes", len(recs)-1)
-		c.logElections(recs)
+		c.logElections(img, recs)
 		if event == "broker unfenced" {
 			ls.wake()
 		}

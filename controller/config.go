@@ -64,8 +64,12 @@ type Config struct {
 	// non-zero port, else the bound address.
 	RaftListen string
 	// InitialControllers bootstraps the quorum on first start only (when the
-	// data dir holds no Raft state); later starts ignore it. When set it must
-	// include NodeID.
+	// data dir holds no Raft state and the list includes NodeID); give the
+	// same list to every initial voter. Later starts ignore it and reuse the
+	// Raft state. A node with no Raft state that is not in the list (or
+	// has no list) never bootstraps: it waits until the active controller
+	// adds it (AddRaftVoter, `skein controller add-voter`), so a new node
+	// cannot start a second, split quorum.
 	InitialControllers []Voter
 	// SessionTimeout fences a broker without heartbeats for that long.
 	SessionTimeout time.Duration
@@ -78,7 +82,17 @@ type Config struct {
 	RaftHeartbeatTimeout time.Duration
 	// ApplyTimeout bounds how long a decision waits to enter the Raft log.
 	ApplyTimeout time.Duration
-	Logger       hclog.Logger
+	// AutoLeaderRebalanceEnable (auto.leader.rebalance.enable): every
+	// LeaderImbalanceCheckInterval (leader.imbalance.check.interval.seconds)
+	// the active controller moves leadership back to preferred replicas
+	// (live and in the ISR) for each broker whose share of preferred
+	// partitions led by another exceeds LeaderImbalancePerBrokerPercentage
+	// (leader.imbalance.per.broker.percentage). The same periodic check
+	// retries elections of offline partitions (rebalance.go).
+	AutoLeaderRebalanceEnable          bool
+	LeaderImbalanceCheckInterval       time.Duration
+	LeaderImbalancePerBrokerPercentage int
+	Logger                             hclog.Logger
 }
 
 // DefaultConfig returns working values; NodeID, DataDir, the listeners and
@@ -90,7 +104,11 @@ func DefaultConfig() Config {
 		DefaultReplicationFactor: 1,
 		RaftHeartbeatTimeout:     time.Second,
 		ApplyTimeout:             10 * time.Second,
-		Logger:                   hclog.NewNullLogger(),
+		// Kafka's defaults.
+		AutoLeaderRebalanceEnable:          true,
+		LeaderImbalanceCheckInterval:       300 * time.Second,
+		LeaderImbalancePerBrokerPercentage: 10,
+		Logger:                             hclog.NewNullLogger(),
 	}
 }
 
@@ -117,7 +135,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Listen and RaftListen are both %s: they need different ports", c.Listen)
 	}
 	if len(c.InitialControllers) > 0 {
-		self := false
 		seen := make(map[int32]bool)
 		for _, v := range c.InitialControllers {
 			if seen[v.ID] {
@@ -127,10 +144,6 @@ func (c Config) Validate() error {
 			if err := checkHostPort(v.RaftAddr); err != nil {
 				return fmt.Errorf("InitialControllers: voter %d: %w", v.ID, err)
 			}
-			self = self || v.ID == c.NodeID
-		}
-		if !self {
-			return fmt.Errorf("InitialControllers does not include this node (%d)", c.NodeID)
 		}
 	}
 	if c.SessionTimeout <= 0 {
@@ -150,6 +163,12 @@ func (c Config) Validate() error {
 	}
 	if c.ApplyTimeout <= 0 {
 		return fmt.Errorf("ApplyTimeout %v: must be > 0", c.ApplyTimeout)
+	}
+	if c.LeaderImbalanceCheckInterval <= 0 {
+		return fmt.Errorf("LeaderImbalanceCheckInterval %v: must be > 0", c.LeaderImbalanceCheckInterval)
+	}
+	if c.LeaderImbalancePerBrokerPercentage < 0 || c.LeaderImbalancePerBrokerPercentage > 100 {
+		return fmt.Errorf("LeaderImbalancePerBrokerPercentage %d: must be 0..100", c.LeaderImbalancePerBrokerPercentage)
 	}
 	return nil
 }

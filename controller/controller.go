@@ -52,6 +52,14 @@ type Controller struct {
 	// served caches the encoded metadata batch of the latest image.
 	served atomic.Pointer[servedImage]
 
+	// peers are Kafka clients to the other voters' listeners (forwarding,
+	// listener registration, progress polls); quorum is the active
+	// controller's view of each voter's progress; membershipMu allows one
+	// voter change at a time (quorum.go).
+	peers        *peerClients
+	quorum       *quorumTracker
+	membershipMu sync.Mutex
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -70,6 +78,8 @@ func New(cfg Config) (*Controller, error) {
 		log:    cfg.Logger,
 		fsm:    newFSM(cfg.Logger.Named("fsm")),
 		now:    time.Now,
+		peers:  newPeerClients(),
+		quorum: newQuorumTracker(),
 		ctx:    ctx,
 		cancel: cancel,
 	}, nil
@@ -127,10 +137,16 @@ func (c *Controller) Start() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
-	if !hasState {
-		if len(c.cfg.InitialControllers) == 0 {
-			return errors.New("no raft state in the data dir and no initial controllers to bootstrap from")
-		}
+	switch {
+	case hasState:
+	case selfVoter == nil:
+		// Not an initial voter: never bootstrap (that would start a second,
+		// split quorum). Wait, as a Raft follower with an empty
+		// configuration, until the active controller adds this node.
+		c.log.Info("no raft state and not among the initial controllers: waiting to be added to the quorum",
+			"node_id", c.cfg.NodeID, "raft_address", trans.LocalAddr(),
+			"hint", "skein controller add-voter --node-id <id> --raft-address <host:port> --bootstrap-controller <controller>")
+	default:
 		var conf raft.Configuration
 		for _, v := range c.cfg.InitialControllers {
 			addr := raft.ServerAddress(v.RaftAddr)
@@ -176,6 +192,7 @@ func (c *Controller) Start() error {
 	srv.Serve(ln)
 
 	c.goTracked(c.watchLeadership)
+	c.goTracked(c.publishListener)
 	c.log.Info("controller started", "node_id", c.cfg.NodeID, "listen", c.addr, "advertised", adv,
 		"raft_listen", trans.LocalAddr(), "existing_state", hasState)
 	return nil
@@ -200,6 +217,7 @@ func (c *Controller) Close() error {
 			_ = c.server.Close()
 		}
 		c.wg.Wait()
+		c.peers.close()
 		if c.transport != nil {
 			_ = c.transport.Close()
 		}
@@ -273,6 +291,8 @@ func (c *Controller) runTerm(ls *leaderState) {
 	c.log.Info("became the active controller", "node_id", c.cfg.NodeID, "index", img.Index,
 		"brokers", len(img.Brokers), "topics", len(img.Topics))
 	c.initCluster(ls)
+	ls.goTracked(func() { c.trackQuorum(ls) })
+	ls.goTracked(func() { c.runLeaderBalance(ls) })
 	c.runSessions(ls)
 }
 

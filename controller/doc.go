@@ -17,7 +17,10 @@
 //
 //   - InitCluster{cluster_id}: once, by the first leader.
 //   - RegisterController{id, host, port}: a voter's Kafka listener, written
-//     by each voter when it becomes leader.
+//     by each voter when it becomes leader, and for the other voters when
+//     they send ControllerRegistration (quorum.go).
+//   - UnregisterController{id}: drops the listener of a controller that is
+//     no longer in the Raft configuration (RemoveRaftVoter).
 //   - RegisterBroker{id, incarnation, host, port, rack}: BrokerRegistration.
 //     The broker's epoch is the entry's Raft index; it starts fenced.
 //   - FenceBroker{id, epoch} / UnfenceBroker{id, epoch}: session timeout,
@@ -41,6 +44,15 @@
 // controlled shutdowns are in-memory leader state (sessions.go), reset on
 // every leadership change.
 //
+// Elections (elections.go) follow Kafka: the first live ISR member in
+// replica order; none live -> offline (leader -1) unless the topic's
+// unclean.leader.election.enable, then the first live replica with ISR
+// [it]. A fenced broker leaves ISRs and leaderships in the same entry as
+// its FenceBroker. Preferred elections come from ElectLeaders
+// (43_elect_leaders.go) and from the periodic leader rebalance
+// (rebalance.go, auto.leader.rebalance.enable), which also retries
+// elections of offline partitions; a config change retries them at once.
+//
 // Invariants: an ISR is never empty (the last member of an ISR stays in it
 // when fenced, the partition goes offline with leader -1, and that broker is
 // elected again once unfenced); a leader is always a member of its ISR and of
@@ -50,6 +62,16 @@
 //
 // Each voter serves the Kafka protocol on Listen (dataplane/wire), one file
 // per API key. Any voter serves ApiVersions and Fetch of the metadata topic
-// (01_fetch.go) from its own image; the other APIs answer NOT_CONTROLLER
-// unless this voter is the active controller.
+// (01_fetch.go) from its own image; the other APIs are served by the active
+// controller only: other voters forward them there, or answer
+// NOT_CONTROLLER when they cannot (quorum.go).
+//
+// # Quorum
+//
+// InitialControllers bootstraps the Raft configuration on the first start
+// of each listed voter; a node with no Raft state that is not listed waits
+// to be added. AddRaftVoter / RemoveRaftVoter change the configuration one
+// server at a time, a new server joining as a non-voter until it has caught
+// up; DescribeQuorum reports voters, leader, term and progress (quorum.go,
+// 55_, 70_, 80_, 81_).
 package controller

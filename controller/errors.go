@@ -83,6 +83,27 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 			rt.Topic, rt.ErrorCode = t.Topic, code
 			out.Topics = append(out.Topics, rt)
 		}
+	case *kmsg.ElectLeadersRequest:
+		out := resp.(*kmsg.ElectLeadersResponse)
+		out.ErrorCode = code
+		for _, t := range r.Topics {
+			rt := kmsg.NewElectLeadersResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewElectLeadersResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.DescribeQuorumRequest:
+		resp.(*kmsg.DescribeQuorumResponse).ErrorCode = code
+	case *kmsg.ControllerRegistrationRequest:
+		resp.(*kmsg.ControllerRegistrationResponse).ErrorCode = code
+	case *kmsg.AddRaftVoterRequest:
+		resp.(*kmsg.AddRaftVoterResponse).ErrorCode = code
+	case *kmsg.RemoveRaftVoterRequest:
+		resp.(*kmsg.RemoveRaftVoterResponse).ErrorCode = code
 	case *kmsg.IncrementalAlterConfigsRequest:
 		out := resp.(*kmsg.IncrementalAlterConfigsResponse)
 		for _, res := range r.Resources {

@@ -25,6 +25,8 @@ const (
 	typeDeleteTopic        recordType = "DeleteTopic"
 	typeConfigChange       recordType = "ConfigChange"
 	typeProducerIDBlock    recordType = "ProducerIDBlock"
+	// typeUnregisterController drops a removed voter's Kafka listener.
+	typeUnregisterController recordType = "UnregisterController"
 )
 
 // Config resource types of ConfigChange, numbered as Kafka's ConfigResource.
@@ -53,6 +55,14 @@ type record struct {
 	DeleteTopic        *deleteTopicRecord        `json:"delete_topic,omitempty"`
 	ConfigChange       *configChangeRecord       `json:"config_change,omitempty"`
 	ProducerIDBlock    *producerIDBlockRecord    `json:"producer_id_block,omitempty"`
+
+	UnregisterController *unregisterControllerRecord `json:"unregister_controller,omitempty"`
+}
+
+// unregisterControllerRecord removes a voter that left the quorum from the
+// published controller listeners.
+type unregisterControllerRecord struct {
+	ID int32 `json:"id"`
 }
 
 // initClusterRecord fixes the cluster id; written once by the first leader.
@@ -184,6 +194,15 @@ func (a *applier) apply(r *record) error {
 			return errMissingBody
 		}
 		a.img.Controllers[x.ID] = image.Controller{ID: x.ID, Host: x.Host, Port: x.Port}
+	case typeUnregisterController:
+		x := r.UnregisterController
+		if x == nil {
+			return errMissingBody
+		}
+		if _, ok := a.img.Controllers[x.ID]; !ok {
+			return fmt.Errorf("controller %d is not registered", x.ID)
+		}
+		delete(a.img.Controllers, x.ID)
 	case typeRegisterBroker:
 		x := r.RegisterBroker
 		if x == nil {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -171,7 +172,7 @@ func (c *Controller) fenceExpired(ls *leaderState) time.Time {
 		}
 		c.log.Info("broker fenced: session timed out", "broker", id, "epoch", b.Epoch,
 			"session_timeout", c.cfg.SessionTimeout, "partition_changes", len(recs)-1)
-		c.logElections(recs)
+		c.logElections(img, recs)
 	}
 }
 
@@ -182,9 +183,11 @@ func (c *Controller) fenceRecords(img *image.Image, ls *leaderState, b *image.Br
 	return append(recs, fenceDecision(img, b.ID, ls.live(img, b.ID))...)
 }
 
-// logElections logs every leader change among recs, against the image they
-// were applied to (the current one).
-func (c *Controller) logElections(recs []record) {
+// logElections logs every leader change among recs, against before (the
+// image the decision was computed from) and the image they were applied to
+// (the current one). An election of a replica that was not in the ISR is
+// logged as unclean, at warning level: records may have been lost.
+func (c *Controller) logElections(before *image.Image, recs []record) {
 	img := c.fsm.current()
 	for _, r := range recs {
 		x := r.ChangePartition
@@ -196,10 +199,19 @@ func (c *Controller) logElections(recs []record) {
 			continue
 		}
 		p := t.Partitions[x.Partition]
-		if p.Leader == -1 {
+		var old *image.Partition
+		if bt := before.TopicByID(x.TopicID); bt != nil && int(x.Partition) < len(bt.Partitions) {
+			old = bt.Partitions[x.Partition]
+		}
+		switch {
+		case p.Leader == -1:
 			c.log.Info("partition offline: no live in-sync replica", "topic", t.Name, "partition", p.Partition,
 				"isr", p.ISR, "leader_epoch", p.LeaderEpoch)
-		} else {
+		case old != nil && !slices.Contains(old.ISR, p.Leader):
+			c.log.Warn("unclean leader election: elected an out-of-sync replica", "topic", t.Name,
+				"partition", p.Partition, "leader", p.Leader, "previous_isr", old.ISR, "isr", p.ISR,
+				"leader_epoch", p.LeaderEpoch)
+		default:
 			c.log.Info("leader elected", "topic", t.Name, "partition", p.Partition, "leader", p.Leader,
 				"isr", p.ISR, "leader_epoch", p.LeaderEpoch)
 		}

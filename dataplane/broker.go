@@ -6,6 +6,8 @@
 //	storage.Manager    the data directory (partition logs, checkpoints,
 //	                   the clean-shutdown marker)
 //	partition.Manager  the hosted replicas, driven by metadata images
+//	replica.Manager    the follower fetchers, one per leader broker, driven
+//	                   by partition.Manager's follower assignments
 //	client.Client      the session with the controller quorum; every image
 //	                   it applies goes to partition.Manager.ApplyImage
 //	wire.Server        the Kafka listener, dispatching to kafka.Handlers
@@ -33,6 +35,7 @@ import (
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/dataplane/kafka"
 	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/dataplane/wire"
 	"github.com/skein-io/skein/storage"
 )
@@ -185,6 +188,7 @@ type Broker struct {
 	// (or by Start itself when it fails).
 	store      *storage.Manager
 	partitions *partition.Manager
+	replicas   *replica.Manager
 	controller *client.Client
 	server     *wire.Server
 	serving    bool
@@ -251,9 +255,23 @@ func (b *Broker) start() error {
 		return fmt.Errorf("open storage: %w", err)
 	}
 	b.store = store
-	b.partitions = partition.NewManager(cfg.NodeID, store, b.log)
+	// The fetchers need the broker epoch, known once ctl registered; ctl
+	// is set before any image (and so any fetcher) exists.
+	var ctl *client.Client
+	rcfg := replica.DefaultConfig(cfg.NodeID)
+	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
+	rcfg.Logger = b.log
+	if b.replicas, err = replica.New(rcfg); err != nil {
+		return fmt.Errorf("replica fetchers: %w", err)
+	}
+	pcfg := partition.DefaultConfig(cfg.NodeID)
+	pcfg.Logger = b.log
+	pcfg.OnFollowers = b.replicas.Update
+	if b.partitions, err = partition.New(pcfg, store); err != nil {
+		return fmt.Errorf("partitions: %w", err)
+	}
 
-	ctl, err := client.New(client.Config{
+	ctl, err = client.New(client.Config{
 		Controllers:       cfg.Controllers,
 		NodeID:            cfg.NodeID,
 		AdvertisedHost:    host,
@@ -396,6 +414,9 @@ func (b *Broker) shutdown() {
 		}
 		if b.controller != nil {
 			errs = append(errs, b.controller.Close())
+		}
+		if b.replicas != nil {
+			errs = append(errs, b.replicas.Close())
 		}
 		if b.partitions != nil {
 			errs = append(errs, b.partitions.Close())

@@ -417,6 +417,19 @@ func notController(resp kmsg.Response) bool {
 				return true
 			}
 		}
+	case *kmsg.ElectLeadersResponse:
+		if r.ErrorCode == nc {
+			return true
+		}
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode == nc {
+					return true
+				}
+			}
+		}
+	case *kmsg.DescribeQuorumResponse:
+		return r.ErrorCode == nc
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, res := range r.Resources {
 			if res.ErrorCode == nc {

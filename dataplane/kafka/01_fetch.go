@@ -9,8 +9,16 @@ package kafka
 //     FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
 //   - Consumers read whole batches below the high watermark. A follower's
 //     fetch (ReplicaID, or ReplicaState.ID from v15, >= 0) reads up to the
-//     log end and reports its log end offset to the leader's high
-//     watermark; divergence checks (LastFetchedEpoch) come with replication.
+//     log end and reports its log end offset (the fetch offset) to the
+//     leader's high watermark. A follower not in the replica set gets
+//     UNKNOWN_LEADER_EPOCH when it names the current epoch, else
+//     NOT_LEADER_OR_FOLLOWER (Kafka's answers).
+//   - Divergence (v12+, KIP-279/KIP-320): a follower's LastFetchedEpoch and
+//     FetchOffset are checked against the leader's epoch history; a
+//     mismatch answers DivergingEpoch{Epoch, EndOffset} without data, the
+//     follower truncates and fetches again. Such a fetch does not count as
+//     the follower's log end offset. Consumers' LastFetchedEpoch is ignored
+//     (they detect truncation with OffsetForLeaderEpoch).
 //   - Sizes: PartitionMaxBytes per partition, MaxBytes (capped by the
 //     broker's FetchMaxBytes) in total, except that the first partition with
 //     data always returns at least one whole batch (KIP-74).
@@ -86,7 +94,11 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 				MaxBytes:           rp.PartitionMaxBytes,
 				CurrentLeaderEpoch: rp.CurrentLeaderEpoch,
 				ReplicaID:          replicaID,
+				LastFetchedEpoch:   -1,
 			}}
+			if replicaID >= 0 && r.Version >= 12 {
+				fp.params.LastFetchedEpoch = rp.LastFetchedEpoch
+			}
 			if topicErr != nil {
 				op.ErrorCode = errorCode(topicErr)
 			} else if p, err := h.Partitions.Partition(name, rp.Partition); err != nil {
@@ -138,8 +150,8 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 var noRecords = []byte{}
 
 // readFetch reads every partition (file ranges only, no copy) and returns
-// the total size and whether a partition failed (then the fetch answers at
-// once).
+// the total size and whether a partition failed or diverged (then the fetch
+// answers at once).
 func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int32) (total int64, failed bool) {
 	for i := range parts {
 		fp := &parts[i]
@@ -161,6 +173,12 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 			continue
 		}
 		fp.out.ErrorCode = 0
+		if d := rr.Diverging; d != nil {
+			// The follower truncates first; answer at once.
+			fp.out.DivergingEpoch.Epoch, fp.out.DivergingEpoch.EndOffset = d.Epoch, d.EndOffset
+			failed = true
+			continue
+		}
 		if fp.params.ReplicaID >= 0 {
 			_ = fp.p.UpdateFollowerFetch(fp.params.ReplicaID, fp.params.FetchOffset)
 		}

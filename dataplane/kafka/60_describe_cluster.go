@@ -1,8 +1,9 @@
 package kafka
 
-// DescribeCluster (API key 60), versions 0-1, served from this broker's image.
+// DescribeCluster (API key 60), versions 0-2, served from this broker's image.
 //
-//   - Brokers: the unfenced brokers; ControllerID: this broker (admin
+//   - Brokers: the unfenced brokers; v2 with IncludeFencedBrokers: every
+//     registered broker, IsFenced set for the fenced ones; ControllerID: this broker (admin
 //     requests sent to it are forwarded, see 03_metadata.go); ClusterID.
 //   - v1 EndpointType: a broker answers for endpoint type 1 (brokers); a
 //     request for controller endpoints (2) gets MISMATCHED_ENDPOINT_TYPE,
@@ -41,11 +42,12 @@ func describeCluster(resp *kmsg.DescribeClusterResponse, img *image.Image, nodeI
 	resp.ControllerID = nodeID
 	for _, id := range img.BrokerIDs() {
 		b := img.Brokers[id]
-		if b.Fenced {
+		if b.Fenced && (r.Version < 2 || !r.IncludeFencedBrokers) {
 			continue
 		}
 		rb := kmsg.NewDescribeClusterResponseBroker()
 		rb.NodeID, rb.Host, rb.Port = b.ID, b.Host, b.Port
+		rb.IsFenced = b.Fenced
 		rb.Rack = leaderBroker{b}.rack()
 		resp.Brokers = append(resp.Brokers, rb)
 	}

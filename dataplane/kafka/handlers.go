@@ -47,8 +47,11 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(19, 2, 7, h.handleCreateTopics)
 	r.Register(20, 1, 6, h.handleDeleteTopics)
 	r.Register(22, 0, 5, h.handleInitProducerID)
+	r.Register(23, 2, 4, h.handleOffsetForLeaderEpoch)
 	r.Register(32, 1, 4, h.handleDescribeConfigs)
 	r.Register(37, 0, 3, h.handleCreatePartitions)
+	r.Register(43, 0, 2, h.handleElectLeaders)
 	r.Register(44, 0, 1, h.handleIncrementalAlterConfigs)
-	r.Register(60, 0, 1, h.handleDescribeCluster)
+	r.Register(55, 0, 2, h.handleDescribeQuorum)
+	r.Register(60, 0, 2, h.handleDescribeCluster)
 }

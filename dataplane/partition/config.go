@@ -17,6 +17,11 @@ type Config struct {
 	Logger hclog.Logger
 	// Now is the clock used for LogAppendTime; nil means time.Now.
 	Now func() time.Time
+	// OnFollowers, when set, is called at the end of every ApplyImage, from
+	// its goroutine and in image order, with every partition this broker
+	// now follows (a live leader elsewhere), so the replica fetchers can
+	// follow the leaders. It must not block for long nor call ApplyImage.
+	OnFollowers func([]Follower)
 }
 
 // DefaultConfig returns working values for a broker id.

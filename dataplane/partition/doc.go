@@ -24,8 +24,14 @@
 //     partition's state changes (append, HW advance, role change), never by
 //     polling.
 //
-// Replication (followers fetching from the leader) is a later issue: a
-// follower replica only keeps its role so that produce and fetch are refused
-// with NOT_LEADER_OR_FOLLOWER. UpdateFollowerFetch is where follower fetches
-// plug into the leader's high watermark.
+// Replication: on the leader, a follower's fetch (Read with ReplicaID >= 0)
+// reads up to the log end, is checked against the epoch history
+// (LastFetchedEpoch; a mismatch answers DivergingEpoch, KIP-279), and its
+// fetch offset becomes that follower's log end offset (UpdateFollowerFetch).
+// On a follower, the replica fetcher (dataplane/replica) learns its
+// assignments from Config.OnFollowers and writes only through the
+// follower methods (follower.go), each fenced by the leader epoch it was
+// started for. A follower keeps the leader's high watermark capped at its
+// own log end, so a follower that becomes leader starts from a sane one.
+// ISR changes (AlterPartition) are not made here yet.
 package partition

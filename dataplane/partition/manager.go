@@ -3,7 +3,9 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +179,32 @@ func (m *Manager) ApplyImage(img *image.Image) {
 		}
 	}
 	m.current.Store(&snapshot{img: img, partitions: next})
+	if m.cfg.OnFollowers != nil {
+		m.cfg.OnFollowers(followers(img, next, m.cfg.NodeID))
+	}
+}
+
+// followers lists the hosted replicas that follow a leader on another
+// broker, with that broker's address, in topic and partition order.
+func followers(img *image.Image, parts map[storage.TopicPartition]*Partition, nodeID int32) []Follower {
+	var out []Follower
+	for _, name := range img.TopicNames() {
+		for _, ip := range img.Topics[name].Partitions {
+			if ip == nil || ip.Leader < 0 || ip.Leader == nodeID {
+				continue
+			}
+			p := parts[storage.TopicPartition{Topic: name, Partition: ip.Partition}]
+			if p == nil {
+				continue
+			}
+			f := Follower{Partition: p, LeaderID: ip.Leader, LeaderEpoch: ip.LeaderEpoch}
+			if b := img.Brokers[ip.Leader]; b != nil {
+				f.LeaderAddr = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+			}
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // open opens (or creates) the log of a newly assigned partition. A log on

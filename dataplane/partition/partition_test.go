@@ -155,7 +155,7 @@ func TestAcksAllWaitsForFollowerAndHighWatermarkGatesReads(t *testing.T) {
 		t.Fatalf("read below hw 0: size %d err %v", rr.Size, err)
 	}
 	// A follower reads up to the log end.
-	rr, err = p.Read(ReadParams{FetchOffset: 0, MaxBytes: 1 << 20, CurrentLeaderEpoch: -1, ReplicaID: 2})
+	rr, err = p.Read(ReadParams{FetchOffset: 0, MaxBytes: 1 << 20, CurrentLeaderEpoch: -1, ReplicaID: 2, LastFetchedEpoch: -1})
 	if err != nil || rr.Size == 0 {
 		t.Fatalf("replica read: size %d err %v", rr.Size, err)
 	}

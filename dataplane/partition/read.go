@@ -16,6 +16,11 @@ type ReadParams struct {
 	// ReplicaID >= 0 marks a follower's fetch: it reads up to the log end
 	// (not the high watermark) and reports the follower's log end offset.
 	ReplicaID int32
+	// LastFetchedEpoch is the epoch of the last batch in the follower's log
+	// (-1: none, or not a follower). A follower's fetch whose epoch and
+	// offset do not match this log's epoch history is answered with
+	// ReadResult.Diverging instead of data (KIP-279, KIP-320).
+	LastFetchedEpoch int32
 }
 
 // ReadResult is what a fetch of one partition returns. The offsets are
@@ -25,6 +30,19 @@ type ReadResult struct {
 	HighWatermark  int64
 	LogStartOffset int64
 	LeaderEpoch    int32
+	// Diverging is set when a follower's log diverged from this one: it
+	// must truncate (see DivergingEpoch) before fetching again. The read
+	// then carries no data, and the fetch does not count as the follower's
+	// log end offset.
+	Diverging *DivergingEpoch
+}
+
+// DivergingEpoch is the leader's answer to a follower whose history
+// diverged: the largest epoch <= the follower's last fetched epoch that the
+// leader knows, and where that epoch ends in the leader's log.
+type DivergingEpoch struct {
+	Epoch     int32
+	EndOffset int64
 }
 
 // Read returns whole batches from params.FetchOffset: for a consumer only
@@ -44,6 +62,15 @@ func (p *Partition) Read(params ReadParams) (ReadResult, error) {
 	out := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
 	maxOffset := hw
 	if params.ReplicaID >= 0 {
+		if err := p.checkReplicaLocked(params.ReplicaID, params.CurrentLeaderEpoch); err != nil {
+			return out, err
+		}
+		if d := p.divergence(params.LastFetchedEpoch, params.FetchOffset); d != nil {
+			out.Diverging = d
+			out.ReadResult.LogStartOffset = out.LogStartOffset
+			out.ReadResult.LogEndOffset = p.log.LogEndOffset()
+			return out, nil
+		}
 		maxOffset = math.MaxInt64
 	}
 	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, maxOffset)

@@ -1,0 +1,32 @@
+// Package replica runs this broker's follower side of replication: the
+// replica fetchers (design.md §3, "Follower").
+//
+// Ownership and threading:
+//   - Manager keeps one fetcher per leader broker, covering every partition
+//     this broker follows from that leader (one connection per leader, not
+//     per partition). Update is called with the full set of followed
+//     partitions after every metadata image (partition.Config.OnFollowers,
+//     from the image-apply goroutine); it starts, reshapes and stops
+//     fetchers to match and never blocks on the network.
+//   - Each fetcher is one goroutine that owns its partitions' fetch state:
+//     it sends Fetch requests with this broker's replica id and broker
+//     epoch (kmsg over a kgo client dialing the leader), appends the
+//     returned batches byte for byte, truncates on DivergingEpoch, and sets
+//     the follower high watermark.
+//
+// Invariants:
+//   - A partition is fetched under the leader epoch of the image that
+//     assigned it; every write goes through a partition method that refuses
+//     it once that epoch is no longer current, so a fetcher of an old leader
+//     or epoch can never write into the log. A new leader or epoch starts a
+//     new fetch state (and, for a new leader, a new fetcher).
+//   - Truncation happens only where the leader's epoch history says the
+//     logs part (KIP-279), never at the high watermark alone (KIP-101), and
+//     always before the high watermark of the same response is applied
+//     (KAFKA-14704).
+//   - The follower's high watermark is the leader's capped at its own log
+//     end offset.
+//
+// ISR changes (AlterPartition, replica.lag.time.max.ms) are not here yet:
+// the ISR is what the controller says.
+package replica

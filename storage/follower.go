@@ -1,0 +1,51 @@
+package storage
+
+// This file holds the log operations only a follower replica needs: reading
+// the leader epoch history (to answer and check divergence, KIP-279) and
+// restarting an empty log at the leader's log start offset.
+
+// EpochHistory returns a copy of the log's leader epoch cache, oldest
+// first: each entry says the leader of Epoch appended its first record at
+// StartOffset.
+func (l *Log) EpochHistory() []EpochEntry {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return append([]EpochEntry(nil), l.epochs.entries...)
+}
+
+// TruncateFullyAndStartAt removes every batch and makes the log empty,
+// starting at offset (log start = log end = offset). A follower whose log
+// ends below the leader's log start offset (retention deleted what it still
+// needed) restarts this way. offset must be > the log end offset; otherwise
+// use Truncate.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if offset <= l.leo.Load() {
+		return ErrOffsetOutOfRange
+	}
+	now := l.now()
+	// offset is above every segment's base, so the new segment's name is
+	// new and no doomed segment shares it.
+	ns, err := createSegment(l.dir, offset, now)
+	if err != nil {
+		return err
+	}
+	for _, s := range l.segs {
+		l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
+	}
+	l.segs = []*segment{ns}
+	l.lso.Store(offset)
+	l.leo.Store(offset)
+	l.recoveryPoint = offset
+	l.unflushed = 0
+	if err := l.epochs.truncateFromEnd(-1 << 62); err != nil {
+		return err
+	}
+	l.producers = producerState{}
+	l.logger.Info("log truncated fully", "topic", l.tp.Topic, "partition", l.tp.Partition, "log_start_offset", offset)
+	return nil
+}
