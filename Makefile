@@ -15,14 +15,14 @@ FUZZ_TARGETS := ./storage:FuzzRecovery ./dataplane/wire:FuzzRequestDecoding
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
-.PHONY: all build run test unit fuzz-short fuzz e2e bench clean
+.PHONY: all build run test unit fuzz-short fuzz e2e bench bench-nats clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/skein
 
-# A local cluster (1 controller, 1 broker) in one process; it prints the
+# A local cluster (1 controller, 3 brokers) in one process; it prints the
 # bootstrap server and commands to try. Ctrl-C stops it.
 run: build
 	$(BIN) dev
@@ -61,6 +61,13 @@ bench: build
 	$(GO) test -run=XXX -bench=. -benchmem ./storage/... ./dataplane/...
 	@if [ -x test/bench/compare.sh ]; then test/bench/compare.sh; \
 	else echo "test/bench/compare.sh not present; skipped"; fi
+
+# Replicated produce, skein (3 brokers, RF=3, min.insync.replicas=2,
+# acks=all) against a 3-node NATS JetStream cluster with an R3 file stream,
+# side by side. Installs nats-server and natscli with `go install` into a
+# temporary GOBIN when they are not on PATH. Never part of `make test`.
+bench-nats: build
+	SKEIN_BIN=$(CURDIR)/$(BIN) test/bench/compare-nats.sh
 
 clean:
 	rm -rf bin skein-data

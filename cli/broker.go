@@ -29,6 +29,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", intFlag("default-replication-factor", "default.replication.factor", 0)),
 			fromComponent("broker", intFlag("message-max-bytes", "message.max.bytes", 0)),
 			fromComponent("broker", durationFlag("heartbeat-interval", "interval of heartbeats to the controller", 0)),
+			fromComponent("broker", durationFlag("replica-lag-time-max", "replica.lag.time.max.ms: an in-sync follower not caught up for this long leaves the ISR", 0)),
 		),
 		Action: runBroker,
 	}
@@ -89,6 +90,9 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("heartbeat-interval") {
 		cfg.HeartbeatInterval = c.Duration("heartbeat-interval")
+	}
+	if c.IsSet("replica-lag-time-max") {
+		cfg.ReplicaLagTimeMax = c.Duration("replica-lag-time-max")
 	}
 	return cfg, nil
 }

@@ -36,11 +36,12 @@ func devCommand() *cli.Command {
 			"   --data-dir/broker-101, ... Runs until SIGINT or SIGTERM.",
 		Flags: withCommon(
 			stringFlag("data-dir", "directory for the cluster's data", "./skein-data"),
-			intFlag("brokers", "number of brokers", 1),
+			intFlag("brokers", "number of brokers (3: topics get 3 replicas and min.insync.replicas=2 by default)", 3),
 			stringFlag("host", "address every listener binds to", "127.0.0.1"),
 			intFlag("base-port", "Kafka port of the first broker; the others and the controller follow it", 9092),
 			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
+			pprofFlag(),
 		),
 		Action: runDev,
 	}
@@ -113,6 +114,13 @@ func runDev(c *cli.Context) error {
 	}
 	ctx, stop := signalContext(c)
 	defer stop()
+	if addr := c.String("pprof"); addr != "" {
+		stopPprof, err := servePprof(addr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	cluster := &devCluster{log: log}
 	defer cluster.close()
@@ -275,13 +283,24 @@ func printDevWelcome(w io.Writer, l devLayout) {
 	}
 	_ = t.Flush()
 	fmt.Fprintf(w, "  data dir: %s\n\n", l.dataDir)
-	rf := min(len(l.brokerIDs), 3)
+	fmt.Fprintf(w, "Topics get %s by default.\n", defaultReplicationText(len(l.brokerIDs)))
 	fmt.Fprintf(w, "Try:\n")
-	fmt.Fprintf(w, "  skein topic create demo --partitions 3 --replication-factor %d%s\n", rf, flag)
+	fmt.Fprintf(w, "  skein topic create demo --partitions 3%s\n", flag)
+	fmt.Fprintf(w, "  skein topic describe demo%s\n", flag)
 	fmt.Fprintf(w, "  echo hello | skein produce demo%s\n", flag)
 	fmt.Fprintf(w, "  skein consume demo --from-beginning%s\n", flag)
 	fmt.Fprintf(w, "  kcat -b %s -L\n", bootstrap)
 	fmt.Fprintf(w, "  echo hello | kcat -b %s -P -t demo\n", bootstrap)
 	fmt.Fprintf(w, "  kcat -b %s -C -t demo -o beginning -e\n", bootstrap)
+	fmt.Fprintf(w, "  skein replicas verify demo%s\n", flag)
 	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
+}
+
+// defaultReplicationText says what the controller's defaults give a new
+// topic on a cluster of n brokers (see controller.Config).
+func defaultReplicationText(n int) string {
+	if n >= 3 {
+		return "replication factor 3 and min.insync.replicas=2"
+	}
+	return fmt.Sprintf("replication factor %d and min.insync.replicas=1", n)
 }

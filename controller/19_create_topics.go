@@ -8,7 +8,9 @@ package controller
 // -> INVALID_CONFIG (null or repeated -> INVALID_REQUEST). With an explicit
 // ReplicaAssignment, NumPartitions and ReplicationFactor must be -1 and the
 // lists are validated (INVALID_REPLICA_ASSIGNMENT). Otherwise -1 means the
-// controller's DefaultNumPartitions / DefaultReplicationFactor; partitions
+// controller's DefaultNumPartitions / DefaultReplicationFactor, the latter
+// capped at the number of unfenced brokers, with min.insync.replicas=2 for
+// a defaulted RF >= 3 (skein's safer default, defaultReplication); partitions
 // <= 0 -> INVALID_PARTITIONS; RF <= 0 or above the number of live brokers ->
 // INVALID_REPLICATION_FACTOR; replicas are placed round-robin over live
 // brokers, rack-aware (placeReplicas). ISR = replicas, leader = first replica.
@@ -154,7 +156,7 @@ func (c *Controller) planTopic(img *image.Image, brokers []*image.Broker, live i
 			n = c.cfg.DefaultNumPartitions
 		}
 		if rf == -1 {
-			rf = int(c.cfg.DefaultReplicationFactor)
+			rf = defaultReplication(int(c.cfg.DefaultReplicationFactor), len(brokers), configs)
 		}
 		switch {
 		case n <= 0:
@@ -180,6 +182,27 @@ func (c *Controller) planTopic(img *image.Image, brokers []*image.Broker, live i
 		name: t.Topic, id: id, partitions: int32(len(assignment)), rf: int16(len(assignment[0])),
 		configs: configs, records: append(recs, parts...),
 	}, nil
+}
+
+// defaultMinInsyncReplicas is min.insync.replicas of topics whose
+// replication factor is defaulted to 3 or more.
+const defaultMinInsyncReplicas = "2"
+
+// defaultReplication is the replication factor of a topic created without
+// one: the configured default capped at the number of unfenced brokers
+// (when there is any). When that is 3 or more and the request sets no
+// min.insync.replicas, it sets min.insync.replicas=2 in configs, so that
+// acks=all survives one broker loss without ever being acknowledged by a
+// single replica (Kafka's cluster default is 1).
+func defaultReplication(configured, unfenced int, configs map[string]string) int {
+	rf := configured
+	if unfenced > 0 {
+		rf = min(rf, unfenced)
+	}
+	if _, set := configs["min.insync.replicas"]; rf >= 3 && !set {
+		configs["min.insync.replicas"] = defaultMinInsyncReplicas
+	}
+	return rf
 }
 
 // describeNewTopicConfigs lists every topic config with its effective value

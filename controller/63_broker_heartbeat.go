@@ -15,8 +15,8 @@ package controller
 //     registration): unfenced in the same entry as unfenceDecision's changes:
 //     offline partitions get a leader where one is now live (the broker
 //     itself when it is in their ISR; an out-of-sync live replica only if
-//     the topic allows unclean election), and the broker rejoins the ISRs of
-//     the partitions it replicates that have a live leader.
+//     the topic allows unclean election). The broker rejoins ISRs only
+//     through its leaders' AlterPartition, once it has caught up.
 // IsCaughtUp is CurrentMetadataOffset >= epoch; IsFenced is the state after
 // the decision.
 

@@ -75,6 +75,10 @@ type Config struct {
 	SessionTimeout time.Duration
 	// DefaultNumPartitions (num.partitions) and DefaultReplicationFactor
 	// (default.replication.factor) apply to CreateTopics asking for -1.
+	// The default replication factor is capped at the number of unfenced
+	// brokers (Kafka refuses instead), and a topic that gets 3 or more
+	// replicas this way also gets min.insync.replicas=2 unless the request
+	// sets it (Kafka's default is 1): see defaultReplication.
 	DefaultNumPartitions     int32
 	DefaultReplicationFactor int16
 	// RaftHeartbeatTimeout is Raft's heartbeat and election timeout; the
@@ -101,7 +105,7 @@ func DefaultConfig() Config {
 	return Config{
 		SessionTimeout:           9 * time.Second,
 		DefaultNumPartitions:     1,
-		DefaultReplicationFactor: 1,
+		DefaultReplicationFactor: 3,
 		RaftHeartbeatTimeout:     time.Second,
 		ApplyTimeout:             10 * time.Second,
 		// Kafka's defaults.

@@ -53,6 +53,11 @@
 // (rebalance.go, auto.leader.rebalance.enable), which also retries
 // elections of offline partitions; a config change retries them at once.
 //
+// ISR changes come only from partition leaders through AlterPartition
+// (56_alter_partition.go), checked against the leader and partition epochs
+// and the members' liveness and broker epochs; an unfenced broker does not
+// rejoin any ISR by itself.
+//
 // Invariants: an ISR is never empty (the last member of an ISR stays in it
 // when fenced, the partition goes offline with leader -1, and that broker is
 // elected again once unfenced); a leader is always a member of its ISR and of

@@ -126,34 +126,13 @@ func electLeaderless(img *image.Image, live isLive) []record {
 
 // unfenceDecision is what unfencing broker id changes in partitions, beside
 // the UnfenceBroker record: every offline partition that can now get a
-// leader gets one (electLeaderless), and id rejoins the ISR of every
-// partition it replicates that has a live leader.
-//
-// The ISR rejoin is a stand-in until replicas fetch from their leaders
-// (the replication issue): then a replica rejoins only through the leader's
-// AlterPartition once it has caught up. Until then a follower holds no data
-// whatever the ISR says (topics are created with ISR = all live replicas),
-// and the rejoin keeps a restarted broker eligible for preferred leadership.
-// A partition without a live leader is left alone, so an offline partition
-// never gets an out-of-sync leader this way. live must say true for id.
+// leader gets one (electLeaderless: id itself where it is in the ISR; an
+// out-of-sync live replica only where the topic allows unclean election).
+// id does NOT rejoin any ISR here: a replica enters an ISR only through its
+// leader's AlterPartition once it has caught up (design.md §3). live must
+// say true for id.
 func unfenceDecision(img *image.Image, id int32, live isLive) []record {
-	var recs []record
-	for _, name := range img.TopicNames() {
-		t := img.Topics[name]
-		for _, p := range t.Partitions {
-			leader, isr := p.Leader, p.ISR
-			switch {
-			case leader == -1:
-				leader, isr = electWithISR(p, isr, live, uncleanAllowed(img, t))
-			case live(leader) && slices.Contains(p.Replicas, id) && !slices.Contains(isr, id):
-				isr = append(slices.Clone(isr), id)
-			}
-			if leader != p.Leader || !slices.Equal(isr, p.ISR) {
-				recs = append(recs, changePartition(t, p, leader, isr))
-			}
-		}
-	}
-	return recs
+	return electLeaderless(img, live)
 }
 
 // preferredElection makes the preferred replica (the first) the leader of

@@ -131,8 +131,8 @@ func TestUnfenceDecision(t *testing.T) {
 	}{
 		{"offline partition with broker 1 in its ISR: elected", nil, nil,
 			[]string{"1,2/1/-1"}, []string{"1,2/1/1 e6 p8"}},
-		{"rejoins the ISR of a partition with a live leader", nil, nil,
-			[]string{"1,2,3/2,3/2"}, []string{"1,2,3/2,3,1/2 e5 p8"}},
+		{"does not rejoin the ISR of a partition with a live leader", nil, nil,
+			[]string{"1,2,3/2,3/2"}, []string{"1,2,3/2,3/2 e5 p7"}},
 		{"offline partition without it in the ISR stays offline", []int32{3}, nil,
 			[]string{"1,2,3/3/-1"}, []string{"1,2,3/3/-1 e5 p7"}},
 		{"... unless unclean election is allowed", []int32{3}, unclean,

@@ -98,6 +98,8 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 		}
 	case *kmsg.DescribeQuorumRequest:
 		resp.(*kmsg.DescribeQuorumResponse).ErrorCode = code
+	case *kmsg.AlterPartitionRequest:
+		resp.(*kmsg.AlterPartitionResponse).ErrorCode = code
 	case *kmsg.ControllerRegistrationRequest:
 		resp.(*kmsg.ControllerRegistrationResponse).ErrorCode = code
 	case *kmsg.AddRaftVoterRequest:

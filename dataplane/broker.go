@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/controller/image"
@@ -52,12 +53,18 @@ type Config struct {
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
 
-	AutoCreateTopics         bool  // auto.create.topics.enable, default true
-	NumPartitions            int32 // num.partitions, default 1
-	DefaultReplicationFactor int16 // default.replication.factor, default 1
+	AutoCreateTopics bool  // auto.create.topics.enable, default true
+	NumPartitions    int32 // num.partitions, default 1
+	// DefaultReplicationFactor (default.replication.factor) of auto-created
+	// topics; 0 (the default) leaves it to the controller, which uses 3
+	// capped at the number of unfenced brokers.
+	DefaultReplicationFactor int16
 	MessageMaxBytes          int32 // message.max.bytes, default 1048588
 	HeartbeatInterval        time.Duration
-	Logger                   hclog.Logger
+	// ReplicaLagTimeMax is replica.lag.time.max.ms (default 30 s): an
+	// in-sync follower not caught up for this long leaves the ISR.
+	ReplicaLagTimeMax time.Duration
+	Logger            hclog.Logger
 }
 
 // Kafka's defaults.
@@ -83,9 +90,10 @@ func DefaultConfig() Config {
 		Listen:                   defaultListen,
 		AutoCreateTopics:         true,
 		NumPartitions:            1,
-		DefaultReplicationFactor: 1,
+		DefaultReplicationFactor: 0,
 		MessageMaxBytes:          defaultMessageMaxBytes,
 		HeartbeatInterval:        defaultHeartbeatInterval,
+		ReplicaLagTimeMax:        partition.DefaultReplicaLagTimeMax,
 		Logger:                   hclog.NewNullLogger(),
 	}
 }
@@ -125,8 +133,8 @@ func (c Config) Validate() error {
 	if c.NumPartitions < 1 {
 		return fmt.Errorf("broker: NumPartitions %d must be >= 1", c.NumPartitions)
 	}
-	if c.DefaultReplicationFactor < 1 {
-		return fmt.Errorf("broker: DefaultReplicationFactor %d must be >= 1", c.DefaultReplicationFactor)
+	if c.DefaultReplicationFactor < 0 {
+		return fmt.Errorf("broker: DefaultReplicationFactor %d must be >= 0 (0: the controller's default)", c.DefaultReplicationFactor)
 	}
 	if c.MessageMaxBytes < 1 {
 		return fmt.Errorf("broker: MessageMaxBytes %d must be >= 1", c.MessageMaxBytes)
@@ -136,6 +144,9 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatInterval <= 0 {
 		return fmt.Errorf("broker: HeartbeatInterval %v must be > 0", c.HeartbeatInterval)
+	}
+	if c.ReplicaLagTimeMax < 0 {
+		return fmt.Errorf("broker: ReplicaLagTimeMax %v must be >= 0 (0: the default)", c.ReplicaLagTimeMax)
 	}
 	if c.Logger == nil {
 		return errors.New("broker: Logger is nil")
@@ -267,6 +278,11 @@ func (b *Broker) start() error {
 	pcfg := partition.DefaultConfig(cfg.NodeID)
 	pcfg.Logger = b.log
 	pcfg.OnFollowers = b.replicas.Update
+	pcfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax
+	pcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
+	pcfg.AlterPartition = func(ctx context.Context, req *kmsg.AlterPartitionRequest) (*kmsg.AlterPartitionResponse, error) {
+		return ctl.AlterPartition(ctx, req)
+	}
 	if b.partitions, err = partition.New(pcfg, store); err != nil {
 		return fmt.Errorf("partitions: %w", err)
 	}

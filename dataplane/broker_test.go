@@ -29,7 +29,7 @@ func validConfig(dir string) Config {
 
 func TestDefaultConfigIsKafkas(t *testing.T) {
 	c := DefaultConfig()
-	if !c.AutoCreateTopics || c.NumPartitions != 1 || c.DefaultReplicationFactor != 1 || c.MessageMaxBytes != 1048588 || c.HeartbeatInterval != 2*time.Second {
+	if !c.AutoCreateTopics || c.NumPartitions != 1 || c.DefaultReplicationFactor != 0 || c.MessageMaxBytes != 1048588 || c.HeartbeatInterval != 2*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := validConfig(t.TempDir()).Validate(); err != nil {
@@ -49,7 +49,7 @@ func TestConfigValidate(t *testing.T) {
 		{"Controllers", func(c *Config) { c.Controllers = nil }},
 		{"Controllers", func(c *Config) { c.Controllers = []string{"127.0.0.1:0"} }},
 		{"NumPartitions", func(c *Config) { c.NumPartitions = 0 }},
-		{"DefaultReplicationFactor", func(c *Config) { c.DefaultReplicationFactor = 0 }},
+		{"DefaultReplicationFactor", func(c *Config) { c.DefaultReplicationFactor = -1 }},
 		{"MessageMaxBytes", func(c *Config) { c.MessageMaxBytes = 0 }},
 		{"HeartbeatInterval", func(c *Config) { c.HeartbeatInterval = 0 }},
 		{"Logger", func(c *Config) { c.Logger = nil }},

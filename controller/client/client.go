@@ -241,6 +241,31 @@ func (c *Client) Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, 
 	return c.send(ctx, cp)
 }
 
+// AlterPartition sends an ISR change (AlterPartition) to the active
+// controller, as this broker (BrokerID and BrokerEpoch are set from the
+// current registration; req is not modified), retrying on NOT_CONTROLLER and
+// connection loss until ctx ends. Per-partition errors are the caller's.
+func (c *Client) AlterPartition(ctx context.Context, req *kmsg.AlterPartitionRequest) (*kmsg.AlterPartitionResponse, error) {
+	cp, err := copyRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	ap := cp.(*kmsg.AlterPartitionRequest)
+	ap.BrokerID, ap.BrokerEpoch = c.cfg.NodeID, c.BrokerEpoch()
+	resp, err := c.send(ctx, ap)
+	if err != nil {
+		return nil, err
+	}
+	out, ok := resp.(*kmsg.AlterPartitionResponse)
+	if !ok {
+		return nil, fmt.Errorf("alter partition: unexpected response %T", resp)
+	}
+	if out.ErrorCode == kerr.StaleBrokerEpoch.Code || out.ErrorCode == kerr.BrokerIDNotRegistered.Code {
+		c.kickHeartbeat()
+	}
+	return out, nil
+}
+
 // AllocateProducerIDs asks the controller for a block of producer ids,
 // retrying (while the heartbeat loop re-registers) on a stale epoch until ctx
 // ends.
@@ -429,6 +454,8 @@ func notController(resp kmsg.Response) bool {
 			}
 		}
 	case *kmsg.DescribeQuorumResponse:
+		return r.ErrorCode == nc
+	case *kmsg.AlterPartitionResponse:
 		return r.ErrorCode == nc
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, res := range r.Resources {

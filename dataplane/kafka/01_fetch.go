@@ -13,6 +13,10 @@ package kafka
 //     leader's high watermark. A follower not in the replica set gets
 //     UNKNOWN_LEADER_EPOCH when it names the current epoch, else
 //     NOT_LEADER_OR_FOLLOWER (Kafka's answers).
+//   - A debug consumer's fetch (ReplicaID -2, partition.DebugReplicaID) is
+//     served by any replica, leader or follower, from its own log up to its
+//     own high watermark; it is not a follower fetch (no log end offset
+//     reported, no divergence check). `skein replicas verify` uses it.
 //   - Divergence (v12+, KIP-279/KIP-320): a follower's LastFetchedEpoch and
 //     FetchOffset are checked against the leader's epoch history; a
 //     mismatch answers DivergingEpoch{Epoch, EndOffset} without data, the
@@ -53,6 +57,8 @@ type fetchPartition struct {
 	topic  string
 	params partition.ReadParams
 	read   storage.ReadResult
+	// replicaEpoch is a follower's broker epoch (v15+), -1 unknown.
+	replicaEpoch int64
 }
 
 func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
@@ -62,9 +68,9 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}
-	replicaID := r.ReplicaID
+	replicaID, replicaEpoch := r.ReplicaID, int64(-1)
 	if r.Version >= 15 {
-		replicaID = r.ReplicaState.ID
+		replicaID, replicaEpoch = r.ReplicaState.ID, r.ReplicaState.Epoch
 	}
 	img := h.Partitions.Image()
 
@@ -89,7 +95,7 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 			*op = kmsg.NewFetchResponseTopicPartition()
 			op.Partition = rp.Partition
 			op.HighWatermark = -1
-			fp := fetchPartition{out: op, topic: name, params: partition.ReadParams{
+			fp := fetchPartition{out: op, topic: name, replicaEpoch: replicaEpoch, params: partition.ReadParams{
 				FetchOffset:        rp.FetchOffset,
 				MaxBytes:           rp.PartitionMaxBytes,
 				CurrentLeaderEpoch: rp.CurrentLeaderEpoch,
@@ -180,7 +186,7 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 			continue
 		}
 		if fp.params.ReplicaID >= 0 {
-			_ = fp.p.UpdateFollowerFetch(fp.params.ReplicaID, fp.params.FetchOffset)
+			_ = fp.p.UpdateFollowerFetchEpoch(fp.params.ReplicaID, fp.replicaEpoch, fp.params.FetchOffset)
 		}
 		// KIP-74: only the first partition with data may exceed the limits.
 		if total > 0 && rr.Size > limit {

@@ -22,11 +22,22 @@ type Config struct {
 	// now follows (a live leader elsewhere), so the replica fetchers can
 	// follow the leaders. It must not block for long nor call ApplyImage.
 	OnFollowers func([]Follower)
+	// AlterPartition, when set, sends this broker's ISR changes (as
+	// partition leader) to the active controller (isr.go); nil: the ISR
+	// changes only by metadata.
+	AlterPartition AlterPartitionFunc
+	// BrokerEpoch returns this broker's registration epoch, sent for the
+	// leader in AlterPartition; nil sends -1.
+	BrokerEpoch func() int64
+	// ReplicaLagTimeMax is replica.lag.time.max.ms: an ISR follower not
+	// caught up for this long is dropped from the ISR. Zero means
+	// DefaultReplicaLagTimeMax.
+	ReplicaLagTimeMax time.Duration
 }
 
 // DefaultConfig returns working values for a broker id.
 func DefaultConfig(nodeID int32) Config {
-	return Config{NodeID: nodeID, Logger: hclog.NewNullLogger(), Now: time.Now}
+	return Config{NodeID: nodeID, Logger: hclog.NewNullLogger(), Now: time.Now, ReplicaLagTimeMax: DefaultReplicaLagTimeMax}
 }
 
 // Validate checks the config.
@@ -36,6 +47,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		return errors.New("partition: Logger is nil")
+	}
+	if c.ReplicaLagTimeMax < 0 {
+		return errors.New("partition: ReplicaLagTimeMax must be >= 0")
 	}
 	return nil
 }

@@ -16,7 +16,7 @@
 // Invariants:
 //   - LogStartOffset <= HighWatermark <= LogEndOffset on the leader.
 //   - The high watermark only moves forward. It is the minimum log end
-//     offset over the ISR (the local replica plus followers' reported LEOs;
+//     offset over the (maximal) ISR (the local replica plus followers' reported LEOs;
 //     a follower that has not reported counts as 0), and it does not move
 //     while the ISR is smaller than min.insync.replicas (KIP-966).
 //   - Consumers never read at or above the high watermark.
@@ -33,5 +33,7 @@
 // follower methods (follower.go), each fenced by the leader epoch it was
 // started for. A follower keeps the leader's high watermark capped at its
 // own log end, so a follower that becomes leader starts from a sane one.
-// ISR changes (AlterPartition) are not made here yet.
+// ISR changes: the leader shrinks and expands the ISR through
+// AlterPartition (isr.go); the high watermark counts the maximal ISR while a
+// change is pending.
 package partition

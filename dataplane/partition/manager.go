@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,12 @@ type Manager struct {
 	closed  bool
 	// current is replaced (never mutated) by ApplyImage.
 	current atomic.Pointer[snapshot]
+
+	// isr is the ISR-change plumbing shared by the partitions (isr.go); its
+	// goroutines stop at Close.
+	isr       *isrEnv
+	isrCancel context.CancelFunc
+	isrWG     sync.WaitGroup
 }
 
 type snapshot struct {
@@ -64,9 +71,23 @@ func New(cfg Config, store *storage.Manager) (*Manager, error) {
 	if store == nil {
 		return nil, errors.New("partition: storage manager is nil")
 	}
+	if cfg.ReplicaLagTimeMax == 0 {
+		cfg.ReplicaLagTimeMax = DefaultReplicaLagTimeMax
+	}
 	cfg.Logger = cfg.Logger.Named("partition")
 	m := &Manager{cfg: cfg, store: store}
 	m.current.Store(&snapshot{img: image.New(), partitions: map[storage.TopicPartition]*Partition{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	m.isrCancel = cancel
+	m.isr = &isrEnv{alter: cfg.AlterPartition, brokerEpoch: cfg.BrokerEpoch, image: m.Image,
+		lagMax: cfg.ReplicaLagTimeMax, ctx: ctx, wg: &m.isrWG}
+	if cfg.AlterPartition != nil {
+		m.isrWG.Add(1)
+		go func() {
+			defer m.isrWG.Done()
+			m.runISRChecks(ctx, max(cfg.ReplicaLagTimeMax/2, time.Millisecond))
+		}()
+	}
 	return m, nil
 }
 
@@ -231,6 +252,7 @@ func (m *Manager) open(tp storage.TopicPartition, topicID [16]byte, cfg storage.
 	}
 	p := newPartition(tp, topicID, l, m.cfg)
 	p.logConfig = cfg
+	p.env = m.isr
 	return p, nil
 }
 
@@ -267,5 +289,7 @@ func (m *Manager) Close() error {
 		p.close()
 	}
 	m.current.Store(&snapshot{img: old.img, partitions: map[storage.TopicPartition]*Partition{}, closed: true})
+	m.isrCancel()
+	m.isrWG.Wait()
 	return nil
 }

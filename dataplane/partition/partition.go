@@ -56,6 +56,8 @@ type Partition struct {
 	// leaderEpochStartOffset is the log end offset when this replica became
 	// leader at leaderEpoch (followers joining the ISR must reach it).
 	leaderEpochStartOffset int64
+	// env is the manager's ISR-change plumbing (isr.go); set at creation.
+	env *isrEnv
 
 	// mu is taken after roleMu when both are needed.
 	mu struct {
@@ -67,6 +69,8 @@ type Partition struct {
 		// its fetches; reset on every new leader epoch.
 		followerLEO map[int32]int64
 		waiters     map[chan struct{}]struct{}
+		// isr: follower caught-up times, the pending ISR change (isr.go).
+		isr isrState
 	}
 }
 
@@ -136,18 +140,26 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	if ip.Leader == p.nodeID {
 		newRole = RoleLeader
 	}
+	// An image older than the ISR this leader adopted from an
+	// AlterPartition answer (same leader epoch, lower partition epoch) does
+	// not move the ISR back.
+	staleISR := newRole == RoleLeader && oldRole == RoleLeader && oldEpoch == ip.LeaderEpoch &&
+		ip.PartitionEpoch < p.partitionEpoch
 	p.role = newRole
 	p.leaderID = ip.Leader
 	p.leaderEpoch = ip.LeaderEpoch
-	p.partitionEpoch = ip.PartitionEpoch
+	if !staleISR {
+		p.partitionEpoch = ip.PartitionEpoch
+		p.isr = slices.Clone(ip.ISR)
+	}
 	p.replicas = slices.Clone(ip.Replicas)
-	p.isr = slices.Clone(ip.ISR)
 	p.settings = settings
 
 	if newRole == RoleLeader && (oldRole != RoleLeader || oldEpoch != ip.LeaderEpoch) {
 		p.leaderEpochStartOffset = p.log.LogEndOffset()
 		p.mu.Lock()
 		clear(p.mu.followerLEO)
+		p.resetFollowersLocked(p.now())
 		p.mu.Unlock()
 		p.logger.Info("became leader", "leader_epoch", ip.LeaderEpoch, "isr", ip.ISR,
 			"leader_epoch_start_offset", p.leaderEpochStartOffset, "hw", p.HighWatermark())
@@ -157,6 +169,7 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	// An ISR change can move the high watermark; every change may matter
 	// to a waiter (lost leadership, ISR below the minimum).
 	p.mu.Lock()
+	p.reconcilePendingLocked()
 	if p.role == RoleLeader {
 		p.advanceHighWatermarkLocked()
 	}
@@ -170,6 +183,7 @@ func (p *Partition) close() {
 	p.role = RoleNone
 	p.roleMu.Unlock()
 	p.mu.Lock()
+	p.mu.isr.pending = nil
 	p.notifyLocked()
 	p.mu.Unlock()
 }
@@ -178,7 +192,13 @@ func (p *Partition) close() {
 // end offsets and moves it forward if it grew. Caller holds roleMu (read or
 // write) and p.mu. It reports whether the high watermark moved.
 func (p *Partition) advanceHighWatermarkLocked() bool {
-	hw, ok := highWatermark(p.nodeID, p.log.LogEndOffset(), p.isr, p.mu.followerLEO, p.settings.MinInsyncReplicas)
+	// Strict min-ISR counts the committed ISR; the minimum log end is
+	// taken over the maximal one (with a pending expansion's newcomer, or
+	// the larger ISR of a pending shrink).
+	if len(p.isr) < p.settings.MinInsyncReplicas {
+		return false
+	}
+	hw, ok := highWatermark(p.nodeID, p.log.LogEndOffset(), p.maximalISRLocked(), p.mu.followerLEO, 0)
 	if !ok || hw <= p.mu.highWatermark {
 		return false
 	}
@@ -189,26 +209,10 @@ func (p *Partition) advanceHighWatermarkLocked() bool {
 // UpdateFollowerFetch records that follower replica fetched from offset
 // (so its log end offset is offset) and advances the high watermark if that
 // allows. Replicas not assigned to the partition are ignored. It returns
-// ErrNotLeaderOrFollower when this replica is not the leader.
+// ErrNotLeaderOrFollower when this replica is not the leader. The
+// follower's broker epoch is unknown here; see UpdateFollowerFetchEpoch.
 func (p *Partition) UpdateFollowerFetch(replica int32, offset int64) error {
-	p.roleMu.RLock()
-	defer p.roleMu.RUnlock()
-	if p.role != RoleLeader {
-		return ErrNotLeaderOrFollower
-	}
-	if replica == p.nodeID || !slices.Contains(p.replicas, replica) {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.mu.followerLEO[replica] == offset {
-		return nil
-	}
-	p.mu.followerLEO[replica] = offset
-	if p.advanceHighWatermarkLocked() {
-		p.notifyLocked()
-	}
-	return nil
+	return p.UpdateFollowerFetchEpoch(replica, -1, offset)
 }
 
 // checkLeaderLocked returns nil if this replica leads the partition at the

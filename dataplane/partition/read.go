@@ -15,6 +15,7 @@ type ReadParams struct {
 	CurrentLeaderEpoch int32
 	// ReplicaID >= 0 marks a follower's fetch: it reads up to the log end
 	// (not the high watermark) and reports the follower's log end offset.
+	// DebugReplicaID marks a debug consumer's fetch (readAnyReplica).
 	ReplicaID int32
 	// LastFetchedEpoch is the epoch of the last batch in the follower's log
 	// (-1: none, or not a follower). A follower's fetch whose epoch and
@@ -45,12 +46,21 @@ type DivergingEpoch struct {
 	EndOffset int64
 }
 
+// DebugReplicaID is Kafka's replica id of the "debug consumer" (-2): a
+// fetch that any replica, leader or follower, serves from its own log up to
+// its own high watermark. `skein replicas verify` uses it to compare the
+// replicas of a partition.
+const DebugReplicaID = -2
+
 // Read returns whole batches from params.FetchOffset: for a consumer only
 // batches entirely below the high watermark, for a follower up to the log
 // end. At most MaxBytes except that the first batch is always whole
 // (KIP-74); the caller drops it when it is not the first partition with
 // data. Only the leader serves reads.
 func (p *Partition) Read(params ReadParams) (ReadResult, error) {
+	if params.ReplicaID == DebugReplicaID {
+		return p.readAnyReplica(params)
+	}
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if err := p.checkLeaderLocked(params.CurrentLeaderEpoch); err != nil {
@@ -74,6 +84,32 @@ func (p *Partition) Read(params ReadParams) (ReadResult, error) {
 		maxOffset = math.MaxInt64
 	}
 	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, maxOffset)
+	if err != nil {
+		return out, err
+	}
+	out.ReadResult = rr
+	return out, nil
+}
+
+// readAnyReplica serves a debug consumer's fetch on a leader or a
+// follower: whole batches below this replica's own high watermark, with
+// this replica's offsets. CurrentLeaderEpoch, when given, is checked
+// against the epoch this replica knows. It never counts as a follower's
+// fetch and never looks at divergence.
+func (p *Partition) readAnyReplica(params ReadParams) (ReadResult, error) {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	if p.role != RoleLeader && p.role != RoleFollower {
+		return ReadResult{HighWatermark: -1, LogStartOffset: -1}, ErrNotLeaderOrFollower
+	}
+	if err := checkEpoch(params.CurrentLeaderEpoch, p.leaderEpoch); err != nil {
+		return ReadResult{HighWatermark: -1, LogStartOffset: -1}, err
+	}
+	p.mu.Lock()
+	hw := p.mu.highWatermark
+	p.mu.Unlock()
+	out := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
+	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, hw)
 	if err != nil {
 		return out, err
 	}

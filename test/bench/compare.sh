@@ -41,7 +41,7 @@ kport=$(free_port)
 pids+=($!)
 sport=$(free_port)
 while [ "$sport" = "$kport" ] || [ "$((sport + 1))" = "$kport" ]; do sport=$(free_port); done
-"$SKEIN" dev --data-dir "$work/skein" --base-port "$sport" --log-level warn >"$work/skein.log" 2>&1 &
+"$SKEIN" dev --brokers 1 --data-dir "$work/skein" --base-port "$sport" --log-level warn >"$work/skein.log" 2>&1 &
 pids+=($!)
 wait_port "$kport"
 wait_port "$sport"

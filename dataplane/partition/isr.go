@@ -1,0 +1,453 @@
+package partition
+
+// ISR changes on the leader (design.md §3).
+//
+// Per follower the leader keeps, from that follower's fetches, its log end
+// offset (followerLEO), its broker epoch (Fetch v15+ ReplicaState) and
+// lastCaughtUp: the time of the last fetch that reached the leader's log end
+// as of that fetch, or of the previous fetch whose leader log end this fetch
+// reached.
+//
+//   - Shrink (Manager's periodic check, every ReplicaLagTimeMax/2): an ISR
+//     follower whose log end differs from the leader's and that has not been
+//     caught up for ReplicaLagTimeMax leaves the ISR.
+//   - Expand (on each follower fetch): a replica outside the ISR joins once
+//     its log end >= the high watermark and >= the start offset of the
+//     current leader epoch (KAFKA-7128), it is registered and unfenced in the
+//     image, and the broker epoch of its fetches is its registration's.
+//
+// Either change is an AlterPartition to the active controller, one in
+// flight per partition, carrying the leader epoch, the partition epoch and
+// the members' broker epochs (-1 when unknown). While it is pending the high
+// watermark is computed over the maximal ISR: the committed one plus the
+// proposed newcomer (an expansion counts at once; a shrink only once
+// committed). min.insync.replicas is checked against the committed ISR.
+// The answer's ISR and partition epoch are adopted when they belong to the
+// current leader epoch and are newer than ours; a metadata image with a
+// newer partition epoch (or another leader epoch) ends the pending change
+// too; an image older than the state adopted is ignored for the ISR.
+// Errors: FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, UNKNOWN_TOPIC_*,
+// NOT_LEADER_OR_FOLLOWER keep the change pending until metadata moves on
+// (no retry); INELIGIBLE_REPLICA and INVALID_REQUEST drop it (the next
+// fetch or check proposes again, after isrRetryBackoff); anything else is
+// retried with backoff.
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/controller/image"
+)
+
+// DefaultReplicaLagTimeMax is Kafka's replica.lag.time.max.ms.
+const DefaultReplicaLagTimeMax = 30 * time.Second
+
+// AlterPartitionFunc sends an AlterPartition request to the active
+// controller (the broker's controller client fills BrokerID and
+// BrokerEpoch) and returns its answer.
+type AlterPartitionFunc func(ctx context.Context, req *kmsg.AlterPartitionRequest) (*kmsg.AlterPartitionResponse, error)
+
+const (
+	// isrRequestTimeout bounds one AlterPartition attempt.
+	isrRequestTimeout = 10 * time.Second
+	// isrBackoffInitial/Max bound the retry backoff of a failed attempt.
+	isrBackoffInitial = 100 * time.Millisecond
+	isrBackoffMax     = 2 * time.Second
+	// isrRetryBackoff is how long a dropped (refused) change waits before
+	// it is proposed again.
+	isrRetryBackoff = 500 * time.Millisecond
+)
+
+// isrEnv is what a partition needs from its manager to change its ISR.
+type isrEnv struct {
+	alter       AlterPartitionFunc // nil: the ISR is never changed here
+	brokerEpoch func() int64
+	image       func() *image.Image
+	lagMax      time.Duration
+	ctx         context.Context
+	wg          *sync.WaitGroup
+}
+
+// followerState is the leader's view of one follower, under Partition.mu.
+type followerState struct {
+	brokerEpoch        int64
+	lastCaughtUp       time.Time
+	lastFetchTime      time.Time
+	lastFetchLeaderLEO int64
+}
+
+// pendingISR is an ISR change sent (or being sent) to the controller.
+type pendingISR struct {
+	leaderEpoch    int32
+	partitionEpoch int32 // the epoch the change is based on
+	proposed       []int32
+	epochs         []int64 // broker epochs of proposed, -1 unknown
+	maximal        []int32 // the ISR the high watermark is computed over
+	shrink         bool
+}
+
+// isrState is the partition's ISR-change state, under Partition.mu.
+type isrState struct {
+	followers  map[int32]*followerState
+	pending    *pendingISR
+	retryAfter time.Time
+}
+
+// maximalISRLocked is the ISR the high watermark counts. Caller holds roleMu
+// and mu.
+func (p *Partition) maximalISRLocked() []int32 {
+	if pc := p.mu.isr.pending; pc != nil {
+		return pc.maximal
+	}
+	return p.isr
+}
+
+// followerLocked returns the state of follower r, created (caught up now)
+// if it has none. Caller holds mu.
+func (p *Partition) followerLocked(r int32, now time.Time) *followerState {
+	if p.mu.isr.followers == nil {
+		p.mu.isr.followers = map[int32]*followerState{}
+	}
+	f := p.mu.isr.followers[r]
+	if f == nil {
+		f = &followerState{brokerEpoch: -1, lastCaughtUp: now}
+		p.mu.isr.followers[r] = f
+	}
+	return f
+}
+
+// resetFollowersLocked starts a new leader epoch: no follower has reported,
+// ISR members count as caught up now, no change is pending. Caller holds
+// roleMu for writing and mu.
+func (p *Partition) resetFollowersLocked(now time.Time) {
+	clear(p.mu.isr.followers)
+	p.mu.isr.pending = nil
+	p.mu.isr.retryAfter = time.Time{}
+	for _, r := range p.isr {
+		if r != p.nodeID {
+			p.followerLocked(r, now)
+		}
+	}
+}
+
+// reconcilePendingLocked drops a pending change that metadata has moved
+// past. Caller holds roleMu for writing and mu.
+func (p *Partition) reconcilePendingLocked() {
+	pc := p.mu.isr.pending
+	if pc == nil {
+		return
+	}
+	if p.role != RoleLeader || p.leaderEpoch != pc.leaderEpoch || p.partitionEpoch > pc.partitionEpoch {
+		p.mu.isr.pending = nil
+	}
+}
+
+// UpdateFollowerFetchEpoch is UpdateFollowerFetch with the follower's broker
+// epoch (Fetch v15+ ReplicaState.ReplicaEpoch; -1 unknown). It also updates
+// the follower's caught-up time and may start an ISR expansion.
+func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset int64) error {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	if p.role != RoleLeader {
+		return ErrNotLeaderOrFollower
+	}
+	if replica == p.nodeID || !slices.Contains(p.replicas, replica) {
+		return nil
+	}
+	now := p.now()
+	leo := p.log.LogEndOffset()
+	p.mu.Lock()
+	f := p.followerLocked(replica, now)
+	switch {
+	case offset >= leo:
+		f.lastCaughtUp = now
+	case !f.lastFetchTime.IsZero() && offset >= f.lastFetchLeaderLEO && f.lastFetchTime.After(f.lastCaughtUp):
+		f.lastCaughtUp = f.lastFetchTime
+	}
+	f.lastFetchTime, f.lastFetchLeaderLEO = now, leo
+	if brokerEpoch >= 0 {
+		f.brokerEpoch = brokerEpoch
+	}
+	if p.mu.followerLEO[replica] != offset {
+		p.mu.followerLEO[replica] = offset
+		if p.advanceHighWatermarkLocked() {
+			p.notifyLocked()
+		}
+	}
+	pc := p.expansionLocked(replica, offset, f, now)
+	p.mu.Unlock()
+	if pc != nil {
+		p.startISRChange(pc)
+	}
+	return nil
+}
+
+// expansionLocked returns the change adding replica to the ISR when it may
+// join now, and records it as pending. Caller holds roleMu and mu.
+func (p *Partition) expansionLocked(replica int32, leo int64, f *followerState, now time.Time) *pendingISR {
+	env := p.env
+	if env == nil || env.alter == nil || p.mu.isr.pending != nil || now.Before(p.mu.isr.retryAfter) ||
+		slices.Contains(p.isr, replica) || leo < p.mu.highWatermark || leo < p.leaderEpochStartOffset {
+		return nil
+	}
+	b := env.image().Brokers[replica]
+	if b == nil || b.Fenced || (f.brokerEpoch >= 0 && f.brokerEpoch != b.Epoch) {
+		return nil
+	}
+	proposed := append(slices.Clone(p.isr), replica)
+	pc := &pendingISR{leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch,
+		proposed: proposed, maximal: proposed, epochs: p.memberEpochsLocked(proposed)}
+	p.mu.isr.pending = pc
+	p.logger.Info("ISR expansion proposed", "follower", replica, "follower_leo", leo, "hw", p.mu.highWatermark,
+		"leader_epoch_start_offset", p.leaderEpochStartOffset, "isr", p.isr, "proposed_isr", proposed,
+		"leader_epoch", p.leaderEpoch, "partition_epoch", p.partitionEpoch)
+	return pc
+}
+
+// memberEpochsLocked is the broker epochs of an ISR: this broker's current
+// registration, the followers' from their fetches (-1 unknown).
+func (p *Partition) memberEpochsLocked(isr []int32) []int64 {
+	out := make([]int64, len(isr))
+	for i, r := range isr {
+		out[i] = -1
+		switch {
+		case r == p.nodeID:
+			if p.env.brokerEpoch != nil {
+				out[i] = p.env.brokerEpoch()
+			}
+		case p.mu.isr.followers[r] != nil:
+			out[i] = p.mu.isr.followers[r].brokerEpoch
+		}
+	}
+	return out
+}
+
+// maybeShrinkISR proposes dropping the ISR followers that are out of sync:
+// log end not the leader's and not caught up for the lag limit.
+func (p *Partition) maybeShrinkISR() {
+	pc := p.shrinkProposal()
+	if pc != nil {
+		p.startISRChange(pc)
+	}
+}
+
+func (p *Partition) shrinkProposal() *pendingISR {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	env := p.env
+	if p.role != RoleLeader || env == nil || env.alter == nil {
+		return nil
+	}
+	now := p.now()
+	leo := p.log.LogEndOffset()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.isr.pending != nil || now.Before(p.mu.isr.retryAfter) {
+		return nil
+	}
+	var out []int32
+	for _, r := range p.isr {
+		if r == p.nodeID {
+			continue
+		}
+		f := p.followerLocked(r, now)
+		if p.mu.followerLEO[r] != leo && now.Sub(f.lastCaughtUp) > env.lagMax {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	proposed := slices.DeleteFunc(slices.Clone(p.isr), func(r int32) bool { return slices.Contains(out, r) })
+	pc := &pendingISR{leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, shrink: true,
+		proposed: proposed, maximal: p.isr, epochs: p.memberEpochsLocked(proposed)}
+	p.mu.isr.pending = pc
+	lags := make([]string, len(out))
+	for i, r := range out {
+		lags[i] = now.Sub(p.mu.isr.followers[r].lastCaughtUp).Round(time.Millisecond).String()
+	}
+	p.logger.Info("ISR shrink proposed: followers out of sync", "out_of_sync", out, "not_caught_up_for", lags,
+		"leader_leo", leo, "isr", p.isr, "proposed_isr", proposed, "replica_lag_time_max", env.lagMax,
+		"leader_epoch", p.leaderEpoch, "partition_epoch", p.partitionEpoch)
+	return pc
+}
+
+// PendingISR returns the ISR change in flight (nil when none).
+func (p *Partition) PendingISR() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pc := p.mu.isr.pending; pc != nil {
+		return slices.Clone(pc.proposed)
+	}
+	return nil
+}
+
+// startISRChange sends pc in a goroutine tracked by the manager.
+func (p *Partition) startISRChange(pc *pendingISR) {
+	env := p.env
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		p.runISRChange(pc)
+	}()
+}
+
+// stillPending says whether pc is the partition's pending change.
+func (p *Partition) stillPending(pc *pendingISR) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.isr.pending == pc
+}
+
+// runISRChange sends pc until it is answered for good, metadata moves past
+// it, or the manager closes.
+func (p *Partition) runISRChange(pc *pendingISR) {
+	env := p.env
+	backoff := isrBackoffInitial
+	for attempt := 1; ; attempt++ {
+		if env.ctx.Err() != nil || !p.stillPending(pc) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(env.ctx, isrRequestTimeout)
+		resp, err := env.alter(ctx, p.alterPartitionRequest(pc))
+		cancel()
+		if env.ctx.Err() != nil {
+			return
+		}
+		if err == nil && p.handleISRResponse(pc, resp) {
+			return
+		}
+		if err != nil && attempt%10 == 1 {
+			p.logger.Warn("ISR change not answered; retrying", "proposed_isr", pc.proposed, "attempt", attempt, "error", err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-env.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, isrBackoffMax)
+	}
+}
+
+func (p *Partition) alterPartitionRequest(pc *pendingISR) *kmsg.AlterPartitionRequest {
+	req := kmsg.NewPtrAlterPartitionRequest()
+	req.Version = 3
+	rt := kmsg.NewAlterPartitionRequestTopic()
+	rt.Topic, rt.TopicID = p.tp.Topic, p.topicID
+	rp := kmsg.NewAlterPartitionRequestTopicPartition()
+	rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch = p.tp.Partition, pc.leaderEpoch, pc.partitionEpoch
+	rp.NewISR = slices.Clone(pc.proposed)
+	for i, r := range pc.proposed {
+		m := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+		m.BrokerID, m.BrokerEpoch = r, pc.epochs[i]
+		rp.NewEpochISR = append(rp.NewEpochISR, m)
+	}
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// handleISRResponse applies the controller's answer to pc and reports
+// whether it is final (false: retry).
+func (p *Partition) handleISRResponse(pc *pendingISR, resp *kmsg.AlterPartitionResponse) bool {
+	if resp.ErrorCode != 0 {
+		p.logger.Debug("ISR change refused; retrying", "error", kerr.ErrorForCode(resp.ErrorCode))
+		return false
+	}
+	var rp *kmsg.AlterPartitionResponseTopicPartition
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		if rt.TopidID != p.topicID && rt.Topic != p.tp.Topic {
+			continue
+		}
+		for j := range rt.Partitions {
+			if rt.Partitions[j].Partition == p.tp.Partition {
+				rp = &rt.Partitions[j]
+			}
+		}
+	}
+	if rp == nil {
+		p.logger.Warn("ISR change answer does not name the partition; retrying")
+		return false
+	}
+	switch err := kerr.ErrorForCode(rp.ErrorCode); err {
+	case nil:
+		p.adoptISR(pc, rp)
+		return true
+	case kerr.FencedLeaderEpoch, kerr.InvalidUpdateVersion, kerr.UnknownTopicID, kerr.UnknownTopicOrPartition,
+		kerr.NotLeaderForPartition:
+		// Our metadata is behind: the next image ends the change.
+		p.logger.Info("ISR change refused: waiting for metadata", "proposed_isr", pc.proposed, "error", err,
+			"leader_epoch", pc.leaderEpoch, "partition_epoch", pc.partitionEpoch)
+		return true
+	case kerr.IneligibleReplica, kerr.InvalidRequest:
+		p.logger.Info("ISR change refused: keeping the committed ISR", "proposed_isr", pc.proposed, "error", err)
+		p.mu.Lock()
+		if p.mu.isr.pending == pc {
+			p.mu.isr.pending = nil
+			p.mu.isr.retryAfter = p.now().Add(isrRetryBackoff)
+		}
+		p.notifyLocked()
+		p.mu.Unlock()
+		return true
+	default:
+		p.logger.Debug("ISR change failed; retrying", "proposed_isr", pc.proposed, "error", err)
+		return false
+	}
+}
+
+// adoptISR takes the controller's answer as the committed state, unless
+// it is stale (another leader epoch, or not newer than ours).
+func (p *Partition) adoptISR(pc *pendingISR, rp *kmsg.AlterPartitionResponseTopicPartition) {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.isr.pending == pc {
+		p.mu.isr.pending = nil
+	}
+	if p.role == RoleLeader && rp.LeaderID == p.nodeID && rp.LeaderEpoch == p.leaderEpoch && rp.PartitionEpoch > p.partitionEpoch {
+		old := p.isr
+		p.isr = slices.Clone(rp.ISR)
+		p.partitionEpoch = rp.PartitionEpoch
+		now := p.now()
+		for _, r := range p.isr {
+			if r != p.nodeID {
+				p.followerLocked(r, now)
+			}
+		}
+		p.logger.Info("ISR changed", "previous_isr", old, "isr", p.isr, "leader_epoch", p.leaderEpoch,
+			"partition_epoch", p.partitionEpoch)
+	}
+	p.advanceHighWatermarkLocked()
+	p.notifyLocked()
+}
+
+// runISRChecks runs the periodic shrink check over every replica until ctx
+// ends, every lagMax/2 as Kafka does.
+func (m *Manager) runISRChecks(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.checkISRs()
+		}
+	}
+}
+
+// checkISRs proposes ISR shrinks where followers are out of sync.
+func (m *Manager) checkISRs() {
+	for _, p := range m.current.Load().partitions {
+		p.maybeShrinkISR()
+	}
+}

@@ -1,0 +1,311 @@
+package partition
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/storage"
+)
+
+// fakeClock is a settable clock for Config.Now.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeController hands each AlterPartition to the test and answers with
+// what the test sends back.
+type fakeController struct {
+	reqs  chan *kmsg.AlterPartitionRequest
+	resps chan *kmsg.AlterPartitionResponse
+}
+
+func (f *fakeController) alter(ctx context.Context, req *kmsg.AlterPartitionRequest) (*kmsg.AlterPartitionResponse, error) {
+	select {
+	case f.reqs <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-f.resps:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// next returns the next request sent, failing after a deadline.
+func (f *fakeController) next(t *testing.T) *kmsg.AlterPartitionRequest {
+	t.Helper()
+	select {
+	case r := <-f.reqs:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no AlterPartition sent")
+		return nil
+	}
+}
+
+// none checks that no request is being sent.
+func (f *fakeController) none(t *testing.T) {
+	t.Helper()
+	select {
+	case r := <-f.reqs:
+		t.Fatalf("unexpected AlterPartition: %+v", r.Topics[0].Partitions[0])
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+func (f *fakeController) answer(code int16, leaderEpoch, partitionEpoch int32, isr ...int32) {
+	resp := kmsg.NewPtrAlterPartitionResponse()
+	resp.Version = 3
+	rt := kmsg.NewAlterPartitionResponseTopic()
+	rt.Topic, rt.TopidID = "t", [16]byte{1}
+	rp := kmsg.NewAlterPartitionResponseTopicPartition()
+	rp.ErrorCode, rp.LeaderID, rp.LeaderEpoch, rp.PartitionEpoch, rp.ISR = code, testNode, leaderEpoch, partitionEpoch, isr
+	rt.Partitions = append(rt.Partitions, rp)
+	resp.Topics = append(resp.Topics, rt)
+	f.resps <- resp
+}
+
+const testLag = 2 * time.Second
+
+func newISRTestManager(t *testing.T) (*Manager, *fakeClock, *fakeController) {
+	t.Helper()
+	store, err := storage.OpenManager(storage.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	clock := &fakeClock{t: time.UnixMilli(1_700_000_000_000)}
+	fc := &fakeController{reqs: make(chan *kmsg.AlterPartitionRequest), resps: make(chan *kmsg.AlterPartitionResponse)}
+	cfg := DefaultConfig(testNode)
+	cfg.Now = clock.now
+	cfg.ReplicaLagTimeMax = testLag
+	cfg.AlterPartition = fc.alter
+	cfg.BrokerEpoch = func() int64 { return 1 }
+	m, err := New(cfg, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m, clock, fc
+}
+
+// isrImage is topic "t" (id 1), one partition, replicas 1,2,3, led by 1.
+func isrImage(index uint64, leaderEpoch, partitionEpoch int32, isr []int32, minISR string) *image.Image {
+	top := &image.Topic{Name: "t", ID: [16]byte{1}, Configs: map[string]string{"min.insync.replicas": minISR},
+		Partitions: []*image.Partition{{Partition: 0, Replicas: []int32{1, 2, 3}, ISR: isr, Leader: testNode,
+			LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch}}}
+	return testImage(index, top)
+}
+
+type sentISR struct {
+	leaderEpoch, partitionEpoch int32
+	members                     []int32
+	epochs                      []int64
+}
+
+func decode(req *kmsg.AlterPartitionRequest) sentISR {
+	rp := req.Topics[0].Partitions[0]
+	out := sentISR{leaderEpoch: rp.LeaderEpoch, partitionEpoch: rp.PartitionEpoch}
+	for _, m := range rp.NewEpochISR {
+		out.members = append(out.members, m.BrokerID)
+		out.epochs = append(out.epochs, m.BrokerEpoch)
+	}
+	return out
+}
+
+func TestISRShrinkTiming(t *testing.T) {
+	m, clock, fc := newISRTestManager(t)
+	m.ApplyImage(isrImage(1, 1, 1, []int32{1, 2, 3}, "2"))
+	p := mustPartition(t, m, "t", 0)
+	if _, err := p.AppendAsLeader(batchOf(5, 10), 1); err != nil {
+		t.Fatal(err)
+	}
+	// t0+1.9s: both fetch up to the log end (5): caught up.
+	clock.advance(1900 * time.Millisecond)
+	for _, f := range []int32{2, 3} {
+		if err := p.UpdateFollowerFetchEpoch(f, 1, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("hw %d, want 5", hw)
+	}
+	if _, err := p.AppendAsLeader(batchOf(3, 10), 1); err != nil { // LEO 8
+		t.Fatal(err)
+	}
+	// t0+3s: 2 fetches again from 5: it reached the log end of its previous
+	// fetch, so it counts as caught up as of then (1.9s). 3 does not fetch.
+	clock.advance(1100 * time.Millisecond)
+	if err := p.UpdateFollowerFetchEpoch(2, 1, 5); err != nil {
+		t.Fatal(err)
+	}
+	// t0+3.9s: neither has been behind for more than 2s.
+	clock.advance(900 * time.Millisecond)
+	m.checkISRs()
+	fc.none(t)
+	// t0+4.0s: both are past the limit (caught up last at 1.9s).
+	clock.advance(110 * time.Millisecond)
+	m.checkISRs()
+	got := decode(fc.next(t))
+	if got.leaderEpoch != 1 || got.partitionEpoch != 1 || !slices.Equal(got.members, []int32{1}) {
+		t.Fatalf("shrink sent %+v, want ISR [1] at epochs 1/1", got)
+	}
+	// One change in flight: another check sends nothing.
+	m.checkISRs()
+	fc.none(t)
+	// While the shrink is pending the larger ISR counts: 2 catching up to
+	// 8 does not move the HW past 3's 5.
+	if err := p.UpdateFollowerFetchEpoch(2, 1, 8); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("hw %d during a pending shrink, want 5", hw)
+	}
+	// The controller commits ISR [1]: below min.insync.replicas=2, so
+	// acks=all is refused and the HW does not move.
+	fc.answer(0, 1, 2, 1)
+	waitUntil(t, "ISR adopted", func() bool { return p.State().PartitionEpoch == 2 })
+	if st := p.State(); !slices.Equal(st.ISR, []int32{1}) {
+		t.Fatalf("ISR %v, want [1]", st.ISR)
+	}
+	if _, err := p.AppendAsLeader(batchOf(1, 10), -1); err != ErrNotEnoughReplicas {
+		t.Fatalf("acks=all with ISR [1]: %v", err)
+	}
+	// An older image (partition epoch 1) does not move the ISR back.
+	m.ApplyImage(isrImage(2, 1, 1, []int32{1, 2, 3}, "2"))
+	if st := p.State(); !slices.Equal(st.ISR, []int32{1}) || st.PartitionEpoch != 2 {
+		t.Fatalf("stale image applied: %+v", st)
+	}
+}
+
+func TestISRExpansion(t *testing.T) {
+	m, clock, fc := newISRTestManager(t)
+	m.ApplyImage(isrImage(1, 1, 1, []int32{1, 2}, "1"))
+	p := mustPartition(t, m, "t", 0)
+	if _, err := p.AppendAsLeader(batchOf(5, 10), 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.UpdateFollowerFetchEpoch(2, 1, 3)
+	// A new leader epoch starts at offset 5 while the HW is 3.
+	m.ApplyImage(isrImage(2, 2, 2, []int32{1, 2}, "1"))
+	if st := p.State(); st.LeaderEpochStartOffset != 5 || p.HighWatermark() != 3 {
+		t.Fatalf("state %+v hw %d", st, p.HighWatermark())
+	}
+	_ = p.UpdateFollowerFetchEpoch(2, 1, 3)
+	// 3 at 4: past the HW but not the leader epoch's start (KAFKA-7128).
+	_ = p.UpdateFollowerFetchEpoch(3, 1, 4)
+	fc.none(t)
+	// At 5 but with another broker epoch than its registration's: no.
+	_ = p.UpdateFollowerFetchEpoch(3, 7, 5)
+	fc.none(t)
+	// Fenced in the image: no.
+	img := isrImage(3, 2, 2, []int32{1, 2}, "1")
+	img.Brokers[3].Fenced = true
+	m.ApplyImage(img)
+	_ = p.UpdateFollowerFetchEpoch(3, 1, 5)
+	fc.none(t)
+	m.ApplyImage(isrImage(4, 2, 2, []int32{1, 2}, "1"))
+
+	// Eligible: the expansion goes out with every member's broker epoch.
+	_ = p.UpdateFollowerFetchEpoch(3, 1, 5)
+	got := decode(fc.next(t))
+	if got.leaderEpoch != 2 || got.partitionEpoch != 2 || !slices.Equal(got.members, []int32{1, 2, 3}) ||
+		!slices.Equal(got.epochs, []int64{1, 1, 1}) {
+		t.Fatalf("expansion sent %+v", got)
+	}
+	// The newcomer counts at once: with 2 at 5 too, the HW is 5; an append
+	// is not committed until 3 has it as well.
+	_ = p.UpdateFollowerFetchEpoch(2, 1, 5)
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("hw %d, want 5", hw)
+	}
+	if _, err := p.AppendAsLeader(batchOf(2, 10), 1); err != nil { // LEO 7
+		t.Fatal(err)
+	}
+	_ = p.UpdateFollowerFetchEpoch(2, 1, 7)
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("hw %d with the pending newcomer at 5, want 5", hw)
+	}
+	// Refused as ineligible: back to the committed ISR; proposed again
+	// only after the retry backoff.
+	fc.answer(kerr.IneligibleReplica.Code, 2, 2)
+	waitUntil(t, "pending dropped", func() bool { return p.PendingISR() == nil })
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("hw %d", hw)
+	}
+	_ = p.UpdateFollowerFetchEpoch(3, 1, 7)
+	fc.none(t)
+	clock.advance(time.Second)
+	_ = p.UpdateFollowerFetchEpoch(3, 1, 7)
+	fc.next(t)
+	// A transient error is retried (same change), then it commits.
+	fc.answer(kerr.NotController.Code, 2, 2)
+	fc.next(t)
+	fc.answer(0, 2, 3, 1, 2, 3)
+	waitUntil(t, "ISR adopted", func() bool { return p.State().PartitionEpoch == 3 })
+	if st := p.State(); !slices.Equal(st.ISR, []int32{1, 2, 3}) || p.PendingISR() != nil {
+		t.Fatalf("after expansion: %+v pending %v", st, p.PendingISR())
+	}
+	if hw := p.HighWatermark(); hw != 7 {
+		t.Fatalf("hw %d, want 7", hw)
+	}
+}
+
+func TestISRChangeEndedByMetadata(t *testing.T) {
+	m, clock, fc := newISRTestManager(t)
+	m.ApplyImage(isrImage(1, 1, 1, []int32{1, 2, 3}, "1"))
+	p := mustPartition(t, m, "t", 0)
+	if _, err := p.AppendAsLeader(batchOf(2, 10), 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(testLag + time.Millisecond)
+	m.checkISRs()
+	if got := decode(fc.next(t)); !slices.Equal(got.members, []int32{1}) {
+		t.Fatalf("shrink %+v", got)
+	}
+	// Fenced leader epoch: no retry; the change stays pending (the HW keeps
+	// the larger ISR) until metadata moves on.
+	fc.answer(kerr.FencedLeaderEpoch.Code, 1, 1)
+	fc.none(t)
+	if p.PendingISR() == nil {
+		t.Fatal("pending change dropped on FENCED_LEADER_EPOCH")
+	}
+	m.ApplyImage(isrImage(2, 1, 2, []int32{1, 2}, "1"))
+	if p.PendingISR() != nil {
+		t.Fatal("newer partition epoch did not end the pending change")
+	}
+	if st := p.State(); !slices.Equal(st.ISR, []int32{1, 2}) || st.PartitionEpoch != 2 {
+		t.Fatalf("state %+v", st)
+	}
+	// A stale answer (not newer than our partition epoch) is ignored.
+	clock.advance(testLag + time.Millisecond)
+	m.checkISRs()
+	fc.next(t)
+	fc.answer(0, 1, 2, 1, 3)
+	waitUntil(t, "pending dropped", func() bool { return p.PendingISR() == nil })
+	if st := p.State(); !slices.Equal(st.ISR, []int32{1, 2}) || st.PartitionEpoch != 2 {
+		t.Fatalf("stale answer adopted: %+v", st)
+	}
+}
