@@ -15,7 +15,7 @@ FUZZ_TARGETS := ./storage:FuzzRecovery ./dataplane/wire:FuzzRequestDecoding
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
-.PHONY: all build run test unit fuzz-short fuzz e2e bench bench-nats clean
+.PHONY: all build run test unit fuzz-short fuzz e2e bench bench-nats chaos clean
 
 all: build
 
@@ -72,3 +72,9 @@ bench-nats: build
 clean:
 	rm -rf bin skein-data
 	$(GO) clean -testcache
+
+# The long fault test (test/chaos_test.go, TestChaosLong): random faults
+# (SIGKILL, SIGSTOP, network cut, controller-connection cut) for several
+# minutes under an acks=all workload. Never part of `make test`.
+chaos: build
+	SKEIN_CHAOS=long SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -run '^TestChaosLong$$' -v ./test/

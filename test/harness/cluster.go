@@ -33,6 +33,13 @@ type Options struct {
 	ControllerArgs []string
 	BrokerArgs     []string
 
+	// Proxies puts loopback proxies (see Proxy) in the broker's network
+	// paths: each broker advertises a proxy in front of its listener, so
+	// clients and other brokers' follower fetchers reach it through
+	// Node.Proxy, and it reaches the controllers through its own proxies,
+	// Node.ControllerProxies. Cluster.Isolate and CutControllers use them.
+	Proxies bool
+
 	// StartTimeout bounds each node's readiness wait (default 60s).
 	StartTimeout time.Duration
 	// LogTailLines is how many lines of each node's log a failed test
@@ -81,6 +88,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	// Cleanups run last-registered-first: the log tails print after the
 	// nodes were stopped, so they show the shutdown too.
 	t.Cleanup(c.reportLogs)
+	t.Cleanup(c.closeProxies)
 	t.Cleanup(c.stopAll)
 
 	var voters []string
@@ -106,13 +114,20 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		id := FirstBrokerID + int32(i)
 		n := &Node{Role: RoleBroker, ID: id, Addr: FreeAddr(t), cluster: c}
 		n.DataDir = filepath.Join(c.dir, n.name())
+		controllers := c.ControllerAddrs()
+		var extra []string
+		if opts.Proxies {
+			controllers = c.proxyBroker(n)
+			extra = []string{"--advertised-listener", n.Proxy.Addr}
+		}
 		args := []string{"broker",
 			"--node-id", strconv.Itoa(int(n.ID)),
 			"--data-dir", n.DataDir,
 			"--listen", n.Addr,
-			"--controllers", c.ControllerAddrs(),
+			"--controllers", controllers,
 			"--log-level", logLevel(),
 		}
+		args = append(args, extra...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.BrokerArgs...))
 		c.Brokers = append(c.Brokers, n)
 	}
@@ -189,11 +204,15 @@ func (c *Cluster) WaitForBrokers(timeout time.Duration) {
 }
 
 // Bootstrap returns the Kafka listeners of all brokers, comma-separated
-// (for --bootstrap-server, kcat -b, kgo.SeedBrokers).
+// (for --bootstrap-server, kcat -b, kgo.SeedBrokers); with Options.Proxies,
+// their proxies' addresses.
 func (c *Cluster) Bootstrap() string {
 	addrs := make([]string, len(c.Brokers))
 	for i, b := range c.Brokers {
 		addrs[i] = b.Addr
+		if b.Proxy != nil {
+			addrs[i] = b.Proxy.Addr
+		}
 	}
 	return strings.Join(addrs, ",")
 }

@@ -9,6 +9,10 @@
 //     directory and log file; Kill (SIGKILL), Stop (SIGTERM and wait),
 //     Pause/Resume (SIGSTOP/SIGCONT) and Restart (same data directory, same
 //     ports) inject the faults;
+//   - network faults: with Options.Proxies every broker's traffic goes
+//     through loopback proxies (Proxy: Cut, Heal, Block by process), so
+//     Cluster.Isolate cuts one broker off the others and the clients, and
+//     Cluster.CutControllers cuts its controller connection;
 //   - readiness: every start waits, with a deadline, until the node accepts
 //     TCP connections and, for a broker, until the cluster lists it in
 //     Metadata;

@@ -30,6 +30,12 @@ type Node struct {
 	RaftAddr string // Raft transport (controllers only)
 	DataDir  string
 
+	// With Options.Proxies (brokers only): the proxy in front of Addr that
+	// the broker advertises, and the proxies through which it reaches the
+	// controllers (one per controller, in order).
+	Proxy             *Proxy
+	ControllerProxies []*Proxy
+
 	cluster *Cluster
 }
 
