@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/dataplane/partition"
@@ -25,7 +25,10 @@ type fetcher struct {
 	leaderID int32
 	addr     string
 	log      hclog.Logger
-	cl       *kgo.Client
+	clientID string
+	// cn is the connection to the leader, owned by the loop goroutine;
+	// nil until dialed and after a failure (the next attempt redials).
+	cn *conn
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -54,18 +57,15 @@ type fetchState struct {
 }
 
 func newFetcher(cfg Config, leaderID int32, addr string) (*fetcher, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(addr),
-		kgo.ClientID("skein-replica-fetcher-"+strconv.Itoa(int(cfg.NodeID))),
-	)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, err
 	}
 	f := &fetcher{
-		cfg: cfg, leaderID: leaderID, addr: addr, cl: cl,
-		log:  cfg.Logger.With("leader", leaderID),
-		done: make(chan struct{}),
-		kick: make(chan struct{}, 1),
+		cfg: cfg, leaderID: leaderID, addr: addr,
+		clientID: "skein-replica-fetcher-" + strconv.Itoa(int(cfg.NodeID)),
+		log:      cfg.Logger.With("leader", leaderID),
+		done:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.mu.parts = map[storage.TopicPartition]*fetchState{}
@@ -74,11 +74,36 @@ func newFetcher(cfg Config, leaderID int32, addr string) (*fetcher, error) {
 
 func (f *fetcher) start() { go f.run() }
 
-// stop ends the loop, waits for it and closes the connection.
+// stop ends the loop and waits for it; the loop closes the connection.
 func (f *fetcher) stop() {
 	f.cancel()
 	<-f.done
-	f.cl.Close()
+}
+
+// roundTrip sends req on the connection to the leader, dialing it first
+// when there is none, and decodes the answer into resp; on any failure the
+// connection is closed (the next call redials). With unsafe the decoded
+// response aliases the connection's read buffer until the next round trip.
+func (f *fetcher) roundTrip(req kmsg.Request, resp kmsg.Response, unsafe bool, timeout time.Duration) error {
+	if f.cn == nil {
+		cn, err := dial(f.ctx, f.addr, f.clientID)
+		if err != nil {
+			return err
+		}
+		f.cn = cn
+	}
+	if err := f.cn.request(req, resp, unsafe, timeout); err != nil {
+		f.closeConn()
+		return err
+	}
+	return nil
+}
+
+func (f *fetcher) closeConn() {
+	if f.cn != nil {
+		f.cn.close()
+		f.cn = nil
+	}
 }
 
 // setPartitions replaces the partitions fetched; a partition keeps its
@@ -130,6 +155,7 @@ func (f *fetcher) ready(now time.Time) ([]*fetchState, time.Time) {
 
 func (f *fetcher) run() {
 	defer close(f.done)
+	defer f.closeConn()
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(f.cfg.BackoffInitial),
 		backoff.WithMaxInterval(f.cfg.BackoffMax),
@@ -146,11 +172,11 @@ func (f *fetcher) run() {
 			f.idle(wakeAt)
 			continue
 		}
-		kresp, err := f.cl.SeedBrokers()[0].Request(f.ctx, req)
-		if err == nil {
-			if code := kresp.(*kmsg.FetchResponse).ErrorCode; code != 0 {
-				err = kerr.ErrorForCode(code)
-			}
+		// The leader may hold the fetch for MaxWait before answering.
+		resp := kmsg.NewPtrFetchResponse()
+		err := f.roundTrip(req, resp, true, f.cfg.MaxWait+requestTimeout)
+		if err == nil && resp.ErrorCode != 0 {
+			err = kerr.ErrorForCode(resp.ErrorCode)
 		}
 		if err != nil {
 			if f.ctx.Err() != nil {
@@ -168,7 +194,9 @@ func (f *fetcher) run() {
 			failing = false
 		}
 		bo.Reset()
-		f.handleResponse(kresp.(*kmsg.FetchResponse), states)
+		// Appending copies the batches into the log, so the read buffer
+		// they alias is free again once this returns.
+		f.handleResponse(resp, states)
 	}
 }
 
@@ -331,11 +359,10 @@ func (f *fetcher) leaderLogEnd(st *fetchState) (int64, error) {
 	p.Partition, p.CurrentLeaderEpoch, p.Timestamp = st.tp.Partition, st.leaderEpoch, -1
 	t.Partitions = append(t.Partitions, p)
 	req.Topics = append(req.Topics, t)
-	kresp, err := f.cl.SeedBrokers()[0].Request(f.ctx, req)
-	if err != nil {
+	resp := kmsg.NewPtrListOffsetsResponse()
+	if err := f.roundTrip(req, resp, false, requestTimeout); err != nil {
 		return 0, err
 	}
-	resp := kresp.(*kmsg.ListOffsetsResponse)
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
 		return 0, errors.New("list offsets: malformed answer")
 	}

@@ -255,6 +255,15 @@ func (s *Server) acceptLoop() {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
+// produceKey is Produce's API key. Produce request frames are read into
+// pooled buffers (see serveConn).
+const produceKey = 0
+
+// maxPooledBytes keeps the pools from pinning huge buffers.
+const maxPooledBytes = 8 << 20
+
+var requestPool = sync.Pool{New: func() any { return new([]byte) }}
+
 func (s *Server) serveConn(c *Conn) {
 	log := s.cfg.Logger
 	defer func() {
@@ -269,6 +278,7 @@ func (s *Server) serveConn(c *Conn) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	var sizeBuf [4]byte
+	var keyBuf [2]byte
 	var body []byte
 	for {
 		if s.cfg.IdleTimeout > 0 {
@@ -283,10 +293,27 @@ func (s *Server) serveConn(c *Conn) {
 			log.Warn("closing connection: bad request frame size", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "size", size, "max", s.cfg.MaxRequestBytes)
 			return
 		}
-		// Requests are decoded into structs that may alias body, so every
-		// request gets its own buffer; it is garbage once handled.
-		body = make([]byte, size)
-		if _, err := io.ReadFull(c.Conn, body); err != nil {
+		// Requests are decoded into structs that may alias body, so a
+		// request gets its own buffer, garbage once handled; except
+		// Produce, the bulk of the bytes a broker reads: its handler copies
+		// the records into the log and keeps nothing of the request once it
+		// returns, so its frame goes back to a pool after the response is
+		// written.
+		if _, err := io.ReadFull(c.Conn, keyBuf[:]); err != nil {
+			return
+		}
+		var pooled *[]byte
+		if int16(binary.BigEndian.Uint16(keyBuf[:])) == produceKey {
+			pooled = requestPool.Get().(*[]byte)
+			if cap(*pooled) < int(size) {
+				*pooled = make([]byte, size)
+			}
+			body = (*pooled)[:size]
+		} else {
+			body = make([]byte, size)
+		}
+		copy(body, keyBuf[:])
+		if _, err := io.ReadFull(c.Conn, body[len(keyBuf):]); err != nil {
 			return
 		}
 		resp, hdr, err := s.handle(ctx, c, body)
@@ -294,11 +321,13 @@ func (s *Server) serveConn(c *Conn) {
 			log.Warn("closing connection", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "error", err)
 			return
 		}
-		if resp == nil {
-			continue
+		if resp != nil {
+			if err := s.writeResponse(c, hdr, resp); err != nil {
+				return
+			}
 		}
-		if err := s.writeResponse(c, hdr, resp); err != nil {
-			return
+		if pooled != nil && cap(*pooled) <= maxPooledBytes {
+			requestPool.Put(pooled)
 		}
 	}
 }
@@ -401,7 +430,7 @@ func (s *Server) writeResponse(c *Conn, h Header, resp kmsg.Response) error {
 	} else {
 		_, err = c.Conn.Write(buf)
 	}
-	if cap(buf) <= 8<<20 { // keep the pool from pinning huge fetch buffers
+	if cap(buf) <= maxPooledBytes { // keep the pool from pinning huge fetch buffers
 		*bp = buf[:0]
 		bufPool.Put(bp)
 	}
