@@ -347,11 +347,42 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 }
 
 // write appends whole batches (offsets assigned) to the active segment,
-// rolling first when needed. Called with l.mu held.
+// rolling when needed. The roll decision is made batch by batch, exactly as
+// if each batch had been appended alone, so a follower appending a fetch
+// response rolls at the same offsets as its leader did and the replicas'
+// segment files stay identical. Called with l.mu held.
 func (l *Log) write(batches []byte) error {
-	if err := l.maybeRoll(int64(len(batches))); err != nil {
-		return err
+	for len(batches) > 0 {
+		first, err := ParseBatchHeader(batches)
+		if err != nil {
+			return err
+		}
+		if err := l.maybeRoll(first.Size()); err != nil {
+			return err
+		}
+		// The longest run of whole batches that fits the active segment.
+		s := l.active()
+		n := first.Size()
+		for n < int64(len(batches)) {
+			h, err := ParseBatchHeader(batches[n:])
+			if err != nil {
+				return err
+			}
+			if s.size+n+h.Size() > l.cfg.SegmentBytes {
+				break
+			}
+			n += h.Size()
+		}
+		if err := l.writeChunk(batches[:n]); err != nil {
+			return err
+		}
+		batches = batches[n:]
 	}
+	return nil
+}
+
+// writeChunk writes whole batches to the active segment.
+func (l *Log) writeChunk(batches []byte) error {
 	s := l.active()
 	if _, err := s.f.WriteAt(batches, s.size); err != nil {
 		// Leave no partial batch behind.

@@ -362,3 +362,51 @@ func TestDataDirLockAndDelete(t *testing.T) {
 		t.Fatalf("append to deleted log: %v", err)
 	}
 }
+
+// TestFollowerRollsWhereLeaderRolled appends a leader's batches one by one
+// and a follower's as one chunk: the segment files must be identical.
+func TestFollowerRollsWhereLeaderRolled(t *testing.T) {
+	m := openManager(t, t.TempDir())
+	defer m.Close()
+	cfg := smallSegments()
+	leader := mustLog(t, m, cfg)
+	ftp := storage.TopicPartition{Topic: "f", Partition: 0}
+	follower, err := m.GetOrCreate(ftp, [16]byte{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 60; i++ {
+		if _, err := leader.AppendAsLeader(storagetest.MakeBatch(values(1+i%4, 90+i*7%200, byte(i)), -1, -1, -1), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []byte
+	for off := int64(0); off < leader.LogEndOffset(); {
+		rr, err := leader.Read(off, 1<<20, leader.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := rr.ReadInto(nil)
+		all = append(all, data...)
+		_ = storage.SplitBatches(data, func(b []byte) error {
+			h, _ := storage.ParseBatchHeader(b)
+			off = h.LastOffset() + 1
+			return nil
+		})
+	}
+	if _, err := follower.AppendAsFollower(all); err != nil {
+		t.Fatal(err)
+	}
+	lsegs, _ := filepath.Glob(filepath.Join(leader.Dir(), "*.log"))
+	fsegs, _ := filepath.Glob(filepath.Join(follower.Dir(), "*.log"))
+	if len(lsegs) < 3 || len(lsegs) != len(fsegs) {
+		t.Fatalf("leader has %d segments, follower %d", len(lsegs), len(fsegs))
+	}
+	for i := range lsegs {
+		a, _ := os.ReadFile(lsegs[i])
+		b, _ := os.ReadFile(fsegs[i])
+		if filepath.Base(lsegs[i]) != filepath.Base(fsegs[i]) || !bytes.Equal(a, b) {
+			t.Fatalf("segment %s differs from the follower's %s", lsegs[i], fsegs[i])
+		}
+	}
+}
