@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,28 +55,13 @@ func TestISRShrinkExpand(t *testing.T) {
 		kgo.RetryTimeout(time.Minute),
 	)
 	var ledger harness.Ledger
-	produceCtx, cancelProduce := context.WithCancel(context.Background())
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for seq := int64(0); ; seq++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			cl.Produce(produceCtx, &kgo.Record{Value: []byte(harness.Value("isr", seq))}, ledger.Promise)
-		}
-	}()
-	stopProducing := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	// Cleanups run last-in first-out: followers resume before the
+	// producer's cleanup cancels what is still blocked.
+	stopProducing := harness.ProduceLoop(t, cl, "isr", &ledger)
 	t.Cleanup(func() {
 		for _, f := range followers {
 			_ = f.Resume()
 		}
-		cancelProduce()
-		stopProducing()
 	})
 	waitAcked := func(want int, timeout time.Duration) {
 		t.Helper()

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,29 +60,7 @@ func TestBrokerKillDuringIdempotentProduce(t *testing.T) {
 	)
 
 	var ledger harness.Ledger
-	// produceCtx is cancelled only when the test ends early: Produce then
-	// stops blocking on a full buffer and the goroutine can exit.
-	produceCtx, cancelProduce := context.WithCancel(context.Background())
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var produced int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for seq := int64(0); ; seq++ {
-			select {
-			case <-stop:
-				produced = seq
-				return
-			default:
-			}
-			// Unless the test ends early, a record handed to the client is
-			// never cancelled, only acknowledged or failed.
-			cl.Produce(produceCtx, &kgo.Record{Value: []byte(harness.Value("kill", seq))}, ledger.Promise)
-		}
-	}()
-	stopProducing := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(func() { cancelProduce(); stopProducing() })
+	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger)
 
 	waitAcked := func(want int, timeout time.Duration) {
 		t.Helper()
@@ -109,7 +86,7 @@ func TestBrokerKillDuringIdempotentProduce(t *testing.T) {
 		t.Logf("round %d: %s restarted; %d acknowledgements so far", round, broker.Name, ledger.Acked())
 	}
 
-	stopProducing()
+	produced := stopProducing()
 	flushCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := cl.Flush(flushCtx); err != nil {

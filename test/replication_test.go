@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,23 +75,7 @@ func TestReplicationLeaderKill(t *testing.T) {
 		kgo.RetryTimeout(time.Minute),
 	)
 	var ledger harness.Ledger
-	produceCtx, cancelProduce := context.WithCancel(context.Background())
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for seq := int64(0); ; seq++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			cl.Produce(produceCtx, &kgo.Record{Value: []byte(harness.Value("kill", seq))}, ledger.Promise)
-		}
-	}()
-	stopProducing := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(func() { cancelProduce(); stopProducing() })
+	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger)
 	waitAcked := func(want int, timeout time.Duration) {
 		t.Helper()
 		harness.WaitFor(t, timeout, func() (bool, string) {
