@@ -63,16 +63,7 @@ func TestISRShrinkExpand(t *testing.T) {
 			_ = f.Resume()
 		}
 	})
-	waitAcked := func(want int, timeout time.Duration) {
-		t.Helper()
-		harness.WaitFor(t, timeout, func() (bool, string) {
-			if got := ledger.Acked(); got < want {
-				failed, err := ledger.Failed()
-				return false, fmt.Sprintf("acknowledged %d of %d, failed %d (first error: %v)", got, want, failed, err)
-			}
-			return true, ""
-		})
-	}
+	waitAcked := func(want int, timeout time.Duration) { t.Helper(); ledger.WaitAcked(t, want, timeout) }
 	waitAcked(1_000, 20*time.Second)
 
 	// One follower stops: out of the ISR after the lag limit; writes go on.

@@ -62,16 +62,7 @@ func TestBrokerKillDuringIdempotentProduce(t *testing.T) {
 	var ledger harness.Ledger
 	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger)
 
-	waitAcked := func(want int, timeout time.Duration) {
-		t.Helper()
-		harness.WaitFor(t, timeout, func() (bool, string) {
-			if got := ledger.Acked(); got < want {
-				failed, err := ledger.Failed()
-				return false, "acknowledged " + strconv.Itoa(got) + " of " + strconv.Itoa(want) + ", failed " + strconv.Itoa(failed) + " (first error: " + errString(err) + ")"
-			}
-			return true, ""
-		})
-	}
+	waitAcked := func(want int, timeout time.Duration) { t.Helper(); ledger.WaitAcked(t, want, timeout) }
 
 	target := 0
 	for round := 1; round <= rounds; round++ {

@@ -76,16 +76,7 @@ func TestReplicationLeaderKill(t *testing.T) {
 	)
 	var ledger harness.Ledger
 	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger)
-	waitAcked := func(want int, timeout time.Duration) {
-		t.Helper()
-		harness.WaitFor(t, timeout, func() (bool, string) {
-			if got := ledger.Acked(); got < want {
-				failed, err := ledger.Failed()
-				return false, fmt.Sprintf("acknowledged %d of %d, failed %d (first error: %v)", got, want, failed, err)
-			}
-			return true, ""
-		})
-	}
+	waitAcked := func(want int, timeout time.Duration) { t.Helper(); ledger.WaitAcked(t, want, timeout) }
 
 	waitAcked(3_000+rng.IntN(5_000), 30*time.Second)
 	leader := c.Broker(partitionLeader(t, c, topic, 0))

@@ -254,3 +254,16 @@ func Verify(stored map[int32][]Stored, acks []Ack) Report {
 	}
 	return r
 }
+
+// WaitAcked waits until at least want records are acknowledged, failing t
+// (with the failures seen so far) after timeout.
+func (l *Ledger) WaitAcked(t testing.TB, want int, timeout time.Duration) {
+	t.Helper()
+	WaitFor(t, timeout, func() (bool, string) {
+		if got := l.Acked(); got < want {
+			failed, err := l.Failed()
+			return false, fmt.Sprintf("acknowledged %d of %d, failed %d (first error: %v)", got, want, failed, err)
+		}
+		return true, ""
+	})
+}
