@@ -13,13 +13,10 @@ import (
 // everything from the attributes to the end of the batch, so the base offset
 // and partition leader epoch can be overwritten without recomputing it.
 const (
-	batchOffsetBatchLength = 8
-	batchOffsetMagic       = 16
-	batchOffsetCRC         = 17
-	batchOffsetAttributes  = 21
-	batchOffsetLastDelta   = 23
-	batchOffsetMaxTime     = 35
-	batchHeaderSize        = 61
+	batchOffsetMagic      = 16
+	batchOffsetCRC        = 17
+	batchOffsetAttributes = 21
+	batchOffsetMaxTime    = 35
 
 	attrTimestampLogAppend = 0x08
 	attrTransactional      = 0x10
@@ -34,7 +31,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // nor a control batch. It reads only the header and the CRC; records are
 // never decoded.
 func checkProduceBatch(b []byte, maxMessageBytes int32) error {
-	if len(b) < batchHeaderSize {
+	if len(b) < storage.BatchHeaderSize {
 		return fmt.Errorf("%w: %d bytes is shorter than a batch header", storage.ErrCorruptBatch, len(b))
 	}
 	if maxMessageBytes > 0 && len(b) > int(maxMessageBytes) {
@@ -43,30 +40,25 @@ func checkProduceBatch(b []byte, maxMessageBytes int32) error {
 	if magic := int8(b[batchOffsetMagic]); magic != 2 {
 		return fmt.Errorf("%w: magic %d", ErrUnsupportedMessageFormat, magic)
 	}
-	total := int64(int32(binary.BigEndian.Uint32(b[batchOffsetBatchLength:]))) + batchOffsetBatchLength + 4
+	h, err := storage.ParseBatchHeader(b)
 	switch {
-	case total < batchHeaderSize || total > int64(len(b)):
-		return fmt.Errorf("%w: batch length field says %d bytes, %d present", storage.ErrCorruptBatch, total, len(b))
-	case total < int64(len(b)):
+	case err != nil:
+		return err
+	case h.Size() > int64(len(b)):
+		return fmt.Errorf("%w: batch length field says %d bytes, %d present", storage.ErrCorruptBatch, h.Size(), len(b))
+	case h.Size() < int64(len(b)):
 		return fmt.Errorf("%w: produce data must be exactly one record batch", ErrInvalidRecord)
 	}
 	if err := storage.ValidateBatch(b); err != nil {
 		return err
 	}
-	attrs := binary.BigEndian.Uint16(b[batchOffsetAttributes:])
-	if attrs&attrTransactional != 0 {
+	if h.Attributes&attrTransactional != 0 {
 		return ErrTransactionsUnsupported
 	}
-	if attrs&attrControl != 0 {
+	if h.Attributes&attrControl != 0 {
 		return fmt.Errorf("%w: clients may not produce control batches", ErrInvalidRecord)
 	}
 	return nil
-}
-
-// lastOffsetDelta is the batch's record count minus one as the producer
-// numbered it.
-func lastOffsetDelta(b []byte) int32 {
-	return int32(binary.BigEndian.Uint32(b[batchOffsetLastDelta:]))
 }
 
 // stampLogAppendTime sets the batch's timestamp type to LogAppendTime and its

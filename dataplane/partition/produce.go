@@ -72,10 +72,6 @@ func (p *Partition) AppendAsLeader(batch []byte, requiredAcks int16) (AppendResu
 			res.LogAppendTime = info.MaxTimestamp
 		}
 	}
-	// Sanity: the storage must hand back a range covering the batch.
-	if res.LastOffset < res.BaseOffset {
-		res.LastOffset = res.BaseOffset + int64(lastOffsetDelta(batch))
-	}
 	p.mu.Lock()
 	p.advanceHighWatermarkLocked()
 	p.notifyLocked() // the log end moved: wakes follower fetches too
