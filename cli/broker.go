@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skein-io/skein/dataplane"
+	"github.com/skein-io/skein/dataplane/group"
 )
 
 func brokerCommand() *cli.Command {
@@ -17,7 +18,7 @@ func brokerCommand() *cli.Command {
 			"   skein broker --node-id 101 --data-dir /var/lib/skein/b101 --listen 127.0.0.1:9092 \\\n" +
 			"       --controllers 127.0.0.1:9093\n\n" +
 			"   Runs until SIGINT or SIGTERM, then shuts down cleanly (controlled shutdown).",
-		Flags: withCommon(
+		Flags: withCommon(append([]cli.Flag{
 			requiredIntFlag("node-id", "this broker's node id (unique among controllers and brokers)"),
 			requiredStringFlag("data-dir", "directory for partition logs"),
 			stringFlag("listen", "Kafka listener, host:port", ""),
@@ -30,7 +31,8 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", intFlag("message-max-bytes", "message.max.bytes", 0)),
 			fromComponent("broker", durationFlag("heartbeat-interval", "interval of heartbeats to the controller", 0)),
 			fromComponent("broker", durationFlag("replica-lag-time-max", "replica.lag.time.max.ms: an in-sync follower not caught up for this long leaves the ISR", 0)),
-		),
+			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
+		}, groupFlags()...)...),
 		Action: runBroker,
 	}
 }
@@ -93,6 +95,78 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("replica-lag-time-max") {
 		cfg.ReplicaLagTimeMax = c.Duration("replica-lag-time-max")
+	}
+	if c.IsSet("log-cleaner-backoff") {
+		cfg.LogCleanerBackoff = c.Duration("log-cleaner-backoff")
+	}
+	gc, err := groupConfig(c, cfg.Groups)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Groups = gc
+	return cfg, nil
+}
+
+// groupFlags are the group coordinator's settings (broker and dev).
+func groupFlags() []cli.Flag {
+	return []cli.Flag{
+		fromComponent("broker", intFlag("offsets-topic-num-partitions", "offsets.topic.num.partitions (50): partitions of __consumer_offsets when it is created", 0)),
+		fromComponent("broker", intFlag("offsets-topic-replication-factor", "offsets.topic.replication.factor (3): replicas of __consumer_offsets, capped at the live brokers", 0)),
+		fromComponent("broker", intFlag("offsets-topic-segment-bytes", "offsets.topic.segment.bytes (100 MiB): segment size of __consumer_offsets", 0)),
+		fromComponent("broker", durationFlag("group-min-session-timeout", "group.min.session.timeout.ms (6s): shortest session timeout a member may ask for", 0)),
+		fromComponent("broker", durationFlag("group-max-session-timeout", "group.max.session.timeout.ms (30m): longest session timeout a member may ask for", 0)),
+		fromComponent("broker", durationFlag("group-initial-rebalance-delay", "group.initial.rebalance.delay.ms (3s): how long the first rebalance of an empty group waits for more members", 0)),
+		fromComponent("broker", intFlag("group-max-size", "group.max.size (0: unlimited): members per group", 0)),
+		fromComponent("broker", intFlag("offset-metadata-max-bytes", "offset.metadata.max.bytes (4096): largest metadata of a committed offset", 0)),
+		fromComponent("broker", durationFlag("offsets-retention", "offsets.retention.minutes (168h): committed offsets of an empty group are deleted this long after it became empty", 0)),
+		fromComponent("broker", durationFlag("offsets-retention-check-interval", "offsets.retention.check.interval.ms (10m): how often offsets are checked for expiry", 0)),
+		fromComponent("broker", durationFlag("offsets-commit-timeout", "offsets.commit.timeout.ms (5s): how long a commit waits for the ISR", 0)),
+	}
+}
+
+// groupConfig maps the group flags that are set onto base.
+func groupConfig(c *cli.Context, base group.Config) (group.Config, error) {
+	cfg := base
+	if c.IsSet("offsets-topic-num-partitions") {
+		n, err := int32Value(c, "offsets-topic-num-partitions")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.OffsetsTopicNumPartitions = n
+	}
+	if c.IsSet("offsets-topic-replication-factor") {
+		rf, err := int16Value(c, "offsets-topic-replication-factor")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.OffsetsTopicReplicationFactor = rf
+	}
+	if c.IsSet("offsets-topic-segment-bytes") {
+		cfg.OffsetsTopicSegmentBytes = int64(c.Int("offsets-topic-segment-bytes"))
+	}
+	if c.IsSet("group-min-session-timeout") {
+		cfg.MinSessionTimeout = c.Duration("group-min-session-timeout")
+	}
+	if c.IsSet("group-max-session-timeout") {
+		cfg.MaxSessionTimeout = c.Duration("group-max-session-timeout")
+	}
+	if c.IsSet("group-initial-rebalance-delay") {
+		cfg.InitialRebalanceDelay = c.Duration("group-initial-rebalance-delay")
+	}
+	if c.IsSet("group-max-size") {
+		cfg.MaxSize = c.Int("group-max-size")
+	}
+	if c.IsSet("offset-metadata-max-bytes") {
+		cfg.OffsetMetadataMaxBytes = c.Int("offset-metadata-max-bytes")
+	}
+	if c.IsSet("offsets-retention") {
+		cfg.OffsetsRetention = c.Duration("offsets-retention")
+	}
+	if c.IsSet("offsets-retention-check-interval") {
+		cfg.OffsetsRetentionCheckInterval = c.Duration("offsets-retention-check-interval")
+	}
+	if c.IsSet("offsets-commit-timeout") {
+		cfg.CommitTimeout = c.Duration("offsets-commit-timeout")
 	}
 	return cfg, nil
 }

@@ -5,10 +5,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/urfave/cli/v2"
 )
+
+// groupCommitTimeout bounds one offset commit of a group consumer.
+const groupCommitTimeout = 15 * time.Second
 
 func consumeCommand() *cli.Command {
 	return &cli.Command{
@@ -16,7 +27,13 @@ func consumeCommand() *cli.Command {
 		Usage:     "print the records of a topic, one value per line",
 		ArgsUsage: "TOPIC",
 		Description: "Prints new records (or all with --from-beginning) until SIGINT, until --max-messages\n" +
-			"   records were printed, or until no record arrived for --timeout.",
+			"   records were printed, or until no record arrived for --timeout.\n\n" +
+			"   With --group G it consumes as a member of consumer group G: the group assigns the\n" +
+			"   partitions, consumption starts at the group's committed offsets (partitions without\n" +
+			"   one start as --from-beginning says), and offsets are committed at least once: only\n" +
+			"   records already written to stdout are committed, after every batch, when partitions\n" +
+			"   are revoked and on exit. Each commit is logged (\"committed offset\", with topic,\n" +
+			"   partition and offset).",
 		Flags: withCommon(
 			bootstrapServerFlag(),
 			boolFlag("from-beginning", "start at the earliest offset (default: the latest)", false),
@@ -26,6 +43,11 @@ func consumeCommand() *cli.Command {
 			durationFlag("timeout", "exit when no record arrived for this long (0: wait forever)", 0),
 			boolFlag("print-key", "print the key before the value, separated by --key-separator", false),
 			stringFlag("key-separator", "separator printed between key and value with --print-key", "\t"),
+			boolFlag("print-offsets", "print \"PARTITION OFFSET \" before each record", false),
+			stringFlag("group", "consume as a member of this consumer group (commits offsets)", ""),
+			durationFlag("session-timeout", "with --group: the member is removed when it did not heartbeat for this long", 45*time.Second),
+			stringFlag("balancer", "with --group: partition assignor: range, roundrobin, sticky or cooperative-sticky", "cooperative-sticky"),
+			stringFlag("group-instance-id", "with --group: static membership id (KIP-345); a restart with the same id keeps the assignment", ""),
 		),
 		Action: runConsume,
 	}
@@ -40,6 +62,17 @@ func consumeOpts(c *cli.Context, topic string) ([]kgo.Opt, error) {
 	partition, err := int32Value(c, "partition")
 	if err != nil {
 		return nil, err
+	}
+	if group := c.String("group"); group != "" {
+		if partition >= 0 || c.IsSet("offset") {
+			return nil, errors.New("--partition and --offset do not go with --group: the group assigns the partitions and its committed offsets say where to start")
+		}
+		return groupConsumeOpts(c, group, topic, start)
+	}
+	for _, name := range []string{"session-timeout", "balancer", "group-instance-id"} {
+		if c.IsSet(name) {
+			return nil, fmt.Errorf("--%s needs --group", name)
+		}
 	}
 	if c.IsSet("offset") {
 		if partition < 0 {
@@ -59,6 +92,154 @@ func consumeOpts(c *cli.Context, topic string) ([]kgo.Opt, error) {
 	return []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start)}, nil
 }
 
+// parseBalancer maps --balancer onto a franz-go group balancer.
+func parseBalancer(s string) (kgo.GroupBalancer, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "range":
+		return kgo.RangeBalancer(), nil
+	case "roundrobin", "round-robin":
+		return kgo.RoundRobinBalancer(), nil
+	case "sticky":
+		return kgo.StickyBalancer(), nil
+	case "cooperative-sticky":
+		return kgo.CooperativeStickyBalancer(), nil
+	}
+	return nil, fmt.Errorf("unknown --balancer %q: use range, roundrobin, sticky or cooperative-sticky", s)
+}
+
+// groupConsumeOpts are the options of a group member. Offsets are
+// committed by groupCommitter only (no background autocommit), after the
+// polled records were written out, so a commit never covers a record that
+// was not printed.
+func groupConsumeOpts(c *cli.Context, group, topic string, start kgo.Offset) ([]kgo.Opt, error) {
+	balancer, err := parseBalancer(c.String("balancer"))
+	if err != nil {
+		return nil, err
+	}
+	session := c.Duration("session-timeout")
+	if session <= 0 {
+		return nil, fmt.Errorf("--session-timeout %v must be positive", session)
+	}
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(start),
+		kgo.Balancers(balancer),
+		kgo.SessionTimeout(session),
+		// Kafka's advice: heartbeat at most a third of the session timeout.
+		kgo.HeartbeatInterval(min(3*time.Second, session/3)),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait until the polled records were printed and
+		// committed (AllowRebalance), so a revocation never hands on
+		// a partition whose polled records are still unprinted.
+		kgo.BlockRebalanceOnPoll(),
+	}
+	if id := c.String("group-instance-id"); id != "" {
+		opts = append(opts, kgo.InstanceID(id))
+	}
+	return opts, nil
+}
+
+// groupCommitter commits the offsets of a group member and logs
+// each partition whose committed offset moved, one line per partition.
+type groupCommitter struct {
+	log   hclog.Logger
+	group string
+
+	mu       sync.Mutex
+	logged   map[string]map[int32]int64
+	disabled bool
+}
+
+// disable stops all further commits: the polled records could not all be
+// written out. A nil committer (no group) is fine.
+func (g *groupCommitter) disable() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	g.disabled = true
+	g.mu.Unlock()
+}
+
+// commit synchronously commits the offsets after the records polled so
+// far, which the caller has printed. It logs and returns the first error;
+// the offsets stay uncommitted, so the next commit carries them.
+func (g *groupCommitter) commit(ctx context.Context, cl *kgo.Client, why string) error {
+	g.mu.Lock()
+	disabled := g.disabled
+	g.mu.Unlock()
+	offsets := cl.UncommittedOffsets()
+	if disabled || len(offsets) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, groupCommitTimeout)
+	defer cancel()
+	var firstErr error
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			firstErr = err
+			return
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("commit %s[%d]: %w", t.Topic, p.Partition, err)
+					}
+					continue
+				}
+				at, ok := offsets[t.Topic][p.Partition]
+				if !ok || g.logged[t.Topic][p.Partition] == at.Offset {
+					continue
+				}
+				if g.logged[t.Topic] == nil {
+					g.logged[t.Topic] = make(map[int32]int64)
+				}
+				g.logged[t.Topic][p.Partition] = at.Offset
+				g.log.Info("committed offset", "group", g.group, "topic", t.Topic, "partition", p.Partition, "offset", at.Offset, "on", why)
+			}
+		}
+	})
+	if firstErr != nil {
+		g.log.Warn("offset commit failed; the next commit retries it", "group", g.group, "on", why, "error", firstErr)
+	}
+	return firstErr
+}
+
+// fatalGroupError reports whether a group member cannot go on after err:
+// retrying cannot fix the request (the group's configuration or rights).
+func fatalGroupError(err error) bool {
+	for _, fatal := range []error{
+		kerr.InvalidSessionTimeout, kerr.InvalidGroupID, kerr.GroupAuthorizationFailed,
+		kerr.TopicAuthorizationFailed, kerr.InconsistentGroupProtocol, kerr.GroupMaxSizeReached,
+		kerr.FencedInstanceID, kerr.UnsupportedVersion,
+	} {
+		if errors.Is(err, fatal) {
+			return true
+		}
+	}
+	return false
+}
+
+// formatAssignment prints topic partitions as t[0,1,2] sorted.
+func formatAssignment(m map[string][]int32) string {
+	topics := make([]string, 0, len(m))
+	for t := range m {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	parts := make([]string, 0, len(topics))
+	for _, t := range topics {
+		ps := append([]int32(nil), m[t]...)
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		parts = append(parts, t+"["+formatNodes(ps)+"]")
+	}
+	return strings.Join(parts, " ")
+}
+
 func runConsume(c *cli.Context) error {
 	topic, err := singleTopicArg(c)
 	if err != nil {
@@ -76,24 +257,60 @@ func runConsume(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	group := c.String("group")
+	var committer *groupCommitter
+	if group != "" {
+		committer = &groupCommitter{log: log, group: group, logged: make(map[string]map[int32]int64)}
+		opts = append(opts,
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+				if len(assigned) > 0 {
+					log.Info("partitions assigned", "group", group, "partitions", formatAssignment(assigned))
+				}
+			}),
+			// Revoked partitions go to another member, which starts at
+			// the committed offset: commit what was printed first.
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+				if len(revoked) > 0 {
+					log.Info("partitions revoked", "group", group, "partitions", formatAssignment(revoked))
+				}
+				_ = committer.commit(ctx, cl, "revoke")
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+				if len(lost) == 0 {
+					return
+				}
+				log.Warn("partitions lost (no longer a member); uncommitted records will be redelivered", "group", group, "partitions", formatAssignment(lost))
+			}),
+		)
+	}
 	cl, err := newClient(c, log, opts...)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	if committer != nil {
+		defer cl.CloseAllowingRebalance()
+	} else {
+		defer cl.Close()
+	}
 
 	ctx, stop := signalContext(c)
 	defer stop()
 
 	out := bufio.NewWriterSize(c.App.Writer, 64<<10)
 	printKey := c.Bool("print-key")
+	printOffsets := c.Bool("print-offsets")
 	separator := c.String("key-separator")
 	idle := c.Duration("timeout")
 	var printed int64
 	defer func() {
 		_ = out.Flush()
+		if committer != nil {
+			// ctx may be cancelled (SIGINT): commit on a fresh one.
+			_ = committer.commit(context.Background(), cl, "exit")
+		}
 		fmt.Fprintf(c.App.ErrWriter, "Processed a total of %d messages\n", printed)
 	}()
+	var num []byte
 	for maxMessages == 0 || printed < maxMessages {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if idle > 0 {
@@ -105,12 +322,21 @@ func runConsume(c *cli.Context) error {
 		}
 		fetches := cl.PollRecords(pollCtx, limit)
 		cancel()
-		if ctx.Err() != nil || fetches.IsClientClosed() {
-			return nil // SIGINT or SIGTERM
+		// SIGINT or SIGTERM. A group member still prints what it
+		// polled: on exit it commits everything polled.
+		stopping := ctx.Err() != nil || fetches.IsClientClosed()
+		if stopping && committer == nil {
+			return nil
 		}
 		var fetchErr error
 		fetches.EachError(func(t string, p int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			if stopping || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			if committer != nil && !fatalGroupError(err) {
+				// A group member keeps going: the client rejoins and
+				// retries on its own.
+				log.Warn("consume error; retrying", "group", group, "topic", t, "partition", p, "error", err)
 				return
 			}
 			if fetchErr == nil {
@@ -123,19 +349,40 @@ func runConsume(c *cli.Context) error {
 		n := 0
 		for it := fetches.RecordIter(); !it.Done(); {
 			r := it.Next()
+			if printOffsets {
+				num = strconv.AppendInt(num[:0], int64(r.Partition), 10)
+				num = append(num, ' ')
+				num = strconv.AppendInt(num, r.Offset, 10)
+				num = append(num, ' ')
+				_, _ = out.Write(num)
+			}
 			if printKey {
 				_, _ = out.Write(r.Key)
 				_, _ = out.WriteString(separator)
 			}
 			_, _ = out.Write(r.Value)
 			if err := out.WriteByte('\n'); err != nil {
+				committer.disable() // never commit what was not written
 				return fmt.Errorf("write stdout: %w", err)
 			}
 			n++
 		}
 		printed += int64(n)
 		if err := out.Flush(); err != nil {
+			committer.disable()
 			return fmt.Errorf("write stdout: %w", err)
+		}
+		if committer != nil {
+			// At least once: every polled record is written out now;
+			// commit them (not cancelled by SIGINT), then let a
+			// pending rebalance proceed.
+			if n > 0 {
+				_ = committer.commit(context.WithoutCancel(ctx), cl, "batch")
+			}
+			cl.AllowRebalance()
+		}
+		if stopping {
+			return nil
 		}
 		if n == 0 && idle > 0 && errors.Is(pollCtx.Err(), context.DeadlineExceeded) {
 			return nil // idle for --timeout

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skein-io/skein/controller"
 	"github.com/skein-io/skein/dataplane"
+	"github.com/skein-io/skein/dataplane/group"
 )
 
 // devControllerID is the node id of the dev cluster's controller; brokers
@@ -34,7 +35,7 @@ func devCommand() *cli.Command {
 		Description: "Ports: broker 101 listens on --base-port, the controller on --base-port+1,\n" +
 			"   brokers 102, 103, ... on --base-port+2, +3, ... Data lives in --data-dir/controller-1,\n" +
 			"   --data-dir/broker-101, ... Runs until SIGINT or SIGTERM.",
-		Flags: withCommon(
+		Flags: withCommon(append([]cli.Flag{
 			stringFlag("data-dir", "directory for the cluster's data", "./skein-data"),
 			intFlag("brokers", "number of brokers (3: topics get 3 replicas and min.insync.replicas=2 by default)", 3),
 			stringFlag("host", "address every listener binds to", "127.0.0.1"),
@@ -42,7 +43,7 @@ func devCommand() *cli.Command {
 			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
 			pprofFlag(),
-		),
+		}, groupFlags()...)...),
 		Action: runDev,
 	}
 }
@@ -122,7 +123,11 @@ func runDev(c *cli.Context) error {
 		defer stopPprof()
 	}
 
-	cluster := &devCluster{log: log}
+	groups, err := groupConfig(c, dataplane.DefaultConfig().Groups)
+	if err != nil {
+		return err
+	}
+	cluster := &devCluster{log: log, groups: &groups}
 	defer cluster.close()
 	if err := cluster.start(layout); err != nil {
 		return err
@@ -148,6 +153,8 @@ type devCluster struct {
 	controller *controller.Controller
 	brokers    []*dataplane.Broker
 	closed     bool
+	// groups, when set, configures every broker's group coordinator.
+	groups *group.Config
 }
 
 func (d *devCluster) start(l devLayout) error {
@@ -177,6 +184,9 @@ func (d *devCluster) start(l devLayout) error {
 		bcfg.Listen = l.brokerAddrs[i]
 		bcfg.Controllers = []string{l.controllerAddr}
 		bcfg.Logger = d.log.Named("broker-" + strconv.Itoa(int(id)))
+		if d.groups != nil {
+			bcfg.Groups = *d.groups
+		}
 		if err := os.MkdirAll(bcfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/kafka"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
@@ -64,7 +65,13 @@ type Config struct {
 	// ReplicaLagTimeMax is replica.lag.time.max.ms (default 30 s): an
 	// in-sync follower not caught up for this long leaves the ISR.
 	ReplicaLagTimeMax time.Duration
-	Logger            hclog.Logger
+	// LogCleanerBackoff is log.cleaner.backoff.ms: how often the log
+	// cleaner looks for compacted logs to clean; 0: storage's default.
+	LogCleanerBackoff time.Duration
+	// Groups configures the group coordinator (offsets.topic.*, group.*,
+	// offsets.retention.*); the broker sets its NodeID and Logger.
+	Groups group.Config
+	Logger hclog.Logger
 }
 
 // Kafka's defaults.
@@ -94,6 +101,7 @@ func DefaultConfig() Config {
 		MessageMaxBytes:          defaultMessageMaxBytes,
 		HeartbeatInterval:        defaultHeartbeatInterval,
 		ReplicaLagTimeMax:        partition.DefaultReplicaLagTimeMax,
+		Groups:                   group.DefaultConfig(0),
 		Logger:                   hclog.NewNullLogger(),
 	}
 }
@@ -151,6 +159,11 @@ func (c Config) Validate() error {
 	if c.Logger == nil {
 		return errors.New("broker: Logger is nil")
 	}
+	gc := c.Groups
+	gc.Logger = c.Logger
+	if err := gc.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	return nil
 }
 
@@ -200,6 +213,7 @@ type Broker struct {
 	store      *storage.Manager
 	partitions *partition.Manager
 	replicas   *replica.Manager
+	groups     *group.Coordinator
 	controller *client.Client
 	server     *wire.Server
 	serving    bool
@@ -261,6 +275,9 @@ func (b *Broker) start() error {
 
 	scfg := storage.DefaultConfig(cfg.DataDir)
 	scfg.Logger = b.log.Named("storage")
+	if cfg.LogCleanerBackoff > 0 {
+		scfg.CleanerInterval = cfg.LogCleanerBackoff
+	}
 	store, err := storage.OpenManager(scfg)
 	if err != nil {
 		return fmt.Errorf("open storage: %w", err)
@@ -286,6 +303,13 @@ func (b *Broker) start() error {
 	if b.partitions, err = partition.New(pcfg, store); err != nil {
 		return fmt.Errorf("partitions: %w", err)
 	}
+	gcfg := cfg.Groups
+	gcfg.NodeID = cfg.NodeID
+	gcfg.Logger = b.log.Named("group")
+	if b.groups, err = group.New(gcfg); err != nil {
+		return fmt.Errorf("group coordinator: %w", err)
+	}
+	b.partitions.SetOnLeaders(b.groups.OnLeaders)
 
 	ctl, err = client.New(client.Config{
 		Controllers:       cfg.Controllers,
@@ -315,6 +339,7 @@ func (b *Broker) start() error {
 		Partitions: b.partitions,
 		Controller: ctl,
 		Logger:     b.log.Named("kafka"),
+		Groups:     b.groups,
 	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)
@@ -433,6 +458,9 @@ func (b *Broker) shutdown() {
 		}
 		if b.replicas != nil {
 			errs = append(errs, b.replicas.Close())
+		}
+		if b.groups != nil {
+			b.groups.Close()
 		}
 		if b.partitions != nil {
 			errs = append(errs, b.partitions.Close())

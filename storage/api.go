@@ -41,6 +41,15 @@ type LogConfig struct {
 	FlushMs            time.Duration // flush.ms
 	FileDeleteDelay    time.Duration // file.delete.delay.ms
 	MaxMessageBytes    int32         // max.message.bytes: largest batch accepted
+
+	// cleanup.policy: Delete applies retention.ms/bytes; Compact keeps the
+	// latest record per key (the cleaner). Both may be set.
+	Delete                 bool
+	Compact                bool
+	DeleteRetentionMs      time.Duration // delete.retention.ms: how long tombstones survive (in log time)
+	MinCleanableDirtyRatio float64       // min.cleanable.dirty.ratio
+	MinCompactionLagMs     time.Duration // min.compaction.lag.ms
+	MaxCompactionLagMs     time.Duration // max.compaction.lag.ms
 }
 
 // Config configures a Manager (one data directory).
@@ -54,6 +63,10 @@ type Config struct {
 	RetentionCheckInterval time.Duration
 	// FlushCheckpointInterval is how often the recovery point is checkpointed.
 	FlushCheckpointInterval time.Duration
+	// CleanerInterval is how often the log cleaner looks for compacted logs
+	// to clean (log.cleaner.backoff.ms); 0 disables the background cleaner
+	// (CleanNow still works).
+	CleanerInterval time.Duration
 }
 
 // AppendInfo describes an append.

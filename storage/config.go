@@ -22,6 +22,11 @@ func DefaultLogConfig() LogConfig {
 		FlushMs:            time.Duration(math.MaxInt64),
 		FileDeleteDelay:    time.Minute,
 		MaxMessageBytes:    1048588,
+
+		Delete:                 true,
+		DeleteRetentionMs:      24 * time.Hour,
+		MinCleanableDirtyRatio: 0.5,
+		MaxCompactionLagMs:     time.Duration(math.MaxInt64),
 	}
 }
 
@@ -46,6 +51,14 @@ func (c LogConfig) Validate() error {
 		return fmt.Errorf("file.delete.delay.ms %v: must not be negative", c.FileDeleteDelay)
 	case c.MaxMessageBytes < 0:
 		return fmt.Errorf("max.message.bytes %d: must not be negative", c.MaxMessageBytes)
+	case c.DeleteRetentionMs < 0:
+		return fmt.Errorf("delete.retention.ms %v: must not be negative", c.DeleteRetentionMs)
+	case c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1:
+		return fmt.Errorf("min.cleanable.dirty.ratio %v: must be in [0, 1]", c.MinCleanableDirtyRatio)
+	case c.MinCompactionLagMs < 0:
+		return fmt.Errorf("min.compaction.lag.ms %v: must not be negative", c.MinCompactionLagMs)
+	case c.MaxCompactionLagMs <= 0:
+		return fmt.Errorf("max.compaction.lag.ms %v: must be positive", c.MaxCompactionLagMs)
 	}
 	return nil
 }
@@ -59,6 +72,7 @@ func DefaultConfig(dir string) Config {
 		Now:                     time.Now,
 		RetentionCheckInterval:  5 * time.Minute,
 		FlushCheckpointInterval: time.Minute,
+		CleanerInterval:         15 * time.Second,
 	}
 }
 
@@ -69,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetentionCheckInterval <= 0 {
 		return fmt.Errorf("log.retention.check.interval.ms %v: must be positive", c.RetentionCheckInterval)
+	}
+	if c.CleanerInterval < 0 {
+		return fmt.Errorf("log.cleaner.backoff.ms %v: must not be negative", c.CleanerInterval)
 	}
 	if c.FlushCheckpointInterval <= 0 {
 		return fmt.Errorf("flush checkpoint interval %v: must be positive", c.FlushCheckpointInterval)

@@ -38,6 +38,8 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 		l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
 	}
 	l.segs = []*segment{ns}
+	l.gen++
+	l.cleanedTo = offset
 	l.lso.Store(offset)
 	l.leo.Store(offset)
 	l.recoveryPoint = offset

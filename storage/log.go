@@ -35,9 +35,37 @@ type Log struct {
 	producers     producerState
 	epochs        *epochCache
 	closed        bool
-	// doomed segments were removed from segs (retention, truncation) and
-	// are deleted once no reader can still hold their file ranges.
+	// doomed segments were removed from segs (retention, truncation,
+	// cleaning) and are deleted once no reader can still hold their file
+	// ranges.
 	doomed []doomedSegment
+	// gen counts changes to segs other than by the cleaner (truncation,
+	// retention): a cleaning pass started before one is abandoned.
+	gen uint64
+	// cleanedTo: every record below it has been compacted (the cleaner's
+	// checkpoint for this log).
+	cleanedTo int64
+
+	// cleanMu serialises cleaning passes (and close with them); closing
+	// makes a running pass give up.
+	cleanMu sync.Mutex
+	closing atomic.Bool
+	// gapsOK says the log may have offset gaps (it was compacted, or a
+	// follower copied compacted batches); recovery then accepts them.
+	gapsOK atomic.Bool
+	// hooks connect the log to its manager's cleaner checkpoint.
+	hooks logHooks
+	// cleanBound caps the cleaner (the partition's high watermark).
+	cleanBound atomic.Pointer[func() int64]
+}
+
+// logHooks are set by the Manager.
+type logHooks struct {
+	// markGaps persists that the log may have offset gaps, before any is
+	// written.
+	markGaps func(*Log) error
+	// cleaned records a finished cleaning pass.
+	cleaned func(*Log, CleanResult)
 }
 
 type doomedSegment struct {
@@ -47,9 +75,13 @@ type doomedSegment struct {
 
 // openLog opens the log in dir. Segments at or after recoverFrom are
 // validated batch by batch (recover: an unclean stop); with recoverFrom < 0
-// nothing is.
-func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, now func() time.Time, logger hclog.Logger) (*Log, error) {
+// nothing is. allowGaps says the log may have offset gaps (compaction).
+func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, allowGaps bool, now func() time.Time, logger hclog.Logger) (*Log, error) {
 	l := &Log{dir: dir, tp: tp, topicID: topicID, cfg: cfg, now: now, logger: logger, lastFlush: now()}
+	l.gapsOK.Store(allowGaps)
+	if err := finishCleanerLeftovers(dir, logger); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -79,7 +111,7 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 		// A segment holding the recovery point or anything after it is
 		// validated.
 		validate := recoverFrom >= 0 && (next < 0 || next > recoverFrom)
-		s, truncated, err := openSegment(dir, base, validate, cfg.IndexIntervalBytes, now())
+		s, truncated, err := openSegment(dir, base, validate, allowGaps, cfg.IndexIntervalBytes, now())
 		if err != nil {
 			l.closeSegments()
 			return nil, fmt.Errorf("open segment %d of %s-%d: %w", base, tp.Topic, tp.Partition, err)
@@ -115,6 +147,7 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 	l.lso.Store(l.segs[0].base)
 	l.leo.Store(l.active().next)
 	l.recoveryPoint = l.leo.Load()
+	l.cleanedTo = l.lso.Load()
 	if l.epochs, err = loadEpochCache(dir); err != nil {
 		l.closeSegments()
 		return nil, err
@@ -308,6 +341,7 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 	leo := l.leo.Load()
 	info := AppendInfo{FirstOffset: -1, LastOffset: leo - 1, MaxTimestamp: -1, LogAppendTime: -1}
 	next := leo
+	gap := false
 	err := SplitBatches(batches, func(b []byte) error {
 		if err := ValidateBatch(b); err != nil {
 			return err
@@ -316,6 +350,8 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 		if h.BaseOffset < next {
 			return fmt.Errorf("%w: batch at offset %d, log end is %d", ErrOffsetOutOfRange, h.BaseOffset, next)
 		}
+		// A compacted leader's batches may leave offset gaps.
+		gap = gap || h.BaseOffset > next
 		if info.FirstOffset < 0 {
 			info.FirstOffset = h.BaseOffset
 		}
@@ -327,8 +363,13 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 	if err != nil {
 		return AppendInfo{}, err
 	}
-	if info.FirstOffset != leo {
+	if info.FirstOffset < leo {
 		return AppendInfo{}, fmt.Errorf("%w: first batch at offset %d, log end is %d", ErrOffsetOutOfRange, info.FirstOffset, leo)
+	}
+	if gap && !l.gapsOK.Load() {
+		if err := l.markGaps(); err != nil {
+			return AppendInfo{}, err
+		}
 	}
 	if err := l.write(batches); err != nil {
 		return AppendInfo{}, err
@@ -357,7 +398,7 @@ func (l *Log) write(batches []byte) error {
 		if err != nil {
 			return err
 		}
-		if err := l.maybeRoll(first.Size()); err != nil {
+		if err := l.maybeRoll(first); err != nil {
 			return err
 		}
 		// The longest run of whole batches that fits the active segment.
@@ -408,9 +449,12 @@ func (l *Log) writeChunk(batches []byte) error {
 	return nil
 }
 
-// maybeRoll starts a new segment when the active one cannot take n more
-// bytes or is older than segment.ms. The old segment is sealed and fsynced.
-func (l *Log) maybeRoll(n int64) error {
+// maybeRoll starts a new segment when the active one cannot take batch h
+// or is older than segment.ms; the new segment is named after h's base
+// offset (which a compacted leader's gaps may put above the log end). The
+// old segment is sealed and fsynced.
+func (l *Log) maybeRoll(h BatchHeader) error {
+	n := h.Size()
 	s := l.active()
 	if s.size == 0 {
 		return nil
@@ -426,7 +470,7 @@ func (l *Log) maybeRoll(n int64) error {
 	if err := s.sync(); err != nil {
 		return err
 	}
-	ns, err := createSegment(l.dir, s.next, l.now())
+	ns, err := createSegment(l.dir, max(h.BaseOffset, s.next), l.now())
 	if err != nil {
 		return err
 	}
@@ -633,13 +677,15 @@ func (l *Log) Truncate(offset int64) error {
 		if pos, _, ok, err := s.find(offset); err != nil {
 			return err
 		} else if ok {
-			if err := s.truncateTo(pos, l.cfg.IndexIntervalBytes); err != nil {
+			if err := s.truncateTo(pos, l.cfg.IndexIntervalBytes, l.gapsOK.Load()); err != nil {
 				return err
 			}
 		}
 	}
+	l.gen++
 	l.leo.Store(l.active().next)
 	l.recoveryPoint = min(l.recoveryPoint, l.leo.Load())
+	l.cleanedTo = max(min(l.cleanedTo, l.active().base), l.lso.Load())
 	if err := l.epochs.truncateFromEnd(l.leo.Load()); err != nil {
 		return err
 	}
@@ -657,7 +703,7 @@ func (l *Log) Truncate(offset int64) error {
 func (l *Log) applyRetention() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.closed || !l.cfg.Delete {
 		return 0
 	}
 	now := l.now()
@@ -679,7 +725,9 @@ func (l *Log) applyRetention() int {
 		removed++
 	}
 	if removed > 0 {
+		l.gen++
 		l.lso.Store(l.segs[0].base)
+		l.cleanedTo = max(l.cleanedTo, l.segs[0].base)
 		l.logger.Info("retention deleted segments", "topic", l.tp.Topic, "partition", l.tp.Partition,
 			"segments", removed, "log_start_offset", l.segs[0].base)
 	}
@@ -732,6 +780,9 @@ func (l *Log) maybeFlushByTime() {
 // close seals and fsyncs the log, saves the producer state and closes every
 // file. After close every method returns ErrClosed.
 func (l *Log) close() error {
+	l.closing.Store(true)
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -40,9 +40,16 @@ type Manager struct {
 	logs   map[TopicPartition]*Log
 	closed bool
 
-	stop    chan struct{}
-	done    chan struct{}
-	started bool
+	stop        chan struct{}
+	done        chan struct{}
+	cleanerDone chan struct{}
+	started     bool
+
+	// ckptMu guards cleanerCkpt, the cleaner-offset-checkpoint contents: a
+	// log listed there was compacted (or copied compacted batches) and may
+	// have offset gaps; its value is the offset cleaned up to.
+	ckptMu      sync.Mutex
+	cleanerCkpt map[TopicPartition]int64
 }
 
 // OpenManager opens dir, creating it if needed. Without a clean-shutdown
@@ -76,6 +83,7 @@ func OpenManager(cfg Config) (*Manager, error) {
 	_, err = os.Stat(marker)
 	m.clean = err == nil
 	recovery := m.readRecoveryPoints()
+	m.cleanerCkpt = m.readCleanerCheckpoint()
 	start := cfg.Now()
 	entries, err := os.ReadDir(cfg.Dir)
 	if err != nil {
@@ -105,12 +113,14 @@ func OpenManager(cfg Config) (*Manager, error) {
 		if !m.clean {
 			recoverFrom = recovery[tp] // 0 when never checkpointed: everything
 		}
-		l, err := openLog(dir, tp, id, cfg.Log, recoverFrom, cfg.Now, m.logger)
+		cleanedTo, gaps := m.cleanerCkpt[tp]
+		l, err := openLog(dir, tp, id, cfg.Log, recoverFrom, gaps, cfg.Now, m.logger)
 		if err != nil {
 			m.closeLogs()
 			lock.Close()
 			return nil, fmt.Errorf("open log %s: %w", dir, err)
 		}
+		m.attach(l, cleanedTo)
 		m.logs[tp] = l
 	}
 	// The marker is consumed: a crash from now on must be recovered.
@@ -172,10 +182,14 @@ func (m *Manager) GetOrCreate(tp TopicPartition, topicID [16]byte, cfg LogConfig
 	if err := writePartitionMetadata(dir, topicID); err != nil {
 		return nil, err
 	}
-	l, err := openLog(dir, tp, topicID, cfg, -1, m.cfg.Now, m.logger)
+	m.ckptMu.Lock()
+	cleanedTo, gaps := m.cleanerCkpt[tp]
+	m.ckptMu.Unlock()
+	l, err := openLog(dir, tp, topicID, cfg, -1, gaps, m.cfg.Now, m.logger)
 	if err != nil {
 		return nil, err
 	}
+	m.attach(l, cleanedTo)
 	m.logs[tp] = l
 	m.logger.Info("log created", "topic", tp.Topic, "partition", tp.Partition, "dir", dir)
 	return l, nil
@@ -191,6 +205,7 @@ func (m *Manager) Delete(tp TopicPartition) error {
 	if l == nil {
 		return nil
 	}
+	m.forgetCleaned(tp)
 	if err := l.close(); err != nil {
 		m.logger.Warn("closing deleted log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
 	}
@@ -214,6 +229,10 @@ func (m *Manager) Start() {
 	}
 	m.started = true
 	go m.loop()
+	if m.cfg.CleanerInterval > 0 {
+		m.cleanerDone = make(chan struct{})
+		go m.cleanerLoop()
+	}
 }
 
 func (m *Manager) loop() {
@@ -269,6 +288,9 @@ func (m *Manager) Close() error {
 	if started {
 		close(m.stop)
 		<-m.done
+		if m.cleanerDone != nil {
+			<-m.cleanerDone
+		}
 	}
 	var first error
 	for tp, l := range m.Logs() {

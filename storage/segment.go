@@ -99,8 +99,10 @@ func createSegment(dir string, base int64, now time.Time) (*segment, error) {
 // (length, magic, CRC-32C, increasing offsets), truncates the file at the
 // first torn or corrupt batch and rebuilds the indexes; it reports whether
 // it truncated. Without, it trusts the index files when they look sane and
-// reads only the batch headers after the last index entry.
-func openSegment(dir string, base int64, validate bool, indexInterval int32, now time.Time) (*segment, bool, error) {
+// reads only the batch headers after the last index entry. allowGaps says
+// the log may have offset gaps (compaction): offsets must then only
+// increase, else they must be contiguous.
+func openSegment(dir string, base int64, validate, allowGaps bool, indexInterval int32, now time.Time) (*segment, bool, error) {
 	s := &segment{dir: dir, base: base, next: base, maxTs: -1, maxTsOffset: -1, created: now}
 	f, err := os.OpenFile(s.path(logSuffix), os.O_RDWR, 0o644)
 	if err != nil {
@@ -119,7 +121,7 @@ func openSegment(dir string, base int64, validate bool, indexInterval int32, now
 		}
 		// The indexes or the tail are not trustworthy: recover instead.
 	}
-	truncated, err := s.recover(indexInterval)
+	truncated, err := s.recover(indexInterval, allowGaps)
 	if err != nil {
 		f.Close()
 		return nil, false, err
@@ -187,7 +189,7 @@ func (s *segment) scanTail() error {
 			return err
 		}
 		h, err := ParseBatchHeader(hdr[:])
-		if err != nil || pos+h.Size() > fileSize || (pos > 0 || len(s.index) > 0) && h.BaseOffset < s.next {
+		if err != nil || pos+h.Size() > fileSize || h.BaseOffset < s.base || (pos > 0 || len(s.index) > 0) && h.BaseOffset < s.next {
 			return fmt.Errorf("%w: bad batch at position %d", ErrCorruptBatch, pos)
 		}
 		s.next = h.LastOffset() + 1
@@ -205,8 +207,9 @@ func (s *segment) scanTail() error {
 }
 
 // recover validates every batch from the start of the file, truncates at the
-// first bad one, and rewrites the indexes.
-func (s *segment) recover(indexInterval int32) (bool, error) {
+// first bad one, and rewrites the indexes. Offsets must be contiguous unless
+// allowGaps (a compacted log), when they must only increase.
+func (s *segment) recover(indexInterval int32, allowGaps bool) (bool, error) {
 	st, err := s.f.Stat()
 	if err != nil {
 		return false, err
@@ -226,9 +229,14 @@ func (s *segment) recover(indexInterval int32) (bool, error) {
 			break
 		}
 		h, err := ParseBatchHeader(buf[:BatchHeaderSize])
-		// Offsets are contiguous (no compaction yet): the base offset is
-		// not covered by the CRC, so this is what catches damage to it.
-		if err != nil || pos+h.Size() > fileSize || h.BaseOffset != s.next || h.LastOffset()-s.base > 1<<31-1 {
+		// Offsets are contiguous unless the log was compacted: the base
+		// offset is not covered by the CRC, so this is what catches damage
+		// to it (in a compacted log only a decrease is caught).
+		badOffset := h.BaseOffset != s.next
+		if allowGaps {
+			badOffset = h.BaseOffset < s.next
+		}
+		if err != nil || pos+h.Size() > fileSize || badOffset || h.LastOffset()-s.base > 1<<31-1 {
 			break
 		}
 		size := int(h.Size())
@@ -421,11 +429,11 @@ func (s *segment) find(offset int64) (int64, BatchHeader, bool, error) {
 
 // truncateTo cuts the segment at pos (a batch boundary) and rebuilds its
 // state from the remaining file.
-func (s *segment) truncateTo(pos int64, indexInterval int32) error {
+func (s *segment) truncateTo(pos int64, indexInterval int32, allowGaps bool) error {
 	if err := s.f.Truncate(pos); err != nil {
 		return mapIOError(err)
 	}
-	_, err := s.recover(indexInterval)
+	_, err := s.recover(indexInterval, allowGaps)
 	return err
 }
 

@@ -58,6 +58,7 @@ func init() {
 	def("flush.messages", TypeLong, "9223372036854775807", "log.flush.interval.messages", "fsync after this many records")
 	def("flush.ms", TypeLong, "9223372036854775807", "log.flush.interval.ms", "fsync after this long")
 	def("index.interval.bytes", TypeInt, "4096", "log.index.interval.bytes", "bytes between offset index entries")
+	def("max.compaction.lag.ms", TypeLong, "9223372036854775807", "log.cleaner.max.compaction.lag.ms", "maximum time a record may stay uncompacted")
 	def("max.message.bytes", TypeInt, "1048588", "message.max.bytes", "largest record batch accepted")
 	def("message.timestamp.type", TypeString, "CreateTime", "log.message.timestamp.type", "CreateTime or LogAppendTime", "CreateTime", "LogAppendTime")
 	def("min.cleanable.dirty.ratio", TypeDouble, "0.5", "log.cleaner.min.cleanable.ratio", "dirty ratio that triggers compaction")

@@ -8,11 +8,13 @@ package kafka
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/dataplane/group"
 )
 
 // autoCreateTopics creates the named topics (valid names unknown to the
@@ -26,6 +28,15 @@ import (
 // saw; answer from it.
 func (h *Handlers) autoCreateTopics(ctx context.Context, names []string) (map[string]int16, *image.Image) {
 	codes := make(map[string]int16, len(names))
+	if h.Groups != nil && slices.Contains(names, group.OffsetsTopic) {
+		// The offsets topic is created with the coordinator's settings
+		// (offsets.topic.*, compacted), never num.partitions.
+		names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == group.OffsetsTopic })
+		codes[group.OffsetsTopic] = kerr.LeaderNotAvailable.Code
+		if topicReady(h.ensureOffsetsTopic(ctx).Topics[group.OffsetsTopic]) {
+			codes[group.OffsetsTopic] = 0
+		}
+	}
 	if len(names) == 0 {
 		return codes, h.image()
 	}

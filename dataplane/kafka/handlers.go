@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/skein-io/skein/controller/client"
+	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/wire"
 )
@@ -32,10 +33,15 @@ type Handlers struct {
 	Partitions *partition.Manager
 	Controller *client.Client
 	Logger     hclog.Logger
+	// Groups is the group coordinator; nil answers the group APIs with
+	// COORDINATOR_NOT_AVAILABLE.
+	Groups *group.Coordinator
 
 	// producerIDs hands out InitProducerId ids (22_init_producer_id.go);
 	// its zero value is ready.
 	producerIDs producerIDAllocator
+	// offsetsTopic serialises the creation of __consumer_offsets.
+	offsetsTopic offsetsTopicCreator
 }
 
 // Register registers every API the broker implements, with its versions.
@@ -44,14 +50,25 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(1, 4, 16, h.handleFetch)
 	r.Register(2, 1, 8, h.handleListOffsets)
 	r.Register(3, 0, 12, h.handleMetadata)
+	r.Register(8, 0, 8, h.handleOffsetCommit)
+	r.Register(9, 0, 8, h.handleOffsetFetch)
+	r.Register(10, 0, 4, h.handleFindCoordinator)
+	r.Register(11, 0, 9, h.handleJoinGroup)
+	r.Register(12, 0, 4, h.handleHeartbeat)
+	r.Register(13, 0, 5, h.handleLeaveGroup)
+	r.Register(14, 0, 5, h.handleSyncGroup)
+	r.Register(15, 0, 5, h.handleDescribeGroups)
+	r.Register(16, 0, 4, h.handleListGroups)
 	r.Register(19, 2, 7, h.handleCreateTopics)
 	r.Register(20, 1, 6, h.handleDeleteTopics)
 	r.Register(22, 0, 5, h.handleInitProducerID)
 	r.Register(23, 2, 4, h.handleOffsetForLeaderEpoch)
 	r.Register(32, 1, 4, h.handleDescribeConfigs)
 	r.Register(37, 0, 3, h.handleCreatePartitions)
+	r.Register(42, 0, 2, h.handleDeleteGroups)
 	r.Register(43, 0, 2, h.handleElectLeaders)
 	r.Register(44, 0, 1, h.handleIncrementalAlterConfigs)
+	r.Register(47, 0, 0, h.handleOffsetDelete)
 	r.Register(55, 0, 2, h.handleDescribeQuorum)
 	r.Register(60, 0, 2, h.handleDescribeCluster)
 }

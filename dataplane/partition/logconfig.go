@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skein-io/skein/controller/image"
@@ -19,6 +20,8 @@ type TopicSettings struct {
 	LogAppendTime bool
 	// MaxMessageBytes is max.message.bytes: the largest batch accepted.
 	MaxMessageBytes int32
+	// Compact is cleanup.policy with compact: every record needs a key.
+	Compact bool
 }
 
 // TopicConfigs maps a topic's effective configs in img (its own values, else
@@ -52,12 +55,40 @@ func TopicConfigs(img *image.Image, t *image.Topic) (storage.LogConfig, TopicSet
 		FlushMs:            millis(num("flush.ms")),
 		FileDeleteDelay:    millis(num("file.delete.delay.ms")),
 		MaxMessageBytes:    clamp32(num("max.message.bytes")),
+
+		DeleteRetentionMs:      millis(max(num("delete.retention.ms"), 0)),
+		MinCleanableDirtyRatio: 0.5,
+		MinCompactionLagMs:     millis(max(num("min.compaction.lag.ms"), 0)),
+		MaxCompactionLagMs:     millis(max(num("max.compaction.lag.ms"), 1)),
+	}
+	policy, _ := img.TopicConfig(t, "cleanup.policy")
+	for _, p := range strings.Split(policy, ",") {
+		switch strings.TrimSpace(p) {
+		case "delete":
+			lc.Delete = true
+		case "compact":
+			lc.Compact = true
+		}
+	}
+	if !lc.Delete && !lc.Compact {
+		lc.Delete = true // an empty or unknown policy: Kafka's default
+	}
+	if v, _ := img.TopicConfig(t, "min.cleanable.dirty.ratio"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || r > 1 {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("topic config min.cleanable.dirty.ratio=%q: not a ratio in [0, 1]", v)
+			}
+		} else {
+			lc.MinCleanableDirtyRatio = r
+		}
 	}
 	tsType, _ := img.TopicConfig(t, "message.timestamp.type")
 	s := TopicSettings{
 		MinInsyncReplicas: int(max(num("min.insync.replicas"), 1)),
 		LogAppendTime:     tsType == "LogAppendTime",
 		MaxMessageBytes:   lc.MaxMessageBytes,
+		Compact:           lc.Compact,
 	}
 	return lc, s, firstErr
 }

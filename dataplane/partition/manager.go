@@ -37,6 +37,18 @@ type Manager struct {
 	isr       *isrEnv
 	isrCancel context.CancelFunc
 	isrWG     sync.WaitGroup
+
+	// onLeaders is the leadership hook (SetOnLeaders); nil: none.
+	onLeaders atomic.Pointer[func(*image.Image, []*Partition)]
+}
+
+// SetOnLeaders installs fn, called at the end of every ApplyImage (from its
+// goroutine, in image order) with the image and every replica this broker
+// now leads. The group coordinator uses it to load and unload the
+// __consumer_offsets partitions it leads. fn must not block nor call
+// ApplyImage.
+func (m *Manager) SetOnLeaders(fn func(img *image.Image, led []*Partition)) {
+	m.onLeaders.Store(&fn)
 }
 
 type snapshot struct {
@@ -203,6 +215,15 @@ func (m *Manager) ApplyImage(img *image.Image) {
 	if m.cfg.OnFollowers != nil {
 		m.cfg.OnFollowers(followers(img, next, m.cfg.NodeID))
 	}
+	if fn := m.onLeaders.Load(); fn != nil && *fn != nil {
+		var led []*Partition
+		for _, p := range next {
+			if p.State().Role == RoleLeader {
+				led = append(led, p)
+			}
+		}
+		(*fn)(img, led)
+	}
 }
 
 // followers lists the hosted replicas that follow a leader on another
@@ -251,6 +272,9 @@ func (m *Manager) open(tp storage.TopicPartition, topicID [16]byte, cfg storage.
 		}
 	}
 	p := newPartition(tp, topicID, l, m.cfg)
+	// The cleaner stays below the high watermark: records above it may be
+	// truncated away, and what they superseded must survive that.
+	l.SetCleanBound(p.HighWatermark)
 	p.logConfig = cfg
 	p.env = m.isr
 	return p, nil

@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -43,6 +44,11 @@ func (p *Partition) AppendAsLeader(batch []byte, requiredAcks int16) (AppendResu
 	}
 	if err := checkProduceBatch(batch, p.settings.MaxMessageBytes); err != nil {
 		return AppendResult{}, err
+	}
+	if p.settings.Compact {
+		if err := storage.CheckKeys(batch); err != nil {
+			return AppendResult{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+		}
 	}
 	if requiredAcks == -1 && len(p.isr) < p.settings.MinInsyncReplicas {
 		return AppendResult{}, ErrNotEnoughReplicas

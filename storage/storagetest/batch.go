@@ -2,10 +2,13 @@
 package storagetest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
+	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -43,4 +46,122 @@ func MakeBatchAt(values [][]byte, producerID int64, producerEpoch int16, baseSeq
 	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
 	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
 	return out
+}
+
+// KV is one record for MakeKeyedBatch: a nil Key is a record without a key,
+// a nil Value a tombstone.
+type KV struct {
+	Key, Value []byte
+}
+
+// Compression codecs for MakeKeyedBatch (the batch attributes' low bits).
+const (
+	None   = 0
+	Gzip   = 1
+	Snappy = 2
+	Lz4    = 3
+	Zstd   = 4
+)
+
+var (
+	compMu      sync.Mutex
+	compressors = map[int8]kgo.Compressor{}
+)
+
+// MakeKeyedBatch returns one v2 batch of records with keys, compressed with
+// codec the way franz-go producers compress, timestamps ts (ms), and the
+// producer id, epoch and base sequence given (-1, -1, -1: not idempotent).
+func MakeKeyedBatch(recs []KV, codec int8, producerID int64, producerEpoch int16, baseSequence int32, ts int64) []byte {
+	var records []byte
+	for i, kv := range recs {
+		r := kmsg.Record{OffsetDelta: int32(i), Key: kv.Key, Value: kv.Value}
+		body := r.AppendTo(nil)[1:]
+		r.Length = int32(len(body))
+		records = r.AppendTo(records)
+	}
+	if codec != None {
+		var c kgo.CompressionCodec
+		switch codec {
+		case Gzip:
+			c = kgo.GzipCompression()
+		case Snappy:
+			c = kgo.SnappyCompression()
+		case Lz4:
+			c = kgo.Lz4Compression()
+		case Zstd:
+			c = kgo.ZstdCompression()
+		}
+		compMu.Lock()
+		comp := compressors[codec]
+		if comp == nil {
+			var err error
+			if comp, err = kgo.DefaultCompressor(c); err != nil {
+				panic(err)
+			}
+			compressors[codec] = comp
+		}
+		compMu.Unlock()
+		out, used := comp.Compress(new(bytes.Buffer), records)
+		if int8(used) != codec {
+			panic("compressor used another codec")
+		}
+		records = append([]byte(nil), out...)
+	}
+	b := kmsg.RecordBatch{
+		Magic:           2,
+		Attributes:      int16(codec),
+		LastOffsetDelta: int32(len(recs) - 1),
+		FirstTimestamp:  ts,
+		MaxTimestamp:    ts,
+		ProducerID:      producerID,
+		ProducerEpoch:   producerEpoch,
+		FirstSequence:   baseSequence,
+		NumRecords:      int32(len(recs)),
+		Records:         records,
+	}
+	out := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
+	return out
+}
+
+// Record is one record read back by Records.
+type Record struct {
+	Offset     int64
+	Key, Value []byte
+}
+
+// Records decodes concatenated batches (any codec) into their records.
+func Records(batches []byte) ([]Record, error) {
+	var out []Record
+	dec := kgo.DefaultDecompressor()
+	for len(batches) > 0 {
+		var b kmsg.RecordBatch
+		if err := b.ReadFrom(batches); err != nil {
+			return nil, err
+		}
+		size := int(b.Length) + 12
+		batches = batches[size:]
+		if b.Attributes&0x20 != 0 {
+			continue
+		}
+		raw := b.Records
+		if codec := b.Attributes & 7; codec != 0 {
+			d, err := dec.Decompress(raw, kgo.CompressionCodecType(codec))
+			if err != nil {
+				return nil, err
+			}
+			raw = append([]byte(nil), d...)
+		}
+		for len(raw) > 0 {
+			var r kmsg.Record
+			if err := r.ReadFrom(raw); err != nil {
+				return nil, err
+			}
+			n := len(binary.AppendVarint(nil, int64(r.Length))) + int(r.Length)
+			out = append(out, Record{Offset: b.FirstOffset + int64(r.OffsetDelta), Key: r.Key, Value: r.Value})
+			raw = raw[n:]
+		}
+	}
+	return out, nil
 }
