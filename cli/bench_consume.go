@@ -22,6 +22,7 @@ func benchConsumeCommand() *cli.Command {
 			stringFlag("topic", "topic to read", "skein-bench"),
 			int64Flag("num-records", "records to read", 1_000_000),
 			durationFlag("timeout", "stop when no record arrived for this long (0: wait forever)", 10*time.Second),
+			stringFlag("group", "consume as a member of this consumer group (committing offsets as it goes) instead of assigning every partition directly", ""),
 		}, benchOutputFlags()...)...),
 		Action: runBenchConsume,
 	}
@@ -34,11 +35,14 @@ type consumeResult struct {
 	Seconds       float64 `json:"seconds"`
 	RecordsPerSec float64 `json:"records_per_sec"`
 	MBPerSec      float64 `json:"mb_per_sec"`
+	// FirstRecordMs is how long the first record took to arrive (with
+	// --group: joining the group, the assignment and the offset fetch).
+	FirstRecordMs float64 `json:"first_record_ms"`
 }
 
 func (r consumeResult) String() string {
-	return fmt.Sprintf("%d records received, %.1f records/sec (%.2f MB/sec), %.2f MB in %.2f s.",
-		r.Records, r.RecordsPerSec, r.MBPerSec, float64(r.Bytes)/bytesPerMB, r.Seconds)
+	return fmt.Sprintf("%d records received, %.1f records/sec (%.2f MB/sec), %.2f MB in %.2f s, first record after %.0f ms.",
+		r.Records, r.RecordsPerSec, r.MBPerSec, float64(r.Bytes)/bytesPerMB, r.Seconds, r.FirstRecordMs)
 }
 
 func newConsumeResult(records, bytes int64, elapsed time.Duration) consumeResult {
@@ -61,7 +65,13 @@ func runBenchConsume(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c, log, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	if g := c.String("group"); g != "" {
+		// franz-go's defaults: cooperative-sticky, commits every 5 s and
+		// on revoke and close.
+		opts = append(opts, kgo.ConsumerGroup(g))
+	}
+	cl, err := newClient(c, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -88,6 +98,7 @@ func runBenchConsume(c *cli.Context) error {
 		})
 	start := time.Now()
 	last := start
+	var first time.Time
 	var fetchErr error
 	for records.Load() < num && ctx.Err() == nil && fetchErr == nil {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -111,6 +122,9 @@ func runBenchConsume(c *cli.Context) error {
 			size += int64(len(r.Key) + len(r.Value))
 		})
 		if n > 0 {
+			if first.IsZero() {
+				first = time.Now()
+			}
 			records.Add(n)
 			bytes.Add(size)
 			last = time.Now()
@@ -119,8 +133,17 @@ func runBenchConsume(c *cli.Context) error {
 		}
 	}
 	show.stop()
-	// Throughput counts up to the last record, not the idle wait after it.
-	res := newConsumeResult(records.Load(), bytes.Load(), last.Sub(start))
+	// Throughput counts from the first record to the last: not the idle
+	// wait after it, nor the wait before it (with --group, the group's
+	// initial rebalance delay), which is reported on its own.
+	from := start
+	if !first.IsZero() && last.After(first) {
+		from = first
+	}
+	res := newConsumeResult(records.Load(), bytes.Load(), last.Sub(from))
+	if !first.IsZero() {
+		res.FirstRecordMs = float64(first.Sub(start).Microseconds()) / 1000
+	}
 	if c.Bool("json") {
 		if err := writeJSON(c.App.Writer, res); err != nil {
 			return err

@@ -5,6 +5,7 @@
 #
 #   test/bench/compare.sh                 # 1 KiB and 100 B records, acks=all
 #   NUM_1K=500000 NUM_100=2000000 test/bench/compare.sh
+#   GROUP_NUM=500000 ...                  # records read by a group consumer (0: skip)
 #
 # Prints one line per run and a ratio table (skein / kfake).
 set -euo pipefail
@@ -14,6 +15,7 @@ SKEIN=${SKEIN_BIN:-bin/skein}
 NUM_1K=${NUM_1K:-300000}
 NUM_100=${NUM_100:-1500000}
 ROUNDS=${ROUNDS:-1}
+GROUP_NUM=${GROUP_NUM:-300000}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -64,6 +66,23 @@ for _ in $(seq 1 "$ROUNDS"); do
 	done
 done
 
+# Group consumption: a 6-partition topic read by one consumer-group member
+# (join, assignment, offset fetch, commits every 5 s and on close).
+group_run() { # name port
+	local name=$1 port=$2 topic="group-bench-$RANDOM" out
+	"$SKEIN" topic create "$topic" --partitions 6 --bootstrap-server "127.0.0.1:$port" --log-level error >/dev/null
+	"$SKEIN" bench produce --bootstrap-server "127.0.0.1:$port" --topic "$topic" --record-size 1024 \
+		--num-records "$GROUP_NUM" --acks all --no-progress --json --log-level error >/dev/null
+	out=$("$SKEIN" bench consume --bootstrap-server "127.0.0.1:$port" --topic "$topic" --group "g-$topic" \
+		--num-records "$GROUP_NUM" --no-progress --json --log-level error)
+	echo "$name group consume 1024B: $out"
+	result["$name-group"]=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["records_per_sec"], d["mb_per_sec"], d["first_record_ms"])' "$out")
+}
+if [ "$GROUP_NUM" -gt 0 ]; then
+	group_run kfake "$kport"
+	group_run skein "$sport"
+fi
+
 printf '\n%-8s %-6s %14s %10s %9s %9s\n' size broker records/s MB/s p50_ms p99_ms
 for size in 1024 100; do
 	for name in kfake skein; do
@@ -74,3 +93,13 @@ for size in 1024 100; do
 	read -r srps _ <<<"${result[skein-$size]}"
 	printf '%-8s ratio skein/kfake: %.2fx\n' "${size}B" "$(python3 -c "print($srps/$krps)")"
 done
+if [ "$GROUP_NUM" -gt 0 ]; then
+	printf '\ngroup consume, 6 partitions, 1 KiB records\n%-6s %14s %10s %16s\n' broker records/s MB/s first_record_ms
+	for name in kfake skein; do
+		read -r rps mbs first <<<"${result[$name-group]}"
+		printf '%-6s %14.0f %10.2f %16s\n' "$name" "$rps" "$mbs" "$first"
+	done
+	read -r krps _ <<<"${result[kfake-group]}"
+	read -r srps _ <<<"${result[skein-group]}"
+	printf 'ratio skein/kfake: %.2fx\n' "$(python3 -c "print($srps/$krps)")"
+fi
