@@ -7,11 +7,15 @@ BIN       := bin/skein
 UNIT_FLAGS ?= -race -tags invariants
 # Every package except the end-to-end tests under test/.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v '/test\(/\|$$\)')
-# Fuzz time per target: short in `make test`, longer in `make fuzz`.
-FUZZTIME_TEST ?= 10s
+# Fuzz time per target in `make fuzz`.
 FUZZTIME      ?= 2m
-# Fuzz targets as package:FuzzName (one -fuzz per go test invocation).
-FUZZ_TARGETS := ./storage:FuzzRecovery ./dataplane/wire:FuzzRequestDecoding
+# Fuzz targets as package:FuzzName:budget, the budget being the short run of
+# `make test` (a duration, or Nx runs for the slow targets: counts also avoid
+# a Go fuzz-coordinator race at the end of timed runs). One -fuzz per go test
+# invocation.
+FUZZ_TARGETS := ./storage:FuzzRecovery:10s ./storage:FuzzRecoveryCompacted:10s \
+	./storage:FuzzClean:300x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
+	./dataplane/wire:FuzzRequestDecoding:10s
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
@@ -36,18 +40,20 @@ test: build
 unit:
 	$(GO) test $(UNIT_FLAGS) $(UNIT_PKGS)
 
-# Runs each fuzz target for FUZZTIME_TEST. A missing target fails the run.
+# Runs each fuzz target for its short budget; `make fuzz` for FUZZTIME.
+# A missing target fails the run.
 fuzz-short:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
+	@$(MAKE) --no-print-directory fuzz SHORT=1
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; budget=$(FUZZTIME); \
+		if [ -n "$(SHORT)" ]; then budget=$${rest#*:}; fi; \
 		if ! $(GO) test -list "^$$name\$$" $$pkg 2>/dev/null | grep -qx "$$name"; then \
 			echo "fuzz target $$name not found in $$pkg" >&2; exit 1; \
 		fi; \
-		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test -run=XXX -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg; \
+		echo "fuzz $$pkg $$name for $$budget"; \
+		$(GO) test -run=XXX -fuzz="^$$name\$$" -fuzztime=$$budget -fuzzminimizetime=10x $$pkg; \
 	done
 
 # End-to-end tests: real controller and broker processes on loopback,

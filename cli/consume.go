@@ -31,9 +31,10 @@ func consumeCommand() *cli.Command {
 			"   With --group G it consumes as a member of consumer group G: the group assigns the\n" +
 			"   partitions, consumption starts at the group's committed offsets (partitions without\n" +
 			"   one start as --from-beginning says), and offsets are committed at least once: only\n" +
-			"   records already written to stdout are committed, after every batch, when partitions\n" +
-			"   are revoked and on exit. Each commit is logged (\"committed offset\", with topic,\n" +
-			"   partition and offset).",
+			"   records already written to stdout are committed, every --commit-interval (Kafka's\n" +
+			"   auto.commit.interval.ms; 0: after every printed batch), when partitions are revoked\n" +
+			"   and on exit. Each commit is logged (\"committed offset\", with topic, partition and\n" +
+			"   offset). A member that dies prints up to --commit-interval of records again.",
 		Flags: withCommon(
 			bootstrapServerFlag(),
 			boolFlag("from-beginning", "start at the earliest offset (default: the latest)", false),
@@ -48,6 +49,7 @@ func consumeCommand() *cli.Command {
 			durationFlag("session-timeout", "with --group: the member is removed when it did not heartbeat for this long", 45*time.Second),
 			stringFlag("balancer", "with --group: partition assignor: range, roundrobin, sticky or cooperative-sticky", "cooperative-sticky"),
 			stringFlag("group-instance-id", "with --group: static membership id (KIP-345); a restart with the same id keeps the assignment", ""),
+			durationFlag("commit-interval", "with --group: commit the printed records this often (0: after every printed batch)", 5*time.Second),
 		),
 		Action: runConsume,
 	}
@@ -69,7 +71,7 @@ func consumeOpts(c *cli.Context, topic string) ([]kgo.Opt, error) {
 		}
 		return groupConsumeOpts(c, group, topic, start)
 	}
-	for _, name := range []string{"session-timeout", "balancer", "group-instance-id"} {
+	for _, name := range []string{"session-timeout", "balancer", "group-instance-id", "commit-interval"} {
 		if c.IsSet(name) {
 			return nil, fmt.Errorf("--%s needs --group", name)
 		}
@@ -108,9 +110,9 @@ func parseBalancer(s string) (kgo.GroupBalancer, error) {
 }
 
 // groupConsumeOpts are the options of a group member. Offsets are
-// committed by groupCommitter only (no background autocommit), after the
-// polled records were written out, so a commit never covers a record that
-// was not printed.
+// committed by groupCommitter only (no background autocommit), from the
+// poll loop after the polled records were written out, so a commit never
+// covers a record that was not printed.
 func groupConsumeOpts(c *cli.Context, group, topic string, start kgo.Offset) ([]kgo.Opt, error) {
 	balancer, err := parseBalancer(c.String("balancer"))
 	if err != nil {
@@ -119,6 +121,9 @@ func groupConsumeOpts(c *cli.Context, group, topic string, start kgo.Offset) ([]
 	session := c.Duration("session-timeout")
 	if session <= 0 {
 		return nil, fmt.Errorf("--session-timeout %v must be positive", session)
+	}
+	if every := c.Duration("commit-interval"); every < 0 {
+		return nil, fmt.Errorf("--commit-interval %v is negative", every)
 	}
 	opts := []kgo.Opt{
 		kgo.ConsumerGroup(group),
@@ -301,6 +306,14 @@ func runConsume(c *cli.Context) error {
 	printOffsets := c.Bool("print-offsets")
 	separator := c.String("key-separator")
 	idle := c.Duration("timeout")
+	commitEvery := c.Duration("commit-interval")
+	commitWhy := "interval"
+	if commitEvery == 0 {
+		commitWhy = "batch"
+	}
+	// lastRecord times --timeout; lastCommit and pending (printed records
+	// not committed yet) time --commit-interval.
+	lastRecord, lastCommit, pending := time.Now(), time.Now(), false
 	var printed int64
 	defer func() {
 		_ = out.Flush()
@@ -312,9 +325,20 @@ func runConsume(c *cli.Context) error {
 	}()
 	var num []byte
 	for maxMessages == 0 || printed < maxMessages {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		// The poll returns by --timeout after the last record, and when
+		// the printed records are due to be committed.
+		var deadline time.Time
 		if idle > 0 {
-			pollCtx, cancel = context.WithTimeout(ctx, idle)
+			deadline = lastRecord.Add(idle)
+		}
+		if pending && commitEvery > 0 {
+			if due := lastCommit.Add(commitEvery); deadline.IsZero() || due.Before(deadline) {
+				deadline = due
+			}
+		}
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			pollCtx, cancel = context.WithDeadline(ctx, deadline)
 		}
 		limit := -1
 		if maxMessages > 0 {
@@ -372,19 +396,26 @@ func runConsume(c *cli.Context) error {
 			committer.disable()
 			return fmt.Errorf("write stdout: %w", err)
 		}
+		now := time.Now()
+		if n > 0 {
+			lastRecord = now
+		}
 		if committer != nil {
 			// At least once: every polled record is written out now;
-			// commit them (not cancelled by SIGINT), then let a
-			// pending rebalance proceed.
-			if n > 0 {
-				_ = committer.commit(context.WithoutCancel(ctx), cl, "batch")
+			// commit them when due (not cancelled by SIGINT; a failed
+			// commit is retried at the next one), then let a pending
+			// rebalance proceed. Stopping commits on exit.
+			pending = pending || n > 0
+			if pending && !stopping && (commitEvery == 0 || !now.Before(lastCommit.Add(commitEvery))) {
+				pending = committer.commit(context.WithoutCancel(ctx), cl, commitWhy) != nil
+				lastCommit = time.Now()
 			}
 			cl.AllowRebalance()
 		}
 		if stopping {
 			return nil
 		}
-		if n == 0 && idle > 0 && errors.Is(pollCtx.Err(), context.DeadlineExceeded) {
+		if n == 0 && idle > 0 && !time.Now().Before(lastRecord.Add(idle)) {
 			return nil // idle for --timeout
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/urfave/cli/v2"
+
+	"github.com/skein-io/skein/test/harness"
 )
 
 const (
@@ -211,6 +215,8 @@ func TestGroupConsumeFlagErrors(t *testing.T) {
 		{[]string{"consume", groupTestTopic, "--group", "g", "--partition", "1"}, "do not go with --group"},
 		{[]string{"consume", groupTestTopic, "--session-timeout", "6s"}, "--session-timeout needs --group"},
 		{[]string{"consume", groupTestTopic, "--group", "g", "--balancer", "fair"}, "unknown --balancer"},
+		{[]string{"consume", groupTestTopic, "--commit-interval", "1s"}, "--commit-interval needs --group"},
+		{[]string{"consume", groupTestTopic, "--group", "g", "--commit-interval", "-1s"}, "--commit-interval -1s is negative"},
 		{[]string{"group", "describe"}, "missing GROUP"},
 		{[]string{"group", "reset-offsets", "g", "--topic", groupTestTopic}, "say where to reset to"},
 		{[]string{"group", "reset-offsets", "g", "--to-earliest"}, "--all-topics"},
@@ -438,4 +444,128 @@ func TestGroupConsumeStaticMember(t *testing.T) {
 		t.Fatalf("consume: %v", err)
 	}
 	wantCommitted(t, adm, group, map[int32]int64{0: 10, 1: 10, 2: 10})
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a command writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startCLI runs the skein command line with bootstrap appended in the
+// background until stop is called; stop returns its error.
+func startCLI(t *testing.T, bootstrap string, stdout io.Writer, args ...string) (stop func() error) {
+	t.Helper()
+	app := App()
+	app.Writer, app.ErrWriter = stdout, io.Discard
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	full := append(append([]string{"skein"}, args...), "--bootstrap-server", bootstrap)
+	go func() { done <- app.RunContext(ctx, interspersed(app, full)) }()
+	stopped := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stopped() })
+	return stopped
+}
+
+// TestGroupConsumeCommitInterval: with --commit-interval a member commits
+// the printed records when the interval is due, also while no more records
+// come, and not before; on exit it commits the rest.
+func TestGroupConsumeCommitInterval(t *testing.T) {
+	bootstrap, adm, _ := groupTestCluster(t)
+	total := groupTestPartitions * groupTestPerPart
+	all := map[int32]int64{0: 10, 1: 10, 2: 10}
+	printedAll := func(out *lockedBuffer) func() (bool, string) {
+		return func() (bool, string) {
+			n := strings.Count(out.String(), "\n")
+			return n == total, fmt.Sprintf("printed %d of %d records", n, total)
+		}
+	}
+
+	// A long interval: everything printed, nothing committed until exit.
+	var out lockedBuffer
+	stop := startCLI(t, bootstrap, &out, "consume", groupTestTopic, "--group", "g7", "--from-beginning",
+		"--print-offsets", "--commit-interval", "1h")
+	harness.WaitFor(t, 30*time.Second, printedAll(&out))
+	wantCommitted(t, adm, "g7", map[int32]int64{})
+	if err := stop(); err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	parseConsumed(t, out.String())
+	wantCommitted(t, adm, "g7", all)
+
+	// A short interval: the printed records are committed while the
+	// member runs and waits for more.
+	var out2 lockedBuffer
+	stop = startCLI(t, bootstrap, &out2, "consume", groupTestTopic, "--group", "g8", "--from-beginning",
+		"--print-offsets", "--commit-interval", "300ms")
+	harness.WaitFor(t, 30*time.Second, printedAll(&out2))
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		got := committed(t, adm, "g8")
+		return fmt.Sprint(got) == fmt.Sprint(all), fmt.Sprintf("committed %v while running, want %v", got, all)
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+}
+
+// gateWriter blocks every Write until release; entered is closed at the
+// first Write.
+type gateWriter struct {
+	entered, open chan struct{}
+	enter, rel    sync.Once
+	buf           lockedBuffer
+}
+
+func (w *gateWriter) release() { w.rel.Do(func() { close(w.open) }) }
+
+func (w *gateWriter) Write(p []byte) (int, error) {
+	w.enter.Do(func() { close(w.entered) })
+	<-w.open
+	return w.buf.Write(p)
+}
+
+// TestGroupConsumeCommitsOnlyWritten: while stdout does not take the
+// records (a slow reader of a pipe), nothing of them is committed, with
+// commits after every batch or on an interval that is due; once they are
+// written, they are.
+func TestGroupConsumeCommitsOnlyWritten(t *testing.T) {
+	bootstrap, adm, _ := groupTestCluster(t)
+	total := groupTestPartitions * groupTestPerPart
+	for i, every := range []string{"0", "10ms"} {
+		group := fmt.Sprintf("g-written-%d", i)
+		w := &gateWriter{entered: make(chan struct{}), open: make(chan struct{})}
+		stop := startCLI(t, bootstrap, w, "consume", groupTestTopic, "--group", group, "--from-beginning",
+			"--print-offsets", "--commit-interval", every, "--max-messages", strconv.Itoa(total))
+		t.Cleanup(w.release) // before stop: the command cannot end while blocked
+		select {
+		case <-w.entered:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("--commit-interval %s: nothing written within 30s", every)
+		}
+		// The member is blocked writing its first records: none of them
+		// may be committed.
+		wantCommitted(t, adm, group, map[int32]int64{})
+		w.release()
+		harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+			n := strings.Count(w.buf.String(), "\n")
+			return n == total, fmt.Sprintf("--commit-interval %s: printed %d of %d records", every, n, total)
+		})
+		if err := stop(); err != nil {
+			t.Fatalf("--commit-interval %s: consume: %v", every, err)
+		}
+		wantCommitted(t, adm, group, map[int32]int64{0: 10, 1: 10, 2: 10})
+	}
 }

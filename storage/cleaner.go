@@ -51,8 +51,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +59,14 @@ import (
 )
 
 const (
+	// offsetGapsFile, in a log's directory, says the log may have offset
+	// gaps (it was compacted, or a follower copied compacted batches), so
+	// recovery after an unclean stop accepts them instead of truncating
+	// at the first. It is written and fsynced before the first gap
+	// reaches the disk and lives and dies with the log: unlike the log's
+	// entry in cleaner-offset-checkpoint (which only records the cleaner's
+	// progress) losing it needs losing the log directory.
+	offsetGapsFile        = "offset-gaps"
 	cleanerCheckpointFile = "cleaner-offset-checkpoint"
 	cleanedSuffix         = ".cleaned"
 	swapSuffix            = ".swap"
@@ -188,10 +194,19 @@ func (l *Log) nextBoundary() (int64, bool) {
 }
 
 // markGaps persists that the log may have offset gaps (before any exists on
-// disk: recovery must accept them).
+// disk: recovery must accept them): the log's own marker file, then its
+// entry in the manager's cleaner checkpoint.
 func (l *Log) markGaps() error {
 	if l.gapsOK.Load() {
 		return nil
+	}
+	l.gapsMu.Lock()
+	defer l.gapsMu.Unlock()
+	if l.gapsOK.Load() {
+		return nil
+	}
+	if err := writeGapsMarker(l.dir); err != nil {
+		return err
 	}
 	if l.hooks.markGaps != nil {
 		if err := l.hooks.markGaps(l); err != nil {
@@ -288,11 +303,15 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 			if err != nil {
 				return fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, err)
 			}
-			return forEachRecord(recs, func(r *kmsg.Record, _ []byte) {
+			err = forEachRecord(recs, func(r *kmsg.Record, _ []byte) {
 				if r.Key != nil {
 					p.keys.put(r.Key, h.BaseOffset+int64(r.OffsetDelta))
 				}
 			})
+			if err != nil {
+				return fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, err)
+			}
+			return nil
 		})
 		if err != nil {
 			return res, err
@@ -620,6 +639,21 @@ func finishCleanerLeftovers(dir string, logger hclog.Logger) error {
 	return nil
 }
 
+// writeGapsMarker writes dir's offsetGapsFile durably (file and directory
+// fsynced).
+func writeGapsMarker(dir string) error {
+	if err := writeFileAtomic(filepath.Join(dir, offsetGapsFile), []byte("0\n")); err != nil {
+		return err
+	}
+	return mapIOError(syncDir(dir))
+}
+
+// hasGapsMarker says dir holds an offsetGapsFile.
+func hasGapsMarker(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, offsetGapsFile))
+	return err == nil
+}
+
 // attach connects a newly opened log to the cleaner checkpoint.
 func (m *Manager) attach(l *Log, cleanedTo int64) {
 	l.hooks = logHooks{markGaps: m.markGaps, cleaned: m.recordCleaned}
@@ -661,45 +695,17 @@ func (m *Manager) forgetCleaned(tp TopicPartition) {
 }
 
 func (m *Manager) readCleanerCheckpoint() map[TopicPartition]int64 {
-	out := map[TopicPartition]int64{}
-	b, err := os.ReadFile(filepath.Join(m.cfg.Dir, cleanerCheckpointFile))
-	if err != nil {
-		return out
-	}
-	entries, err := parseCheckpoint(b, 3)
+	out, err := readOffsetCheckpoint(filepath.Join(m.cfg.Dir, cleanerCheckpointFile))
 	if err != nil {
 		m.logger.Warn("cleaner offset checkpoint unreadable", "error", err)
-		return out
-	}
-	for _, f := range entries {
-		p, err1 := strconv.ParseInt(f[1], 10, 32)
-		o, err2 := strconv.ParseInt(f[2], 10, 64)
-		if err1 == nil && err2 == nil {
-			out[TopicPartition{Topic: f[0], Partition: int32(p)}] = o
-		}
 	}
 	return out
 }
 
-// writeCleanerCheckpointLocked writes the checkpoint in Kafka's format.
-// Called with ckptMu held.
+// writeCleanerCheckpointLocked writes the checkpoint. Called with ckptMu
+// held.
 func (m *Manager) writeCleanerCheckpointLocked() error {
-	tps := make([]TopicPartition, 0, len(m.cleanerCkpt))
-	for tp := range m.cleanerCkpt {
-		tps = append(tps, tp)
-	}
-	sort.Slice(tps, func(i, j int) bool {
-		if tps[i].Topic != tps[j].Topic {
-			return tps[i].Topic < tps[j].Topic
-		}
-		return tps[i].Partition < tps[j].Partition
-	})
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "0\n%d\n", len(tps))
-	for _, tp := range tps {
-		fmt.Fprintf(&b, "%s %d %d\n", tp.Topic, tp.Partition, m.cleanerCkpt[tp])
-	}
-	return writeFileAtomic(filepath.Join(m.cfg.Dir, cleanerCheckpointFile), b.Bytes())
+	return writeOffsetCheckpoint(filepath.Join(m.cfg.Dir, cleanerCheckpointFile), m.cleanerCkpt)
 }
 
 // CleanNow runs one cleaner pass over every compacted log whose dirty ratio
@@ -712,12 +718,7 @@ func (m *Manager) CleanNow() []CleanResult {
 	for tp := range logs {
 		tps = append(tps, tp)
 	}
-	sort.Slice(tps, func(i, j int) bool {
-		if tps[i].Topic != tps[j].Topic {
-			return tps[i].Topic < tps[j].Topic
-		}
-		return tps[i].Partition < tps[j].Partition
-	})
+	sortTopicPartitions(tps)
 	for _, tp := range tps {
 		select {
 		case <-m.stop:

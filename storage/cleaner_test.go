@@ -288,6 +288,45 @@ func TestCleanTombstonesByLogTime(t *testing.T) {
 	checkCompacted(t, l, offs, res.CleanedTo, true)
 }
 
+// cleanTwoWays fills two logs alike (fill), cleans the first to
+// limit(its end) and then to the end, the second to the end at once, and
+// checks that both are cleaned to the same offset with the same files and
+// that cleaning again changes nothing. It returns the second log, the first
+// step's result and the second log's.
+func cleanTwoWays(t *testing.T, cfg storage.LogConfig, fill func(*storage.Log), limit func(end int64) int64) (*storage.Log, storage.CleanResult, storage.CleanResult) {
+	t.Helper()
+	var logs [2]*storage.Log
+	for i := range logs {
+		m := openManager(t, t.TempDir())
+		t.Cleanup(func() { m.Close() })
+		logs[i] = mustLog(t, m, cfg)
+		fill(logs[i])
+	}
+	a, b := logs[0], logs[1]
+	r1, err := a.CleanTo(limit(a.LogEndOffset()))
+	if err != nil {
+		t.Fatalf("first step: %v", err)
+	}
+	ra, err := a.Clean()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.Clean()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.CleanedTo != rb.CleanedTo {
+		t.Fatalf("cleaned to %d in two steps (first to %d), %d at once", ra.CleanedTo, r1.CleanedTo, rb.CleanedTo)
+	}
+	files := segmentFiles(t, b.Dir())
+	sameFiles(t, segmentFiles(t, a.Dir()), files)
+	if r, err := b.Clean(); err != nil || r.SegmentsRewritten != 0 {
+		t.Fatalf("cleaning again: %+v %v", r, err)
+	}
+	sameFiles(t, files, segmentFiles(t, b.Dir()))
+	return b, r1, rb
+}
+
 // TestCleanConvergence: cleaning to X and then to Y gives the same bytes as
 // cleaning straight to Y, and cleaning again changes nothing.
 func TestCleanConvergence(t *testing.T) {
@@ -295,39 +334,13 @@ func TestCleanConvergence(t *testing.T) {
 		t.Run(fmt.Sprint("codec", codec), func(t *testing.T) {
 			cfg := compactConfig()
 			cfg.DeleteRetentionMs = 500 * time.Millisecond
-			var logs [2]*storage.Log
-			for i := range logs {
-				m := openManager(t, t.TempDir())
-				defer m.Close()
-				logs[i] = mustLog(t, m, cfg)
-				workload(t, logs[i], records(codec, 4000), 30, 7, codec, 1000, 5, 42)
+			var x int64
+			_, r1, rb := cleanTwoWays(t, cfg, func(l *storage.Log) {
+				workload(t, l, records(codec, 4000), 30, 7, codec, 1000, 5, 42)
+			}, func(end int64) int64 { x = end / 3; return x })
+			if r1.CleanedTo == 0 || r1.CleanedTo > x || rb.CleanedTo <= r1.CleanedTo {
+				t.Fatalf("cleaned to %d with limit %d, then to %d", r1.CleanedTo, x, rb.CleanedTo)
 			}
-			a, b := logs[0], logs[1]
-			x := a.LogEndOffset() / 3
-			r1, err := a.CleanTo(x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r1.CleanedTo == 0 || r1.CleanedTo > x {
-				t.Fatalf("cleaned to %d, limit %d", r1.CleanedTo, x)
-			}
-			ra, err := a.Clean()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rb, err := b.Clean()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ra.CleanedTo != rb.CleanedTo || rb.CleanedTo <= r1.CleanedTo {
-				t.Fatalf("cleaned to %d and %d (first step %d)", ra.CleanedTo, rb.CleanedTo, r1.CleanedTo)
-			}
-			sameFiles(t, segmentFiles(t, a.Dir()), segmentFiles(t, b.Dir()))
-			before := segmentFiles(t, b.Dir())
-			if r, err := b.Clean(); err != nil || r.SegmentsRewritten != 0 {
-				t.Fatalf("second clean: %+v %v", r, err)
-			}
-			sameFiles(t, before, segmentFiles(t, b.Dir()))
 		})
 	}
 }
@@ -383,6 +396,55 @@ func TestCleanRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCleanLostCheckpointUncleanStop: a compacted log whose
+// cleaner-offset-checkpoint is lost, stopped uncleanly and reopened with
+// default config (as the broker opens logs before it knows their topics'),
+// is recovered whole: its gaps are not taken for damage.
+func TestCleanLostCheckpointUncleanStop(t *testing.T) {
+	dir := t.TempDir()
+	m := openManager(t, dir)
+	l := mustLog(t, m, compactConfig())
+	offs := workload(t, l, 3000, 15, 10, storagetest.Gzip, 1000, 4, -1)
+	res, err := l.Clean()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BatchesRemoved == 0 {
+		t.Fatalf("cleaning left no offset gap: %+v", res)
+	}
+	// Appends after cleaning, not yet flushed: recovery must scan past
+	// the gaps to reach them.
+	for off, u := range workloadKeys(t, l, "late", 200, 5, 10, storagetest.None, 9000, 0, -1) {
+		offs[off] = u
+	}
+	end, ldir := l.LogEndOffset(), l.Dir()
+	files := segmentFiles(t, ldir)
+	m.Close()
+	for _, f := range []string{".kafka_cleanshutdown", "recovery-point-offset-checkpoint", "cleaner-offset-checkpoint"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2 := openManager(t, dir)
+	defer m2.Close()
+	l2 := m2.Get(tp)
+	if l2.LogEndOffset() != end {
+		t.Fatalf("recovered log ends at %d, want %d", l2.LogEndOffset(), end)
+	}
+	sameFiles(t, files, segmentFiles(t, ldir))
+	checkCompacted(t, l2, offs, res.CleanedTo, false)
+	// Gaps stay accepted: a second unclean stop recovers the same log.
+	m2.Close()
+	os.Remove(filepath.Join(dir, ".kafka_cleanshutdown"))
+	os.Remove(filepath.Join(dir, "recovery-point-offset-checkpoint"))
+	m3 := openManager(t, dir)
+	defer m3.Close()
+	if got := m3.Get(tp).LogEndOffset(); got != end {
+		t.Fatalf("after a second unclean stop the log ends at %d, want %d", got, end)
+	}
+	sameFiles(t, files, segmentFiles(t, ldir))
 }
 
 func TestCleanCrashLeftovers(t *testing.T) {
@@ -476,8 +538,11 @@ func TestFollowerCopiesCompactedLog(t *testing.T) {
 	ldir := fl.Dir()
 	files := segmentFiles(t, ldir)
 	fm.Close()
+	// An unclean stop with the cleaner checkpoint lost too: the log's own
+	// marker still says it has gaps.
 	os.Remove(filepath.Join(fdir, ".kafka_cleanshutdown"))
 	os.Remove(filepath.Join(fdir, "recovery-point-offset-checkpoint"))
+	os.Remove(filepath.Join(fdir, "cleaner-offset-checkpoint"))
 	fm2 := openManager(t, fdir)
 	defer fm2.Close()
 	if got := fm2.Get(tp).LogEndOffset(); got != l.LogEndOffset() {

@@ -53,6 +53,7 @@ type Log struct {
 	// gapsOK says the log may have offset gaps (it was compacted, or a
 	// follower copied compacted batches); recovery then accepts them.
 	gapsOK atomic.Bool
+	gapsMu sync.Mutex // serialises markGaps
 	// hooks connect the log to its manager's cleaner checkpoint.
 	hooks logHooks
 	// cleanBound caps the cleaner (the partition's high watermark).
@@ -75,13 +76,29 @@ type doomedSegment struct {
 
 // openLog opens the log in dir. Segments at or after recoverFrom are
 // validated batch by batch (recover: an unclean stop); with recoverFrom < 0
-// nothing is. allowGaps says the log may have offset gaps (compaction).
+// nothing is. allowGaps says the log may have offset gaps (compaction: it
+// is listed in the cleaner checkpoint); so do the log's own offset-gaps
+// marker and a compacted cfg.
 func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, allowGaps bool, now func() time.Time, logger hclog.Logger) (*Log, error) {
 	l := &Log{dir: dir, tp: tp, topicID: topicID, cfg: cfg, now: now, logger: logger, lastFlush: now()}
-	l.gapsOK.Store(allowGaps)
 	if err := finishCleanerLeftovers(dir, logger); err != nil {
 		return nil, err
 	}
+	switch marked := hasGapsMarker(dir); {
+	case allowGaps && !marked:
+		// Compacted before logs carried the marker.
+		if err := writeGapsMarker(dir); err != nil {
+			logger.Warn("cannot write offset-gaps marker", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+		}
+	case marked && !allowGaps:
+		logger.Warn("log has offset gaps but is missing from the cleaner checkpoint; accepting them (its marker says so)",
+			"topic", tp.Topic, "partition", tp.Partition)
+		allowGaps = true
+	}
+	l.gapsOK.Store(allowGaps)
+	// A compacted config accepts gaps in recovery too (gapsOK stays false
+	// until the marker is written, so the first gap still writes it).
+	allowGaps = allowGaps || cfg.Compact
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

@@ -1,13 +1,11 @@
 package storage
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,44 +322,20 @@ func (m *Manager) closeLogs() {
 }
 
 func (m *Manager) readRecoveryPoints() map[TopicPartition]int64 {
-	out := map[TopicPartition]int64{}
-	b, err := os.ReadFile(filepath.Join(m.cfg.Dir, recoveryCheckpointFile))
-	if err != nil {
-		return out
-	}
-	entries, err := parseCheckpoint(b, 3)
+	out, err := readOffsetCheckpoint(filepath.Join(m.cfg.Dir, recoveryCheckpointFile))
 	if err != nil {
 		m.logger.Warn("recovery point checkpoint unreadable; recovering whole logs", "error", err)
-		return out
-	}
-	for _, f := range entries {
-		p, err1 := strconv.ParseInt(f[1], 10, 32)
-		o, err2 := strconv.ParseInt(f[2], 10, 64)
-		if err1 == nil && err2 == nil {
-			out[TopicPartition{Topic: f[0], Partition: int32(p)}] = o
-		}
 	}
 	return out
 }
 
 func (m *Manager) writeRecoveryPoints() error {
 	logs := m.Logs()
-	tps := make([]TopicPartition, 0, len(logs))
-	for tp := range logs {
-		tps = append(tps, tp)
+	points := make(map[TopicPartition]int64, len(logs))
+	for tp, l := range logs {
+		points[tp] = l.RecoveryPoint()
 	}
-	sort.Slice(tps, func(i, j int) bool {
-		if tps[i].Topic != tps[j].Topic {
-			return tps[i].Topic < tps[j].Topic
-		}
-		return tps[i].Partition < tps[j].Partition
-	})
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "0\n%d\n", len(tps))
-	for _, tp := range tps {
-		fmt.Fprintf(&b, "%s %d %d\n", tp.Topic, tp.Partition, logs[tp].RecoveryPoint())
-	}
-	return writeFileAtomic(filepath.Join(m.cfg.Dir, recoveryCheckpointFile), b.Bytes())
+	return writeOffsetCheckpoint(filepath.Join(m.cfg.Dir, recoveryCheckpointFile), points)
 }
 
 func logDirName(tp TopicPartition) string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }

@@ -52,15 +52,26 @@ func TestGroupCoordinator(t *testing.T) {
 			return mt.ErrorCode == 0 && len(mt.Partitions) == 10 && mt.IsInternal,
 				fmt.Sprintf("__consumer_offsets: error %d, %d partitions, internal %v", mt.ErrorCode, len(mt.Partitions), mt.IsInternal)
 		})
-		rc, err := c.Admin(t).DescribeTopicConfigs(context.Background(), "__consumer_offsets")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v, err := rc.On("__consumer_offsets", nil); err != nil {
-			t.Fatal(err)
-		} else if p := configValue(v.Configs, "cleanup.policy"); p != "compact" {
-			t.Fatalf("__consumer_offsets cleanup.policy = %q, want compact", p)
-		}
+		// The admin client may ask another broker, which learns of the
+		// topic a moment later (UNKNOWN_TOPIC_OR_PARTITION until then).
+		adm := c.Admin(t)
+		harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+			rc, err := adm.DescribeTopicConfigs(context.Background(), "__consumer_offsets")
+			if err != nil {
+				return false, err.Error()
+			}
+			v, err := rc.On("__consumer_offsets", nil)
+			if err == nil {
+				err = v.Err
+			}
+			if err != nil {
+				return false, "describe __consumer_offsets: " + err.Error()
+			}
+			if p := configValue(v.Configs, "cleanup.policy"); p != "compact" {
+				t.Fatalf("__consumer_offsets cleanup.policy = %q, want compact", p)
+			}
+			return true, ""
+		})
 	}
 	// Every topic is created and filled while the three brokers are up
 	// (the subtests kill brokers).
@@ -202,41 +213,16 @@ func testGroupFailover(t *testing.T, c *harness.Cluster, topic, group string, ba
 		}
 	}
 
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	committedEqualsEnd := func() (bool, string) {
-		offs, err := adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return false, err.Error()
-		}
-		var problems []string
-		ends.Each(func(e kadm.ListedOffset) {
-			o, ok := offs.Lookup(topic, e.Partition)
-			if !ok && e.Offset == 0 {
-				return // nothing to consume, nothing committed
-			}
-			if !ok || o.At != e.Offset {
-				problems = append(problems, fmt.Sprintf("p%d committed %d end %d", e.Partition, o.At, e.Offset))
-			}
-		})
-		return len(problems) == 0, strings.Join(problems, "; ")
-	}
-	harness.WaitFor(t, 20*time.Second, committedEqualsEnd)
+	ends := waitCommittedAtEnd(t, adm, group, topic, 6, 20*time.Second)
 	t.Logf("%d records consumed and committed by 2 members", records)
 	for _, cl := range members {
 		cl.Close() // leaves the group
 	}
 
 	// Kill the group's coordinator.
-	coords := adm.FindGroupCoordinators(ctx, group)
-	coord, ok := coords[group]
-	if !ok || coord.Err != nil {
-		t.Fatalf("find coordinator of %s: %+v", group, coords)
-	}
-	victim := c.Broker(coord.NodeID)
-	t.Logf("killing coordinator broker %d of %s", coord.NodeID, group)
+	coord := groupCoordinator(t, c, group, -1)
+	victim := c.Broker(coord)
+	t.Logf("killing coordinator broker %d of %s", coord, group)
 	victim.MustKill()
 	t.Cleanup(func() {
 		if !victim.Running() {
@@ -246,21 +232,13 @@ func testGroupFailover(t *testing.T, c *harness.Cluster, topic, group string, ba
 
 	// A surviving broker takes over: same committed offsets, loaded from
 	// __consumer_offsets.
-	adm2 := kadm.NewClient(c.Client(t, kgo.SeedBrokers(liveBrokers(c)...)))
-	harness.WaitFor(t, 60*time.Second, func() (bool, string) {
-		coords := adm2.FindGroupCoordinators(ctx, group)
-		co := coords[group]
-		if co.Err != nil {
-			return false, co.Err.Error()
-		}
-		if co.NodeID == coord.NodeID {
-			return false, "coordinator still the killed broker"
-		}
-		return true, ""
-	})
-	adm = adm2
-	harness.WaitFor(t, 60*time.Second, committedEqualsEnd)
-	t.Logf("new coordinator %d has the committed offsets", adm2.FindGroupCoordinators(ctx, group)[group].NodeID)
+	newCoord := groupCoordinator(t, c, group, coord)
+	adm2 := liveAdmin(t, c)
+	defer adm2.Close()
+	if got := waitCommittedAtEnd(t, adm2, group, topic, 6, 60*time.Second); fmt.Sprint(got) != fmt.Sprint(ends) {
+		t.Fatalf("new coordinator %d serves committed offsets %v, before the failover %v", newCoord, got, ends)
+	}
+	t.Logf("new coordinator %d has the committed offsets", newCoord)
 
 	// More records, then a new member: it resumes at the committed offsets
 	// and sees exactly the new records.
@@ -281,8 +259,8 @@ func testGroupFailover(t *testing.T, c *harness.Cluster, topic, group string, ba
 		fs := cl.PollFetches(pctx)
 		pcancel()
 		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := ends.Lookup(topic, r.Partition); ok && r.Offset < end.Offset {
-				t.Errorf("redelivered p%d offset %d below the committed offset %d", r.Partition, r.Offset, end.Offset)
+			if end := ends[r.Partition]; r.Offset < end {
+				t.Errorf("redelivered p%d offset %d below the committed offset %d", r.Partition, r.Offset, end)
 			}
 			got++
 		})
@@ -291,17 +269,6 @@ func testGroupFailover(t *testing.T, c *harness.Cluster, topic, group string, ba
 		t.Fatalf("new member consumed %d records, want %d", got, more)
 	}
 	victim.Restart()
-}
-
-// liveBrokers are the listeners of the brokers that are running.
-func liveBrokers(c *harness.Cluster) []string {
-	var out []string
-	for _, b := range c.Brokers {
-		if b.Running() {
-			out = append(out, b.Addr)
-		}
-	}
-	return out
 }
 
 // testGroupFailoverActive kills the coordinator while two members consume
@@ -364,19 +331,14 @@ func testGroupFailoverActive(t *testing.T, c *harness.Cluster) {
 			}
 		}()
 	}
-	adm := c.Admin(t)
 	harness.WaitFor(t, 60*time.Second, func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) >= records/2, fmt.Sprintf("consumed %d of %d", len(seen), records)
 	})
-	coords := adm.FindGroupCoordinators(ctx, group)
-	coord := coords[group]
-	if coord.Err != nil {
-		t.Fatalf("find coordinator: %v", coord.Err)
-	}
-	victim := c.Broker(coord.NodeID)
-	t.Logf("killing coordinator broker %d of %s while its members consume", coord.NodeID, group)
+	coord := groupCoordinator(t, c, group, -1)
+	victim := c.Broker(coord)
+	t.Logf("killing coordinator broker %d of %s while its members consume", coord, group)
 	victim.MustKill() // the last subtest: the broker stays down
 	close(killed)
 	harness.WaitFor(t, 60*time.Second, func() (bool, string) {
@@ -391,24 +353,9 @@ func testGroupFailoverActive(t *testing.T, c *harness.Cluster) {
 			t.Fatalf("member %d final commit: %v", i, err)
 		}
 	}
-	adm2 := kadm.NewClient(c.Client(t, kgo.SeedBrokers(liveBrokers(c)...)))
-	ends, err := adm2.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
-		offs, err := adm2.FetchOffsets(ctx, group)
-		if err != nil {
-			return false, err.Error()
-		}
-		var problems []string
-		ends.Each(func(e kadm.ListedOffset) {
-			if o, ok := offs.Lookup(topic, e.Partition); (ok || e.Offset > 0) && o.At != e.Offset {
-				problems = append(problems, fmt.Sprintf("p%d committed %d end %d", e.Partition, o.At, e.Offset))
-			}
-		})
-		return len(problems) == 0, strings.Join(problems, "; ")
-	})
+	adm := liveAdmin(t, c)
+	defer adm.Close()
+	waitCommittedAtEnd(t, adm, group, topic, 6, 30*time.Second)
 	mu.Lock()
 	t.Logf("commit errors during the failover (retried by the next commit): %v", commitErrs)
 	mu.Unlock()

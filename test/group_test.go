@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -25,6 +21,9 @@ import (
 	"github.com/skein-io/skein/test/harness"
 )
 
+// Helpers of the consumer-group tests (group_test.go,
+// group_coordinator_test.go, kcat_group_test.go).
+
 // groupBrokerArgs are the broker flags of the consumer-group tests: the
 // first rebalance of a new group does not wait the default 3 s for more
 // members, and __consumer_offsets is small.
@@ -38,160 +37,67 @@ var groupBrokerArgs = []string{
 // partitions (and of its __consumer_offsets partitions) moves on.
 var groupControllerArgs = []string{"--session-timeout", "3s"}
 
-// printedRecord is one "partition offset value" line of `skein consume
-// --print-offsets`.
+// printedRecord is one "partition offset value" line a group member
+// printed (`skein consume --print-offsets`, `kcat -f '%p %o %s\n'`).
 type printedRecord struct {
 	Partition int32
 	Offset    int64
 	Value     string
 }
 
-// consumerProc is a `skein consume --group` child process. It collects
-// what the process prints (stdout) and the commits and assignments it logs
-// (stderr, --log-json).
-type consumerProc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process exited and its output was read
+// memberProc is a consumer-group member child process (`skein consume
+// --group` or `kcat -G`). It collects the records it prints (stdout) and,
+// from its stderr, the partitions it owns and the offsets it committed.
+type memberProc struct {
+	*harness.Child
+	killed atomic.Bool // by the test: not an unexpected exit
 
 	mu struct {
 		sync.Mutex
-		printed  []printedRecord
-		commits  map[int32][]int64 // committed offsets in the order logged
-		owned    map[int32]bool    // partitions of the topic owned now
-		tail     []string          // last stderr lines that were not commits
-		exitErr  error
-		badLines []string
+		printed    []printedRecord
+		commits    map[int32][]int64 // committed offsets in the order logged
+		lastCommit time.Time         // when the last commit line was read
+		owned      map[int32]bool    // partitions of the topic owned now
+		badLines   []string
 	}
 }
 
-// startConsumer starts `skein consume TOPIC --group GROUP --print-offsets
-// --log-json ...extra` against the cluster.
-func startConsumer(t *testing.T, c *harness.Cluster, name, topic, group string, extra ...string) *consumerProc {
-	t.Helper()
-	args := append([]string{"consume", topic, "--group", group, "--print-offsets", "--log-json",
-		"--bootstrap-server", c.Bootstrap()}, extra...)
-	cmd := exec.Command(harness.Binary(t), args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SKEIN_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &consumerProc{name: name, cmd: cmd, done: make(chan struct{})}
+func newMemberProc() *memberProc {
+	p := &memberProc{}
 	p.mu.commits = make(map[int32][]int64)
 	p.mu.owned = make(map[int32]bool)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Logf("started %s (pid %d): skein %s", name, cmd.Process.Pid, strings.Join(args, " "))
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); p.readStdout(stdout) }()
-	go func() { defer readers.Done(); p.readStderr(stderr, topic) }()
-	go func() {
-		readers.Wait()
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.mu.exitErr = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("---- %s: last stderr lines ----\n%s", name, strings.Join(p.tail(), "\n"))
-		}
-	})
 	return p
 }
 
-func (p *consumerProc) readStdout(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.SplitN(sc.Text(), " ", 3)
-		var rec printedRecord
-		part, err1 := strconv.ParseInt(f[0], 10, 32)
-		var err2 error
-		if len(f) == 3 {
-			rec.Offset, err2 = strconv.ParseInt(f[1], 10, 64)
-			rec.Value = f[2]
-		}
-		p.mu.Lock()
-		if len(f) != 3 || err1 != nil || err2 != nil {
-			p.mu.badLines = append(p.mu.badLines, sc.Text())
-		} else {
-			rec.Partition = int32(part)
-			p.mu.printed = append(p.mu.printed, rec)
-		}
-		p.mu.Unlock()
+// printedLine records one stdout line.
+func (p *memberProc) printedLine(line string) {
+	f := strings.SplitN(line, " ", 3)
+	var rec printedRecord
+	part, err1 := strconv.ParseInt(f[0], 10, 32)
+	var err2 error
+	if len(f) == 3 {
+		rec.Offset, err2 = strconv.ParseInt(f[1], 10, 64)
+		rec.Value = f[2]
 	}
-}
-
-// assignmentRE matches one topic of formatAssignment: topic[0,1,2].
-var assignmentRE = regexp.MustCompile(`(\S+)\[([0-9,]*)\]`)
-
-func (p *consumerProc) readStderr(r io.Reader, topic string) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		var ev struct {
-			Message    string `json:"@message"`
-			Topic      string `json:"topic"`
-			Partition  int32  `json:"partition"`
-			Offset     int64  `json:"offset"`
-			Partitions string `json:"partitions"`
-		}
-		if json.Unmarshal([]byte(line), &ev) != nil {
-			ev.Message = ""
-		}
-		p.mu.Lock()
-		switch ev.Message {
-		case "committed offset":
-			if ev.Topic == topic {
-				p.mu.commits[ev.Partition] = append(p.mu.commits[ev.Partition], ev.Offset)
-			}
-		case "partitions assigned", "partitions revoked", "partitions lost (no longer a member); uncommitted records will be redelivered":
-			for _, m := range assignmentRE.FindAllStringSubmatch(ev.Partitions, -1) {
-				if m[1] != topic {
-					continue
-				}
-				for _, s := range strings.Split(m[2], ",") {
-					if n, err := strconv.Atoi(s); err == nil {
-						p.mu.owned[int32(n)] = ev.Message == "partitions assigned"
-					}
-				}
-			}
-		}
-		if ev.Message != "committed offset" {
-			p.mu.tail = append(p.mu.tail, line)
-			if len(p.mu.tail) > 40 {
-				p.mu.tail = p.mu.tail[1:]
-			}
-		}
-		p.mu.Unlock()
-	}
-}
-
-func (p *consumerProc) tail() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]string(nil), p.mu.tail...)
+	if len(f) != 3 || err1 != nil || err2 != nil {
+		p.mu.badLines = append(p.mu.badLines, line)
+		return
+	}
+	rec.Partition = int32(part)
+	p.mu.printed = append(p.mu.printed, rec)
+}
+
+// setOwned records that partition part was assigned (owned) or revoked.
+func (p *memberProc) setOwned(part int32, owned bool) {
+	p.mu.Lock()
+	p.mu.owned[part] = owned
+	p.mu.Unlock()
 }
 
 // printed returns a copy of what the process printed so far.
-func (p *consumerProc) printed() []printedRecord {
+func (p *memberProc) printed() []printedRecord {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]printedRecord(nil), p.mu.printed...)
@@ -199,7 +105,7 @@ func (p *consumerProc) printed() []printedRecord {
 
 // commits returns the committed offsets the process logged, per partition,
 // in order.
-func (p *consumerProc) commits() map[int32][]int64 {
+func (p *memberProc) commits() map[int32][]int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[int32][]int64, len(p.mu.commits))
@@ -209,8 +115,18 @@ func (p *consumerProc) commits() map[int32][]int64 {
 	return out
 }
 
+// lastCommits returns the last committed offset the process logged per
+// partition.
+func (p *memberProc) lastCommits() map[int32]int64 {
+	out := make(map[int32]int64)
+	for part, offs := range p.commits() {
+		out[part] = offs[len(offs)-1]
+	}
+	return out
+}
+
 // owned returns the partitions the process owns now (per its logs).
-func (p *consumerProc) owned() []int32 {
+func (p *memberProc) owned() []int32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []int32
@@ -223,51 +139,123 @@ func (p *consumerProc) owned() []int32 {
 	return out
 }
 
-func (p *consumerProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // kill SIGKILLs the process and waits until its output was read.
-func (p *consumerProc) kill(t *testing.T) {
+func (p *memberProc) kill(t *testing.T) {
+	p.killed.Store(true)
+	p.Kill(t)
+}
+
+// failIfExited fails the test at once when a member exited that the test
+// did not kill.
+func failIfExited(t *testing.T, members ...*memberProc) {
 	t.Helper()
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s not reaped 10s after SIGKILL", p.name)
+	for _, m := range members {
+		if m.Exited() && !m.killed.Load() {
+			t.Fatalf("%s exited:\n%s", m.Name, strings.Join(m.Tail(), "\n"))
+		}
 	}
 }
 
-// stop sends SIGTERM and fails the test unless the process exits with
-// status 0 within 30 s.
-func (p *consumerProc) stop(t *testing.T) {
+// stopMembers sends SIGTERM to every member, then fails the test unless
+// each exits with status 0 within 30 s having printed only "partition
+// offset value" lines.
+func stopMembers(t *testing.T, members ...*memberProc) {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s still running 30s after SIGTERM", p.name)
+	for _, m := range members {
+		if err := m.Signal(syscall.SIGTERM); err != nil {
+			t.Error(err)
+		}
 	}
-	p.mu.Lock()
-	err, bad := p.mu.exitErr, p.mu.badLines
-	p.mu.Unlock()
-	if err != nil {
-		t.Errorf("%s: exit after SIGTERM: %v", p.name, err)
+	for _, m := range members {
+		if err := m.Wait(harness.DefaultStopTimeout); err != nil {
+			t.Errorf("after SIGTERM: %v", err)
+		}
+		m.mu.Lock()
+		bad := m.mu.badLines
+		m.mu.Unlock()
+		if len(bad) > 0 {
+			t.Errorf("%s printed %d lines that are not 'partition offset value', first %q", m.Name, len(bad), bad[0])
+		}
 	}
-	if len(bad) > 0 {
-		t.Errorf("%s printed %d lines that are not 'partition offset value', first %q", p.name, len(bad), bad[0])
+}
+
+// assignmentRE matches one topic of formatAssignment: topic[0,1,2].
+var assignmentRE = regexp.MustCompile(`(\S+)\[([0-9,]*)\]`)
+
+// startConsumer starts `skein consume TOPIC --group GROUP --print-offsets
+// --log-json ...extra` against the cluster.
+func startConsumer(t *testing.T, c *harness.Cluster, name, topic, group string, extra ...string) *memberProc {
+	t.Helper()
+	args := append([]string{"consume", topic, "--group", group, "--print-offsets", "--log-json",
+		"--bootstrap-server", c.Bootstrap()}, extra...)
+	p := newMemberProc()
+	p.Child = harness.StartChild(t, name, harness.Binary(t), args, harness.ChildOutput{
+		Stdout: p.printedLine,
+		Stderr: func(line string) { p.skeinLogLine(line, topic) },
+	})
+	return p
+}
+
+// skeinLogLine records the commits and assignment changes of a --log-json
+// line of `skein consume --group`.
+func (p *memberProc) skeinLogLine(line, topic string) {
+	var ev struct {
+		Message    string `json:"@message"`
+		Topic      string `json:"topic"`
+		Partition  int32  `json:"partition"`
+		Offset     int64  `json:"offset"`
+		Partitions string `json:"partitions"`
 	}
+	if json.Unmarshal([]byte(line), &ev) != nil {
+		return
+	}
+	switch ev.Message {
+	case "committed offset":
+		if ev.Topic == topic {
+			p.mu.Lock()
+			p.mu.commits[ev.Partition] = append(p.mu.commits[ev.Partition], ev.Offset)
+			p.mu.lastCommit = time.Now()
+			p.mu.Unlock()
+		}
+	case "partitions assigned", "partitions revoked", "partitions lost (no longer a member); uncommitted records will be redelivered":
+		for _, m := range assignmentRE.FindAllStringSubmatch(ev.Partitions, -1) {
+			if m[1] != topic {
+				continue
+			}
+			for _, s := range strings.Split(m[2], ",") {
+				if n, err := strconv.Atoi(s); err == nil {
+					p.setOwned(int32(n), ev.Message == "partitions assigned")
+				}
+			}
+		}
+	}
+}
+
+// waitAssigned waits until every member owns partitions and together
+// they own all partitions of the topic; it fails at once if one exited.
+func waitAssigned(t *testing.T, timeout time.Duration, partitions int, members ...*memberProc) {
+	t.Helper()
+	harness.WaitFor(t, timeout, func() (bool, string) {
+		failIfExited(t, members...)
+		union := make(map[int32]bool)
+		var parts []string
+		ok := true
+		for _, m := range members {
+			owned := m.owned()
+			parts = append(parts, fmt.Sprintf("%s %v", m.Name, owned))
+			ok = ok && len(owned) > 0
+			for _, p := range owned {
+				union[p] = true
+			}
+		}
+		return ok && len(union) == partitions, "assignment: " + strings.Join(parts, ", ")
+	})
 }
 
 // checkCommitsPrinted checks at-least-once on one member's own output:
 // every offset c > 0 it committed for a partition follows a record (c-1)
 // it printed: it never committed a record it had not printed.
-func checkCommitsPrinted(t *testing.T, p *consumerProc) {
+func checkCommitsPrinted(t *testing.T, p *memberProc) {
 	t.Helper()
 	seen := make(map[int32]map[int64]bool)
 	for _, r := range p.printed() {
@@ -279,10 +267,62 @@ func checkCommitsPrinted(t *testing.T, p *consumerProc) {
 	for part, offs := range p.commits() {
 		for _, c := range offs {
 			if c > 0 && !seen[part][c-1] {
-				t.Errorf("%s committed offset %d of partition %d without printing offset %d", p.name, c, part, c-1)
+				t.Errorf("%s committed offset %d of partition %d without printing offset %d", p.Name, c, part, c-1)
 			}
 		}
 	}
+}
+
+// checkPrintedValues fails the test for every record a member printed
+// with another value than the one acknowledged at its partition and
+// offset.
+func checkPrintedValues(t *testing.T, acks []harness.Ack, members ...*memberProc) {
+	t.Helper()
+	want := make(map[[2]int64]string, len(acks))
+	for _, a := range acks {
+		want[[2]int64{int64(a.Partition), a.Offset}] = a.Value
+	}
+	for _, m := range members {
+		for _, r := range m.printed() {
+			if v, ok := want[[2]int64{int64(r.Partition), r.Offset}]; ok && v != r.Value {
+				t.Errorf("%s printed %q at %d/%d, acknowledged there: %q", m.Name, r.Value, r.Partition, r.Offset, v)
+			}
+		}
+	}
+}
+
+// unprinted returns the acked records no member printed (at most 5 for
+// messages) and how many there are.
+func unprinted(acks []harness.Ack, members ...*memberProc) (int, []string) {
+	seen := make(map[[2]int64]bool)
+	for _, p := range members {
+		for _, r := range p.printed() {
+			seen[[2]int64{int64(r.Partition), r.Offset}] = true
+		}
+	}
+	var missing []string
+	n := 0
+	for _, a := range acks {
+		if !seen[[2]int64{int64(a.Partition), a.Offset}] {
+			n++
+			if len(missing) < 5 {
+				missing = append(missing, fmt.Sprintf("%d/%d", a.Partition, a.Offset))
+			}
+		}
+	}
+	return n, missing
+}
+
+// waitAllPrinted waits until the members together printed every
+// acknowledged record; it fails at once if one of them exited unless the
+// test killed it.
+func waitAllPrinted(t *testing.T, timeout time.Duration, acks []harness.Ack, members ...*memberProc) {
+	t.Helper()
+	harness.WaitFor(t, timeout, func() (bool, string) {
+		failIfExited(t, members...)
+		n, missing := unprinted(acks, members...)
+		return n == 0, fmt.Sprintf("%d of %d acknowledged records not printed yet, e.g. %v", n, len(acks), missing)
+	})
 }
 
 // waitFullISR waits until every partition of topic has a leader and all
@@ -309,22 +349,6 @@ func waitFullISR(t *testing.T, c *harness.Cluster, topic string) {
 		}
 		return true, ""
 	})
-}
-
-// uncommittedPrinted returns how many records p printed at or above its
-// last logged commit of their partition (all of a partition without one).
-func uncommittedPrinted(p *consumerProc) int {
-	last := make(map[int32]int64)
-	for part, offs := range p.commits() {
-		last[part] = offs[len(offs)-1]
-	}
-	n := 0
-	for _, r := range p.printed() {
-		if r.Offset >= last[r.Partition] {
-			n++
-		}
-	}
-	return n
 }
 
 // committedOffsets returns the group's committed offsets of topic.
@@ -360,7 +384,8 @@ func endOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]
 }
 
 // waitCommittedAtEnd waits until the group's committed offset of every
-// partition of topic equals the partition's end offset, and returns them.
+// partition of topic equals the partition's end offset (a partition
+// without records may have none), and returns them.
 func waitCommittedAtEnd(t *testing.T, adm *kadm.Client, group, topic string, partitions int, timeout time.Duration) map[int32]int64 {
 	t.Helper()
 	var got map[int32]int64
@@ -389,17 +414,22 @@ func waitCommittedAtEnd(t *testing.T, adm *kadm.Client, group, topic string, par
 	return got
 }
 
+// liveBrokers are the listeners of the brokers that are running.
+func liveBrokers(c *harness.Cluster) []string {
+	var out []string
+	for _, b := range c.Brokers {
+		if b.Running() {
+			out = append(out, b.Addr)
+		}
+	}
+	return out
+}
+
 // liveAdmin returns an admin client seeded with the running brokers only,
 // so that no request waits on a killed broker; close it after use.
 func liveAdmin(t *testing.T, c *harness.Cluster) *kadm.Client {
 	t.Helper()
-	var seeds []string
-	for _, b := range c.Brokers {
-		if b.Running() {
-			seeds = append(seeds, b.Addr)
-		}
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("group-test-admin"), kgo.RetryTimeout(4*time.Second))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(liveBrokers(c)...), kgo.ClientID("group-test-admin"), kgo.RetryTimeout(4*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,44 +505,97 @@ func pacedProducer(t *testing.T, cl *kgo.Client, topic, stream string, perTick i
 	return once
 }
 
-// unprinted returns the acked records no consumer printed (at most 5 for
-// messages) and how many there are.
-func unprinted(acks []harness.Ack, procs ...*consumerProc) (int, []string) {
-	seen := make(map[[2]int64]bool)
-	for _, p := range procs {
-		for _, r := range p.printed() {
-			seen[[2]int64{int64(r.Partition), r.Offset}] = true
+// checkRedeliveredAboveCommits checks that no member printed a record
+// below an offset that was committed for it: of the members that printed
+// a record, at most one (the last to print it) committed past it. A record
+// printed again after a commit past it would have two.
+func checkRedeliveredAboveCommits(t *testing.T, members ...*memberProc) {
+	t.Helper()
+	printers := make(map[[2]int64][]*memberProc)
+	maxCommit := make(map[*memberProc]map[int32]int64)
+	for _, m := range members {
+		maxCommit[m] = make(map[int32]int64)
+		for part, offs := range m.commits() {
+			for _, o := range offs {
+				maxCommit[m][part] = max(maxCommit[m][part], o)
+			}
 		}
-	}
-	var missing []string
-	n := 0
-	for _, a := range acks {
-		if !seen[[2]int64{int64(a.Partition), a.Offset}] {
-			n++
-			if len(missing) < 5 {
-				missing = append(missing, fmt.Sprintf("%d/%d", a.Partition, a.Offset))
+		seen := make(map[[2]int64]bool)
+		for _, r := range m.printed() {
+			k := [2]int64{int64(r.Partition), r.Offset}
+			if !seen[k] {
+				seen[k] = true
+				printers[k] = append(printers[k], m)
 			}
 		}
 	}
-	return n, missing
+	var bad []string
+	for k, ms := range printers {
+		var past []string
+		for _, m := range ms {
+			if maxCommit[m][int32(k[0])] > k[1] {
+				past = append(past, m.Name)
+			}
+		}
+		if len(past) > 1 {
+			bad = append(bad, fmt.Sprintf("%d/%d (committed past by %v)", k[0], k[1], past))
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		t.Errorf("%d records printed again below a committed offset, e.g. %v", len(bad), bad[:min(len(bad), 5)])
+	}
 }
 
-// TestGroupFailover: three `skein consume --group` processes share a
-// 6-partition RF=3 topic while records keep coming. The group's
-// coordinator broker is SIGKILLed (commits stall until the coordinator has
-// moved), a member is SIGKILLed with printed records not yet committed,
-// and the broker is restarted. The group must print every acknowledged
-// record at least once, commit up to the end of every partition, commit
-// only printed records, and redeliver only at or above the killed member's
-// last commits. Afterwards every broker in turn becomes the coordinator
-// (by killing the others) and serves the same committed offsets, and a
-// late member gets nothing below them.
+// offsetsText is offs for a message: "[3 4 5]", or "[3..1040] (1038)"
+// when long.
+func offsetsText(offs []int64) string {
+	if len(offs) <= 12 {
+		return fmt.Sprint(offs)
+	}
+	return fmt.Sprintf("[%d..%d] (%d)", offs[0], offs[len(offs)-1], len(offs))
+}
+
+// uncommittedWindow returns, per partition, the offsets p printed at or
+// above its last logged commit of the partition (all of a partition
+// without one).
+func uncommittedWindow(p *memberProc) map[int32][]int64 {
+	last := p.lastCommits()
+	out := make(map[int32][]int64)
+	for _, r := range p.printed() {
+		if r.Offset >= last[r.Partition] {
+			out[r.Partition] = append(out[r.Partition], r.Offset)
+		}
+	}
+	return out
+}
+
+// TestGroupFailover: three `skein consume --group --commit-interval 1s`
+// processes share a 6-partition RF=3 topic while records keep coming. A
+// member is SIGKILLed with a window of printed records not yet committed
+// (it commits only once a second), then the group's coordinator broker is
+// SIGKILLed (commits stall until the coordinator has moved, the rebalance
+// after the member's death happens on the new one), and the broker is
+// restarted. The group must print every acknowledged record at least once,
+// commit up to the end of every partition and commit only printed records;
+// the survivors must print again exactly the killed member's uncommitted
+// window (from its last commit to its last printed record, per partition)
+// and nothing below a committed offset. Afterwards every broker in turn
+// becomes the coordinator (by killing the others) and serves the same
+// committed offsets, and a late member gets nothing below them.
 func TestGroupFailover(t *testing.T) {
 	const (
 		topic      = "group-failover"
 		group      = "failover-group"
 		partitions = 6
 		upFront    = 3000
+		// commitEvery is the members' --commit-interval; the victim is
+		// killed with at least minWindow records printed since its last
+		// commit and at most killBefore after that commit was logged, so
+		// that its next commit cannot be in flight.
+		commitEvery = time.Second
+		minWindow   = 20
+		killBefore  = 700 * time.Millisecond
 	)
 	c := harness.StartCluster(t, harness.Options{Brokers: 3, ControllerArgs: groupControllerArgs, BrokerArgs: groupBrokerArgs})
 	createTopic(t, c, topic, partitions, 3, nil)
@@ -522,63 +605,57 @@ func TestGroupFailover(t *testing.T) {
 	var ledger harness.Ledger
 	produceNumbered(t, producer, topic, "upfront", upFront, &ledger)
 
-	memberArgs := []string{"--from-beginning", "--session-timeout", "6s"}
-	members := []*consumerProc{
+	memberArgs := []string{"--from-beginning", "--session-timeout", "6s", "--commit-interval", commitEvery.String()}
+	members := []*memberProc{
 		startConsumer(t, c, "member-1", topic, group, memberArgs...),
 		startConsumer(t, c, "member-2", topic, group, memberArgs...),
 		startConsumer(t, c, "member-3", topic, group, memberArgs...),
 	}
-	// Every member owns partitions, together all of them.
-	harness.WaitFor(t, 45*time.Second, func() (bool, string) {
-		union := make(map[int32]bool)
-		var parts []string
-		for _, m := range members {
-			if m.exited() {
-				t.Fatalf("%s exited:\n%s", m.name, strings.Join(m.tail(), "\n"))
-			}
-			owned := m.owned()
-			parts = append(parts, fmt.Sprintf("%s %v", m.name, owned))
-			if len(owned) == 0 {
-				return false, "assignment: " + strings.Join(parts, ", ")
-			}
-			for _, p := range owned {
-				union[p] = true
-			}
-		}
-		if len(union) != partitions {
-			return false, "assignment: " + strings.Join(parts, ", ")
-		}
-		return true, ""
-	})
+	waitAssigned(t, 45*time.Second, partitions, members...)
 	stopProducing := pacedProducer(t, producer, topic, "live", 2, &ledger)
 
-	// The victim dies after it printed and committed part of its share.
+	// The victim dies with a real uncommitted window: records it printed
+	// since its last commit, which its next commit (not due yet) would
+	// have covered.
 	victim := members[0]
+	var ownedAtKill []int32
 	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
-		n := len(victim.printed())
-		return n >= 200 && len(victim.commits()) > 0, fmt.Sprintf("%s printed %d records, committed %v", victim.name, n, victim.commits())
-	})
-	// The coordinator dies: commits stall until it has moved, while the
-	// members keep printing. Then the victim dies with printed records
-	// not yet committed.
-	coord := groupCoordinator(t, c, group, -1)
-	t.Logf("group coordinator: broker %d; killing it", coord)
-	c.Broker(coord).MustKill()
-	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
-		n := uncommittedPrinted(victim)
-		return n > 0, fmt.Sprintf("%s has no printed records beyond its commits", victim.name)
+		owned, last := victim.owned(), victim.lastCommits()
+		for _, p := range owned {
+			if _, ok := last[p]; !ok {
+				return false, fmt.Sprintf("%s owns %v, committed %v", victim.Name, owned, last)
+			}
+		}
+		window := 0
+		for _, offs := range uncommittedWindow(victim) {
+			window += len(offs)
+		}
+		victim.mu.Lock()
+		since := time.Since(victim.mu.lastCommit)
+		victim.mu.Unlock()
+		if window < minWindow || since > killBefore {
+			return false, fmt.Sprintf("%s: %d records printed past its last commits %v (logged %v ago)", victim.Name, window, last, since)
+		}
+		ownedAtKill = owned
+		return true, ""
 	})
 	printedAtKill := make(map[string]int)
 	for _, m := range members[1:] {
-		printedAtKill[m.name] = len(m.printed())
+		printedAtKill[m.Name] = len(m.printed())
 	}
 	victim.kill(t)
-	victimLast := make(map[int32]int64)
-	for p, offs := range victim.commits() {
-		victimLast[p] = offs[len(offs)-1]
+	victimLast := victim.lastCommits()
+	window := uncommittedWindow(victim)
+	t.Logf("killed %s owning %v: printed %d records, last commits %v", victim.Name, ownedAtKill, len(victim.printed()), victimLast)
+	for _, p := range ownedAtKill {
+		t.Logf("partition %d: %s's uncommitted window %s", p, victim.Name, offsetsText(window[p]))
 	}
-	t.Logf("killed %s: printed %d records, %d of them past its last commits %v", victim.name, len(victim.printed()), uncommittedPrinted(victim), victimLast)
 
+	// The coordinator dies: commits stall until it has moved, while the
+	// survivors keep printing.
+	coord := groupCoordinator(t, c, group, -1)
+	t.Logf("group coordinator: broker %d; killing it", coord)
+	c.Broker(coord).MustKill()
 	newCoord := groupCoordinator(t, c, group, coord)
 	t.Logf("coordinator moved to broker %d; restarting broker %d", newCoord, coord)
 	c.Broker(coord).Restart()
@@ -591,67 +668,57 @@ func TestGroupFailover(t *testing.T) {
 	// The survivors take over and catch up.
 	acks := ledger.Acks()
 	survivors := members[1:]
-	harness.WaitFor(t, 60*time.Second, func() (bool, string) {
-		for _, m := range survivors {
-			if m.exited() {
-				t.Fatalf("%s exited:\n%s", m.name, strings.Join(m.tail(), "\n"))
-			}
-		}
-		if n, missing := unprinted(acks, members...); n > 0 {
-			return false, fmt.Sprintf("%d acknowledged records not printed yet, e.g. %v", n, missing)
-		}
-		return true, ""
-	})
+	waitAllPrinted(t, 60*time.Second, acks, members...)
 	committed := waitCommittedAtEnd(t, adm, group, topic, partitions, 60*time.Second)
 	t.Logf("committed at the end: %v (%d acknowledged records)", committed, len(acks))
 
-	// What was printed is what was acknowledged at that place.
-	want := make(map[[2]int64]string, len(acks))
-	for _, a := range acks {
-		want[[2]int64{int64(a.Partition), a.Offset}] = a.Value
-	}
-	printedBy := make(map[[2]int64][]string)
+	checkPrintedValues(t, acks, members...)
 	for _, m := range members {
-		for _, r := range m.printed() {
-			k := [2]int64{int64(r.Partition), r.Offset}
-			if v, ok := want[k]; ok && v != r.Value {
-				t.Errorf("%s printed %q at %d/%d, acknowledged there: %q", m.name, r.Value, r.Partition, r.Offset, v)
-			}
-			printedBy[k] = append(printedBy[k], m.name)
-		}
 		checkCommitsPrinted(t, m)
 	}
-	// Redelivery stays within the uncommitted window: a record the
-	// victim printed that a survivor printed again after the kill lies at
-	// or above the victim's last commit of its partition.
-	victimPrinted := make(map[[2]int64]bool)
-	for _, r := range victim.printed() {
-		victimPrinted[[2]int64{int64(r.Partition), r.Offset}] = true
-	}
-	redelivered := 0
-	for _, m := range survivors {
-		for _, r := range m.printed()[printedAtKill[m.name]:] {
-			if !victimPrinted[[2]int64{int64(r.Partition), r.Offset}] {
-				continue
-			}
-			redelivered++
-			if last, ok := victimLast[r.Partition]; ok && r.Offset < last {
-				t.Errorf("%s printed %d/%d again after %s died, although %s had committed offset %d of partition %d",
-					m.name, r.Partition, r.Offset, victim.name, victim.name, last, r.Partition)
-			}
-		}
-	}
-	dups := 0
-	for _, who := range printedBy {
-		if len(who) > 1 {
-			dups++
-		}
-	}
-	t.Logf("%d records printed more than once, %d of them redelivered from %s", dups, redelivered, victim.name)
+	checkRedeliveredAboveCommits(t, members...)
 
-	for _, m := range survivors {
-		m.stop(t)
+	// Redelivery is exactly the victim's uncommitted window: the
+	// survivors resume each of its partitions at its last commit and
+	// print again every record it printed from there, nothing below.
+	redelivered := 0
+	for _, p := range ownedAtKill {
+		victimPrinted := make(map[int64]bool)
+		for _, r := range victim.printed() {
+			if r.Partition == p {
+				victimPrinted[r.Offset] = true
+			}
+		}
+		resumed := int64(-1)
+		var again []int64
+		for _, m := range survivors {
+			for _, r := range m.printed()[printedAtKill[m.Name]:] {
+				if r.Partition != p {
+					continue
+				}
+				if resumed < 0 || r.Offset < resumed {
+					resumed = r.Offset
+				}
+				if victimPrinted[r.Offset] {
+					again = append(again, r.Offset)
+				}
+			}
+		}
+		sort.Slice(again, func(i, j int) bool { return again[i] < again[j] })
+		redelivered += len(again)
+		if resumed != victimLast[p] {
+			t.Errorf("partition %d: the survivors resumed at offset %d, %s had last committed %d", p, resumed, victim.Name, victimLast[p])
+		}
+		if fmt.Sprint(again) != fmt.Sprint(window[p]) {
+			t.Errorf("partition %d: printed again %s, want exactly %s's uncommitted window %s", p, offsetsText(again), victim.Name, offsetsText(window[p]))
+		}
 	}
+	if redelivered < minWindow {
+		t.Errorf("%d records of %s printed again, want its whole window (>= %d)", redelivered, victim.Name, minWindow)
+	}
+	t.Logf("%d records of %s's uncommitted window printed again", redelivered, victim.Name)
+
+	stopMembers(t, survivors...)
 
 	// The committed offsets survive more coordinator failovers: every
 	// broker that becomes the coordinator (leader of the group's
@@ -713,27 +780,25 @@ func TestGroupFailover(t *testing.T) {
 	// A late member starts at the committed offsets, not below.
 	late := startConsumer(t, c, "member-late", topic, group, memberArgs...)
 	harness.WaitFor(t, 45*time.Second, func() (bool, string) {
-		if late.exited() {
-			t.Fatalf("%s exited:\n%s", late.name, strings.Join(late.tail(), "\n"))
-		}
+		failIfExited(t, late)
 		owned := late.owned()
-		return len(owned) == partitions, fmt.Sprintf("%s owns %v", late.name, owned)
+		return len(owned) == partitions, fmt.Sprintf("%s owns %v", late.Name, owned)
 	})
 	var lateLedger harness.Ledger
 	produceNumbered(t, producer, topic, "late", 60, &lateLedger)
 	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
 		n, missing := unprinted(lateLedger.Acks(), late)
-		return n == 0, fmt.Sprintf("%s has not printed %d new records, e.g. %v", late.name, n, missing)
+		return n == 0, fmt.Sprintf("%s has not printed %d new records, e.g. %v", late.Name, n, missing)
 	})
 	for _, r := range late.printed() {
 		if r.Offset < before[r.Partition] {
-			t.Errorf("%s printed %d/%d below the committed offset %d", late.name, r.Partition, r.Offset, before[r.Partition])
+			t.Errorf("%s printed %d/%d below the committed offset %d", late.Name, r.Partition, r.Offset, before[r.Partition])
 		}
 	}
 	if got := len(late.printed()); got != 60 {
-		t.Errorf("%s printed %d records, want the 60 new ones", late.name, got)
+		t.Errorf("%s printed %d records, want the 60 new ones", late.Name, got)
 	}
-	late.stop(t)
+	stopMembers(t, late)
 	waitCommittedAtEnd(t, adm, group, topic, partitions, 30*time.Second)
 }
 
@@ -1064,7 +1129,7 @@ func TestGroupCLI(t *testing.T) {
 	}
 
 	// An active member blocks resets and deletes.
-	member := startConsumer(t, c, "cli-member", topic, group, "--from-beginning")
+	member := startConsumer(t, c, "cli-member", topic, group, "--from-beginning", "--commit-interval", "200ms")
 	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
 		return len(member.owned()) == partitions, fmt.Sprintf("member owns %v", member.owned())
 	})
@@ -1079,7 +1144,7 @@ func TestGroupCLI(t *testing.T) {
 	match("group describe --members", run("group", "describe", group, "--members").Stdout,
 		`(?m)^cli-group\s+\S+\s+-\s+\S+\s+skein-cli\s+3\s+group-cli\[0,1,2\]\s*$`)
 	waitCommittedAtEnd(t, c.Admin(t), group, topic, partitions, 30*time.Second)
-	member.stop(t)
+	stopMembers(t, member)
 
 	out = run("group", "delete-offsets", group, "--topic", topic+":2").Stdout
 	match("delete-offsets", out, `(?m)^group-cli\s+2\s+Successful\s*$`)

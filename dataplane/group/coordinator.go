@@ -19,6 +19,7 @@ package group
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/storage"
 )
 
 // OffsetsTopic is the internal topic holding groups and offsets.
@@ -271,7 +273,9 @@ func (c *Coordinator) unloadLocked(s *shard, why string) {
 }
 
 // load reads the shard's partition from its start to its end and rebuilds
-// its groups and offsets.
+// its groups and offsets. Records that do not decode are skipped (one
+// warning per load says how many and why): a bad record costs its own
+// content, never the partition's groups. A read error retries the load.
 func (c *Coordinator) load(s *shard) {
 	start := c.now()
 	l := s.p.Log()
@@ -310,30 +314,16 @@ func (c *Coordinator) load(s *shard) {
 			metas[r.groupKey.Group] = &groupMetaRecord{v: r.groupValue, logOffset: r.offset}
 		}
 	}
-	var buf []byte
-	var err error
-	for off := l.LogStartOffset(); off < end; {
-		res, rerr := l.Read(off, 1<<20, math.MaxInt64)
-		if rerr != nil {
-			err = rerr
-			break
-		}
-		if res.Size == 0 {
-			break
-		}
-		buf, err = res.ReadInto(buf[:0])
-		if err != nil {
-			break
-		}
-		next, perr := parseBatches(buf, apply)
-		if perr != nil {
-			err = perr
-			break
-		}
-		if next <= off {
-			break
-		}
-		off = next
+	var bad malformed
+	err := readOffsetsLog(l, end, &bad, apply)
+	switch {
+	case err != nil:
+	case bad.stopped:
+		c.log.Error("offsets partition damaged: loaded the records before the damage only", "partition", s.index,
+			"records_skipped", bad.records, "first_offset", bad.first, "error", bad.err)
+	case bad.records > 0:
+		c.log.Warn("skipped malformed records in offsets partition", "partition", s.index, "records", bad.records,
+			"first_offset", bad.first, "error", bad.err)
 	}
 
 	c.mu.Lock()
@@ -384,7 +374,40 @@ func (c *Coordinator) load(s *shard) {
 		logf = c.log.Debug
 	}
 	logf("offsets partition loaded", "partition", s.index, "leader_epoch", s.epoch, "groups", len(s.groups),
-		"offsets", nOffsets, "records", records, "end_offset", end, "duration", c.now().Sub(start))
+		"offsets", nOffsets, "records", records, "malformed_records", bad.records, "end_offset", end, "duration", c.now().Sub(start))
+}
+
+// readOffsetsLog parses the records of l from its start to end (as read
+// when the load began) and hands each to apply; malformed ones are counted
+// in bad and skipped; at batches that do not frame (damage on disk) it
+// stops (bad.stopped). An error is a read error: the load is retried.
+func readOffsetsLog(l *storage.Log, end int64, bad *malformed, apply func(parsed)) error {
+	var buf []byte
+	for off := l.LogStartOffset(); off < end; {
+		res, err := l.Read(off, 1<<20, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		if res.Size == 0 {
+			return nil
+		}
+		if buf, err = res.ReadInto(buf[:0]); err != nil {
+			return err
+		}
+		next, perr := parseBatches(buf, bad, apply)
+		if perr == nil && next <= off {
+			perr = fmt.Errorf("batch framing did not advance past offset %d", off)
+		}
+		if perr != nil {
+			// Damage on disk (a log opened without recovery): reading
+			// again cannot help, so what came before it is loaded.
+			bad.add(off, 1, perr)
+			bad.stopped = true
+			return nil
+		}
+		off = next
+	}
+	return nil
 }
 
 type groupMetaRecord struct {

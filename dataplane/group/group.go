@@ -176,8 +176,18 @@ func (g *group) restore(v *kmsg.GroupMetadataValue, now time.Time) {
 		g.state = stateEmpty
 		return
 	}
-	g.state = stateStable
 	for _, vm := range v.Members {
+		// A record no coordinator wrote (empty or repeated member or
+		// instance ids) must not break the invariants the handlers rely
+		// on: every static entry names a member, every member once.
+		if vm.MemberID == "" || g.members[vm.MemberID] != nil {
+			continue
+		}
+		if vm.InstanceID != nil {
+			if _, dup := g.static[*vm.InstanceID]; dup {
+				continue
+			}
+		}
 		g.seq++
 		m := &member{id: vm.MemberID, clientID: vm.ClientID, clientHost: vm.ClientHost,
 			session:    time.Duration(vm.SessionTimeoutMillis) * time.Millisecond,
@@ -191,6 +201,10 @@ func (g *group) restore(v *kmsg.GroupMetadataValue, now time.Time) {
 		}
 		g.members[m.id] = m
 		g.heartbeat(m)
+	}
+	g.state = stateStable
+	if len(g.members) == 0 {
+		g.state = stateEmpty
 	}
 }
 

@@ -40,6 +40,12 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvOn(t, store, mod)
+}
+
+// newEnvOn is newEnv over an open storage manager (which it closes).
+func newEnvOn(t *testing.T, store *storage.Manager, mod func(*Config)) *env {
+	t.Helper()
 	t.Cleanup(func() { _ = store.Close() })
 	parts, err := partition.New(partition.DefaultConfig(testNode), store)
 	if err != nil {
@@ -704,7 +710,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 	var got []parsed
 	var mu sync.Mutex
-	if _, err := parseBatches(b, func(p parsed) { mu.Lock(); got = append(got, p); mu.Unlock() }); err != nil {
+	if _, err := parseBatches(b, new(malformed), func(p parsed) { mu.Lock(); got = append(got, p); mu.Unlock() }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 3 || got[0].offsetValue.Offset != 42 || got[1].offsetValue != nil ||
@@ -782,7 +788,7 @@ func TestParseCompressedBatch(t *testing.T) {
 	enc := b.AppendTo(nil)
 	binary.BigEndian.PutUint32(enc[8:12], uint32(len(enc)-12))
 	var got []parsed
-	if _, err := parseBatches(enc, func(p parsed) { got = append(got, p) }); err != nil {
+	if _, err := parseBatches(enc, new(malformed), func(p parsed) { got = append(got, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].offsetValue.Offset != 7 {

@@ -30,6 +30,16 @@ func (c *Coordinator) shardLocked(id string) (*shard, int16) {
 	return s, 0
 }
 
+// groupLocked is shardLocked and the group in the shard (nil when it has
+// none of that id).
+func (c *Coordinator) groupLocked(id string) (*shard, *group, int16) {
+	s, code := c.shardLocked(id)
+	if code != 0 {
+		return nil, nil, code
+	}
+	return s, s.groups[id], 0
+}
+
 // Coordinates says whether this broker coordinates the group now (leads
 // its partition and has loaded it).
 func (c *Coordinator) Coordinates(id string) bool {
@@ -72,12 +82,11 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	}
 
 	c.mu.Lock()
-	s, code := c.shardLocked(req.Group)
+	s, g, code := c.groupLocked(req.Group)
 	if code != 0 {
 		c.mu.Unlock()
 		return fail(code, req.MemberID)
 	}
-	g := s.groups[req.Group]
 	if g == nil {
 		if req.MemberID != "" {
 			c.mu.Unlock()
@@ -291,12 +300,11 @@ func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 		return fail(kerr.InvalidGroupID.Code)
 	}
 	c.mu.Lock()
-	s, code := c.shardLocked(req.Group)
+	_, g, code := c.groupLocked(req.Group)
 	if code != 0 {
 		c.mu.Unlock()
 		return fail(code)
 	}
-	g := s.groups[req.Group]
 	var m *member
 	if g != nil {
 		m = g.members[req.MemberID]
@@ -411,11 +419,10 @@ func (c *Coordinator) heartbeat(req *kmsg.HeartbeatRequest) int16 {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, code := c.shardLocked(req.Group)
+	_, g, code := c.groupLocked(req.Group)
 	if code != 0 {
 		return code
 	}
-	g := s.groups[req.Group]
 	if g == nil {
 		return kerr.UnknownMemberID.Code
 	}
@@ -456,12 +463,11 @@ func (c *Coordinator) LeaveGroup(req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupRe
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, code := c.shardLocked(req.Group)
+	_, g, code := c.groupLocked(req.Group)
 	if code != 0 {
 		resp.ErrorCode = code
 		return resp
 	}
-	g := s.groups[req.Group]
 	if g == nil || g.state == stateDead {
 		resp.ErrorCode = kerr.UnknownMemberID.Code
 		if req.Version < 3 {

@@ -89,12 +89,11 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 		gen, memberID = -1, ""
 	}
 	c.mu.Lock()
-	s, code := c.shardLocked(req.Group)
+	s, g, code := c.groupLocked(req.Group)
 	if code != 0 {
 		c.mu.Unlock()
 		return setAll(code)
 	}
-	g := s.groups[req.Group]
 	if g == nil {
 		if gen >= 0 {
 			c.mu.Unlock()
@@ -209,12 +208,11 @@ func (c *Coordinator) FetchOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 	out.Group = groupID
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, code := c.shardLocked(groupID)
+	_, g, code := c.groupLocked(groupID)
 	if code != 0 {
 		out.ErrorCode = code
 		return out
 	}
-	g := s.groups[groupID]
 	entry := func(topic string, p int32) kmsg.OffsetFetchResponseGroupTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 		rp.Partition = p
@@ -289,13 +287,12 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, req *kmsg.OffsetDeleteR
 	resp := kmsg.NewPtrOffsetDeleteResponse()
 	resp.Version = req.Version
 	c.mu.Lock()
-	s, code := c.shardLocked(req.Group)
+	s, g, code := c.groupLocked(req.Group)
 	if code != 0 {
 		c.mu.Unlock()
 		resp.ErrorCode = code
 		return resp
 	}
-	g := s.groups[req.Group]
 	if g == nil || g.state == stateDead {
 		c.mu.Unlock()
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
@@ -368,12 +365,11 @@ func (c *Coordinator) DeleteGroups(ctx context.Context, groups []string) []kmsg.
 			out[i].ErrorCode = kerr.InvalidGroupID.Code
 			continue
 		}
-		s, code := c.shardLocked(id)
+		s, g, code := c.groupLocked(id)
 		if code != 0 {
 			out[i].ErrorCode = code
 			continue
 		}
-		g := s.groups[id]
 		switch {
 		case g == nil || g.state == stateDead:
 			out[i].ErrorCode = kerr.GroupIDNotFound.Code
@@ -469,12 +465,11 @@ func (c *Coordinator) DescribeGroup(id string) kmsg.DescribeGroupsResponseGroup 
 	out.AuthorizedOperations = -2147483648
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, code := c.shardLocked(id)
+	_, g, code := c.groupLocked(id)
 	if code != 0 {
 		out.ErrorCode = code
 		return out
 	}
-	g := s.groups[id]
 	if g == nil || g.state == stateDead {
 		out.State = stateDead.String()
 		return out

@@ -115,6 +115,11 @@ func buildBatch(recs []kv, nowMs int64) []byte {
 	b.FirstSequence = -1
 	b.NumRecords = int32(len(recs))
 	b.Records = raw
+	return encodeBatch(&b)
+}
+
+// encodeBatch encodes b with its length and CRC filled in.
+func encodeBatch(b *kmsg.RecordBatch) []byte {
 	out := b.AppendTo(nil)
 	// Length counts from the partition leader epoch; the CRC-32C covers
 	// the attributes to the end.
@@ -139,21 +144,47 @@ type parsed struct {
 // hold some).
 var decompressor = kgo.DefaultDecompressor()
 
+// malformed describes records the load skipped: a batch that does not
+// decode (or decompress) loses its records, a record that does not decode
+// is skipped alone when the batch framing still holds.
+type malformed struct {
+	records int   // records (or whole batches) skipped
+	first   int64 // offset of the first skipped one
+	err     error // why the first was skipped
+	stopped bool  // the load stopped at batches that do not frame
+}
+
+func (m *malformed) add(offset int64, n int, err error) {
+	if m.records == 0 {
+		m.first, m.err = offset, err
+	}
+	m.records += n
+}
+
 // parseBatches calls fn for every record of the whole batches in b and
 // returns the offset after the last batch parsed. Control batches are
-// skipped (no transactions write here).
-func parseBatches(b []byte, fn func(parsed)) (next int64, err error) {
+// skipped (no transactions write here). Records or batches that do not
+// decode are counted in bad and skipped: one malformed record must not
+// keep a whole offsets partition from loading. err is only for framing:
+// b does not hold whole batches.
+func parseBatches(b []byte, bad *malformed, fn func(parsed)) (next int64, err error) {
 	next = -1
 	for len(b) >= 12 {
 		size := int(binary.BigEndian.Uint32(b[8:12])) + 12
 		if size > len(b) || size < 61 {
 			return next, fmt.Errorf("truncated batch: %d of %d bytes", len(b), size)
 		}
-		var batch kmsg.RecordBatch
-		if err := batch.ReadFrom(b[:size]); err != nil {
-			return next, fmt.Errorf("batch: %w", err)
-		}
+		whole := b[:size]
 		b = b[size:]
+		var batch kmsg.RecordBatch
+		if err := batch.ReadFrom(whole); err != nil {
+			// The framing fields storage checked still hold: the base
+			// offset and the last offset delta.
+			first := int64(binary.BigEndian.Uint64(whole[0:8]))
+			bad.add(first, 1, fmt.Errorf("batch: %w", err))
+			next = first + int64(int32(binary.BigEndian.Uint32(whole[23:27]))) + 1
+			continue
+		}
 		next = batch.FirstOffset + int64(batch.LastOffsetDelta) + 1
 		if batch.Attributes&0x20 != 0 { // control batch
 			continue
@@ -162,67 +193,79 @@ func parseBatches(b []byte, fn func(parsed)) (next int64, err error) {
 		if codec := batch.Attributes & 0x07; codec != 0 {
 			var err error
 			if raw, err = decompressor.Decompress(raw, kgo.CompressionCodecType(codec)); err != nil {
-				return next, fmt.Errorf("decompress batch at offset %d: %w", batch.FirstOffset, err)
+				bad.add(batch.FirstOffset, max(int(batch.NumRecords), 1), fmt.Errorf("decompress: %w", err))
+				continue
 			}
 		}
 		for i := int32(0); i < batch.NumRecords && len(raw) > 0; i++ {
 			l, n := binary.Varint(raw)
-			if n <= 0 || int(l)+n > len(raw) || l < 0 {
-				return next, errors.New("truncated record")
+			if n <= 0 || l < 0 || l > int64(len(raw)-n) {
+				// The rest of the batch cannot be framed.
+				bad.add(batch.FirstOffset+int64(i), int(batch.NumRecords-i), errors.New("truncated record"))
+				break
 			}
-			var rec kmsg.Record
-			if err := rec.ReadFrom(raw[:n+int(l)]); err != nil {
-				return next, fmt.Errorf("record: %w", err)
-			}
+			rec := raw[:n+int(l)]
 			raw = raw[n+int(l):]
-			// The value is copied: decoded byte fields (subscriptions,
-			// assignments) alias it, and the caller reuses b.
-			p, ok := parseRecord(rec.Key, bytes.Clone(rec.Value))
-			if !ok {
+			var r kmsg.Record
+			if err := r.ReadFrom(rec); err != nil {
+				bad.add(batch.FirstOffset+int64(i), 1, fmt.Errorf("record: %w", err))
 				continue
 			}
-			p.offset = batch.FirstOffset + int64(rec.OffsetDelta)
+			// The value is copied: decoded byte fields (subscriptions,
+			// assignments) alias it, and the caller reuses b.
+			p, err := parseRecord(r.Key, bytes.Clone(r.Value))
+			off := batch.FirstOffset + int64(r.OffsetDelta)
+			if err != nil {
+				bad.add(off, 1, err)
+				continue
+			}
+			if p.offsetKey == nil && p.groupKey == nil {
+				continue // a record type this coordinator does not use
+			}
+			p.offset = off
 			fn(p)
 		}
 	}
 	return next, nil
 }
 
-// parseRecord decodes one key/value; ok is false for keys it does not know
-// (other record types Kafka may write; ignored, as Kafka does).
-func parseRecord(key, value []byte) (parsed, bool) {
+// parseRecord decodes one key/value. Keys of versions it does not know
+// (other record types Kafka may write) give an empty parsed and no error:
+// they are ignored, as Kafka does. A known key or its value that does not
+// decode is an error.
+func parseRecord(key, value []byte) (parsed, error) {
 	if len(key) < 2 {
-		return parsed{}, false
+		return parsed{}, fmt.Errorf("record key of %d bytes", len(key))
 	}
 	switch v := int16(binary.BigEndian.Uint16(key)); v {
 	case 0, 1:
 		var k kmsg.OffsetCommitKey
-		if k.ReadFrom(key) != nil {
-			return parsed{}, false
+		if err := k.ReadFrom(key); err != nil {
+			return parsed{}, fmt.Errorf("offset commit key v%d: %w", v, err)
 		}
 		p := parsed{offsetKey: &k}
 		if value != nil {
 			var ov kmsg.OffsetCommitValue
-			if ov.ReadFrom(value) != nil {
-				return parsed{}, false
+			if err := ov.ReadFrom(value); err != nil {
+				return parsed{}, fmt.Errorf("offset commit value: %w", err)
 			}
 			p.offsetValue = &ov
 		}
-		return p, true
+		return p, nil
 	case 2:
 		var k kmsg.GroupMetadataKey
-		if k.ReadFrom(key) != nil {
-			return parsed{}, false
+		if err := k.ReadFrom(key); err != nil {
+			return parsed{}, fmt.Errorf("group metadata key: %w", err)
 		}
 		p := parsed{groupKey: &k}
 		if value != nil {
 			var gv kmsg.GroupMetadataValue
-			if gv.ReadFrom(value) != nil {
-				return parsed{}, false
+			if err := gv.ReadFrom(value); err != nil {
+				return parsed{}, fmt.Errorf("group metadata value: %w", err)
 			}
 			p.groupValue = &gv
 		}
-		return p, true
+		return p, nil
 	}
-	return parsed{}, false
+	return parsed{}, nil
 }
