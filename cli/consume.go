@@ -229,6 +229,23 @@ func fatalGroupError(err error) bool {
 	return false
 }
 
+// groupErrorHint says what to do about a fatal group error, "" if nothing
+// useful can be said.
+func groupErrorHint(err error) string {
+	switch {
+	case errors.Is(err, kerr.InconsistentGroupProtocol):
+		return "\n  the group's members use other assignors: pass the one they share with --balancer" +
+			" (librdkafka/kcat and the Java client default to range, franz-go to cooperative-sticky)"
+	case errors.Is(err, kerr.InvalidSessionTimeout):
+		return "\n  --session-timeout is outside the brokers' group.min.session.timeout.ms..group.max.session.timeout.ms (6s..30m by default)"
+	case errors.Is(err, kerr.FencedInstanceID):
+		return "\n  another member joined with the same --group-instance-id; give each member its own"
+	case errors.Is(err, kerr.GroupMaxSizeReached):
+		return "\n  the group has group.max.size members already"
+	}
+	return ""
+}
+
 // formatAssignment prints topic partitions as t[0,1,2] sorted.
 func formatAssignment(m map[string][]int32) string {
 	topics := make([]string, 0, len(m))
@@ -364,7 +381,7 @@ func runConsume(c *cli.Context) error {
 				return
 			}
 			if fetchErr == nil {
-				fetchErr = fmt.Errorf("fetch %s[%d]: %w", t, p, err)
+				fetchErr = fmt.Errorf("fetch %s[%d]: %w%s", t, p, err, groupErrorHint(err))
 			}
 		})
 		if fetchErr != nil {
