@@ -53,6 +53,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -218,9 +219,13 @@ func (l *Log) markGaps() error {
 }
 
 // offsetMap maps each key of the cleaned range to its latest offset.
+// Lookups by []byte do not allocate (the compiler's map[string(b)]
+// optimisation); a new key is copied into arena, a chunk shared by many
+// keys, so there is no allocation per key either.
 type offsetMap struct {
-	idx  map[string]int32
-	offs []int64
+	idx   map[string]int32
+	offs  []int64
+	arena []byte // keys are never modified once copied here
 }
 
 func (m *offsetMap) put(key []byte, off int64) {
@@ -228,8 +233,21 @@ func (m *offsetMap) put(key []byte, off int64) {
 		m.offs[i] = off
 		return
 	}
-	m.idx[string(key)] = int32(len(m.offs))
+	m.idx[m.intern(key)] = int32(len(m.offs))
 	m.offs = append(m.offs, off)
+}
+
+// intern returns a string with key's bytes, backed by the arena.
+func (m *offsetMap) intern(key []byte) string {
+	if len(key) == 0 {
+		return ""
+	}
+	if len(key) > cap(m.arena)-len(m.arena) {
+		m.arena = make([]byte, 0, max(256<<10, len(key)))
+	}
+	at := len(m.arena)
+	m.arena = append(m.arena, key...)
+	return unsafe.String(&m.arena[at], len(key))
 }
 
 func (m *offsetMap) latest(key []byte) int64 {
@@ -248,6 +266,8 @@ type cleanPlan struct {
 	retention int64           // delete.retention.ms
 	buf       []byte          // scratch for kept records
 	out       []byte          // scratch for the rewritten batch
+	dec       []byte          // scratch for decompressed records
+	recs      recordIter
 	scan      batchScanner
 	w         *bufio.Writer
 }
@@ -299,17 +319,18 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 			if h.Attributes&attrControl != 0 {
 				return nil
 			}
-			recs, err := decompress(int(h.Attributes&attrCodecMask), b[BatchHeaderSize:])
+			recs, err := p.decompress(h, b)
 			if err != nil {
-				return fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, err)
+				return err
 			}
-			err = forEachRecord(recs, func(r *kmsg.Record, _ []byte) {
-				if r.Key != nil {
-					p.keys.put(r.Key, h.BaseOffset+int64(r.OffsetDelta))
+			it := &p.recs
+			for it.reset(recs); it.next(); {
+				if it.r.Key != nil {
+					p.keys.put(it.r.Key, h.BaseOffset+int64(it.r.OffsetDelta))
 				}
-			})
-			if err != nil {
-				return fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, err)
+			}
+			if it.err != nil {
+				return fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, it.err)
 			}
 			return nil
 		})
@@ -366,27 +387,39 @@ func (l *Log) logCleaned(res CleanResult, passes int) {
 
 // cleanSegment writes the cleaned copy of s to "<base>.log.cleaned" and
 // returns it as a new segment (indexes built, file fsynced); nil when
-// nothing changes. after is the cleaned size either way.
+// nothing changes. after is the cleaned size either way. The file is only
+// created at the first batch that changes (the unchanged batches before it
+// are then copied from s as they are), so a segment that stays as it is
+// costs one read.
 func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval int32, res *CleanResult) (*segment, int64, error) {
 	ns := &segment{dir: s.dir, base: s.base, next: s.base, maxTs: -1, maxTsOffset: -1, created: s.created}
 	path := ns.path(logSuffix + cleanedSuffix)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, 0, mapIOError(err)
-	}
+	var f *os.File
 	fail := func(err error) (*segment, int64, error) {
-		f.Close()
-		os.Remove(path)
+		if f != nil {
+			f.Close()
+			os.Remove(path)
+		}
 		return nil, 0, err
 	}
-	if p.w == nil {
-		p.w = bufio.NewWriterSize(f, 1<<20)
+	// start creates the file, holding s's first n bytes (unchanged).
+	start := func(n int64) error {
+		var err error
+		if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+			f = nil
+			return mapIOError(err)
+		}
+		if p.w == nil {
+			p.w = bufio.NewWriterSize(f, 1<<20)
+		}
+		p.w.Reset(f)
+		if _, err := p.w.ReadFrom(io.NewSectionReader(s.f, 0, n)); err != nil {
+			return mapIOError(err)
+		}
+		return nil
 	}
-	w := p.w
-	w.Reset(f)
-	changed := false
 	var pos int64
-	err = p.scan.forEach(s.f, size, func(at int64, h BatchHeader, b []byte) error {
+	err := p.scan.forEach(s.f, size, func(at int64, h BatchHeader, b []byte) error {
 		if l.closing.Load() {
 			return errCleanAborted
 		}
@@ -396,18 +429,28 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 			return err
 		}
 		res.RecordsRemoved += removed
+		// (cleanBatch returns b itself when nothing changes; a rewritten
+		// batch may still come out the same, e.g. an empty one.)
+		same := out != nil && len(out) == len(b) && (&out[0] == &b[0] || bytes.Equal(out, b))
+		if f == nil && !same {
+			// The first change: everything before it is kept as it is.
+			if err := start(at); err != nil {
+				return err
+			}
+		}
 		if out == nil {
 			res.BatchesRemoved++
-			changed = true
 			return nil
 		}
-		if len(out) != len(b) || !bytes.Equal(out, b) {
-			changed = true
+		if f != nil {
+			if _, err := p.w.Write(out); err != nil {
+				return mapIOError(err)
+			}
 		}
-		if _, err := w.Write(out); err != nil {
-			return mapIOError(err)
+		nh := h
+		if !same {
+			nh, _ = ParseBatchHeader(out)
 		}
-		nh, _ := ParseBatchHeader(out)
 		ns.track(nh, pos, indexInterval)
 		pos += int64(len(out))
 		return nil
@@ -415,11 +458,10 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 	if err != nil {
 		return fail(err)
 	}
-	if !changed {
-		f.Close()
-		os.Remove(path)
+	if f == nil {
 		return nil, size, nil
 	}
+	w := p.w
 	if err := w.Flush(); err != nil {
 		return fail(mapIOError(err))
 	}
@@ -484,32 +526,43 @@ func (p *cleanPlan) cleanBatch(h BatchHeader, b []byte, lastInSegment bool) ([]b
 		return b, 0, nil
 	}
 	codec := int(h.Attributes & attrCodecMask)
-	recs, err := decompress(codec, b[BatchHeaderSize:])
+	recs, err := p.decompress(h, b)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, err)
+		return nil, 0, err
 	}
 	expired := p.logTime-h.MaxTimestamp > p.retention
 	total, kept := 0, 0
+	// Kept records are copied to p.buf only once one is dropped: a batch
+	// that keeps them all is returned as it is.
+	dropped := false
 	p.buf = p.buf[:0]
-	err = forEachRecord(recs, func(r *kmsg.Record, raw []byte) {
+	it := &p.recs
+	for it.reset(recs); it.next(); {
 		total++
-		if r.Key != nil {
-			if p.keys.latest(r.Key) != h.BaseOffset+int64(r.OffsetDelta) {
-				return // superseded
-			}
-			if r.Value == nil && expired {
-				return // tombstone past delete.retention.ms
+		if r := &it.r; r.Key != nil {
+			if p.keys.latest(r.Key) != h.BaseOffset+int64(r.OffsetDelta) ||
+				r.Value == nil && expired { // superseded, or a tombstone past delete.retention.ms
+				if !dropped {
+					dropped = true
+					p.buf = append(p.buf, recs[:it.at]...)
+				}
+				continue
 			}
 		}
 		kept++
-		p.buf = append(p.buf, raw...)
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, err)
+		if dropped {
+			p.buf = append(p.buf, it.raw...)
+		}
+	}
+	if it.err != nil {
+		return nil, 0, fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, it.err)
 	}
 	removed := int64(total - kept)
 	if kept > 0 && kept == total && int(h.RecordCount) == total {
 		return b, 0, nil
+	}
+	if !dropped {
+		p.buf = append(p.buf, recs...)
 	}
 	attrs := h.Attributes
 	p.out = append(p.out[:0], b[:BatchHeaderSize]...)
@@ -580,24 +633,56 @@ func (sc *batchScanner) forEach(f *os.File, size int64, fn func(pos int64, h Bat
 	return nil
 }
 
-// forEachRecord decodes the records of a (decompressed) records section
-// with kmsg and calls fn with each and its raw bytes (length prefix
-// included).
-func forEachRecord(recs []byte, fn func(r *kmsg.Record, raw []byte)) error {
-	var r kmsg.Record
-	var vb [binary.MaxVarintLen64]byte
-	for len(recs) > 0 {
-		if err := r.UnsafeReadFrom(recs); err != nil {
-			return err
-		}
-		n := len(binary.AppendVarint(vb[:0], int64(r.Length))) + int(r.Length)
-		if r.Length < 0 || n > len(recs) {
-			return fmt.Errorf("record length %d exceeds the batch", r.Length)
-		}
-		fn(&r, recs[:n])
-		recs = recs[n:]
+// decompress returns the records section of batch b (header h), in p.dec
+// when it is compressed.
+func (p *cleanPlan) decompress(h BatchHeader, b []byte) ([]byte, error) {
+	recs, err := decompressTo(p.dec, int(h.Attributes&attrCodecMask), b[BatchHeaderSize:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: batch at offset %d: %v", ErrCorruptBatch, h.BaseOffset, err)
 	}
-	return nil
+	if h.Attributes&attrCodecMask != codecNone && cap(recs) > cap(p.dec) {
+		p.dec = recs[:0]
+	}
+	return recs, nil
+}
+
+// recordIter decodes the records of a (decompressed) records section one
+// by one with kmsg, without allocating: r (its byte slices alias the
+// section) and raw (the record's bytes, length prefix included, at offset
+// at of the section) are valid until the next call to next.
+type recordIter struct {
+	r    kmsg.Record
+	raw  []byte
+	at   int
+	recs []byte
+	err  error
+}
+
+func (it *recordIter) reset(recs []byte) {
+	it.recs, it.raw, it.at, it.err = recs, nil, 0, nil
+}
+
+// next decodes the next record; false at the end of the section or on
+// error (in it.err).
+func (it *recordIter) next() bool {
+	it.at += len(it.raw)
+	rest := it.recs[it.at:]
+	it.raw = nil
+	if len(rest) == 0 || it.err != nil {
+		return false
+	}
+	if err := it.r.UnsafeReadFrom(rest); err != nil {
+		it.err = err
+		return false
+	}
+	var vb [binary.MaxVarintLen64]byte
+	n := len(binary.AppendVarint(vb[:0], int64(it.r.Length))) + int(it.r.Length)
+	if it.r.Length < 0 || n > len(rest) {
+		it.err = fmt.Errorf("record length %d exceeds the batch", it.r.Length)
+		return false
+	}
+	it.raw = rest[:n]
+	return true
 }
 
 // finishCleanerLeftovers completes or discards an interrupted swap in dir:
@@ -797,10 +882,12 @@ func CheckKeys(batch []byte) error {
 		return fmt.Errorf("%w: %v", ErrCorruptBatch, err)
 	}
 	missing := false
-	if err := forEachRecord(recs, func(r *kmsg.Record, _ []byte) {
-		missing = missing || r.Key == nil
-	}); err != nil {
-		return fmt.Errorf("%w: %v", ErrCorruptBatch, err)
+	var it recordIter
+	for it.reset(recs); it.next(); {
+		missing = missing || it.r.Key == nil
+	}
+	if it.err != nil {
+		return fmt.Errorf("%w: %v", ErrCorruptBatch, it.err)
 	}
 	if missing {
 		return ErrNoKey

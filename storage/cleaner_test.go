@@ -578,31 +578,6 @@ func TestCleanerLoopAndRetentionPolicy(t *testing.T) {
 	}
 }
 
-func BenchmarkClean(b *testing.B) {
-	cfg := compactConfig()
-	cfg.SegmentBytes = 64 << 10
-	for _, codec := range []int8{storagetest.None, storagetest.Zstd} {
-		b.Run(fmt.Sprint("codec", codec), func(b *testing.B) {
-			var bytesBefore int64
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				m := openManager(b, b.TempDir())
-				l := mustLog(b, m, cfg)
-				workload(b, l, 50000, 1000, 50, codec, 1000, 0, -1)
-				b.StartTimer()
-				res, err := l.Clean()
-				if err != nil {
-					b.Fatal(err)
-				}
-				bytesBefore += res.BytesBefore
-				b.StopTimer()
-				m.Close()
-			}
-			b.SetBytes(bytesBefore / int64(b.N))
-		})
-	}
-}
-
 func TestCheckKeys(t *testing.T) {
 	for _, codec := range []int8{storagetest.None, storagetest.Gzip, storagetest.Snappy, storagetest.Lz4, storagetest.Zstd} {
 		ok := storagetest.MakeKeyedBatch([]storagetest.KV{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte{}, Value: nil}}, codec, -1, -1, -1, 1)

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -44,19 +45,62 @@ var (
 	zstdErr  error
 )
 
-// lz4 writers are pooled (each holds block buffers); every one has the
-// same options, so the output does not depend on which is used. 64 KiB
-// blocks, as the Java client writes them.
+// Compressors and decompressors are pooled (each holds block buffers and
+// tables); every pooled writer of a codec has the same options, and Reset
+// returns it to its initial state, so the output does not depend on which
+// is used. lz4: 64 KiB blocks, as the Java client writes them.
 var (
 	lz4Writers = sync.Pool{New: func() any {
 		w := lz4.NewWriter(nil)
 		if err := w.Apply(lz4.ConcurrencyOption(1), lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
 			panic(err)
 		}
-		return w
+		return &pooledWriter[*lz4.Writer]{w: w}
 	}}
-	lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+	lz4Readers  = sync.Pool{New: func() any { return &pooledReader[*lz4.Reader]{r: lz4.NewReader(nil)} }}
+	gzipWriters = sync.Pool{New: func() any {
+		w, err := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
+		if err != nil {
+			panic(err)
+		}
+		return &pooledWriter[*gzip.Writer]{w: w}
+	}}
+	gzipReaders = sync.Pool{New: func() any { return &pooledReader[*gzip.Reader]{} }}
 )
+
+// appendWriter is an io.Writer appending to b.
+type appendWriter struct{ b []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// pooledWriter is a pooled compressor with the buffer it writes to.
+type pooledWriter[W io.Writer] struct {
+	w   W
+	dst appendWriter
+}
+
+// release drops the reference to the caller's buffer and returns pw to
+// pool.
+func (pw *pooledWriter[W]) release(pool *sync.Pool) {
+	pw.dst.b = nil
+	pool.Put(pw)
+}
+
+// pooledReader is a pooled decompressor with the reader of its input.
+type pooledReader[R io.Reader] struct {
+	r   R
+	src bytes.Reader
+}
+
+// release drops the reference to the caller's input and returns pr to
+// pool.
+func (pr *pooledReader[R]) release(pool *sync.Pool) {
+	pr.src.Reset(nil)
+	pool.Put(pr)
+}
 
 func zstdCodec() (*zstd.Encoder, *zstd.Decoder, error) {
 	zstdOnce.Do(func() {
@@ -69,27 +113,41 @@ func zstdCodec() (*zstd.Encoder, *zstd.Decoder, error) {
 	return zstdEnc, zstdDec, zstdErr
 }
 
-// decompress returns the records section of a batch compressed with codec.
-func decompress(codec int, src []byte) ([]byte, error) {
+// decompress returns the records section of a batch compressed with codec
+// (src itself when uncompressed).
+func decompress(codec int, src []byte) ([]byte, error) { return decompressTo(nil, codec, src) }
+
+// decompressTo is decompress writing into dst[:0] (grown as needed, so the
+// result may or may not alias dst): a caller decompressing batch after
+// batch reuses one buffer.
+func decompressTo(dst []byte, codec int, src []byte) ([]byte, error) {
+	dst = dst[:0]
 	switch codec {
 	case codecNone:
 		return src, nil
 	case codecGzip:
-		r, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
+		d := gzipReaders.Get().(*pooledReader[*gzip.Reader])
+		defer d.release(&gzipReaders)
+		d.src.Reset(src)
+		if d.r == nil {
+			r, err := gzip.NewReader(&d.src)
+			if err != nil {
+				return nil, err
+			}
+			d.r = r
+		} else if err := d.r.Reset(&d.src); err != nil {
 			return nil, err
 		}
-		defer r.Close()
-		return readBounded(r)
+		return readBounded(dst, d.r)
 	case codecSnappy:
 		if !bytes.HasPrefix(src, xerialMagic) {
-			return s2.Decode(nil, src)
+			return snappyDecode(dst, src)
 		}
 		// Xerial framing: 16-byte header, then (length, block) chunks.
 		if len(src) < 16 {
 			return nil, fmt.Errorf("short xerial snappy header")
 		}
-		var out []byte
+		out := dst
 		for b := src[16:]; len(b) > 0; {
 			if len(b) < 4 {
 				return nil, fmt.Errorf("truncated xerial snappy chunk")
@@ -98,42 +156,74 @@ func decompress(codec int, src []byte) ([]byte, error) {
 			if n > len(b)-4 {
 				return nil, fmt.Errorf("truncated xerial snappy chunk")
 			}
-			dec, err := s2.Decode(nil, b[4:4+n])
+			dec, err := snappyDecode(out[len(out):], b[4:4+n])
 			if err != nil {
 				return nil, err
 			}
 			if len(out)+len(dec) > maxDecompressed {
 				return nil, fmt.Errorf("decompressed batch exceeds %d bytes", maxDecompressed)
 			}
-			out = append(out, dec...)
+			out = append(out, dec...) // a no-op copy when dec was written in place
 			b = b[4+n:]
 		}
 		return out, nil
 	case codecLz4:
-		r := lz4Readers.Get().(*lz4.Reader)
-		defer lz4Readers.Put(r)
-		r.Reset(bytes.NewReader(src))
-		return readBounded(r)
+		d := lz4Readers.Get().(*pooledReader[*lz4.Reader])
+		defer d.release(&lz4Readers)
+		d.src.Reset(src)
+		d.r.Reset(&d.src)
+		return readBounded(dst, d.r)
 	case codecZstd:
 		_, dec, err := zstdCodec()
 		if err != nil {
 			return nil, err
 		}
-		return dec.DecodeAll(src, nil)
+		return dec.DecodeAll(src, dst)
 	}
 	return nil, fmt.Errorf("unknown compression codec %d", codec)
 }
 
-func readBounded(r io.Reader) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(r, maxDecompressed+1))
+// snappyDecode decodes one raw snappy block into dst[:0] when it fits.
+func snappyDecode(dst, src []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(src)
 	if err != nil {
 		return nil, err
 	}
 	if n > maxDecompressed {
 		return nil, fmt.Errorf("decompressed batch exceeds %d bytes", maxDecompressed)
 	}
-	return buf.Bytes(), nil
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	return s2.Decode(dst[:n], src)
+}
+
+// readBounded appends what r yields to dst[:0], at most maxDecompressed
+// bytes.
+func readBounded(dst []byte, r io.Reader) ([]byte, error) {
+	dst = dst[:0]
+	if cap(dst) == 0 {
+		dst = make([]byte, 0, 64<<10)
+	}
+	for {
+		if len(dst) == cap(dst) {
+			if len(dst) > maxDecompressed {
+				return nil, fmt.Errorf("decompressed batch exceeds %d bytes", maxDecompressed)
+			}
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			if len(dst) > maxDecompressed {
+				return nil, fmt.Errorf("decompressed batch exceeds %d bytes", maxDecompressed)
+			}
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // compress appends src compressed with codec to dst, deterministically.
@@ -142,34 +232,38 @@ func compress(dst []byte, codec int, src []byte) ([]byte, error) {
 	case codecNone:
 		return append(dst, src...), nil
 	case codecGzip:
-		buf := bytes.NewBuffer(dst)
-		w, err := gzip.NewWriterLevel(buf, gzip.DefaultCompression)
-		if err != nil {
+		w := gzipWriters.Get().(*pooledWriter[*gzip.Writer])
+		defer w.release(&gzipWriters)
+		w.dst.b = dst
+		w.w.Reset(&w.dst)
+		if _, err := w.w.Write(src); err != nil {
 			return nil, err
 		}
-		if _, err := w.Write(src); err != nil {
+		if err := w.w.Close(); err != nil {
 			return nil, err
 		}
-		if err := w.Close(); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
+		return w.dst.b, nil
 	case codecSnappy:
 		// Raw snappy blocks, as franz-go writes them; every client reads them.
-		enc := s2.EncodeSnappy(nil, src)
-		return append(dst, enc...), nil
+		n := s2.MaxEncodedLen(len(src))
+		if n < 0 {
+			return nil, fmt.Errorf("snappy: batch too large")
+		}
+		dst = slices.Grow(dst, n)
+		enc := s2.EncodeSnappy(dst[len(dst):len(dst)+n], src)
+		return dst[:len(dst)+len(enc)], nil
 	case codecLz4:
-		buf := bytes.NewBuffer(dst)
-		w := lz4Writers.Get().(*lz4.Writer)
-		defer lz4Writers.Put(w)
-		w.Reset(buf)
-		if _, err := w.Write(src); err != nil {
+		w := lz4Writers.Get().(*pooledWriter[*lz4.Writer])
+		defer w.release(&lz4Writers)
+		w.dst.b = dst
+		w.w.Reset(&w.dst)
+		if _, err := w.w.Write(src); err != nil {
 			return nil, err
 		}
-		if err := w.Close(); err != nil {
+		if err := w.w.Close(); err != nil {
 			return nil, err
 		}
-		return buf.Bytes(), nil
+		return w.dst.b, nil
 	case codecZstd:
 		enc, _, err := zstdCodec()
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -283,6 +284,10 @@ func (c *Coordinator) load(s *shard) {
 	offsets := map[string]map[tp]*offset{}
 	metas := map[string]*groupMetaRecord{}
 	var records int
+	// Offset commit records are parsed into reused structs whose strings
+	// alias the read buffer (see recordParser): apply copies the strings
+	// it keeps, which for a partition committed again is only a changed
+	// metadata.
 	apply := func(r parsed) {
 		records++
 		switch {
@@ -297,14 +302,27 @@ func (c *Coordinator) load(s *shard) {
 			m := offsets[k.Group]
 			if m == nil {
 				m = map[tp]*offset{}
-				offsets[k.Group] = m
+				offsets[strings.Clone(k.Group)] = m
 			}
 			v := r.offsetValue
 			le := v.LeaderEpoch
 			if v.Version < 3 {
 				le = -1
 			}
-			m[tp{k.Topic, k.Partition}] = &offset{offset: v.Offset, leaderEpoch: le, metadata: v.Metadata, commitMs: v.CommitTimestamp, logOffset: r.offset}
+			o := offset{offset: v.Offset, leaderEpoch: le, commitMs: v.CommitTimestamp, logOffset: r.offset}
+			// Nothing outside the load holds these yet: a newer commit
+			// of the same partition reuses the struct.
+			if cur := m[tp{k.Topic, k.Partition}]; cur != nil {
+				o.metadata = cur.metadata
+				if o.metadata != v.Metadata {
+					o.metadata = strings.Clone(v.Metadata)
+				}
+				*cur = o
+			} else {
+				no := o // allocated only here
+				no.metadata = strings.Clone(v.Metadata)
+				m[tp{strings.Clone(k.Topic), k.Partition}] = &no
+			}
 		case r.groupKey != nil:
 			if r.groupValue == nil {
 				delete(metas, r.groupKey.Group)
@@ -315,7 +333,7 @@ func (c *Coordinator) load(s *shard) {
 		}
 	}
 	var bad malformed
-	err := readOffsetsLog(l, end, &bad, apply)
+	err := readOffsetsLog(l, end, &bad, new(recordParser), apply)
 	switch {
 	case err != nil:
 	case bad.stopped:
@@ -381,7 +399,7 @@ func (c *Coordinator) load(s *shard) {
 // when the load began) and hands each to apply; malformed ones are counted
 // in bad and skipped; at batches that do not frame (damage on disk) it
 // stops (bad.stopped). An error is a read error: the load is retried.
-func readOffsetsLog(l *storage.Log, end int64, bad *malformed, apply func(parsed)) error {
+func readOffsetsLog(l *storage.Log, end int64, bad *malformed, ps *recordParser, apply func(parsed)) error {
 	var buf []byte
 	for off := l.LogStartOffset(); off < end; {
 		res, err := l.Read(off, 1<<20, math.MaxInt64)
@@ -394,7 +412,7 @@ func readOffsetsLog(l *storage.Log, end int64, bad *malformed, apply func(parsed
 		if buf, err = res.ReadInto(buf[:0]); err != nil {
 			return err
 		}
-		next, perr := parseBatches(buf, bad, apply)
+		next, perr := parseBatchesWith(buf, bad, ps, apply)
 		if perr == nil && next <= off {
 			perr = fmt.Errorf("batch framing did not advance past offset %d", off)
 		}

@@ -23,7 +23,7 @@ const testNode = 1
 // env is a coordinator over a real partition manager and storage in a temp
 // dir, leading every partition of a 2-partition __consumer_offsets.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store *storage.Manager
 	parts *partition.Manager
 	c     *Coordinator
@@ -34,7 +34,7 @@ type env struct {
 	rebalance time.Duration
 }
 
-func newEnv(t *testing.T, mod func(*Config)) *env {
+func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
 	store, err := storage.OpenManager(storage.DefaultConfig(t.TempDir()))
 	if err != nil {
@@ -44,7 +44,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 }
 
 // newEnvOn is newEnv over an open storage manager (which it closes).
-func newEnvOn(t *testing.T, store *storage.Manager, mod func(*Config)) *env {
+func newEnvOn(t testing.TB, store *storage.Manager, mod func(*Config)) *env {
 	t.Helper()
 	t.Cleanup(func() { _ = store.Close() })
 	parts, err := partition.New(partition.DefaultConfig(testNode), store)
@@ -119,7 +119,7 @@ func (e *env) waitLoaded() {
 	})
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -185,7 +185,7 @@ func (e *env) join(group string, o joinOpts) <-chan *kmsg.JoinGroupResponse {
 	return ch
 }
 
-func recv[T any](t *testing.T, ch <-chan T) T {
+func recv[T any](t testing.TB, ch <-chan T) T {
 	t.Helper()
 	select {
 	case v := <-ch:
@@ -226,7 +226,7 @@ func (e *env) heartbeat(group, member string, gen int32) int16 {
 	return e.c.Heartbeat(req).ErrorCode
 }
 
-func code(t *testing.T, got int16, want *kerr.Error) {
+func code(t testing.TB, got int16, want *kerr.Error) {
 	t.Helper()
 	if (want == nil && got != 0) || (want != nil && got != want.Code) {
 		t.Fatalf("error %v, want %v", kerr.ErrorForCode(got), want)

@@ -63,9 +63,16 @@ func writeErrorCode(err error) int16 {
 func (c *Coordinator) CommitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
 	resp := kmsg.NewPtrOffsetCommitResponse()
 	resp.Version = req.Version
+	resp.Topics = make([]kmsg.OffsetCommitResponseTopic, 0, len(req.Topics))
+	n, arena := 0, 0
+	for _, t := range req.Topics {
+		n += len(t.Partitions)
+		arena += len(t.Partitions) * offsetRecordSize(req.Group, t.Topic)
+	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
+		rt.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, 0, len(t.Partitions))
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition = p.Partition
@@ -108,12 +115,14 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 		return setAll(code)
 	}
 	nowMs := c.now().UnixMilli()
-	var recs []kv
+	// The records' keys and values are encoded into one buffer.
+	buf := make([]byte, 0, arena)
+	recs := make([]kv, 0, n)
 	type pending struct {
 		tp tp
 		o  *offset
 	}
-	var staged []pending
+	staged := make([]pending, 0, n)
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
 			md := ""
@@ -129,7 +138,9 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 				le = -1
 			}
 			o := &offset{offset: p.Offset, leaderEpoch: le, metadata: md, commitMs: nowMs}
-			recs = append(recs, offsetRecord(req.Group, t.Topic, p.Partition, o))
+			var r kv
+			r, buf = appendOffsetRecord(buf, req.Group, t.Topic, p.Partition, o)
+			recs = append(recs, r)
 			staged = append(staged, pending{tp{t.Topic, p.Partition}, o})
 		}
 	}

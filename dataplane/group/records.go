@@ -34,10 +34,26 @@ type kv struct {
 }
 
 func offsetRecord(group, topic string, partition int32, o *offset) kv {
+	r, _ := appendOffsetRecord(nil, group, topic, partition, o)
+	return r
+}
+
+// offsetRecordSize is about what an offset commit record of group and
+// topic takes in appendOffsetRecord's buffer, metadata aside.
+func offsetRecordSize(group, topic string) int { return 40 + len(group) + len(topic) }
+
+// appendOffsetRecord is offsetRecord encoding the key and value at the end
+// of buf (one buffer for the records of a whole commit): the record's
+// slices alias the returned buf, which must not be modified before they
+// are written.
+func appendOffsetRecord(buf []byte, group, topic string, partition int32, o *offset) (kv, []byte) {
 	k := kmsg.NewOffsetCommitKey()
 	k.Version = offsetKeyVersion
 	k.Group, k.Topic, k.Partition = group, topic, partition
-	r := kv{key: k.AppendTo(nil)}
+	at := len(buf)
+	buf = k.AppendTo(buf)
+	var r kv
+	keyEnd := len(buf)
 	if o != nil {
 		v := kmsg.NewOffsetCommitValue()
 		v.Version = offsetValueVersion
@@ -45,9 +61,11 @@ func offsetRecord(group, topic string, partition int32, o *offset) kv {
 		v.LeaderEpoch = o.leaderEpoch
 		v.Metadata = o.metadata
 		v.CommitTimestamp = o.commitMs
-		r.value = v.AppendTo(nil)
+		buf = v.AppendTo(buf)
+		r.value = buf[keyEnd:len(buf):len(buf)]
 	}
-	return r
+	r.key = buf[at:keyEnd:keyEnd]
+	return r, buf
 }
 
 func groupKey(group string) []byte {
@@ -90,19 +108,19 @@ func groupRecord(g *group) kv {
 	return kv{key: groupKey(g.id), value: v.AppendTo(nil)}
 }
 
+// batchHeaderSize is the size of a v2 record batch without its records.
+const batchHeaderSize = 61
+
 // buildBatch encodes records as one uncompressed v2 record batch (the
-// leader overwrites base offset and leader epoch on append).
+// leader overwrites base offset and leader epoch on append), in one
+// allocation: kmsg encodes the header (records section empty) and then
+// each record right after it.
 func buildBatch(recs []kv, nowMs int64) []byte {
-	var raw []byte
-	for i, r := range recs {
-		rec := kmsg.NewRecord()
-		rec.OffsetDelta = int32(i)
-		rec.Key = r.key
-		rec.Value = r.value
-		// Length is the size of what follows it: encode once to measure.
-		body := len(rec.AppendTo(nil)) - 1 // Length 0 takes one varint byte
-		rec.Length = int32(body)
-		raw = rec.AppendTo(raw)
+	size := batchHeaderSize
+	for _, r := range recs {
+		// Length, attributes, timestamp delta, offset delta, key and
+		// value lengths, header count: at most 23 bytes.
+		size += len(r.key) + len(r.value) + 24
 	}
 	b := kmsg.NewRecordBatch()
 	b.PartitionLeaderEpoch = -1
@@ -114,13 +132,30 @@ func buildBatch(recs []kv, nowMs int64) []byte {
 	b.ProducerEpoch = -1
 	b.FirstSequence = -1
 	b.NumRecords = int32(len(recs))
-	b.Records = raw
-	return encodeBatch(&b)
+	out := b.AppendTo(make([]byte, 0, size))
+	rec := kmsg.NewRecord()
+	for i, r := range recs {
+		rec.OffsetDelta = int32(i)
+		rec.Key = r.key
+		rec.Value = r.value
+		// Length is the size of what follows it: encode once with
+		// Length 0 (one varint byte) to measure, then again in place.
+		at := len(out)
+		rec.Length = 0
+		out = rec.AppendTo(out)
+		rec.Length = int32(len(out) - at - 1)
+		out = rec.AppendTo(out[:at])
+	}
+	return sealBatch(out)
 }
 
 // encodeBatch encodes b with its length and CRC filled in.
 func encodeBatch(b *kmsg.RecordBatch) []byte {
-	out := b.AppendTo(nil)
+	return sealBatch(b.AppendTo(nil))
+}
+
+// sealBatch fills in the length and CRC of an encoded batch.
+func sealBatch(out []byte) []byte {
 	// Length counts from the partition leader epoch; the CRC-32C covers
 	// the attributes to the end.
 	binary.BigEndian.PutUint32(out[8:12], uint32(len(out)-12))
@@ -168,6 +203,46 @@ func (m *malformed) add(offset int64, n int, err error) {
 // keep a whole offsets partition from loading. err is only for framing:
 // b does not hold whole batches.
 func parseBatches(b []byte, bad *malformed, fn func(parsed)) (next int64, err error) {
+	return parseBatchesWith(b, bad, nil, fn)
+}
+
+// recordParser lets parseBatchesWith decode offset commit records (nearly
+// every record of an offsets partition) without allocating: into its own
+// key and value, reused, whose strings alias the batches. The parsed
+// handed to fn then is only valid during the call, and fn copies what it
+// keeps. Group metadata records are decoded as parseRecord does.
+type recordParser struct {
+	k kmsg.OffsetCommitKey
+	v kmsg.OffsetCommitValue
+}
+
+// parse is parseRecord, reusing ps for offset commit records.
+func (ps *recordParser) parse(key, value []byte) (parsed, error) {
+	if ps == nil || len(key) < 2 {
+		return parseRecord(key, value)
+	}
+	v := int16(binary.BigEndian.Uint16(key))
+	if v != 0 && v != 1 {
+		return parseRecord(key, value)
+	}
+	ps.k = kmsg.OffsetCommitKey{}
+	if err := ps.k.UnsafeReadFrom(key); err != nil {
+		return parsed{}, fmt.Errorf("offset commit key v%d: %w", v, err)
+	}
+	p := parsed{offsetKey: &ps.k}
+	if value != nil {
+		ps.v = kmsg.OffsetCommitValue{}
+		if err := ps.v.UnsafeReadFrom(value); err != nil {
+			return parsed{}, fmt.Errorf("offset commit value: %w", err)
+		}
+		p.offsetValue = &ps.v
+	}
+	return p, nil
+}
+
+// parseBatchesWith is parseBatches decoding with ps (nil: every parsed is
+// the caller's to keep).
+func parseBatchesWith(b []byte, bad *malformed, ps *recordParser, fn func(parsed)) (next int64, err error) {
 	next = -1
 	for len(b) >= 12 {
 		size := int(binary.BigEndian.Uint32(b[8:12])) + 12
@@ -206,14 +281,14 @@ func parseBatches(b []byte, bad *malformed, fn func(parsed)) (next int64, err er
 			}
 			rec := raw[:n+int(l)]
 			raw = raw[n+int(l):]
+			// Key and value alias b (the caller reuses it): parseRecord
+			// copies what it keeps.
 			var r kmsg.Record
-			if err := r.ReadFrom(rec); err != nil {
+			if err := r.UnsafeReadFrom(rec); err != nil {
 				bad.add(batch.FirstOffset+int64(i), 1, fmt.Errorf("record: %w", err))
 				continue
 			}
-			// The value is copied: decoded byte fields (subscriptions,
-			// assignments) alias it, and the caller reuses b.
-			p, err := parseRecord(r.Key, bytes.Clone(r.Value))
+			p, err := ps.parse(r.Key, r.Value)
 			off := batch.FirstOffset + int64(r.OffsetDelta)
 			if err != nil {
 				bad.add(off, 1, err)
@@ -232,7 +307,7 @@ func parseBatches(b []byte, bad *malformed, fn func(parsed)) (next int64, err er
 // parseRecord decodes one key/value. Keys of versions it does not know
 // (other record types Kafka may write) give an empty parsed and no error:
 // they are ignored, as Kafka does. A known key or its value that does not
-// decode is an error.
+// decode is an error. What it returns does not alias key or value.
 func parseRecord(key, value []byte) (parsed, error) {
 	if len(key) < 2 {
 		return parsed{}, fmt.Errorf("record key of %d bytes", len(key))
@@ -259,6 +334,9 @@ func parseRecord(key, value []byte) (parsed, error) {
 		}
 		p := parsed{groupKey: &k}
 		if value != nil {
+			// Decoded byte fields (subscriptions, assignments) alias the
+			// value: they get a copy of their own.
+			value = bytes.Clone(value)
 			var gv kmsg.GroupMetadataValue
 			if err := gv.ReadFrom(value); err != nil {
 				return parsed{}, fmt.Errorf("group metadata value: %w", err)
