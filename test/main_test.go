@@ -56,7 +56,9 @@ func createTopic(t *testing.T, c *harness.Cluster, topic string, partitions int3
 // leader, in the cluster's Metadata.
 func waitForLeaders(t *testing.T, c *harness.Cluster, topic string, partitions int) {
 	t.Helper()
-	adm := c.Admin(t)
+	// A short metadata min age: franz-go keeps an answer (also "unknown
+	// topic", from a broker a few ms behind the controller) for that long.
+	adm := kadm.NewClient(c.Client(t, kgo.MetadataMinAge(50*time.Millisecond)))
 	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
