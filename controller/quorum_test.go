@@ -124,9 +124,10 @@ func TestQuorumMembership(t *testing.T) {
 	l := kmsg.NewAddRaftVoterRequestListener()
 	l.Name, l.Host, l.Port = listenerNameRaft, host, uint16(portN)
 	add.Listeners = []kmsg.AddRaftVoterRequestListener{l}
-	if resp := ask[*kmsg.AddRaftVoterResponse](t, follower.Addr(), add); resp.ErrorCode != 0 {
-		t.Fatalf("add voter: %v %v", kerr.ErrorForCode(resp.ErrorCode), resp.ErrorMessage)
-	}
+	retryNotController(t, "add voter", kerr.DuplicateVoter.Code, func() (int16, *string) {
+		resp := ask[*kmsg.AddRaftVoterResponse](t, follower.Addr(), add)
+		return resp.ErrorCode, resp.ErrorMessage
+	})
 	waitVoters(t, follower.Addr(), 1, 2, 3, 4)
 	if resp := ask[*kmsg.AddRaftVoterResponse](t, follower.Addr(), add); resp.ErrorCode != kerr.DuplicateVoter.Code {
 		t.Fatalf("adding voter 4 again: %v, want DUPLICATE_VOTER", kerr.ErrorForCode(resp.ErrorCode))
@@ -137,9 +138,10 @@ func TestQuorumMembership(t *testing.T) {
 
 	rm := kmsg.NewPtrRemoveRaftVoterRequest()
 	rm.VoterID = 4
-	if resp := ask[*kmsg.RemoveRaftVoterResponse](t, follower.Addr(), rm); resp.ErrorCode != 0 {
-		t.Fatalf("remove voter: %v %v", kerr.ErrorForCode(resp.ErrorCode), resp.ErrorMessage)
-	}
+	retryNotController(t, "remove voter", kerr.VoterNotFound.Code, func() (int16, *string) {
+		resp := ask[*kmsg.RemoveRaftVoterResponse](t, follower.Addr(), rm)
+		return resp.ErrorCode, resp.ErrorMessage
+	})
 	waitVoters(t, ctls[0].Addr(), 1, 2, 3)
 	waitImage(t, ctls[0], "the removed voter's listener is gone", func(img *image.Image) bool {
 		_, ok := img.Controllers[4]
@@ -147,5 +149,27 @@ func TestQuorumMembership(t *testing.T) {
 	})
 	if resp := ask[*kmsg.RemoveRaftVoterResponse](t, ctls[0].Addr(), rm); resp.ErrorCode != kerr.VoterNotFound.Code {
 		t.Fatalf("removing voter 4 again: %v, want VOTER_NOT_FOUND", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
+
+// retryNotController runs a quorum change until it succeeds. NOT_CONTROLLER
+// (the Raft leader stepped down meanwhile, as on a loaded machine) is
+// retriable, as for any client; after such an answer the change may have
+// been applied anyway, so a retry answered with doneCode counts as success.
+func retryNotController(t *testing.T, what string, doneCode int16, do func() (int16, *string)) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	retried := false
+	for {
+		code, msg := do()
+		switch {
+		case code == 0, retried && code == doneCode:
+			return
+		case code == kerr.NotController.Code && time.Now().Before(deadline):
+			retried = true
+			time.Sleep(100 * time.Millisecond) // backoff between retries, not a condition
+			continue
+		}
+		t.Fatalf("%s: %v %v", what, kerr.ErrorForCode(code), msg)
 	}
 }

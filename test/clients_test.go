@@ -52,6 +52,9 @@ func TestClients(t *testing.T) {
 			cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 		})
 	})
+	t.Run("Sarama/AlterConfig", func(t *testing.T) {
+		testSaramaAlterConfig(t, c)
+	})
 	t.Run("KafkaGo/uncompressed", func(t *testing.T) {
 		testKafkaGo(t, c, "kafka-go", 0)
 	})
@@ -791,4 +794,79 @@ func kadmGroupIs(adm *kadm.Client, group, topic, state string, members int) (boo
 		}
 	}
 	return true, ""
+}
+
+// testSaramaAlterConfig checks the legacy, non-incremental AlterConfigs
+// (key 33) through sarama's ClusterAdmin.AlterConfig: the listed configs
+// replace the topic's whole set of dynamic configs, ValidateOnly changes
+// nothing, and a bad value or an unknown topic is refused per resource.
+func testSaramaAlterConfig(t *testing.T, c *harness.Cluster) {
+	const topic = "sarama-alter-configs"
+	createClientTopic(t, c, c.Admin(t), topic)
+	admin, err := sarama.NewClusterAdmin(strings.Split(c.Bootstrap(), ","),
+		saramaConfig("sarama-alter-configs", func(cfg *sarama.Config) { cfg.Version = sarama.V3_6_0_0 }))
+	if err != nil {
+		t.Fatalf("sarama cluster admin: %v", err)
+	}
+	defer admin.Close()
+	str := func(s string) *string { return &s }
+	// configIs reports whether DescribeConfig (from whichever broker sarama
+	// asks) shows key at value, set on the topic (dynamic) or not.
+	configIs := func(key, value string, dynamic bool) (bool, string) {
+		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+		if err != nil {
+			return false, fmt.Sprintf("DescribeConfig: %v", err)
+		}
+		for _, e := range entries {
+			if e.Name == key {
+				got := e.Source == sarama.SourceTopic
+				return e.Value == value && got == dynamic,
+					fmt.Sprintf("%s = %q (source %v), want %q dynamic=%v", key, e.Value, e.Source, value, dynamic)
+			}
+		}
+		return false, fmt.Sprintf("%s not described", key)
+	}
+	alterErr := func(err error) sarama.KError {
+		var ae *sarama.AlterConfigError
+		if errors.As(err, &ae) {
+			return ae.Err
+		}
+		return sarama.ErrNoError
+	}
+
+	// ValidateOnly: accepted, nothing changes.
+	if err := admin.AlterConfig(sarama.TopicResource, topic, map[string]*string{"retention.ms": str("3600000")}, true); err != nil {
+		t.Fatalf("AlterConfig validate-only: %v", err)
+	}
+	if ok, msg := configIs("retention.ms", "604800000", false); !ok {
+		t.Fatalf("after validate-only: %s", msg)
+	}
+
+	// Set retention.ms (and segment.ms).
+	if err := admin.AlterConfig(sarama.TopicResource, topic,
+		map[string]*string{"retention.ms": str("3600000"), "segment.ms": str("1200000")}, false); err != nil {
+		t.Fatalf("AlterConfig set: %v", err)
+	}
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) { return configIs("retention.ms", "3600000", true) })
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) { return configIs("segment.ms", "1200000", true) })
+
+	// Refused resources change nothing.
+	if err := admin.AlterConfig(sarama.TopicResource, topic, map[string]*string{"retention.ms": str("soon")}, false); alterErr(err) != sarama.ErrInvalidConfig {
+		t.Errorf("AlterConfig with a bad value: got %v, want INVALID_CONFIG", err)
+	}
+	if err := admin.AlterConfig(sarama.TopicResource, topic+"-missing", map[string]*string{"retention.ms": str("1")}, false); alterErr(err) != sarama.ErrUnknownTopicOrPartition {
+		t.Errorf("AlterConfig on a missing topic: got %v, want UNKNOWN_TOPIC_OR_PARTITION", err)
+	}
+	if ok, msg := configIs("retention.ms", "3600000", true); !ok {
+		t.Fatalf("after refused changes: %s", msg)
+	}
+
+	// Another single key replaces the whole set: retention.ms and
+	// segment.ms go back to their defaults.
+	if err := admin.AlterConfig(sarama.TopicResource, topic, map[string]*string{"max.message.bytes": str("500000")}, false); err != nil {
+		t.Fatalf("AlterConfig replace: %v", err)
+	}
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) { return configIs("max.message.bytes", "500000", true) })
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) { return configIs("retention.ms", "604800000", false) })
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) { return configIs("segment.ms", "604800000", false) })
 }
