@@ -89,6 +89,27 @@ func (pw *pooledWriter[W]) release(pool *sync.Pool) {
 	pool.Put(pw)
 }
 
+// streamWriter is a resettable streaming compressor (gzip, lz4).
+type streamWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+// compressStream appends src compressed by a pooled W to dst.
+func compressStream[W streamWriter](pool *sync.Pool, dst, src []byte) ([]byte, error) {
+	w := pool.Get().(*pooledWriter[W])
+	defer w.release(pool)
+	w.dst.b = dst
+	w.w.Reset(&w.dst)
+	if _, err := w.w.Write(src); err != nil {
+		return nil, err
+	}
+	if err := w.w.Close(); err != nil {
+		return nil, err
+	}
+	return w.dst.b, nil
+}
+
 // pooledReader is a pooled decompressor with the reader of its input.
 type pooledReader[R io.Reader] struct {
 	r   R
@@ -232,17 +253,7 @@ func compress(dst []byte, codec int, src []byte) ([]byte, error) {
 	case codecNone:
 		return append(dst, src...), nil
 	case codecGzip:
-		w := gzipWriters.Get().(*pooledWriter[*gzip.Writer])
-		defer w.release(&gzipWriters)
-		w.dst.b = dst
-		w.w.Reset(&w.dst)
-		if _, err := w.w.Write(src); err != nil {
-			return nil, err
-		}
-		if err := w.w.Close(); err != nil {
-			return nil, err
-		}
-		return w.dst.b, nil
+		return compressStream[*gzip.Writer](&gzipWriters, dst, src)
 	case codecSnappy:
 		// Raw snappy blocks, as franz-go writes them; every client reads them.
 		n := s2.MaxEncodedLen(len(src))
@@ -253,17 +264,7 @@ func compress(dst []byte, codec int, src []byte) ([]byte, error) {
 		enc := s2.EncodeSnappy(dst[len(dst):len(dst)+n], src)
 		return dst[:len(dst)+len(enc)], nil
 	case codecLz4:
-		w := lz4Writers.Get().(*pooledWriter[*lz4.Writer])
-		defer w.release(&lz4Writers)
-		w.dst.b = dst
-		w.w.Reset(&w.dst)
-		if _, err := w.w.Write(src); err != nil {
-			return nil, err
-		}
-		if err := w.w.Close(); err != nil {
-			return nil, err
-		}
-		return w.dst.b, nil
+		return compressStream[*lz4.Writer](&lz4Writers, dst, src)
 	case codecZstd:
 		enc, _, err := zstdCodec()
 		if err != nil {

@@ -114,22 +114,7 @@ func (h *Handlers) handleAlterConfigs(ctx context.Context, req *wire.Request) (k
 	if r.ValidateOnly {
 		return out, nil
 	}
-	changes := appliedConfigChanges(inc, ar)
-	if len(changes) == 0 {
-		return out, nil
-	}
-	wctx, wcancel := context.WithTimeout(ctx, adminWaitMax)
-	defer wcancel()
-	if _, ok := h.waitImage(wctx, func(img *image.Image) bool {
-		for _, c := range changes {
-			if !c.visible(img) {
-				return false
-			}
-		}
-		return true
-	}); !ok {
-		h.dataLog().Warn("alter configs: applied, but not yet in this broker's metadata", "changes", len(changes))
-	}
+	h.waitConfigChanges(ctx, "alter configs", appliedConfigChanges(inc, ar))
 	return out, nil
 }
 

@@ -52,9 +52,16 @@ func (h *Handlers) handleIncrementalAlterConfigs(ctx context.Context, req *wire.
 	if r.ValidateOnly {
 		return ar, nil
 	}
-	changes := appliedConfigChanges(r, ar)
+	h.waitConfigChanges(ctx, "incremental alter configs", appliedConfigChanges(r, ar))
+	return ar, nil
+}
+
+// waitConfigChanges waits, bounded by adminWaitMax, until this broker's
+// image shows every accepted change, so the client's next DescribeConfigs
+// here sees them.
+func (h *Handlers) waitConfigChanges(ctx context.Context, what string, changes []configChange) {
 	if len(changes) == 0 {
-		return ar, nil
+		return
 	}
 	wctx, wcancel := context.WithTimeout(ctx, adminWaitMax)
 	defer wcancel()
@@ -66,9 +73,8 @@ func (h *Handlers) handleIncrementalAlterConfigs(ctx context.Context, req *wire.
 		}
 		return true
 	}); !ok {
-		h.dataLog().Warn("incremental alter configs: applied, but not yet in this broker's metadata", "changes", len(changes))
+		h.dataLog().Warn(what+": applied, but not yet in this broker's metadata", "changes", len(changes))
 	}
-	return ar, nil
 }
 
 // configChange is one SET or DELETE the controller accepted, in a form the
