@@ -48,6 +48,23 @@ func (pc *proxyConn) close() {
 	_ = pc.out.Close()
 }
 
+// abort is close for a fault the proxy injects: the client's side is reset
+// (RST), as a peer that never had the connection answers after a partition
+// heals, or as a dead host's kernel refuses. A clean FIN before the first
+// response would look like a TLS/SASL mismatch to clients (franz-go does
+// not retry that).
+func (pc *proxyConn) abort() {
+	abortConn(pc.in)
+	_ = pc.out.Close()
+}
+
+func abortConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
 // NewProxy starts a proxy on a fresh loopback port forwarding to target;
 // it is closed at cleanup.
 func NewProxy(t testing.TB, target string) *Proxy {
@@ -79,7 +96,7 @@ func (p *Proxy) Cut() {
 	defer p.mu.Unlock()
 	p.mu.cut = true
 	for pc := range p.mu.conns {
-		pc.close()
+		pc.abort()
 		delete(p.mu.conns, pc)
 	}
 }
@@ -92,7 +109,7 @@ func (p *Proxy) Heal() {
 	p.mu.cut = false
 	p.mu.blocked = nil
 	for c := range p.mu.held {
-		_ = c.Close()
+		abortConn(c)
 		delete(p.mu.held, c)
 	}
 }
@@ -122,7 +139,7 @@ func (p *Proxy) Block(proc *Process) error {
 			return err
 		}
 		if inodes[ino] {
-			pc.close()
+			pc.abort()
 			delete(p.mu.conns, pc)
 		}
 	}
@@ -199,7 +216,7 @@ func (p *Proxy) serve(in net.Conn) {
 
 	out, err := net.Dial("tcp", p.Target)
 	if err != nil {
-		_ = in.Close()
+		abortConn(in) // the target refused: so does the proxy
 		return
 	}
 	pc := &proxyConn{in: in, out: out}
@@ -207,7 +224,7 @@ func (p *Proxy) serve(in net.Conn) {
 	// Cut or Block may have come while dialing.
 	if p.mu.closed || p.refusedLocked(in) {
 		p.mu.Unlock()
-		pc.close()
+		pc.abort()
 		return
 	}
 	p.mu.conns[pc] = true
