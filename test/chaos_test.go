@@ -241,7 +241,7 @@ func applyFault(t *testing.T, c *harness.Cluster, rng *rand.Rand, fault string, 
 		if err := victim.Pause(); err != nil {
 			t.Fatal(err)
 		}
-		err := harness.Poll(30*time.Second, lost)
+		err := harness.Poll(lostWait, lost)
 		if err == nil {
 			during()
 		}
@@ -253,7 +253,7 @@ func applyFault(t *testing.T, c *harness.Cluster, rng *rand.Rand, fault string, 
 		}
 	case faultIsolate:
 		c.Isolate(victim)
-		err := harness.Poll(30*time.Second, lost)
+		err := harness.Poll(lostWait, lost)
 		if err == nil {
 			during()
 		}
@@ -284,6 +284,13 @@ func applyFault(t *testing.T, c *harness.Cluster, rng *rand.Rand, fault string, 
 	}
 	return victim.Name
 }
+
+// lostWait bounds the wait for the cluster to notice a paused or isolated
+// broker. It leaves the ISRs only once writes reach its partitions' leaders
+// and it falls behind (replica.lag.time.max.ms); a producer that was talking
+// to the victim first sits out its request timeout and a metadata refresh,
+// which on a loaded CI machine took more than 30 s once.
+const lostWait = 60 * time.Second
 
 // probeDeposedLeader sends one acks=all produce request for partition 0
 // straight to b (and to b alone: no client retry may carry it to the new
