@@ -108,6 +108,10 @@ func runChaos(t *testing.T, longFor time.Duration) {
 			kgo.RecordDeliveryTimeout(3*time.Minute),
 			kgo.RetryTimeout(3*time.Minute),
 			kgo.RequestTimeoutOverhead(5*time.Second),
+			// Learn a moved leadership within seconds even when the
+			// broker the client was talking to is blackholed.
+			kgo.MetadataMinAge(100*time.Millisecond),
+			kgo.MetadataMaxAge(2*time.Second),
 		)
 		producers = append(producers, cl)
 		stream := fmt.Sprintf("chaos%d", i)
