@@ -37,6 +37,15 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// SealBatch fills in the length and CRC-32C fields of an encoded v2 batch
+// whose other bytes are final (encoded with kmsg.RecordBatch.AppendTo, or
+// changed in place), and returns it.
+func SealBatch(b []byte) []byte {
+	binary.BigEndian.PutUint32(b[offLength:], uint32(len(b)-batchLengthOverhead))
+	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+	return b
+}
+
 // BatchHeader is the fixed part of a v2 record batch.
 type BatchHeader struct {
 	BaseOffset           int64

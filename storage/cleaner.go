@@ -578,11 +578,9 @@ func (p *cleanPlan) cleanBatch(h BatchHeader, b []byte, lastInSegment bool) ([]b
 		return nil, 0, err
 	}
 	out := p.out
-	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-batchLengthOverhead))
 	binary.BigEndian.PutUint16(out[offAttributes:], uint16(attrs))
 	binary.BigEndian.PutUint32(out[offRecordCount:], uint32(kept))
-	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
-	return out, removed, nil
+	return SealBatch(out), removed, nil
 }
 
 // batchScanner reads the batches of segment files, reusing its buffers.

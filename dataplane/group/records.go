@@ -12,13 +12,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	"github.com/skein-io/skein/storage"
+)
 
 // Record keys: versions 0 and 1 are offset commits, 2 group metadata.
 const (
@@ -146,21 +145,12 @@ func buildBatch(recs []kv, nowMs int64) []byte {
 		rec.Length = int32(len(out) - at - 1)
 		out = rec.AppendTo(out[:at])
 	}
-	return sealBatch(out)
+	return storage.SealBatch(out)
 }
 
 // encodeBatch encodes b with its length and CRC filled in.
 func encodeBatch(b *kmsg.RecordBatch) []byte {
-	return sealBatch(b.AppendTo(nil))
-}
-
-// sealBatch fills in the length and CRC of an encoded batch.
-func sealBatch(out []byte) []byte {
-	// Length counts from the partition leader epoch; the CRC-32C covers
-	// the attributes to the end.
-	binary.BigEndian.PutUint32(out[8:12], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:21], crc32.Checksum(out[21:], castagnoli))
-	return out
+	return storage.SealBatch(b.AppendTo(nil))
 }
 
 // parsed is one record read back from the partition.

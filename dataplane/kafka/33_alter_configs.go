@@ -77,16 +77,7 @@ func (h *Handlers) handleAlterConfigs(ctx context.Context, req *wire.Request) (k
 		return out, nil
 	}
 
-	fctx, cancel := context.WithTimeout(ctx, forwardTimeoutDefault)
-	defer cancel()
-	resp, err := h.forward(fctx, inc)
-	var ar *kmsg.IncrementalAlterConfigsResponse
-	if err == nil {
-		var ok bool
-		if ar, ok = resp.(*kmsg.IncrementalAlterConfigsResponse); !ok {
-			err = errUnexpectedResponse
-		}
-	}
+	ar, err := h.forwardIncrementalAlterConfigs(ctx, inc)
 	if err != nil {
 		h.dataLog().Warn("alter configs: forwarding to the controller failed", "error", err)
 		for _, i := range pos {

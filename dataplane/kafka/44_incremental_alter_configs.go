@@ -24,17 +24,7 @@ import (
 func (h *Handlers) handleIncrementalAlterConfigs(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
 	r := req.Body.(*kmsg.IncrementalAlterConfigsRequest)
 	version := r.Version
-	fctx, cancel := context.WithTimeout(ctx, forwardTimeoutDefault)
-	defer cancel()
-
-	resp, err := h.forward(fctx, r)
-	var ar *kmsg.IncrementalAlterConfigsResponse
-	if err == nil {
-		var ok bool
-		if ar, ok = resp.(*kmsg.IncrementalAlterConfigsResponse); !ok {
-			err = errUnexpectedResponse
-		}
-	}
+	ar, err := h.forwardIncrementalAlterConfigs(ctx, r)
 	if err != nil {
 		h.dataLog().Warn("incremental alter configs: forwarding to the controller failed", "error", err)
 		out := kmsg.NewPtrIncrementalAlterConfigsResponse()
@@ -53,6 +43,21 @@ func (h *Handlers) handleIncrementalAlterConfigs(ctx context.Context, req *wire.
 		return ar, nil
 	}
 	h.waitConfigChanges(ctx, "incremental alter configs", appliedConfigChanges(r, ar))
+	return ar, nil
+}
+
+// forwardIncrementalAlterConfigs sends r to the active controller.
+func (h *Handlers) forwardIncrementalAlterConfigs(ctx context.Context, r *kmsg.IncrementalAlterConfigsRequest) (*kmsg.IncrementalAlterConfigsResponse, error) {
+	fctx, cancel := context.WithTimeout(ctx, forwardTimeoutDefault)
+	defer cancel()
+	resp, err := h.forward(fctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ar, ok := resp.(*kmsg.IncrementalAlterConfigsResponse)
+	if !ok {
+		return nil, errUnexpectedResponse
+	}
 	return ar, nil
 }
 

@@ -68,5 +68,5 @@ func stampLogAppendTime(b []byte, nowMs int64) {
 	attrs := binary.BigEndian.Uint16(b[batchOffsetAttributes:])
 	binary.BigEndian.PutUint16(b[batchOffsetAttributes:], attrs|attrTimestampLogAppend)
 	binary.BigEndian.PutUint64(b[batchOffsetMaxTime:], uint64(nowMs))
-	binary.BigEndian.PutUint32(b[batchOffsetCRC:], crc32.Checksum(b[batchOffsetAttributes:], castagnoli))
+	storage.SealBatch(b)
 }

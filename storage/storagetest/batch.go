@@ -4,15 +4,14 @@ package storagetest
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	"github.com/skein-io/skein/storage"
+)
 
 // MakeBatch returns one uncompressed v2 record batch holding values as
 // record values (no keys), with the producer id, epoch and base sequence
@@ -42,10 +41,7 @@ func MakeBatchAt(values [][]byte, producerID int64, producerEpoch int16, baseSeq
 		NumRecords:      int32(len(values)),
 		Records:         records,
 	}
-	out := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
-	return out
+	return storage.SealBatch(b.AppendTo(nil))
 }
 
 // KV is one record for MakeKeyedBatch: a nil Key is a record without a key,
@@ -119,10 +115,7 @@ func MakeKeyedBatch(recs []KV, codec int8, producerID int64, producerEpoch int16
 		NumRecords:      int32(len(recs)),
 		Records:         records,
 	}
-	out := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
-	return out
+	return storage.SealBatch(b.AppendTo(nil))
 }
 
 // Record is one record read back by Records.
