@@ -356,7 +356,7 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		}
 		if err := l.swapSegment(s, ns, gen); err != nil {
 			ns.f.Close()
-			os.Remove(ns.path(logSuffix + cleanedSuffix))
+			_ = removeFile(ns.path(logSuffix + cleanedSuffix))
 			return res, err
 		}
 		res.SegmentsRewritten++
@@ -398,7 +398,7 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 	fail := func(err error) (*segment, int64, error) {
 		if f != nil {
 			f.Close()
-			os.Remove(path)
+			_ = removeFile(path)
 		}
 		return nil, 0, err
 	}
@@ -465,8 +465,8 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 	if err := w.Flush(); err != nil {
 		return fail(mapIOError(err))
 	}
-	if err := f.Sync(); err != nil {
-		return fail(mapIOError(err))
+	if err := syncFile(f); err != nil {
+		return fail(err)
 	}
 	ns.f, ns.size = f, pos
 	ns.addTimeEntry()
@@ -490,17 +490,17 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 		return errCleanAborted
 	}
 	cleaned, swap := ns.path(logSuffix+cleanedSuffix), ns.path(logSuffix+swapSuffix)
-	if err := os.Rename(cleaned, swap); err != nil {
-		return mapIOError(err)
+	if err := renameFile(cleaned, swap); err != nil {
+		return err
 	}
-	// From here on the cleaned copy wins, even after a crash.
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-		if err := os.Remove(ns.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return mapIOError(err)
-		}
+	// From here on the cleaned copy wins, even after a crash. The old
+	// files are renamed away (recovery ignores them; readers keep the
+	// open file) before the swap file takes the segment's name.
+	if err := old.markDeleted(); err != nil {
+		return err
 	}
-	if err := os.Rename(swap, ns.path(logSuffix)); err != nil {
-		return mapIOError(err)
+	if err := renameFile(swap, ns.path(logSuffix)); err != nil {
+		return err
 	}
 	if err := syncDir(l.dir); err != nil {
 		l.logger.Warn("cannot fsync log directory after swap", "dir", l.dir, "error", err)
@@ -508,13 +508,13 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 	if err := ns.rewriteIndexes(); err != nil {
 		// The next open rebuilds them.
 		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-			_ = os.Remove(ns.path(suf))
+			_ = removeFile(ns.path(suf))
 		}
 		ns.idxWritten, ns.tixWritten = len(ns.index), len(ns.tindex)
 	}
 	l.segs[idx] = ns
-	// Readers may still hold ranges of the old file (same name, so only
-	// its descriptor is closed when reaped).
+	// Readers may still hold ranges of the old file: it is closed and its
+	// "*.deleted" files removed when reaped.
 	l.doomed = append(l.doomed, doomedSegment{seg: old, at: l.now()})
 	return nil
 }
@@ -695,8 +695,8 @@ func finishCleanerLeftovers(dir string, logger hclog.Logger) error {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, logSuffix+cleanedSuffix):
-			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return mapIOError(err)
+			if err := removeFile(filepath.Join(dir, name)); err != nil {
+				return err
 			}
 			logger.Warn("removed incomplete cleaned segment", "dir", dir, "file", name)
 		case strings.HasSuffix(name, logSuffix+swapSuffix):
@@ -706,12 +706,12 @@ func finishCleanerLeftovers(dir string, logger hclog.Logger) error {
 			}
 			s := &segment{dir: dir, base: base}
 			for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-				if err := os.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return mapIOError(err)
+				if err := removeFile(s.path(suf)); err != nil {
+					return err
 				}
 			}
-			if err := os.Rename(filepath.Join(dir, name), s.path(logSuffix)); err != nil {
-				return mapIOError(err)
+			if err := renameFile(filepath.Join(dir, name), s.path(logSuffix)); err != nil {
+				return err
 			}
 			if err := syncDir(dir); err != nil {
 				return mapIOError(err)

@@ -27,15 +27,16 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if offset <= l.leo.Load() {
 		return ErrOffsetOutOfRange
 	}
-	now := l.now()
-	// offset is above every segment's base, so the new segment's name is
-	// new and no doomed segment shares it.
-	ns, err := createSegment(l.dir, offset, now)
+	// The old segments are renamed away first: a crash after creating
+	// the new one must not leave them in front of it.
+	err := l.dropSegments(l.segs)
+	l.segs = nil
 	if err != nil {
-		return err
+		return l.failed("truncate fully", err)
 	}
-	for _, s := range l.segs {
-		l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
+	ns, err := createSegment(l.dir, offset, l.now())
+	if err != nil {
+		return l.failed("truncate fully", err)
 	}
 	l.segs = []*segment{ns}
 	l.gen++

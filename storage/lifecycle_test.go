@@ -122,3 +122,101 @@ func TestRetentionWithoutBound(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// appendN appends n one-record batches of size bytes in leader epoch
+// epoch and returns the last AppendInfo.
+func appendN(t testing.TB, l *storage.Log, n, size int, epoch int32) storage.AppendInfo {
+	t.Helper()
+	var info storage.AppendInfo
+	for i := 0; i < n; i++ {
+		var err error
+		if info, err = l.AppendAsLeader(storagetest.MakeBatch(values(1, size, byte(i)), -1, -1, -1), epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return info
+}
+
+// checkContiguous reads the whole log and checks its offsets are
+// contiguous from the log start to the log end; it returns each offset's
+// batch leader epoch.
+func checkContiguous(t testing.TB, l *storage.Log) []int32 {
+	t.Helper()
+	rr, err := l.Read(l.LogStartOffset(), 1<<30, l.LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var epochs []int32
+	next := l.LogStartOffset()
+	for {
+		data, err := rr.ReadInto(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		_ = storage.SplitBatches(data, func(b []byte) error {
+			h, _ := storage.ParseBatchHeader(b)
+			if h.BaseOffset != next {
+				t.Fatalf("batch at %d, want %d", h.BaseOffset, next)
+			}
+			for o := h.BaseOffset; o <= h.LastOffset(); o++ {
+				epochs = append(epochs, h.PartitionLeaderEpoch)
+			}
+			next = h.LastOffset() + 1
+			return nil
+		})
+		if next >= l.LogEndOffset() {
+			break
+		}
+		if rr, err = l.Read(next, 1<<30, l.LogEndOffset()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if next != l.LogEndOffset() {
+		t.Fatalf("read up to %d, log end %d", next, l.LogEndOffset())
+	}
+	return epochs
+}
+
+// TestTruncatedSegmentsStayGoneAfterCrash: segments removed by a
+// truncation must not come back when the broker is killed before the
+// delayed delete (defect 2).
+func TestTruncatedSegmentsStayGoneAfterCrash(t *testing.T) {
+	for _, regrow := range []bool{false, true} {
+		t.Run(map[bool]string{false: "truncate", true: "regrow"}[regrow], func(t *testing.T) {
+			dir := t.TempDir()
+			m := openManager(t, dir)
+			defer m.Close()
+			l := mustLog(t, m, smallSegments())
+			appendN(t, l, 60, 300, 1)
+			if n, _ := filepath.Glob(filepath.Join(l.Dir(), "*.log")); len(n) < 4 {
+				t.Fatalf("%d segments", len(n))
+			}
+			if err := l.Truncate(11); err != nil {
+				t.Fatal(err)
+			}
+			more := 2
+			if regrow {
+				more = 40
+			}
+			appendN(t, l, more, 300, 2)
+			want := l.EpochHistory()
+			wantEnd := l.LogEndOffset()
+			_, l2 := crashCopy(t, dir)
+			if l2.LogEndOffset() != wantEnd {
+				t.Fatalf("log end after crash %d, want %d", l2.LogEndOffset(), wantEnd)
+			}
+			if got := l2.EpochHistory(); len(got) != len(want) || got[len(got)-1] != want[len(want)-1] {
+				t.Fatalf("epochs after crash %v, want %v", got, want)
+			}
+			epochs := checkContiguous(t, l2)
+			for o, e := range epochs {
+				if wantE := int32(map[bool]int32{true: 1, false: 2}[o < 11]); e != wantE {
+					t.Fatalf("offset %d has epoch %d, want %d", o, e, wantE)
+				}
+			}
+		})
+	}
+}

@@ -70,6 +70,41 @@ type logHooks struct {
 	cleaned func(*Log, CleanResult)
 }
 
+// dropSegments renames the files of segments leaving the log to
+// "*.deleted" and fsyncs the directory, so that from here on a crash cannot
+// bring them back, and hands them to the delayed delete (readers may still
+// hold their open files). Called with l.mu held, before anything else about
+// the removal changes; the caller then removes them from segs, even on
+// error.
+func (l *Log) dropSegments(segs []*segment) error {
+	now := l.now()
+	var first error
+	for _, s := range segs {
+		if err := s.markDeleted(); err != nil && first == nil {
+			first = fmt.Errorf("rename segment %d to %s: %w", s.base, deletedSuffix, err)
+		}
+		l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
+	}
+	if len(segs) == 0 {
+		return first
+	}
+	if err := syncDir(l.dir); err != nil && first == nil {
+		first = fmt.Errorf("fsync log directory: %w", err)
+	}
+	return first
+}
+
+// failed handles an I/O error in the middle of a change to the segment
+// list: the log can no longer be trusted to match its files, so it stops
+// taking appends and reads (ErrClosed) until it is reopened, which
+// recovers it from what is on disk.
+func (l *Log) failed(op string, err error) error {
+	l.logger.Error("log failed; closed until reopened", "topic", l.tp.Topic, "partition", l.tp.Partition, "op", op, "error", err)
+	l.closed = true
+	l.closeSegments()
+	return fmt.Errorf("%s %s-%d: %w", op, l.tp.Topic, l.tp.Partition, err)
+}
+
 type doomedSegment struct {
 	seg *segment
 	at  time.Time
@@ -83,6 +118,10 @@ type doomedSegment struct {
 func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, allowGaps bool, now func() time.Time, logger hclog.Logger) (*Log, error) {
 	l := &Log{dir: dir, tp: tp, topicID: topicID, cfg: cfg, now: now, logger: logger, lastFlush: now()}
 	if err := finishCleanerLeftovers(dir, logger); err != nil {
+		return nil, err
+	}
+	// Segments removed before the stop stay removed.
+	if err := removeDeletedFiles(dir); err != nil {
 		return nil, err
 	}
 	switch marked := hasGapsMarker(dir); {
@@ -445,7 +484,7 @@ func (l *Log) writeChunk(batches []byte) error {
 	s := l.active()
 	if _, err := s.f.WriteAt(batches, s.size); err != nil {
 		// Leave no partial batch behind.
-		_ = s.f.Truncate(s.size)
+		_ = truncateFile(s.f, s.size)
 		l.logger.Error("append failed", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 		return mapIOError(err)
 	}
@@ -677,26 +716,35 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	now := l.now()
 	if offset <= l.lso.Load() {
-		for _, s := range l.segs {
-			l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
+		// Every segment goes, renamed before the new one (which may
+		// take the first one's name) is created.
+		err := l.dropSegments(l.segs)
+		l.segs = nil
+		if err != nil {
+			return l.failed("truncate", err)
 		}
 		ns, err := createSegment(l.dir, max(offset, 0), now)
 		if err != nil {
-			return err
+			return l.failed("truncate", err)
 		}
 		l.segs = []*segment{ns}
 		l.lso.Store(ns.base)
 	} else {
-		for len(l.segs) > 1 && l.active().base >= offset {
-			l.doomed = append(l.doomed, doomedSegment{seg: l.active(), at: now})
-			l.segs = l.segs[:len(l.segs)-1]
+		n := len(l.segs)
+		for n > 1 && l.segs[n-1].base >= offset {
+			n--
+		}
+		err := l.dropSegments(l.segs[n:])
+		l.segs = l.segs[:n]
+		if err != nil {
+			return l.failed("truncate", err)
 		}
 		s := l.active()
 		if pos, _, ok, err := s.find(offset); err != nil {
 			return err
 		} else if ok {
 			if err := s.truncateTo(pos, l.cfg.IndexIntervalBytes, l.gapsOK.Load()); err != nil {
-				return err
+				return l.failed("truncate", err)
 			}
 		}
 	}
@@ -737,8 +785,8 @@ func (l *Log) applyRetention() int {
 		total += s.size
 	}
 	removed := 0
-	for len(l.segs) > 1 {
-		s := l.segs[0]
+	for removed < len(l.segs)-1 {
+		s := l.segs[removed]
 		expired := l.cfg.RetentionMs >= 0 && s.maxTs >= 0 && now.UnixMilli()-s.maxTs > l.cfg.RetentionMs.Milliseconds()
 		oversize := l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
 		if !expired && !oversize {
@@ -746,15 +794,17 @@ func (l *Log) applyRetention() int {
 		}
 		// The new log start (the next segment's base) must not pass the
 		// HW: s must end at or below it.
-		if s.next > hw || l.segs[1].base > hw {
+		if s.next > hw || l.segs[removed+1].base > hw {
 			break
 		}
 		total -= s.size
-		l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
-		l.segs = l.segs[1:]
 		removed++
 	}
 	if removed > 0 {
+		if err := l.dropSegments(l.segs[:removed]); err != nil {
+			l.logger.Error("cannot rename segments removed by retention", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+		}
+		l.segs = l.segs[removed:]
 		l.gen++
 		l.lso.Store(l.segs[0].base)
 		l.cleanedTo = max(l.cleanedTo, l.segs[0].base)
@@ -773,8 +823,9 @@ func (l *Log) reapDoomed(force bool) {
 	keep := l.doomed[:0]
 	for _, d := range l.doomed {
 		if force || now.Sub(d.at) >= l.cfg.FileDeleteDelay {
-			// A truncated-away segment may share its name with a live one.
-			if l.isLive(d.seg) {
+			// A segment whose rename failed may share its name with a
+			// live one.
+			if !d.seg.deleted && l.isLive(d.seg) {
 				d.seg.close()
 			} else if err := d.seg.remove(); err != nil {
 				l.logger.Warn("cannot delete segment", "dir", l.dir, "base_offset", d.seg.base, "error", err)

@@ -94,7 +94,7 @@ func OpenManager(cfg Config) (*Manager, error) {
 		}
 		dir := filepath.Join(cfg.Dir, e.Name())
 		if strings.HasSuffix(e.Name(), deleteSuffix) {
-			if err := os.RemoveAll(dir); err != nil {
+			if err := removeAll(dir); err != nil {
 				m.logger.Warn("cannot remove deleted log", "dir", dir, "error", err)
 			}
 			continue
@@ -122,7 +122,7 @@ func OpenManager(cfg Config) (*Manager, error) {
 		m.logs[tp] = l
 	}
 	// The marker is consumed: a crash from now on must be recovered.
-	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := removeFile(marker); err != nil {
 		m.closeLogs()
 		lock.Close()
 		return nil, err
@@ -208,10 +208,10 @@ func (m *Manager) Delete(tp TopicPartition) error {
 		m.logger.Warn("closing deleted log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
 	}
 	doomed := l.dir + "." + strings.ReplaceAll(uuid.NewString(), "-", "") + deleteSuffix
-	if err := os.Rename(l.dir, doomed); err != nil {
-		return mapIOError(err)
+	if err := renameFile(l.dir, doomed); err != nil {
+		return err
 	}
-	if err := os.RemoveAll(doomed); err != nil {
+	if err := removeAll(doomed); err != nil {
 		return err
 	}
 	m.logger.Info("log deleted", "topic", tp.Topic, "partition", tp.Partition)
@@ -376,13 +376,4 @@ func readPartitionMetadata(dir string) ([16]byte, error) {
 		}
 	}
 	return id, errors.New("no topic_id line")
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -154,12 +154,12 @@ func writeFileAtomic(path string, b []byte) error {
 		f.Close()
 		return mapIOError(err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := syncFile(f); err != nil {
 		f.Close()
-		return mapIOError(err)
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return mapIOError(err)
 	}
-	return mapIOError(os.Rename(tmp, path))
+	return renameFile(tmp, path)
 }

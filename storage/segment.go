@@ -21,6 +21,10 @@ const (
 	logSuffix       = ".log"
 	indexSuffix     = ".index"
 	timeIndexSuffix = ".timeindex"
+	// deletedSuffix marks the files of a segment removed from the log
+	// (truncation, retention, cleaning) until the delayed delete unlinks
+	// them; recovery never loads them.
+	deletedSuffix = ".deleted"
 
 	indexEntrySize     = 8  // relative offset int32, position int32
 	timeIndexEntrySize = 12 // timestamp int64, relative offset int32
@@ -58,6 +62,9 @@ type segment struct {
 	tixWritten int
 	sinceIndex int64
 	created    time.Time
+	// deleted: the files were renamed to "*.deleted" (the segment left
+	// the log and waits for its delayed delete).
+	deleted bool
 }
 
 func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
@@ -83,8 +90,8 @@ func parseSegmentName(name string) (int64, bool) {
 func createSegment(dir string, base int64, now time.Time) (*segment, error) {
 	s := &segment{dir: dir, base: base, next: base, maxTs: -1, maxTsOffset: -1, created: now}
 	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-		if err := os.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, mapIOError(err)
+		if err := removeFile(s.path(suf)); err != nil {
+			return nil, err
 		}
 	}
 	f, err := os.OpenFile(s.path(logSuffix), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -256,8 +263,12 @@ func (s *segment) recover(indexInterval int32, allowGaps bool) (bool, error) {
 	}
 	truncated := pos < fileSize
 	if truncated {
-		if err := s.f.Truncate(pos); err != nil {
-			return false, mapIOError(err)
+		if err := truncateFile(s.f, pos); err != nil {
+			return false, err
+		}
+		// A machine crash must not bring the cut tail back.
+		if err := syncFile(s.f); err != nil {
+			return false, err
 		}
 	}
 	s.size = pos
@@ -266,7 +277,7 @@ func (s *segment) recover(indexInterval int32, allowGaps bool) (bool, error) {
 		// (a full disk must not stop the log from opening). Without them
 		// the next open rebuilds the indexes again.
 		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-			_ = os.Remove(s.path(suf))
+			_ = removeFile(s.path(suf))
 		}
 		s.idxWritten, s.tixWritten = 0, 0
 	}
@@ -364,16 +375,12 @@ func (s *segment) sync() error {
 	if err := s.writeIndexes(); err != nil {
 		return err
 	}
-	if err := s.f.Sync(); err != nil {
-		return mapIOError(err)
+	if err := syncFile(s.f); err != nil {
+		return err
 	}
 	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-		if f, err := os.Open(s.path(suf)); err == nil {
-			err = f.Sync()
-			f.Close()
-			if err != nil {
-				return mapIOError(err)
-			}
+		if err := syncPath(s.path(suf)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -427,28 +434,80 @@ func (s *segment) find(offset int64) (int64, BatchHeader, bool, error) {
 	return 0, BatchHeader{}, false, nil
 }
 
-// truncateTo cuts the segment at pos (a batch boundary) and rebuilds its
-// state from the remaining file.
+// truncateTo cuts the segment at pos (a batch boundary), rebuilds its
+// state from the remaining file and fsyncs it with its indexes, so a
+// machine crash cannot bring the cut tail back.
 func (s *segment) truncateTo(pos int64, indexInterval int32, allowGaps bool) error {
-	if err := s.f.Truncate(pos); err != nil {
-		return mapIOError(err)
+	if err := truncateFile(s.f, pos); err != nil {
+		return err
 	}
-	_, err := s.recover(indexInterval, allowGaps)
-	return err
+	if _, err := s.recover(indexInterval, allowGaps); err != nil {
+		return err
+	}
+	return s.sync()
 }
 
 func (s *segment) close() error { return s.f.Close() }
 
-// remove closes and deletes the segment's files.
+// filePath is path, with the deleted suffix once markDeleted renamed the
+// files.
+func (s *segment) filePath(suffix string) string {
+	if s.deleted {
+		return s.path(suffix) + deletedSuffix
+	}
+	return s.path(suffix)
+}
+
+// markDeleted renames the segment's files to "*.deleted": recovery
+// ignores (and removes) them, so from here on a crash cannot bring the
+// segment back. Its open file stays readable (readers may hold ranges of
+// it) until remove. The caller fsyncs the directory.
+func (s *segment) markDeleted() error {
+	if s.deleted {
+		return nil
+	}
+	if err := renameFile(s.path(logSuffix), s.path(logSuffix)+deletedSuffix); err != nil {
+		return err
+	}
+	s.deleted = true
+	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		if err := renameFile(s.path(suf), s.path(suf)+deletedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove closes and deletes the segment's files (by their "*.deleted"
+// names once markDeleted renamed them).
 func (s *segment) remove() error {
-	s.f.Close()
+	if s.f != nil {
+		s.f.Close()
+	}
 	var first error
 	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
-		if err := os.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+		if err := removeFile(s.filePath(suf)); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
+}
+
+// removeDeletedFiles removes the "*.deleted" files in dir: segments
+// removed from the log whose delayed delete a stop interrupted.
+func removeDeletedFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), deletedSuffix) {
+			if err := removeFile(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // mapIOError turns ENOSPC into ErrDiskFull.
