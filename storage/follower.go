@@ -48,6 +48,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err := l.epochs.truncateFromEnd(-1 << 62); err != nil {
 		return err
 	}
+	if err := dropProducerSnapshotAbove(l.dir, -1); err != nil {
+		return l.failed("truncate fully", err)
+	}
 	l.producers = producerState{}
 	l.logger.Info("log truncated fully", "topic", l.tp.Topic, "partition", l.tp.Partition, "log_start_offset", offset)
 	return nil

@@ -220,3 +220,100 @@ func TestTruncatedSegmentsStayGoneAfterCrash(t *testing.T) {
 		})
 	}
 }
+
+// idem returns a one-record idempotent batch of producer 42, epoch 1.
+func idem(seq int32, size int) []byte {
+	return storagetest.MakeBatch(values(1, size, byte(seq)), 42, 1, seq)
+}
+
+// TestProducerSnapshotDiesWithTruncation: truncating below the producer
+// snapshot, re-extending past it and crashing must not make the truncated
+// batches "known" again (defect 3).
+func TestProducerSnapshotDiesWithTruncation(t *testing.T) {
+	dir := t.TempDir()
+	m := openManager(t, dir)
+	defer m.Close()
+	l := mustLog(t, m, smallSegments())
+	for seq := int32(0); seq < 30; seq++ {
+		if _, err := l.AppendAsLeader(idem(seq, 300), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := filepath.Glob(filepath.Join(l.Dir(), "*.log")); len(n) < 3 {
+		t.Fatalf("%d segments, want a roll (and its snapshot) past offset 5", len(n))
+	}
+	if err := l.Truncate(5); err != nil {
+		t.Fatal(err)
+	}
+	// Other records take offsets 5..34 without a roll.
+	if _, err := l.AppendAsLeader(storagetest.MakeBatch(values(30, 5, 0), -1, -1, -1), 2); err != nil {
+		t.Fatal(err)
+	}
+	_, l2 := crashCopy(t, dir)
+	if info, err := l2.AppendAsLeader(idem(25, 300), 2); errors.Is(err, storage.ErrDuplicateSequence) {
+		t.Fatalf("retry of truncated sequence 25 answered as a duplicate at %d..%d", info.FirstOffset, info.LastOffset)
+	}
+	info, err := l2.AppendAsLeader(idem(5, 300), 2)
+	if err != nil || info.FirstOffset != 35 {
+		t.Fatalf("retry of truncated sequence 5: %+v %v, want it appended at 35", info, err)
+	}
+}
+
+// TestProducerSnapshotAtRollMidAppend: one append whose batches span a
+// roll; the snapshot taken at the roll must hold the batches before it,
+// so after a crash their retry is a duplicate (defect 4).
+func TestProducerSnapshotAtRollMidAppend(t *testing.T) {
+	for _, follower := range []bool{false, true} {
+		t.Run(map[bool]string{false: "leader", true: "follower"}[follower], func(t *testing.T) {
+			dir := t.TempDir()
+			m := openManager(t, dir)
+			defer m.Close()
+			l := mustLog(t, m, smallSegments())
+			var all []byte
+			for seq := int32(0); seq < 12; seq++ {
+				all = append(all, idem(seq, 300)...)
+			}
+			all = append(all, storagetest.MakeBatch(values(1, 1000, 0), -1, -1, -1)...)
+			if follower {
+				// Offsets as a leader would have assigned them.
+				src := mustLogAt(t, m, "src", smallSegments())
+				if _, err := src.AppendAsLeader(all, 1); err != nil {
+					t.Fatal(err)
+				}
+				all = nil
+				for off := int64(0); off < src.LogEndOffset(); {
+					rr, _ := src.Read(off, 1<<20, src.LogEndOffset())
+					all, _ = rr.ReadInto(all)
+					_ = storage.SplitBatches(all, func(b []byte) error {
+						h, _ := storage.ParseBatchHeader(b)
+						off = h.LastOffset() + 1
+						return nil
+					})
+				}
+				if _, err := l.AppendAsFollower(all); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := l.AppendAsLeader(all, 1); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := filepath.Glob(filepath.Join(l.Dir(), "*.log")); len(n) != 2 {
+				t.Fatalf("%d segments, want the append to roll once", len(n))
+			}
+			_, l2 := crashCopy(t, dir)
+			// The roll comes after sequence 10 (offset 10).
+			info, err := l2.AppendAsLeader(idem(10, 300), 1)
+			if !errors.Is(err, storage.ErrDuplicateSequence) || info.FirstOffset != 10 {
+				t.Fatalf("retry of sequence 10 after the crash: %+v %v, want a duplicate at 10", info, err)
+			}
+		})
+	}
+}
+
+func mustLogAt(t testing.TB, m *storage.Manager, topic string, cfg storage.LogConfig) *storage.Log {
+	t.Helper()
+	l, err := m.GetOrCreate(storage.TopicPartition{Topic: topic}, [16]byte{9}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -232,7 +232,15 @@ func (l *Log) closeSegments() {
 // batches after it.
 func (l *Log) loadProducers() error {
 	p, from, ok := readProducerSnapshot(l.dir)
-	if !ok || from > l.leo.Load() {
+	// A snapshot is trusted only inside the log: truncation deletes the
+	// snapshots above its point, so one past the end (or before the
+	// start, whose segments are gone) is stale.
+	if ok && (from > l.leo.Load() || from < l.lso.Load()) {
+		l.logger.Warn("ignoring producer snapshot outside the log", "topic", l.tp.Topic, "partition", l.tp.Partition,
+			"snapshot_offset", from, "log_start_offset", l.lso.Load(), "log_end_offset", l.leo.Load())
+		ok = false
+	}
+	if !ok {
 		p, from = producerState{}, l.lso.Load()
 	}
 	l.producers = p
@@ -368,16 +376,11 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 		}
 		b = b[h.Size():]
 	}
+	// The staged entries only checked the batches; write applies each
+	// batch to the producer table as it is written (a roll inside the
+	// write snapshots the table).
 	if err := l.write(batches); err != nil {
 		return AppendInfo{}, err
-	}
-	for i := range stage {
-		if e := l.producers[stage[i].id]; e != nil {
-			*e = stage[i].entry
-		} else {
-			e := stage[i].entry
-			l.producers[stage[i].id] = &e
-		}
 	}
 	if err := l.epochs.assign(leaderEpoch, leo); err != nil {
 		l.logger.Error("cannot write leader epoch checkpoint", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
@@ -433,7 +436,6 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 	}
 	_ = SplitBatches(batches, func(b []byte) error {
 		h, _ := ParseBatchHeader(b)
-		l.producers.apply(h)
 		if err := l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset); err != nil {
 			l.logger.Error("cannot write leader epoch checkpoint", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 		}
@@ -448,7 +450,10 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 // rolling when needed. The roll decision is made batch by batch, exactly as
 // if each batch had been appended alone, so a follower appending a fetch
 // response rolls at the same offsets as its leader did and the replicas'
-// segment files stay identical. Called with l.mu held.
+// segment files stay identical. Each batch is applied to the producer
+// table once written, before the next roll, so the producer snapshot a
+// roll writes at offset X holds every batch below X. Called with l.mu
+// held.
 func (l *Log) write(batches []byte) error {
 	for len(batches) > 0 {
 		first, err := ParseBatchHeader(batches)
@@ -493,6 +498,7 @@ func (l *Log) writeChunk(batches []byte) error {
 	for b := batches; len(b) > 0; {
 		h, _ := ParseBatchHeader(b)
 		s.track(h, pos, l.cfg.IndexIntervalBytes)
+		l.producers.apply(h)
 		pos += h.Size()
 		records += int64(h.LastOffsetDelta) + 1
 		b = b[h.Size():]
@@ -754,6 +760,9 @@ func (l *Log) Truncate(offset int64) error {
 	l.cleanedTo = max(min(l.cleanedTo, l.active().base), l.lso.Load())
 	if err := l.epochs.truncateFromEnd(l.leo.Load()); err != nil {
 		return err
+	}
+	if err := dropProducerSnapshotAbove(l.dir, l.leo.Load()); err != nil {
+		return l.failed("truncate", err)
 	}
 	l.producers = producerState{}
 	if err := l.scanHeaders(l.lso.Load(), func(h BatchHeader) { l.producers.apply(h) }); err != nil {

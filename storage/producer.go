@@ -143,6 +143,25 @@ func readProducerSnapshot(dir string) (producerState, int64, bool) {
 	return p, snap.Offset, true
 }
 
+// dropProducerSnapshotAbove deletes the producer snapshot (durably) when
+// it claims an offset above end: after a truncation to end the batches it
+// describes are gone, and a later crash must not bring them back as known
+// sequences.
+func dropProducerSnapshotAbove(dir string, end int64) error {
+	path := filepath.Join(dir, producerSnapshotFile)
+	if _, off, ok := readProducerSnapshot(dir); ok && off <= end {
+		return nil
+	} else if !ok {
+		if _, err := os.Stat(path); err != nil {
+			return nil
+		}
+	}
+	if err := removeFile(path); err != nil {
+		return fmt.Errorf("remove producer snapshot: %w", err)
+	}
+	return syncDir(dir)
+}
+
 // writeFileAtomic writes path through a temporary file, fsync and rename.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
