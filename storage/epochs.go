@@ -25,29 +25,79 @@ type epochCache struct {
 	entries []EpochEntry
 }
 
-func loadEpochCache(dir string) (*epochCache, error) {
-	c := &epochCache{dir: dir}
+// loadEpochCache reads dir's checkpoint; ok is false when it is missing or
+// does not parse (the caller rebuilds the cache from the log).
+func loadEpochCache(dir string) (c *epochCache, ok bool, err error) {
+	c = &epochCache{dir: dir}
 	b, err := os.ReadFile(filepath.Join(dir, leaderEpochFile))
 	if err != nil {
 		if os.IsNotExist(err) {
-			return c, nil
+			return c, false, nil
 		}
-		return nil, err
+		return nil, false, err
 	}
 	entries, err := parseCheckpoint(b, 2)
 	if err != nil {
-		// A damaged cache is rebuilt from the next appends.
-		return c, nil
+		return c, false, nil
 	}
 	for _, f := range entries {
 		e, err1 := strconv.ParseInt(f[0], 10, 32)
 		o, err2 := strconv.ParseInt(f[1], 10, 64)
 		if err1 != nil || err2 != nil {
-			return &epochCache{dir: dir}, nil
+			return &epochCache{dir: dir}, false, nil
 		}
 		c.entries = append(c.entries, EpochEntry{Epoch: int32(e), StartOffset: o})
 	}
-	return c, nil
+	return c, true, nil
+}
+
+// consistent says the cache may describe a log ending at logEnd whose
+// first and last batches are first and last (when it has any): epochs and
+// start offsets strictly increase, none starts at or past the log end, the
+// epoch covering the first batch is that batch's and the latest epoch is
+// the last batch's. (Damage in between is not seen: that would need every
+// header read.)
+func (c *epochCache) consistent(logEnd int64, first, last BatchHeader, nonEmpty bool) bool {
+	for i, e := range c.entries {
+		if e.Epoch < 0 || e.StartOffset < 0 || e.StartOffset >= logEnd {
+			return false
+		}
+		if i > 0 && (e.Epoch <= c.entries[i-1].Epoch || e.StartOffset <= c.entries[i-1].StartOffset) {
+			return false
+		}
+	}
+	if !nonEmpty {
+		return true
+	}
+	covering := int32(-1)
+	for _, e := range c.entries {
+		if e.StartOffset <= first.BaseOffset {
+			covering = e.Epoch
+		}
+	}
+	if first.PartitionLeaderEpoch >= 0 && covering != first.PartitionLeaderEpoch {
+		return false
+	}
+	latest, ok := c.latest()
+	return last.PartitionLeaderEpoch < 0 || ok && latest.Epoch == last.PartitionLeaderEpoch
+}
+
+// rebuild replaces the entries with the epochs of the batches fn visits
+// (in offset order) and writes the checkpoint.
+func (c *epochCache) rebuild(scan func(func(BatchHeader)) error) error {
+	c.entries = nil
+	if err := scan(func(h BatchHeader) {
+		if h.PartitionLeaderEpoch < 0 {
+			return
+		}
+		if l, ok := c.latest(); ok && l.Epoch >= h.PartitionLeaderEpoch {
+			return
+		}
+		c.entries = append(c.entries, EpochEntry{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
+	}); err != nil {
+		return err
+	}
+	return c.write()
 }
 
 func (c *epochCache) latest() (EpochEntry, bool) {

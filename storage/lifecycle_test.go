@@ -7,6 +7,7 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -316,4 +317,68 @@ func mustLogAt(t testing.TB, m *storage.Manager, topic string, cfg storage.LogCo
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestEpochCacheRebuiltFromLog: a missing, damaged or inconsistent
+// leader-epoch-checkpoint is rebuilt from the batches' partition leader
+// epochs (defect 7).
+func TestEpochCacheRebuiltFromLog(t *testing.T) {
+	damage := map[string]string{
+		"missing":      "",
+		"garbage":      "0\n3\n1 0\nx\n",
+		"beyond-end":   "0\n2\n1 0\n9 100000\n",
+		"not-growing":  "0\n3\n1 0\n3 20\n2 30\n",
+		"empty":        "0\n0\n",
+		"offsets-back": "0\n2\n1 10\n2 5\n",
+	}
+	for name, content := range damage {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := openManager(t, dir)
+			defer m.Close()
+			l := mustLog(t, m, smallSegments())
+			appendN(t, l, 20, 300, 1)
+			appendN(t, l, 15, 300, 3)
+			appendN(t, l, 10, 300, 4)
+			if err := l.Truncate(40); err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, l, 5, 300, 6)
+			want := l.EpochHistory()
+			if len(want) != 4 {
+				t.Fatalf("history %v", want)
+			}
+			m2, l2 := func() (*storage.Manager, *storage.Log) {
+				dst := t.TempDir()
+				copyDir(t, dir, dst)
+				ck := filepath.Join(dst, filepath.Base(l.Dir()), "leader-epoch-checkpoint")
+				if content == "" {
+					os.Remove(ck)
+				} else if err := os.WriteFile(ck, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				m2 := openManager(t, dst)
+				return m2, m2.Get(tp)
+			}()
+			defer m2.Close()
+			if got := l2.EpochHistory(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("history after reopen %v, want %v", got, want)
+			}
+			for _, c := range []struct {
+				epoch, wantEpoch int32
+				wantEnd          int64
+			}{{0, -1, -1}, {1, 1, 20}, {2, 1, 20}, {3, 3, 35}, {4, 4, 40}, {5, 4, 40}, {6, 6, 45}, {9, 6, 45}} {
+				if e, end := l2.EndOffsetForEpoch(c.epoch); e != c.wantEpoch || end != c.wantEnd {
+					t.Fatalf("end offset for epoch %d: %d %d, want %d %d", c.epoch, e, end, c.wantEpoch, c.wantEnd)
+				}
+			}
+			// The rebuilt history was written back.
+			m2.Close()
+			m3 := openManager(t, m2.Dir())
+			defer m3.Close()
+			if got := m3.Get(tp).EpochHistory(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("history after a second reopen %v, want %v", got, want)
+			}
+		})
+	}
 }

@@ -205,11 +205,7 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 	l.leo.Store(l.active().next)
 	l.recoveryPoint = l.leo.Load()
 	l.cleanedTo = l.lso.Load()
-	if l.epochs, err = loadEpochCache(dir); err != nil {
-		l.closeSegments()
-		return nil, err
-	}
-	if err := l.epochs.truncateFromEnd(l.leo.Load() + 1); err != nil {
+	if err := l.loadEpochs(); err != nil {
 		l.closeSegments()
 		return nil, err
 	}
@@ -226,6 +222,82 @@ func (l *Log) closeSegments() {
 	for _, s := range l.segs {
 		s.close()
 	}
+}
+
+// loadEpochs loads the leader epoch cache, rebuilding it from the batches'
+// partition leader epochs (headers only, from the log start) when the
+// checkpoint is missing, damaged or does not fit the log.
+func (l *Log) loadEpochs() error {
+	c, ok, err := loadEpochCache(l.dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", leaderEpochFile, err)
+	}
+	l.epochs = c
+	first, last, nonEmpty, err := l.firstAndLastHeaders()
+	if err != nil {
+		return err
+	}
+	if ok {
+		// Epochs starting at or past the log end lost their records (an
+		// unflushed tail, a crash during truncation): drop them in
+		// memory, then check the rest.
+		n := len(c.entries)
+		for n > 0 && c.entries[n-1].StartOffset >= l.leo.Load() {
+			n--
+		}
+		if n < len(c.entries) {
+			c.entries = c.entries[:n]
+			if c.consistent(l.leo.Load(), first, last, nonEmpty) {
+				return c.write()
+			}
+		}
+		if c.consistent(l.leo.Load(), first, last, nonEmpty) {
+			return nil
+		}
+	}
+	if !ok && !nonEmpty {
+		// A new (or empty) log: nothing to rebuild from.
+		c.entries = nil
+		return c.write()
+	}
+	l.logger.Warn("leader epoch checkpoint missing, damaged or inconsistent with the log; rebuilding it from the batches",
+		"topic", l.tp.Topic, "partition", l.tp.Partition, "found", ok, "entries", len(c.entries))
+	err = c.rebuild(func(fn func(BatchHeader)) error { return l.scanHeaders(l.lso.Load(), fn) })
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", leaderEpochFile, err)
+	}
+	return nil
+}
+
+// firstAndLastHeaders returns the headers of the log's first and last
+// batches (reading only the last index interval of the last non-empty
+// segment); nonEmpty is false when there is no batch.
+func (l *Log) firstAndLastHeaders() (first, last BatchHeader, nonEmpty bool, err error) {
+	var hdr [BatchHeaderSize]byte
+	for _, s := range l.segs {
+		if s.size == 0 {
+			continue
+		}
+		if first, err = s.readHeader(0, &hdr); err != nil {
+			return
+		}
+		nonEmpty = true
+		break
+	}
+	for i := len(l.segs) - 1; i >= 0 && nonEmpty; i-- {
+		s := l.segs[i]
+		if s.size == 0 {
+			continue
+		}
+		for pos := s.lookup(s.next - 1); pos < s.size; {
+			if last, err = s.readHeader(pos, &hdr); err != nil {
+				return
+			}
+			pos += last.Size()
+		}
+		break
+	}
+	return
 }
 
 // loadProducers rebuilds the producer table from the snapshot and the
