@@ -2,12 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/skein-io/skein/dataplane"
 	"github.com/skein-io/skein/dataplane/group"
+	"github.com/skein-io/skein/storage"
 )
 
 func brokerCommand() *cli.Command {
@@ -186,6 +188,18 @@ func runBroker(c *cli.Context) error {
 	}
 	ctx, stop := signalContext(c)
 	defer stop()
+	// Fault injection for the machine-crash test: journal every fsync,
+	// rename and remove of the data directory (format in
+	// storage.FsyncJournal). Not an operator setting.
+	if path := os.Getenv(storage.FsyncJournalEnv); path != "" {
+		j, err := storage.OpenFsyncJournal(path)
+		if err != nil {
+			return err
+		}
+		defer j.Close()
+		defer storage.AddFileObserver(j)()
+		log.Warn("fsync journal on (a test hook)", "env", storage.FsyncJournalEnv, "path", path)
+	}
 
 	b, err := startBroker(cfg)
 	if err != nil {

@@ -382,3 +382,61 @@ func TestEpochCacheRebuiltFromLog(t *testing.T) {
 		})
 	}
 }
+
+// crashable returns a CrashableDir over a new directory and a manager
+// on it.
+func crashable(t testing.TB) (*storagetest.CrashableDir, *storage.Manager) {
+	t.Helper()
+	c, err := storagetest.NewCrashableDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, openManager(t, c.Dir())
+}
+
+// machineCrash abandons m, drops everything not fsynced and reopens.
+func machineCrash(t testing.TB, c *storagetest.CrashableDir, m *storage.Manager) *storage.Manager {
+	t.Helper()
+	m.Abandon()
+	if err := c.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := openManager(t, c.Dir())
+	if m2.CleanShutdown() {
+		t.Fatal("clean-shutdown marker after a crash")
+	}
+	return m2
+}
+
+// TestTruncationSurvivesMachineCrash: a truncation (in place and of whole
+// segments) followed by a machine crash that drops every unsynced byte
+// must not bring the truncated records back (defect 2).
+func TestTruncationSurvivesMachineCrash(t *testing.T) {
+	c, m := crashable(t)
+	l := mustLog(t, m, smallSegments())
+	appendN(t, l, 60, 300, 1)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Truncate(7); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := filepath.Glob(filepath.Join(l.Dir(), "00000000000000000000.log")); len(n) != 1 {
+		t.Fatal("segment 0 gone")
+	}
+	// Not flushed: lost in the crash, which must leave the truncated
+	// log, not the one before the truncation.
+	appendN(t, l, 2, 300, 2)
+	m2 := machineCrash(t, c, m)
+	defer m2.Close()
+	l2 := m2.Get(tp)
+	if l2.LogEndOffset() != 7 || fmt.Sprint(l2.EpochHistory()) != "[{1 0}]" {
+		t.Fatalf("after the crash: log end %d, epochs %v; want 7, [{1 0}]", l2.LogEndOffset(), l2.EpochHistory())
+	}
+	for o, e := range checkContiguous(t, l2) {
+		if e != 1 {
+			t.Fatalf("offset %d has epoch %d", o, e)
+		}
+	}
+}

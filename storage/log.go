@@ -967,3 +967,22 @@ func (l *Log) close() error {
 	l.mu.Unlock()
 	return first
 }
+
+// abandon closes every file as a killed process would: nothing is
+// flushed or written. After it every method returns ErrClosed.
+func (l *Log) abandon() {
+	l.closing.Store(true)
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.closed = true
+	l.closeSegments()
+	for _, d := range l.doomed {
+		d.seg.close()
+	}
+	l.doomed = nil
+}

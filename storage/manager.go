@@ -315,6 +315,33 @@ func (m *Manager) Close() error {
 	return first
 }
 
+// Abandon releases the directory as a killed process would: every file is
+// closed without a flush, a checkpoint, a producer snapshot or the
+// clean-shutdown marker, and the directory lock is released. Later calls
+// on the manager and its logs fail with ErrClosed. For crash tests
+// (storagetest.CrashableDir); a broker never calls it.
+func (m *Manager) Abandon() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	started := m.started
+	m.mu.Unlock()
+	if started {
+		close(m.stop)
+		<-m.done
+		if m.cleanerDone != nil {
+			<-m.cleanerDone
+		}
+	}
+	for _, l := range m.Logs() {
+		l.abandon()
+	}
+	m.lock.Close()
+}
+
 func (m *Manager) closeLogs() {
 	for _, l := range m.logs {
 		l.close()
