@@ -513,6 +513,7 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 		ns.idxWritten, ns.tixWritten = len(ns.index), len(ns.tindex)
 	}
 	l.segs[idx] = ns
+	l.assertInvariants("clean")
 	// Readers may still hold ranges of the old file: it is closed and its
 	// "*.deleted" files removed when reaped.
 	l.doomed = append(l.doomed, doomedSegment{seg: old, at: l.now()})

@@ -213,6 +213,7 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 		l.closeSegments()
 		return nil, err
 	}
+	l.assertInvariants("open")
 	return l, nil
 }
 
@@ -459,6 +460,7 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 	}
 	info.LastOffset = next - 1
 	info.LogStartOffset = l.lso.Load()
+	l.assertInvariants("append")
 	return info, nil
 }
 
@@ -515,6 +517,7 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 	})
 	info.LastOffset = next - 1
 	info.LogStartOffset = l.lso.Load()
+	l.assertInvariants("append as follower")
 	return info, nil
 }
 
@@ -567,8 +570,11 @@ func (l *Log) writeChunk(batches []byte) error {
 	}
 	pos := s.size
 	var records int64
+	prevEnd, gapsOK := l.leo.Load(), l.gapsOK.Load()
 	for b := batches; len(b) > 0; {
 		h, _ := ParseBatchHeader(b)
+		l.assertAppended(h, prevEnd, gapsOK)
+		prevEnd = h.LastOffset() + 1
 		s.track(h, pos, l.cfg.IndexIntervalBytes)
 		l.producers.apply(h)
 		pos += h.Size()
@@ -635,6 +641,7 @@ func (l *Log) flushLocked() error {
 	l.unflushed = 0
 	l.lastFlush = l.now()
 	l.recoveryPoint = l.leo.Load()
+	l.assertInvariants("flush")
 	return nil
 }
 
@@ -840,6 +847,7 @@ func (l *Log) Truncate(offset int64) error {
 	if err := l.scanHeaders(l.lso.Load(), func(h BatchHeader) { l.producers.apply(h) }); err != nil {
 		return err
 	}
+	l.assertInvariants("truncate")
 	l.logger.Info("log truncated", "topic", l.tp.Topic, "partition", l.tp.Partition, "log_end_offset", l.leo.Load())
 	return nil
 }
@@ -888,6 +896,7 @@ func (l *Log) applyRetention() int {
 		l.segs = l.segs[removed:]
 		l.gen++
 		l.lso.Store(l.segs[0].base)
+		l.assertInvariants("retention")
 		l.cleanedTo = max(l.cleanedTo, l.segs[0].base)
 		l.logger.Info("retention deleted segments", "topic", l.tp.Topic, "partition", l.tp.Partition,
 			"segments", removed, "log_start_offset", l.segs[0].base)
