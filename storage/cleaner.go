@@ -123,7 +123,7 @@ func (l *Log) CleanTo(limit int64) (CleanResult, error) {
 func (l *Log) CleanedTo() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.cleanedTo
+	return l.mu.cleanedTo
 }
 
 // bound is the cleaner's upper limit: min(limit, clean bound).
@@ -138,17 +138,17 @@ func (l *Log) bound(limit int64) int64 {
 // min.compaction.lag.ms, old enough), oldest first, and the boundary: the
 // base of the first segment not included. Called with l.mu held.
 func (l *Log) cleanableLocked(bound int64, nowMs int64) ([]*segment, int64) {
-	lag := l.cfg.MinCompactionLagMs.Milliseconds()
+	lag := l.mu.cfg.MinCompactionLagMs.Milliseconds()
 	n := 0
-	for ; n < len(l.segs)-1; n++ {
-		if l.segs[n+1].base > bound {
+	for ; n < len(l.mu.segs)-1; n++ {
+		if l.mu.segs[n+1].base > bound {
 			break
 		}
-		if lag > 0 && l.segs[n].maxTs > nowMs-lag {
+		if lag > 0 && l.mu.segs[n].maxTs > nowMs-lag {
 			break
 		}
 	}
-	return append([]*segment(nil), l.segs[:n]...), l.segs[n].base
+	return append([]*segment(nil), l.mu.segs[:n]...), l.mu.segs[n].base
 }
 
 // nextBoundary picks the boundary of the cleaner's next pass: the smallest
@@ -165,7 +165,7 @@ func (l *Log) nextBoundary() (int64, bool) {
 	bound := l.bound(math.MaxInt64)
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if l.closed || !l.cfg.Compact {
+	if l.mu.closed || !l.mu.cfg.Compact {
 		return 0, false
 	}
 	nowMs := l.now().UnixMilli()
@@ -173,7 +173,7 @@ func (l *Log) nextBoundary() (int64, bool) {
 	var clean, dirty int64
 	firstDirtyTs := int64(-1)
 	for i, s := range segs {
-		if s.base < l.cleanedTo {
+		if s.base < l.mu.cleanedTo {
 			clean += s.size
 			continue
 		}
@@ -181,14 +181,14 @@ func (l *Log) nextBoundary() (int64, bool) {
 			firstDirtyTs = s.maxTs
 		}
 		dirty += s.size
-		if dirty > 0 && float64(dirty)/float64(clean+dirty) >= l.cfg.MinCleanableDirtyRatio {
+		if dirty > 0 && float64(dirty)/float64(clean+dirty) >= l.mu.cfg.MinCleanableDirtyRatio {
 			if i+1 < len(segs) {
 				return segs[i+1].base, true
 			}
 			return end, true
 		}
 	}
-	if dirty > 0 && firstDirtyTs >= 0 && nowMs-firstDirtyTs > l.cfg.MaxCompactionLagMs.Milliseconds() {
+	if dirty > 0 && firstDirtyTs >= 0 && nowMs-firstDirtyTs > l.mu.cfg.MaxCompactionLagMs.Milliseconds() {
 		return end, true
 	}
 	return 0, false
@@ -278,12 +278,12 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 	start := time.Now()
 	bound := l.bound(limit)
 	l.mu.RLock()
-	if l.closed {
+	if l.mu.closed {
 		l.mu.RUnlock()
 		return CleanResult{}, ErrClosed
 	}
-	cfg := l.cfg
-	gen := l.gen
+	cfg := l.mu.cfg
+	gen := l.mu.gen
 	segs, boundary := l.cleanableLocked(bound, l.now().UnixMilli())
 	sizes := make([]int64, len(segs))
 	for i, s := range segs {
@@ -362,11 +362,11 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		res.SegmentsRewritten++
 	}
 	l.mu.Lock()
-	if l.gen == gen {
-		l.cleanedTo = max(l.cleanedTo, boundary)
+	if l.mu.gen == gen {
+		l.mu.cleanedTo = max(l.mu.cleanedTo, boundary)
 	}
 	// A truncation meanwhile may have lowered it.
-	res.CleanedTo = l.cleanedTo
+	res.CleanedTo = l.mu.cleanedTo
 	l.mu.Unlock()
 	res.Duration = time.Since(start)
 	if l.hooks.cleaned != nil {
@@ -477,11 +477,11 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.gen != gen {
+	if l.mu.closed || l.mu.gen != gen {
 		return errCleanAborted
 	}
 	idx := -1
-	for i, s := range l.segs[:len(l.segs)-1] {
+	for i, s := range l.mu.segs[:len(l.mu.segs)-1] {
 		if s == old {
 			idx = i
 		}
@@ -512,11 +512,11 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 		}
 		ns.idxWritten, ns.tixWritten = len(ns.index), len(ns.tindex)
 	}
-	l.segs[idx] = ns
+	l.mu.segs[idx] = ns
 	l.assertInvariants("clean")
 	// Readers may still hold ranges of the old file: it is closed and its
 	// "*.deleted" files removed when reaped.
-	l.doomed = append(l.doomed, doomedSegment{seg: old, at: l.now()})
+	l.mu.doomed = append(l.mu.doomed, doomedSegment{seg: old, at: l.now()})
 	return nil
 }
 
@@ -742,7 +742,7 @@ func hasGapsMarker(dir string) bool {
 func (m *Manager) attach(l *Log, cleanedTo int64) {
 	l.hooks = logHooks{markGaps: m.markGaps, cleaned: m.recordCleaned}
 	l.mu.Lock()
-	l.cleanedTo = max(min(cleanedTo, l.active().base), l.lso.Load())
+	l.mu.cleanedTo = max(min(cleanedTo, l.active().base), l.lso.Load())
 	l.mu.Unlock()
 }
 

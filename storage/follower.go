@@ -10,7 +10,7 @@ package storage
 func (l *Log) EpochHistory() []EpochEntry {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return append([]EpochEntry(nil), l.epochs.entries...)
+	return append([]EpochEntry(nil), l.mu.epochs.entries...)
 }
 
 // TruncateFullyAndStartAt removes every batch and makes the log empty,
@@ -21,7 +21,7 @@ func (l *Log) EpochHistory() []EpochEntry {
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.mu.closed {
 		return ErrClosed
 	}
 	if offset <= l.leo.Load() {
@@ -29,8 +29,8 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	}
 	// The old segments are renamed away first: a crash after creating
 	// the new one must not leave them in front of it.
-	err := l.dropSegments(l.segs)
-	l.segs = nil
+	err := l.dropSegments(l.mu.segs)
+	l.mu.segs = nil
 	if err != nil {
 		return l.failed("truncate fully", err)
 	}
@@ -38,20 +38,20 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err != nil {
 		return l.failed("truncate fully", err)
 	}
-	l.segs = []*segment{ns}
-	l.gen++
-	l.cleanedTo = offset
+	l.mu.segs = []*segment{ns}
+	l.mu.gen++
+	l.mu.cleanedTo = offset
 	l.lso.Store(offset)
 	l.leo.Store(offset)
-	l.recoveryPoint = offset
-	l.unflushed = 0
-	if err := l.epochs.truncateFromEnd(-1 << 62); err != nil {
+	l.mu.recoveryPoint = offset
+	l.mu.unflushed = 0
+	if err := l.mu.epochs.truncateFromEnd(-1 << 62); err != nil {
 		return err
 	}
 	if err := dropProducerSnapshotAbove(l.dir, -1); err != nil {
 		return l.failed("truncate fully", err)
 	}
-	l.producers = producerState{}
+	l.mu.producers = producerState{}
 	l.assertInvariants("truncate fully")
 	l.logger.Info("log truncated fully", "topic", l.tp.Topic, "partition", l.tp.Partition, "log_start_offset", offset)
 	return nil

@@ -13,31 +13,31 @@ import "fmt"
 // segment's end, and the recovery point <= the log end. Called with l.mu
 // held.
 func (l *Log) assertInvariants(op string) {
-	if !invariants || l.closed {
+	if !invariants || l.mu.closed {
 		return
 	}
 	lso, leo := l.lso.Load(), l.leo.Load()
-	if len(l.segs) == 0 {
+	if len(l.mu.segs) == 0 {
 		panic(fmt.Sprintf("storage invariant (%s, %s-%d): no segments", op, l.tp.Topic, l.tp.Partition))
 	}
 	fail := func(format string, args ...any) {
 		panic(fmt.Sprintf("storage invariant (%s, %s-%d): ", op, l.tp.Topic, l.tp.Partition) + fmt.Sprintf(format, args...))
 	}
-	if lso != l.segs[0].base || lso > leo {
-		fail("log start %d, first segment base %d, log end %d", lso, l.segs[0].base, leo)
+	if lso != l.mu.segs[0].base || lso > leo {
+		fail("log start %d, first segment base %d, log end %d", lso, l.mu.segs[0].base, leo)
 	}
 	if leo != l.active().next {
 		fail("log end %d, active segment ends at %d", leo, l.active().next)
 	}
-	if l.recoveryPoint > leo {
-		fail("recovery point %d past the log end %d", l.recoveryPoint, leo)
+	if l.mu.recoveryPoint > leo {
+		fail("recovery point %d past the log end %d", l.mu.recoveryPoint, leo)
 	}
-	for i, s := range l.segs {
+	for i, s := range l.mu.segs {
 		if s.next < s.base || s.size < 0 || s.deleted {
 			fail("segment %d: next %d, size %d, deleted %v", s.base, s.next, s.size, s.deleted)
 		}
-		if i > 0 && (s.base <= l.segs[i-1].base || s.base < l.segs[i-1].next) {
-			fail("segment %d overlaps or precedes segment %d (ending at %d)", s.base, l.segs[i-1].base, l.segs[i-1].next)
+		if i > 0 && (s.base <= l.mu.segs[i-1].base || s.base < l.mu.segs[i-1].next) {
+			fail("segment %d overlaps or precedes segment %d (ending at %d)", s.base, l.mu.segs[i-1].base, l.mu.segs[i-1].next)
 		}
 	}
 }

@@ -16,6 +16,9 @@ import (
 
 // Log is one partition's append-only log: a list of segments, the last one
 // active. All methods are safe for concurrent use; appends are serialised.
+//
+// Lock order: cleanMu, then mu. mu is never held while calling out of the
+// package (the clean bound is read before taking it).
 type Log struct {
 	dir     string
 	tp      TopicPartition
@@ -23,29 +26,38 @@ type Log struct {
 	now     func() time.Time
 	logger  hclog.Logger
 
-	// leo and lso mirror the values below for lock-free readers.
+	// leo and lso mirror the log end and log start offsets for lock-free
+	// readers; they are written only with mu held. lso <= leo.
 	leo atomic.Int64
 	lso atomic.Int64
 
-	mu            sync.RWMutex
-	cfg           LogConfig
-	segs          []*segment // by base offset; never empty while open
-	recoveryPoint int64      // everything below is fsynced
-	unflushed     int64      // records appended since the last fsync
-	lastFlush     time.Time
-	producers     producerState
-	epochs        *epochCache
-	closed        bool
-	// doomed segments were removed from segs (retention, truncation,
-	// cleaning) and are deleted once no reader can still hold their file
-	// ranges.
-	doomed []doomedSegment
-	// gen counts changes to segs other than by the cleaner (truncation,
-	// retention): a cleaning pass started before one is abandoned.
-	gen uint64
-	// cleanedTo: every record below it has been compacted (the cleaner's
-	// checkpoint for this log).
-	cleanedTo int64
+	mu struct {
+		sync.RWMutex
+		// Everything below is protected by mu.
+
+		cfg LogConfig
+		// segs are the live segments by base offset, sorted and not
+		// overlapping; never empty while open. The last is active.
+		segs []*segment
+		// recoveryPoint: everything below is fsynced; <= leo.
+		recoveryPoint int64
+		unflushed     int64 // records appended since the last fsync
+		lastFlush     time.Time
+		producers     producerState
+		epochs        *epochCache
+		closed        bool
+		// doomed segments were removed from segs (retention, truncation,
+		// cleaning) and renamed to *.deleted; their files are deleted
+		// once no reader can still hold their file ranges.
+		doomed []doomedSegment
+		// gen counts changes to segs other than by the cleaner
+		// (truncation, retention): a cleaning pass started before one is
+		// abandoned.
+		gen uint64
+		// cleanedTo: every record below it has been compacted (the
+		// cleaner's checkpoint for this log); lso <= cleanedTo.
+		cleanedTo int64
+	}
 
 	// cleanMu serialises cleaning passes (and close with them); closing
 	// makes a running pass give up.
@@ -55,9 +67,11 @@ type Log struct {
 	// follower copied compacted batches); recovery then accepts them.
 	gapsOK atomic.Bool
 	gapsMu sync.Mutex // serialises markGaps
-	// hooks connect the log to its manager's cleaner checkpoint.
+	// hooks connect the log to its manager's cleaner checkpoint; set
+	// before the log is shared.
 	hooks logHooks
-	// cleanBound caps the cleaner (the partition's high watermark).
+	// cleanBound caps the cleaner and retention (the partition's high
+	// watermark).
 	cleanBound atomic.Pointer[func() int64]
 }
 
@@ -83,7 +97,7 @@ func (l *Log) dropSegments(segs []*segment) error {
 		if err := s.markDeleted(); err != nil && first == nil {
 			first = fmt.Errorf("rename segment %d to %s: %w", s.base, deletedSuffix, err)
 		}
-		l.doomed = append(l.doomed, doomedSegment{seg: s, at: now})
+		l.mu.doomed = append(l.mu.doomed, doomedSegment{seg: s, at: now})
 	}
 	if len(segs) == 0 {
 		return first
@@ -100,7 +114,7 @@ func (l *Log) dropSegments(segs []*segment) error {
 // recovers it from what is on disk.
 func (l *Log) failed(op string, err error) error {
 	l.logger.Error("log failed; closed until reopened", "topic", l.tp.Topic, "partition", l.tp.Partition, "op", op, "error", err)
-	l.closed = true
+	l.mu.closed = true
 	l.closeSegments()
 	return fmt.Errorf("%s %s-%d: %w", op, l.tp.Topic, l.tp.Partition, err)
 }
@@ -116,7 +130,8 @@ type doomedSegment struct {
 // is listed in the cleaner checkpoint); so do the log's own offset-gaps
 // marker and a compacted cfg.
 func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, allowGaps bool, now func() time.Time, logger hclog.Logger) (*Log, error) {
-	l := &Log{dir: dir, tp: tp, topicID: topicID, cfg: cfg, now: now, logger: logger, lastFlush: now()}
+	l := &Log{dir: dir, tp: tp, topicID: topicID, now: now, logger: logger}
+	l.mu.cfg, l.mu.lastFlush = cfg, now()
 	if err := finishCleanerLeftovers(dir, logger); err != nil {
 		return nil, err
 	}
@@ -173,38 +188,38 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 			l.closeSegments()
 			return nil, fmt.Errorf("open segment %d of %s-%d: %w", base, tp.Topic, tp.Partition, err)
 		}
-		if n := len(l.segs); n > 0 && s.size > 0 && s.base < l.segs[n-1].next {
+		if n := len(l.mu.segs); n > 0 && s.size > 0 && s.base < l.mu.segs[n-1].next {
 			s.close()
 			l.closeSegments()
 			return nil, fmt.Errorf("%w: segment %d of %s-%d overlaps the one before", ErrCorruptBatch, base, tp.Topic, tp.Partition)
 		}
-		l.segs = append(l.segs, s)
+		l.mu.segs = append(l.mu.segs, s)
 		if truncated {
 			truncatedAt = i
 			logger.Warn("truncated torn or corrupt tail during recovery", "topic", tp.Topic, "partition", tp.Partition,
 				"segment", base, "valid_bytes", s.size, "log_end_offset", s.next)
 		}
 	}
-	if len(l.segs) == 0 {
+	if len(l.mu.segs) == 0 {
 		s, err := createSegment(dir, 0, now())
 		if err != nil {
 			return nil, err
 		}
-		l.segs = append(l.segs, s)
+		l.mu.segs = append(l.mu.segs, s)
 	}
 	// Drop empty segments left in the middle (a crash right after a roll).
-	for i := 0; i < len(l.segs)-1; {
-		if l.segs[i].size == 0 {
-			l.segs[i].remove()
-			l.segs = append(l.segs[:i], l.segs[i+1:]...)
+	for i := 0; i < len(l.mu.segs)-1; {
+		if l.mu.segs[i].size == 0 {
+			l.mu.segs[i].remove()
+			l.mu.segs = append(l.mu.segs[:i], l.mu.segs[i+1:]...)
 			continue
 		}
 		i++
 	}
-	l.lso.Store(l.segs[0].base)
+	l.lso.Store(l.mu.segs[0].base)
 	l.leo.Store(l.active().next)
-	l.recoveryPoint = l.leo.Load()
-	l.cleanedTo = l.lso.Load()
+	l.mu.recoveryPoint = l.leo.Load()
+	l.mu.cleanedTo = l.lso.Load()
 	if err := l.loadEpochs(); err != nil {
 		l.closeSegments()
 		return nil, err
@@ -217,10 +232,10 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 	return l, nil
 }
 
-func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
+func (l *Log) active() *segment { return l.mu.segs[len(l.mu.segs)-1] }
 
 func (l *Log) closeSegments() {
-	for _, s := range l.segs {
+	for _, s := range l.mu.segs {
 		s.close()
 	}
 }
@@ -233,7 +248,7 @@ func (l *Log) loadEpochs() error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", leaderEpochFile, err)
 	}
-	l.epochs = c
+	l.mu.epochs = c
 	first, last, nonEmpty, err := l.firstAndLastHeaders()
 	if err != nil {
 		return err
@@ -275,7 +290,7 @@ func (l *Log) loadEpochs() error {
 // segment); nonEmpty is false when there is no batch.
 func (l *Log) firstAndLastHeaders() (first, last BatchHeader, nonEmpty bool, err error) {
 	var hdr [BatchHeaderSize]byte
-	for _, s := range l.segs {
+	for _, s := range l.mu.segs {
 		if s.size == 0 {
 			continue
 		}
@@ -285,8 +300,8 @@ func (l *Log) firstAndLastHeaders() (first, last BatchHeader, nonEmpty bool, err
 		nonEmpty = true
 		break
 	}
-	for i := len(l.segs) - 1; i >= 0 && nonEmpty; i-- {
-		s := l.segs[i]
+	for i := len(l.mu.segs) - 1; i >= 0 && nonEmpty; i-- {
+		s := l.mu.segs[i]
 		if s.size == 0 {
 			continue
 		}
@@ -316,15 +331,15 @@ func (l *Log) loadProducers() error {
 	if !ok {
 		p, from = producerState{}, l.lso.Load()
 	}
-	l.producers = p
-	return l.scanHeaders(from, func(h BatchHeader) { l.producers.apply(h) })
+	l.mu.producers = p
+	return l.scanHeaders(from, func(h BatchHeader) { l.mu.producers.apply(h) })
 }
 
 // scanHeaders calls fn with the header of every batch whose last offset is
 // >= from, reading headers only.
 func (l *Log) scanHeaders(from int64, fn func(BatchHeader)) error {
 	var hdr [BatchHeaderSize]byte
-	for _, s := range l.segs {
+	for _, s := range l.mu.segs {
 		if s.next <= from {
 			continue
 		}
@@ -358,7 +373,7 @@ func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
 func (l *Log) Config() LogConfig {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.cfg
+	return l.mu.cfg
 }
 
 // SetConfig changes the log's configuration.
@@ -367,7 +382,7 @@ func (l *Log) SetConfig(cfg LogConfig) error {
 		return err
 	}
 	l.mu.Lock()
-	l.cfg = cfg
+	l.mu.cfg = cfg
 	l.mu.Unlock()
 	return nil
 }
@@ -386,7 +401,7 @@ type staged struct {
 func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.mu.closed {
 		return AppendInfo{}, ErrClosed
 	}
 	if len(batches) == 0 {
@@ -405,8 +420,8 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 		if h.Size() > int64(len(b)) {
 			return AppendInfo{}, fmt.Errorf("%w: batch of %d bytes, %d present", ErrCorruptBatch, h.Size(), len(b))
 		}
-		if l.cfg.MaxMessageBytes > 0 && h.Size() > int64(l.cfg.MaxMessageBytes) {
-			return AppendInfo{}, fmt.Errorf("%w: %d bytes exceeds max.message.bytes %d", ErrBatchTooLarge, h.Size(), l.cfg.MaxMessageBytes)
+		if l.mu.cfg.MaxMessageBytes > 0 && h.Size() > int64(l.mu.cfg.MaxMessageBytes) {
+			return AppendInfo{}, fmt.Errorf("%w: %d bytes exceeds max.message.bytes %d", ErrBatchTooLarge, h.Size(), l.mu.cfg.MaxMessageBytes)
 		}
 		if h.Idempotent() {
 			var st *staged
@@ -416,7 +431,7 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 				}
 			}
 			if st == nil {
-				e, known := l.producers[h.ProducerID]
+				e, known := l.mu.producers[h.ProducerID]
 				stage = append(stage, staged{id: h.ProducerID, known: known})
 				st = &stage[len(stage)-1]
 				if known {
@@ -455,7 +470,7 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 	if err := l.write(batches); err != nil {
 		return AppendInfo{}, err
 	}
-	if err := l.epochs.assign(leaderEpoch, leo); err != nil {
+	if err := l.mu.epochs.assign(leaderEpoch, leo); err != nil {
 		l.logger.Error("cannot write leader epoch checkpoint", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 	}
 	info.LastOffset = next - 1
@@ -469,7 +484,7 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.mu.closed {
 		return AppendInfo{}, ErrClosed
 	}
 	leo := l.leo.Load()
@@ -510,7 +525,7 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 	}
 	_ = SplitBatches(batches, func(b []byte) error {
 		h, _ := ParseBatchHeader(b)
-		if err := l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset); err != nil {
+		if err := l.mu.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset); err != nil {
 			l.logger.Error("cannot write leader epoch checkpoint", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 		}
 		return nil
@@ -546,7 +561,7 @@ func (l *Log) write(batches []byte) error {
 			if err != nil {
 				return err
 			}
-			if s.size+n+h.Size() > l.cfg.SegmentBytes {
+			if s.size+n+h.Size() > l.mu.cfg.SegmentBytes {
 				break
 			}
 			n += h.Size()
@@ -575,16 +590,16 @@ func (l *Log) writeChunk(batches []byte) error {
 		h, _ := ParseBatchHeader(b)
 		l.assertAppended(h, prevEnd, gapsOK)
 		prevEnd = h.LastOffset() + 1
-		s.track(h, pos, l.cfg.IndexIntervalBytes)
-		l.producers.apply(h)
+		s.track(h, pos, l.mu.cfg.IndexIntervalBytes)
+		l.mu.producers.apply(h)
 		pos += h.Size()
 		records += int64(h.LastOffsetDelta) + 1
 		b = b[h.Size():]
 	}
 	s.size = pos
 	l.leo.Store(s.next)
-	l.unflushed += records
-	if l.unflushed >= l.cfg.FlushMessages {
+	l.mu.unflushed += records
+	if l.mu.unflushed >= l.mu.cfg.FlushMessages {
 		return l.flushLocked()
 	}
 	return nil
@@ -600,8 +615,8 @@ func (l *Log) maybeRoll(h BatchHeader) error {
 	if s.size == 0 {
 		return nil
 	}
-	full := s.size+n > l.cfg.SegmentBytes
-	old := l.now().Sub(s.created) > l.cfg.SegmentMs
+	full := s.size+n > l.mu.cfg.SegmentBytes
+	old := l.now().Sub(s.created) > l.mu.cfg.SegmentMs
 	if !full && !old {
 		return nil
 	}
@@ -615,9 +630,9 @@ func (l *Log) maybeRoll(h BatchHeader) error {
 	if err != nil {
 		return err
 	}
-	l.segs = append(l.segs, ns)
-	l.recoveryPoint = ns.base
-	if err := writeProducerSnapshot(l.dir, ns.base, l.producers); err != nil {
+	l.mu.segs = append(l.mu.segs, ns)
+	l.mu.recoveryPoint = ns.base
+	if err := writeProducerSnapshot(l.dir, ns.base, l.mu.producers); err != nil {
 		l.logger.Warn("cannot write producer snapshot", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 	}
 	l.logger.Debug("rolled segment", "topic", l.tp.Topic, "partition", l.tp.Partition, "base_offset", ns.base, "full", full)
@@ -628,7 +643,7 @@ func (l *Log) maybeRoll(h BatchHeader) error {
 func (l *Log) Flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.mu.closed {
 		return ErrClosed
 	}
 	return l.flushLocked()
@@ -638,9 +653,9 @@ func (l *Log) flushLocked() error {
 	if err := l.active().sync(); err != nil {
 		return err
 	}
-	l.unflushed = 0
-	l.lastFlush = l.now()
-	l.recoveryPoint = l.leo.Load()
+	l.mu.unflushed = 0
+	l.mu.lastFlush = l.now()
+	l.mu.recoveryPoint = l.leo.Load()
 	l.assertInvariants("flush")
 	return nil
 }
@@ -649,12 +664,12 @@ func (l *Log) flushLocked() error {
 func (l *Log) RecoveryPoint() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.recoveryPoint
+	return l.mu.recoveryPoint
 }
 
 // segmentFor returns the index of the segment holding offset, or -1.
 func (l *Log) segmentFor(offset int64) int {
-	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })
+	i := sort.Search(len(l.mu.segs), func(i int) bool { return l.mu.segs[i].base > offset })
 	return i - 1
 }
 
@@ -669,7 +684,7 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	res := ReadResult{LogStartOffset: l.lso.Load(), LogEndOffset: l.leo.Load()}
-	if l.closed {
+	if l.mu.closed {
 		return res, ErrClosed
 	}
 	if offset < res.LogStartOffset || offset > res.LogEndOffset {
@@ -680,8 +695,8 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 	}
 	hdr := readHeaderPool.Get().(*[BatchHeaderSize]byte)
 	defer readHeaderPool.Put(hdr)
-	for i := max(l.segmentFor(offset), 0); i < len(l.segs); i++ {
-		s := l.segs[i]
+	for i := max(l.segmentFor(offset), 0); i < len(l.mu.segs); i++ {
+		s := l.mu.segs[i]
 		if s.next <= offset {
 			continue
 		}
@@ -734,11 +749,11 @@ func (r ReadResult) ReadInto(dst []byte) ([]byte, error) {
 func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if l.closed {
+	if l.mu.closed {
 		return 0, 0, false, ErrClosed
 	}
 	var hdr [BatchHeaderSize]byte
-	for _, s := range l.segs {
+	for _, s := range l.mu.segs {
 		if s.maxTs < ts || s.size == 0 {
 			continue
 		}
@@ -762,7 +777,7 @@ func (l *Log) MaxTimestamp() (int64, int64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	ts, off := int64(-1), int64(-1)
-	for _, s := range l.segs {
+	for _, s := range l.mu.segs {
 		if s.maxTs > ts {
 			ts, off = s.maxTs, s.maxTsOffset
 		}
@@ -775,14 +790,14 @@ func (l *Log) MaxTimestamp() (int64, int64) {
 func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.epochs.endOffsetFor(epoch, l.leo.Load())
+	return l.mu.epochs.endOffsetFor(epoch, l.leo.Load())
 }
 
 // LatestEpoch is the newest leader epoch in the log, -1 when none.
 func (l *Log) LatestEpoch() int32 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if e, ok := l.epochs.latest(); ok {
+	if e, ok := l.mu.epochs.latest(); ok {
 		return e.Epoch
 	}
 	return -1
@@ -793,7 +808,7 @@ func (l *Log) LatestEpoch() int32 {
 func (l *Log) Truncate(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.mu.closed {
 		return ErrClosed
 	}
 	if offset >= l.leo.Load() {
@@ -803,8 +818,8 @@ func (l *Log) Truncate(offset int64) error {
 	if offset <= l.lso.Load() {
 		// Every segment goes, renamed before the new one (which may
 		// take the first one's name) is created.
-		err := l.dropSegments(l.segs)
-		l.segs = nil
+		err := l.dropSegments(l.mu.segs)
+		l.mu.segs = nil
 		if err != nil {
 			return l.failed("truncate", err)
 		}
@@ -812,15 +827,15 @@ func (l *Log) Truncate(offset int64) error {
 		if err != nil {
 			return l.failed("truncate", err)
 		}
-		l.segs = []*segment{ns}
+		l.mu.segs = []*segment{ns}
 		l.lso.Store(ns.base)
 	} else {
-		n := len(l.segs)
-		for n > 1 && l.segs[n-1].base >= offset {
+		n := len(l.mu.segs)
+		for n > 1 && l.mu.segs[n-1].base >= offset {
 			n--
 		}
-		err := l.dropSegments(l.segs[n:])
-		l.segs = l.segs[:n]
+		err := l.dropSegments(l.mu.segs[n:])
+		l.mu.segs = l.mu.segs[:n]
 		if err != nil {
 			return l.failed("truncate", err)
 		}
@@ -828,23 +843,23 @@ func (l *Log) Truncate(offset int64) error {
 		if pos, _, ok, err := s.find(offset); err != nil {
 			return err
 		} else if ok {
-			if err := s.truncateTo(pos, l.cfg.IndexIntervalBytes, l.gapsOK.Load()); err != nil {
+			if err := s.truncateTo(pos, l.mu.cfg.IndexIntervalBytes, l.gapsOK.Load()); err != nil {
 				return l.failed("truncate", err)
 			}
 		}
 	}
-	l.gen++
+	l.mu.gen++
 	l.leo.Store(l.active().next)
-	l.recoveryPoint = min(l.recoveryPoint, l.leo.Load())
-	l.cleanedTo = max(min(l.cleanedTo, l.active().base), l.lso.Load())
-	if err := l.epochs.truncateFromEnd(l.leo.Load()); err != nil {
+	l.mu.recoveryPoint = min(l.mu.recoveryPoint, l.leo.Load())
+	l.mu.cleanedTo = max(min(l.mu.cleanedTo, l.active().base), l.lso.Load())
+	if err := l.mu.epochs.truncateFromEnd(l.leo.Load()); err != nil {
 		return err
 	}
 	if err := dropProducerSnapshotAbove(l.dir, l.leo.Load()); err != nil {
 		return l.failed("truncate", err)
 	}
-	l.producers = producerState{}
-	if err := l.scanHeaders(l.lso.Load(), func(h BatchHeader) { l.producers.apply(h) }); err != nil {
+	l.mu.producers = producerState{}
+	if err := l.scanHeaders(l.lso.Load(), func(h BatchHeader) { l.mu.producers.apply(h) }); err != nil {
 		return err
 	}
 	l.assertInvariants("truncate")
@@ -864,42 +879,42 @@ func (l *Log) applyRetention() int {
 	hw := l.bound(math.MaxInt64)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || !l.cfg.Delete {
+	if l.mu.closed || !l.mu.cfg.Delete {
 		return 0
 	}
 	hw = min(hw, l.leo.Load())
 	now := l.now()
 	var total int64
-	for _, s := range l.segs {
+	for _, s := range l.mu.segs {
 		total += s.size
 	}
 	removed := 0
-	for removed < len(l.segs)-1 {
-		s := l.segs[removed]
-		expired := l.cfg.RetentionMs >= 0 && s.maxTs >= 0 && now.UnixMilli()-s.maxTs > l.cfg.RetentionMs.Milliseconds()
-		oversize := l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
+	for removed < len(l.mu.segs)-1 {
+		s := l.mu.segs[removed]
+		expired := l.mu.cfg.RetentionMs >= 0 && s.maxTs >= 0 && now.UnixMilli()-s.maxTs > l.mu.cfg.RetentionMs.Milliseconds()
+		oversize := l.mu.cfg.RetentionBytes >= 0 && total-s.size >= l.mu.cfg.RetentionBytes
 		if !expired && !oversize {
 			break
 		}
 		// The new log start (the next segment's base) must not pass the
 		// HW: s must end at or below it.
-		if s.next > hw || l.segs[removed+1].base > hw {
+		if s.next > hw || l.mu.segs[removed+1].base > hw {
 			break
 		}
 		total -= s.size
 		removed++
 	}
 	if removed > 0 {
-		if err := l.dropSegments(l.segs[:removed]); err != nil {
+		if err := l.dropSegments(l.mu.segs[:removed]); err != nil {
 			l.logger.Error("cannot rename segments removed by retention", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 		}
-		l.segs = l.segs[removed:]
-		l.gen++
-		l.lso.Store(l.segs[0].base)
+		l.mu.segs = l.mu.segs[removed:]
+		l.mu.gen++
+		l.lso.Store(l.mu.segs[0].base)
 		l.assertInvariants("retention")
-		l.cleanedTo = max(l.cleanedTo, l.segs[0].base)
+		l.mu.cleanedTo = max(l.mu.cleanedTo, l.mu.segs[0].base)
 		l.logger.Info("retention deleted segments", "topic", l.tp.Topic, "partition", l.tp.Partition,
-			"segments", removed, "log_start_offset", l.segs[0].base)
+			"segments", removed, "log_start_offset", l.mu.segs[0].base)
 	}
 	return removed
 }
@@ -910,9 +925,9 @@ func (l *Log) reapDoomed(force bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	keep := l.doomed[:0]
-	for _, d := range l.doomed {
-		if force || now.Sub(d.at) >= l.cfg.FileDeleteDelay {
+	keep := l.mu.doomed[:0]
+	for _, d := range l.mu.doomed {
+		if force || now.Sub(d.at) >= l.mu.cfg.FileDeleteDelay {
 			// A segment whose rename failed may share its name with a
 			// live one.
 			if !d.seg.deleted && l.isLive(d.seg) {
@@ -924,11 +939,11 @@ func (l *Log) reapDoomed(force bool) {
 		}
 		keep = append(keep, d)
 	}
-	l.doomed = keep
+	l.mu.doomed = keep
 }
 
 func (l *Log) isLive(d *segment) bool {
-	for _, s := range l.segs {
+	for _, s := range l.mu.segs {
 		if s.base == d.base {
 			return true
 		}
@@ -940,7 +955,7 @@ func (l *Log) isLive(d *segment) bool {
 func (l *Log) maybeFlushByTime() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.unflushed == 0 || l.now().Sub(l.lastFlush) < l.cfg.FlushMs {
+	if l.mu.closed || l.mu.unflushed == 0 || l.now().Sub(l.mu.lastFlush) < l.mu.cfg.FlushMs {
 		return
 	}
 	if err := l.flushLocked(); err != nil {
@@ -955,7 +970,7 @@ func (l *Log) close() error {
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
 	l.mu.Lock()
-	if l.closed {
+	if l.mu.closed {
 		l.mu.Unlock()
 		return nil
 	}
@@ -967,8 +982,8 @@ func (l *Log) close() error {
 	}
 	keep(l.active().seal())
 	keep(l.flushLocked())
-	keep(writeProducerSnapshot(l.dir, l.leo.Load(), l.producers))
-	l.closed = true
+	keep(writeProducerSnapshot(l.dir, l.leo.Load(), l.mu.producers))
+	l.mu.closed = true
 	l.mu.Unlock()
 	l.reapDoomed(true)
 	l.mu.Lock()
@@ -985,13 +1000,13 @@ func (l *Log) abandon() {
 	defer l.cleanMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.mu.closed {
 		return
 	}
-	l.closed = true
+	l.mu.closed = true
 	l.closeSegments()
-	for _, d := range l.doomed {
+	for _, d := range l.mu.doomed {
 		d.seg.close()
 	}
-	l.doomed = nil
+	l.mu.doomed = nil
 }
