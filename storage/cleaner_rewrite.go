@@ -257,7 +257,7 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 	if err := w.Flush(); err != nil {
 		return fail(mapIOError(err))
 	}
-	if err := syncFile(f); err != nil {
+	if err := syncFile(f, path); err != nil {
 		return fail(err)
 	}
 	ns.f, ns.size = f, pos

@@ -94,8 +94,10 @@ func absPath(p string) string {
 	return p
 }
 
-// syncFile fsyncs f.
-func syncFile(f *os.File) error {
+// syncFile fsyncs f, whose name is now path (a segment's file keeps the
+// name it was opened with through renames: the caller knows the current
+// one).
+func syncFile(f *os.File, path string) error {
 	if err := f.Sync(); err != nil {
 		return mapIOError(err)
 	}
@@ -104,7 +106,7 @@ func syncFile(f *os.File) error {
 		if st, err := f.Stat(); err == nil {
 			size = st.Size()
 		}
-		p := absPath(f.Name())
+		p := absPath(path)
 		notify(func(o FileObserver) { o.FileSynced(p, size) })
 	}
 	return nil
@@ -120,7 +122,7 @@ func syncPath(path string) error {
 		return mapIOError(err)
 	}
 	defer f.Close()
-	return syncFile(f)
+	return syncFile(f, path)
 }
 
 // syncDir fsyncs a directory, making the renames, creations and removals
@@ -180,13 +182,14 @@ func removeAll(path string) error {
 	return nil
 }
 
-// truncateFile truncates f to size (not durable until syncFile).
-func truncateFile(f *os.File, size int64) error {
+// truncateFile truncates f, whose name is now path, to size (not durable
+// until syncFile).
+func truncateFile(f *os.File, path string, size int64) error {
 	if err := f.Truncate(size); err != nil {
 		return mapIOError(err)
 	}
 	if observed() {
-		p := absPath(f.Name())
+		p := absPath(path)
 		notify(func(o FileObserver) { o.FileTruncated(p, size) })
 	}
 	return nil

@@ -579,7 +579,7 @@ func (l *Log) writeChunk(batches []byte) error {
 	s := l.active()
 	if _, err := s.f.WriteAt(batches, s.size); err != nil {
 		// Leave no partial batch behind.
-		_ = truncateFile(s.f, s.size)
+		_ = truncateFile(s.f, s.filePath(logSuffix), s.size)
 		l.logger.Error("append failed", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 		return mapIOError(err)
 	}

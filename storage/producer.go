@@ -173,7 +173,7 @@ func writeFileAtomic(path string, b []byte) error {
 		f.Close()
 		return mapIOError(err)
 	}
-	if err := syncFile(f); err != nil {
+	if err := syncFile(f, tmp); err != nil {
 		f.Close()
 		return err
 	}

@@ -263,11 +263,11 @@ func (s *segment) recover(indexInterval int32, allowGaps bool) (bool, error) {
 	}
 	truncated := pos < fileSize
 	if truncated {
-		if err := truncateFile(s.f, pos); err != nil {
+		if err := truncateFile(s.f, s.filePath(logSuffix), pos); err != nil {
 			return false, err
 		}
 		// A machine crash must not bring the cut tail back.
-		if err := syncFile(s.f); err != nil {
+		if err := syncFile(s.f, s.filePath(logSuffix)); err != nil {
 			return false, err
 		}
 	}
@@ -375,7 +375,7 @@ func (s *segment) sync() error {
 	if err := s.writeIndexes(); err != nil {
 		return err
 	}
-	if err := syncFile(s.f); err != nil {
+	if err := syncFile(s.f, s.filePath(logSuffix)); err != nil {
 		return err
 	}
 	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
@@ -438,7 +438,7 @@ func (s *segment) find(offset int64) (int64, BatchHeader, bool, error) {
 // state from the remaining file and fsyncs it with its indexes, so a
 // machine crash cannot bring the cut tail back.
 func (s *segment) truncateTo(pos int64, indexInterval int32, allowGaps bool) error {
-	if err := truncateFile(s.f, pos); err != nil {
+	if err := truncateFile(s.f, s.filePath(logSuffix), pos); err != nil {
 		return err
 	}
 	if _, err := s.recover(indexInterval, allowGaps); err != nil {
