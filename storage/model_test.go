@@ -274,7 +274,25 @@ func (r *modelRun) append() {
 		batches = append(batches, b)
 		all = append(all, b.payload...)
 	}
-	info, err := r.log.AppendAsLeader(append([]byte(nil), all...), r.m.epoch)
+	var info storage.AppendInfo
+	var err error
+	if r.rng.Intn(4) == 0 {
+		// As a follower: the offsets and leader epoch as a leader
+		// assigned them (neither is covered by the CRC).
+		all = all[:0]
+		next := r.m.end()
+		for _, b := range batches {
+			p := append([]byte(nil), b.payload...)
+			binary.BigEndian.PutUint64(p[0:], uint64(next))
+			binary.BigEndian.PutUint32(p[12:], uint32(r.m.epoch))
+			next += int64(b.count)
+			all = append(all, p...)
+		}
+		r.op = "append as follower"
+		info, err = r.log.AppendAsFollower(all)
+	} else {
+		info, err = r.log.AppendAsLeader(append([]byte(nil), all...), r.m.epoch)
+	}
 	if err != nil {
 		r.fatalf("append of %d batches: %v", n, err)
 	}
