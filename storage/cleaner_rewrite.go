@@ -287,12 +287,14 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 	}
 	// From here on the cleaned copy wins, even after a crash. The old
 	// files are renamed away (recovery ignores them; readers keep the
-	// open file) before the swap file takes the segment's name.
+	// open file) before the swap file takes the segment's name. A failure
+	// now leaves the files ahead of segs: the log stops until reopened,
+	// and opening finishes the swap.
 	if err := old.markDeleted(); err != nil {
-		return err
+		return l.failed("clean", err)
 	}
 	if err := renameFile(swap, ns.path(logSuffix)); err != nil {
-		return err
+		return l.failed("clean", err)
 	}
 	if err := syncDir(l.dir); err != nil {
 		l.logger.Warn("cannot fsync log directory after swap", "dir", l.dir, "error", err)
