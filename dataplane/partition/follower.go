@@ -117,8 +117,10 @@ func (p *Partition) capHighWatermark() {
 
 // UpdateFollowerHighWatermark sets the follower's high watermark from the
 // leader's, capped at the local log end (design: the follower's HW is the
-// leader's capped at its own LEO). Call it only after any truncation the
-// same fetch response asked for (KAFKA-14704).
+// leader's capped at its own LEO). Call it only with the high watermark of
+// a fetch answer that carried no diverging epoch: after a truncation the
+// log may still hold records that differ from the leader's below that high
+// watermark, until a later fetch is answered without divergence.
 func (p *Partition) UpdateFollowerHighWatermark(leaderEpoch int32, leaderHighWatermark int64) error {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
