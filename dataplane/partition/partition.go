@@ -192,14 +192,12 @@ func (p *Partition) close() {
 // end offsets and moves it forward if it grew. Caller holds roleMu (read or
 // write) and p.mu. It reports whether the high watermark moved.
 func (p *Partition) advanceHighWatermarkLocked() bool {
-	// Strict min-ISR counts the committed ISR; the minimum log end is
-	// taken over the maximal one (with a pending expansion's newcomer, or
-	// the larger ISR of a pending shrink).
-	if len(p.isr) < p.settings.MinInsyncReplicas {
-		return false
-	}
-	hw, ok := highWatermark(p.nodeID, p.log.LogEndOffset(), p.maximalISRLocked(), p.mu.followerLEO, 0)
-	if !ok || hw <= p.mu.highWatermark {
+	hw, advanced := highWatermark(hwInput{
+		Current: p.mu.highWatermark, LocalID: p.nodeID, LocalLEO: p.log.LogEndOffset(),
+		CommittedISR: p.isr, MaximalISR: p.maximalISRLocked(), FollowerLEO: p.mu.followerLEO,
+		MinInsyncReplicas: p.settings.MinInsyncReplicas,
+	})
+	if !advanced {
 		return false
 	}
 	p.mu.highWatermark = hw
