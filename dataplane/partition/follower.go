@@ -110,7 +110,7 @@ func (p *Partition) RestartAt(leaderEpoch int32, offset int64) error {
 // truncation. Caller holds roleMu.
 func (p *Partition) capHighWatermark() {
 	p.mu.Lock()
-	p.mu.highWatermark = max(min(p.mu.highWatermark, p.log.LogEndOffset()), p.log.LogStartOffset())
+	p.setHighWatermarkLocked(max(min(p.mu.highWatermark, p.log.LogEndOffset()), p.log.LogStartOffset()))
 	p.notifyLocked()
 	p.mu.Unlock()
 }
@@ -130,7 +130,7 @@ func (p *Partition) UpdateFollowerHighWatermark(leaderEpoch int32, leaderHighWat
 	hw := max(min(leaderHighWatermark, p.log.LogEndOffset()), p.log.LogStartOffset())
 	p.mu.Lock()
 	if hw != p.mu.highWatermark {
-		p.mu.highWatermark = hw
+		p.setHighWatermarkLocked(hw)
 		p.notifyLocked()
 	}
 	p.mu.Unlock()

@@ -444,6 +444,9 @@ func (p *Partition) adoptISR(pc *pendingISR, rp *kmsg.AlterPartitionResponseTopi
 		old := p.isr
 		p.isr = slices.Clone(rp.ISR)
 		p.partitionEpoch = rp.PartitionEpoch
+		if invariantsEnabled {
+			assertInvariant(checkISR(p.nodeID, p.isr, p.replicas))
+		}
 		now := p.now()
 		for _, r := range p.isr {
 			if r != p.nodeID {

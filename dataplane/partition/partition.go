@@ -135,7 +135,7 @@ func (p *Partition) State() LeaderState {
 func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	p.roleMu.Lock()
 	defer p.roleMu.Unlock()
-	oldRole, oldEpoch := p.role, p.leaderEpoch
+	oldRole, oldEpoch, oldPartitionEpoch := p.role, p.leaderEpoch, p.partitionEpoch
 	newRole := RoleFollower
 	if ip.Leader == p.nodeID {
 		newRole = RoleLeader
@@ -154,6 +154,9 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	}
 	p.replicas = slices.Clone(ip.Replicas)
 	p.settings = settings
+	if invariantsEnabled {
+		assertInvariant(checkAppliedImage(ip, oldEpoch, oldPartitionEpoch, p.leaderEpoch, p.partitionEpoch))
+	}
 
 	if newRole == RoleLeader && (oldRole != RoleLeader || oldEpoch != ip.LeaderEpoch) {
 		p.leaderEpochStartOffset = p.log.LogEndOffset()
@@ -200,7 +203,7 @@ func (p *Partition) advanceHighWatermarkLocked() bool {
 	if !advanced {
 		return false
 	}
-	p.mu.highWatermark = hw
+	p.setHighWatermarkLocked(hw)
 	return true
 }
 
