@@ -18,10 +18,11 @@
 // which hold for which role):
 //   - * LogStartOffset <= HighWatermark <= LogEndOffset, on every role.
 //   - * On the leader the high watermark only moves forward within a
-//     leader epoch; a follower's moves back after a truncation. It is the minimum log end
-//     offset over the (maximal) ISR (the local replica plus followers' reported LEOs;
-//     a follower that has not reported counts as 0), and it does not move
-//     while the ISR is smaller than min.insync.replicas (KIP-966).
+//     leader epoch; a follower's moves back after a truncation. On the
+//     leader it is the minimum log end offset over the (maximal) ISR (the
+//     local replica plus followers' reported LEOs; a follower that has not
+//     reported counts as 0), and it does not move while the committed ISR
+//     is smaller than min.insync.replicas (KIP-966); hw.go states the rule.
 //   - * An applied image has the leader in the ISR and the ISR within the
 //     replicas, and never moves the leader or partition epoch back.
 //   - Consumers never read at or above the high watermark.
