@@ -672,7 +672,7 @@ func TestOffsetDeleteSubscribedTopic(t *testing.T) {
 func TestOffsetExpiry(t *testing.T) {
 	// The periodic check is left out (a day apart) so that only the calls
 	// below expire offsets.
-	e := newEnv(t, func(c *Config) { c.OffsetsRetention, c.OffsetsRetentionCheckInterval = time.Hour, 24 * time.Hour })
+	e := newEnv(t, func(c *Config) { c.OffsetsRetention, c.OffsetsRetentionCheckInterval = time.Hour, 24*time.Hour })
 	commitCode(t, e.commit("simple", "", -1, map[int32]int64{0: 10}, ""), nil)
 	e.clock.Advance(30 * time.Minute)
 	commitCode(t, e.commit("simple", "", -1, map[int32]int64{1: 10}, ""), nil)
