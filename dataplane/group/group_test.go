@@ -669,6 +669,28 @@ func TestOffsetDeleteSubscribedTopic(t *testing.T) {
 	code(t, od.Topics[0].Partitions[0].ErrorCode, kerr.GroupSubscribedToTopic)
 }
 
+// TestOffsetExpiryCheck: the periodic check (offsets.retention.check.interval.ms)
+// expires offsets on its own once they are as old as the retention, and
+// not before.
+func TestOffsetExpiryCheck(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.OffsetsRetention, c.OffsetsRetentionCheckInterval = time.Hour, 10*time.Minute
+	})
+	commitCode(t, e.commit("simple", "", -1, map[int32]int64{0: 10}, ""), nil)
+	// Five checks (at 10..50 minutes) find nothing to expire.
+	e.clock.Advance(55 * time.Minute)
+	if got := e.fetched("simple"); len(got) != 1 {
+		t.Fatalf("offsets expired before the retention: %+v", got)
+	}
+	took := e.advanceUntil("the periodic expiry", time.Minute, func() bool {
+		groups, _ := e.c.ListGroups(nil)
+		return len(groups) == 0
+	})
+	if total := 55*time.Minute + took; total < time.Hour {
+		t.Fatalf("offsets expired after %v, within the 1h retention", total)
+	}
+}
+
 func TestOffsetExpiry(t *testing.T) {
 	// The periodic check is left out (a day apart) so that only the calls
 	// below expire offsets.
