@@ -83,7 +83,7 @@ func BenchmarkLoad(b *testing.B) {
 			ids = append(ids, id)
 		}
 	}
-	nowMs := e.cfg.Now().UnixMilli()
+	nowMs := e.cfg.Clock.Now().UnixMilli()
 	recs := make([]kv, 0, parts)
 	for c := range commits {
 		for _, id := range ids {

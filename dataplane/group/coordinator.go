@@ -14,7 +14,8 @@
 // Concurrency: one mutex guards every group of this broker; no request
 // holds it while waiting (a join waiting for the rebalance, a commit waiting
 // for the ISR), and timers (session expiry, rebalance timeout, the initial
-// rebalance delay, offset expiry) take it when they fire.
+// rebalance delay, offset expiry) take it when they fire. All time, timers
+// included, comes from Config.Clock, so tests drive it with a fake clock.
 package group
 
 import (
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jonboulle/clockwork"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -68,8 +70,11 @@ type Config struct {
 	// for the ISR before the request is answered with an error.
 	CommitTimeout time.Duration
 	Logger        hclog.Logger
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
+	// Clock is the coordinator's time: Now, and every timer (session
+	// timeouts, pending KIP-394 member ids, rebalance and sync timeouts,
+	// the initial rebalance delay, the load retry and the offsets expiry
+	// check). nil is the real clock; tests inject a fake one.
+	Clock clockwork.Clock
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -150,9 +155,9 @@ func utf16Units(s string) []uint16 {
 // Coordinator runs the groups whose __consumer_offsets partition this
 // broker leads.
 type Coordinator struct {
-	cfg Config
-	log hclog.Logger
-	now func() time.Time
+	cfg   Config
+	log   hclog.Logger
+	clock clockwork.Clock
 
 	mu sync.Mutex
 	// numPartitions is the partition count of the offsets topic in the
@@ -180,14 +185,17 @@ func New(cfg Config) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
-	c := &Coordinator{cfg: cfg, log: cfg.Logger, now: cfg.Now, shards: map[int32]*shard{}, stop: make(chan struct{})}
+	c := &Coordinator{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, shards: map[int32]*shard{}, stop: make(chan struct{})}
 	c.wg.Add(1)
 	go c.expiryLoop()
 	return c, nil
 }
+
+// now is the coordinator's clock's time.
+func (c *Coordinator) now() time.Time { return c.clock.Now() }
 
 // Config returns the coordinator's configuration.
 func (c *Coordinator) Config() Config { return c.cfg }
@@ -353,7 +361,7 @@ func (c *Coordinator) load(s *shard) {
 		// Meanwhile the groups of this partition answer
 		// COORDINATOR_LOAD_IN_PROGRESS.
 		c.log.Error("cannot load offsets partition; retrying", "partition", s.index, "error", err, "retry_in", loadRetry)
-		time.AfterFunc(loadRetry, func() {
+		c.clock.AfterFunc(loadRetry, func() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if s.gone || c.closed {

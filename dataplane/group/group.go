@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jonboulle/clockwork"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -70,7 +71,7 @@ type member struct {
 	sync chan syncResult
 	// deadline is when the session expires without a heartbeat.
 	deadline time.Time
-	timer    *time.Timer
+	timer    clockwork.Timer
 	seq      uint64
 	// pendingSync: joined the current generation, not synced yet.
 	pendingSync bool
@@ -121,15 +122,15 @@ type group struct {
 	leader       string
 	stateSinceMs int64
 	members      map[string]*member
-	static       map[string]string      // instance id -> member id
-	pending      map[string]*time.Timer // KIP-394 ids handed out, not yet joined
+	static       map[string]string          // instance id -> member id
+	pending      map[string]clockwork.Timer // KIP-394 ids handed out, not yet joined
 	offsets      map[tp]*offset
 	seq          uint64
 
-	rebalanceTimer *time.Timer
+	rebalanceTimer clockwork.Timer
 	// syncTimer removes members that joined a generation but did not sync
 	// within the rebalance timeout.
-	syncTimer *time.Timer
+	syncTimer clockwork.Timer
 	// initialDelay: the first rebalance of an empty group waits for more
 	// members (group.initial.rebalance.delay.ms), extended while members
 	// keep arriving, up to the rebalance timeout.
@@ -140,7 +141,7 @@ type group struct {
 
 func newGroup(c *Coordinator, s *shard, id string) *group {
 	return &group{c: c, s: s, id: id, members: map[string]*member{}, static: map[string]string{},
-		pending: map[string]*time.Timer{}, offsets: map[tp]*offset{}}
+		pending: map[string]clockwork.Timer{}, offsets: map[tp]*offset{}}
 }
 
 func (g *group) nowMs() int64 { return g.c.now().UnixMilli() }
@@ -261,7 +262,7 @@ func (g *group) live() bool {
 func (g *group) heartbeat(m *member) {
 	m.deadline = g.c.now().Add(m.session)
 	if m.timer == nil {
-		m.timer = time.AfterFunc(m.session, func() { g.c.sessionCheck(g, m) })
+		m.timer = g.c.clock.AfterFunc(m.session, func() { g.c.sessionCheck(g, m) })
 		return
 	}
 	m.timer.Reset(m.session)
@@ -344,11 +345,11 @@ func (g *group) prepareRebalance(reason string) {
 		g.initialDelay = true
 		g.initialBudget = max(timeout-delay, 0)
 		g.newMemberAdded = false
-		g.rebalanceTimer = time.AfterFunc(delay, func() { g.c.initialDelayExpired(g) })
+		g.rebalanceTimer = g.c.clock.AfterFunc(delay, func() { g.c.initialDelayExpired(g) })
 		return
 	}
 	g.initialDelay = false
-	g.rebalanceTimer = time.AfterFunc(timeout, func() { g.c.rebalanceExpired(g) })
+	g.rebalanceTimer = g.c.clock.AfterFunc(timeout, func() { g.c.rebalanceExpired(g) })
 	g.tryCompleteJoin()
 }
 
@@ -362,11 +363,11 @@ func (c *Coordinator) initialDelayExpired(g *group) {
 		delay := min(c.cfg.InitialRebalanceDelay, g.initialBudget)
 		g.initialBudget -= delay
 		g.newMemberAdded = false
-		g.rebalanceTimer = time.AfterFunc(delay, func() { c.initialDelayExpired(g) })
+		g.rebalanceTimer = c.clock.AfterFunc(delay, func() { c.initialDelayExpired(g) })
 		return
 	}
 	g.initialDelay = false
-	g.rebalanceTimer = time.AfterFunc(g.maxRebalanceTimeout(), func() { c.rebalanceExpired(g) })
+	g.rebalanceTimer = c.clock.AfterFunc(g.maxRebalanceTimeout(), func() { c.rebalanceExpired(g) })
 	g.tryCompleteJoin()
 }
 
@@ -457,7 +458,7 @@ func (g *group) completeJoin() {
 		m.pendingSync = true
 	}
 	gen := g.generation
-	g.syncTimer = time.AfterFunc(g.maxRebalanceTimeout(), func() { g.c.syncExpired(g, gen) })
+	g.syncTimer = g.c.clock.AfterFunc(g.maxRebalanceTimeout(), func() { g.c.syncExpired(g, gen) })
 	g.c.log.Info("group rebalance completed", "group", g.id, "generation", g.generation, "members", len(ids),
 		"protocol", g.protocol, "leader", g.leader)
 }

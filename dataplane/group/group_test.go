@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -20,8 +20,13 @@ import (
 
 const testNode = 1
 
+// testStart is where every env's fake clock starts.
+var testStart = time.UnixMilli(1_700_000_000_000)
+
 // env is a coordinator over a real partition manager and storage in a temp
-// dir, leading every partition of a 2-partition __consumer_offsets.
+// dir, leading every partition of a 2-partition __consumer_offsets. Its
+// time is a fake clock that moves only when a test advances it: no timer
+// (session, rebalance, initial delay, expiry) fires on its own.
 type env struct {
 	t     testing.TB
 	store *storage.Manager
@@ -29,7 +34,7 @@ type env struct {
 	c     *Coordinator
 	cfg   Config
 	epoch int32
-	clock atomic.Int64 // ms; 0: real time
+	clock *clockwork.FakeClock
 	// rebalance is the rebalance timeout of joins that do not set one.
 	rebalance time.Duration
 }
@@ -52,16 +57,11 @@ func newEnvOn(t testing.TB, store *storage.Manager, mod func(*Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = parts.Close() })
-	e := &env{t: t, store: store, parts: parts, epoch: 1}
+	e := &env{t: t, store: store, parts: parts, epoch: 1, clock: clockwork.NewFakeClockAt(testStart)}
 	cfg := DefaultConfig(testNode)
 	cfg.MinSessionTimeout = 10 * time.Millisecond
 	cfg.InitialRebalanceDelay = 0
-	cfg.Now = func() time.Time {
-		if ms := e.clock.Load(); ms != 0 {
-			return time.UnixMilli(ms)
-		}
-		return time.Now()
-	}
+	cfg.Clock = e.clock
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -128,6 +128,56 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// advanceUntil moves the fake clock forward by step until cond holds.
+// Timers fire in their own goroutines (and may arm the next timer there),
+// so each step gives them a moment before cond is checked again; the
+// fake time this takes is returned.
+func (e *env) advanceUntil(what string, step time.Duration, cond func() bool) time.Duration {
+	e.t.Helper()
+	start := e.clock.Now()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s (fake clock advanced %v)", what, e.clock.Since(start))
+		}
+		e.clock.Advance(step)
+		time.Sleep(time.Millisecond)
+	}
+	return e.clock.Since(start)
+}
+
+// parked says member id of group waits in a JoinGroup (join) or a
+// SyncGroup (!join).
+func (e *env) parked(group, id string, join bool) bool {
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	for _, s := range e.c.shards {
+		if g := s.groups[group]; g != nil {
+			if m := g.members[id]; m != nil {
+				return (join && m.join != nil) || (!join && m.sync != nil)
+			}
+		}
+	}
+	return false
+}
+
+// joining is how many members of group wait in a JoinGroup.
+func (e *env) joining(group string) int {
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	n := 0
+	for _, s := range e.c.shards {
+		if g := s.groups[group]; g != nil {
+			for _, m := range g.members {
+				if m.join != nil {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 func protocols(names ...string) []kmsg.JoinGroupRequestProtocol {
@@ -393,9 +443,12 @@ func TestSessionExpiryRemovesMember(t *testing.T) {
 	recv(t, sa)
 	// Only the leader heartbeats: the other member expires and the leader
 	// is told to rejoin.
-	waitUntil(t, "member expiry", func() bool {
+	took := e.advanceUntil("member expiry", 50*time.Millisecond, func() bool {
 		return e.heartbeat("g", leader, gen) == kerr.RebalanceInProgress.Code
 	})
+	if took < 300*time.Millisecond {
+		t.Fatalf("member expired after %v, before its 300ms session timeout", took)
+	}
 	code(t, e.heartbeat("g", other, gen), kerr.UnknownMemberID)
 	r := recv(t, e.join("g", joinOpts{memberID: leader, session: 300 * time.Millisecond}))
 	code(t, r.ErrorCode, nil)
@@ -417,6 +470,10 @@ func TestRebalanceTimeoutRemovesLaggards(t *testing.T) {
 	ids, gen := e.stableGroup("g", 2)
 	// The leader rejoins (a rebalance); the other never does.
 	j := e.join("g", joinOpts{memberID: ids[0]})
+	waitUntil(t, "the rejoin to wait", func() bool { return e.parked("g", ids[0], true) })
+	if took := e.advanceUntil("the rebalance timeout", 20*time.Millisecond, func() bool { return len(j) > 0 }); took < 200*time.Millisecond {
+		t.Fatalf("rebalance completed after %v, before its 200ms timeout", took)
+	}
 	r := recv(t, j)
 	code(t, r.ErrorCode, nil)
 	if r.Generation != gen+1 || len(r.Members) != 1 || r.Members[0].MemberID != ids[0] {
@@ -612,21 +669,43 @@ func TestOffsetDeleteSubscribedTopic(t *testing.T) {
 	code(t, od.Topics[0].Partitions[0].ErrorCode, kerr.GroupSubscribedToTopic)
 }
 
-func TestOffsetExpiry(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.OffsetsRetention = time.Hour })
-	start := time.Now().UnixMilli()
-	e.clock.Store(start)
+// TestOffsetExpiryCheck: the periodic check (offsets.retention.check.interval.ms)
+// expires offsets on its own once they are as old as the retention, and
+// not before.
+func TestOffsetExpiryCheck(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.OffsetsRetention, c.OffsetsRetentionCheckInterval = time.Hour, 10*time.Minute
+	})
 	commitCode(t, e.commit("simple", "", -1, map[int32]int64{0: 10}, ""), nil)
-	e.clock.Store(start + 30*60*1000)
+	// Five checks (at 10..50 minutes) find nothing to expire.
+	e.clock.Advance(55 * time.Minute)
+	if got := e.fetched("simple"); len(got) != 1 {
+		t.Fatalf("offsets expired before the retention: %+v", got)
+	}
+	took := e.advanceUntil("the periodic expiry", time.Minute, func() bool {
+		groups, _ := e.c.ListGroups(nil)
+		return len(groups) == 0
+	})
+	if total := 55*time.Minute + took; total < time.Hour {
+		t.Fatalf("offsets expired after %v, within the 1h retention", total)
+	}
+}
+
+func TestOffsetExpiry(t *testing.T) {
+	// The periodic check is left out (a day apart) so that only the calls
+	// below expire offsets.
+	e := newEnv(t, func(c *Config) { c.OffsetsRetention, c.OffsetsRetentionCheckInterval = time.Hour, 24*time.Hour })
+	commitCode(t, e.commit("simple", "", -1, map[int32]int64{0: 10}, ""), nil)
+	e.clock.Advance(30 * time.Minute)
 	commitCode(t, e.commit("simple", "", -1, map[int32]int64{1: 10}, ""), nil)
-	e.clock.Store(start + 61*60*1000)
+	e.clock.Advance(31 * time.Minute)
 	if n := e.c.ExpireOffsets(); n != 1 {
 		t.Fatalf("expired %d offsets, want 1", n)
 	}
 	if got := e.fetched("simple"); len(got) != 1 || got[1].Offset != 10 {
 		t.Fatalf("after expiry %+v", got)
 	}
-	e.clock.Store(start + 100*60*1000)
+	e.clock.Advance(39 * time.Minute)
 	if n := e.c.ExpireOffsets(); n != 1 {
 		t.Fatalf("expired %d offsets, want 1", n)
 	}
@@ -731,7 +810,12 @@ func TestSyncTimeoutRemovesSilentLeader(t *testing.T) {
 		follower = b
 	}
 	// The follower waits for an assignment the leader never sends.
-	s := recv(t, e.sync("g", follower, ra.Generation, nil))
+	sc := e.sync("g", follower, ra.Generation, nil)
+	waitUntil(t, "the follower's sync to wait", func() bool { return e.parked("g", follower, false) })
+	if took := e.advanceUntil("the sync timeout", 20*time.Millisecond, func() bool { return len(sc) > 0 }); took < 200*time.Millisecond {
+		t.Fatalf("sync answered after %v, before the 200ms rebalance timeout", took)
+	}
+	s := recv(t, sc)
 	code(t, s.ErrorCode, kerr.RebalanceInProgress)
 	d := e.describe("g")
 	if d.State != "PreparingRebalance" || len(d.Members) != 1 || d.Members[0].MemberID != follower {
@@ -800,18 +884,20 @@ func TestInitialRebalanceDelay(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.InitialRebalanceDelay = 300 * time.Millisecond })
 	// A v3 member (no KIP-394 round trip) starts the group; another joins
 	// within the delay: one rebalance, generation 1, both members.
-	start := time.Now()
 	j1 := e.join("g", joinOpts{version: 3})
 	waitUntil(t, "rebalance", func() bool { return e.describe("g").State == "PreparingRebalance" })
 	j2 := e.join("g", joinOpts{version: 3})
+	waitUntil(t, "both joins to wait", func() bool { return e.joining("g") == 2 })
+	// The second member extended the delay once: 600ms in all.
+	took := e.advanceUntil("the first rebalance", 20*time.Millisecond, func() bool { return len(j1) > 0 && len(j2) > 0 })
 	r1, r2 := recv(t, j1), recv(t, j2)
 	code(t, r1.ErrorCode, nil)
 	code(t, r2.ErrorCode, nil)
 	if r1.Generation != 1 || r2.Generation != 1 {
 		t.Fatalf("generations %d %d, want 1", r1.Generation, r2.Generation)
 	}
-	if took := time.Since(start); took < 300*time.Millisecond {
-		t.Fatalf("first rebalance completed after %v, before the initial delay", took)
+	if took < 600*time.Millisecond {
+		t.Fatalf("first rebalance completed after %v, before the initial delay (extended once by the second member)", took)
 	}
 }
 
@@ -823,13 +909,15 @@ func TestPendingMemberExpires(t *testing.T) {
 	r := e.c.JoinGroup(context.Background(), pendingReq, "c", "h")
 	code(t, r.ErrorCode, kerr.MemberIDRequired)
 	id := e.memberID("g")
-	start := time.Now()
-	j := recv(t, e.join("g", joinOpts{memberID: id}))
+	jc := e.join("g", joinOpts{memberID: id})
+	waitUntil(t, "the join to wait", func() bool { return e.parked("g", id, true) })
+	took := e.advanceUntil("the pending member to expire", 20*time.Millisecond, func() bool { return len(jc) > 0 })
+	j := recv(t, jc)
 	code(t, j.ErrorCode, nil)
 	if len(j.Members) != 1 {
 		t.Fatalf("members %d, want 1 (the pending one expired)", len(j.Members))
 	}
-	if took := time.Since(start); took < 150*time.Millisecond {
+	if took < 200*time.Millisecond {
 		t.Fatalf("join completed after %v without waiting for the pending member", took)
 	}
 	// The expired id is unknown now.

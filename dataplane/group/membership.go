@@ -133,7 +133,7 @@ func (g *group) join(req *kmsg.JoinGroupRequest, clientID, clientHost string, se
 		}
 		if req.InstanceID == nil && req.Version >= 4 {
 			// KIP-394: the client must come back with this id.
-			t := time.AfterFunc(session, func() { g.c.pendingExpired(g, newID) })
+			t := g.c.clock.AfterFunc(session, func() { g.c.pendingExpired(g, newID) })
 			g.pending[newID] = t
 			return errJoin(newID, kerr.MemberIDRequired.Code), nil
 		}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -509,13 +508,13 @@ func (c *Coordinator) DescribeGroup(id string) kmsg.DescribeGroupsResponseGroup 
 // expiryLoop expires offsets every OffsetsRetentionCheckInterval.
 func (c *Coordinator) expiryLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.OffsetsRetentionCheckInterval)
+	t := c.clock.NewTicker(c.cfg.OffsetsRetentionCheckInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-t.C:
+		case <-t.Chan():
 			c.ExpireOffsets()
 		}
 	}

@@ -13,12 +13,18 @@
 //     the followers' log end offsets and the waiters are under mu (taken
 //     after roleMu, never before).
 //
-// Invariants:
-//   - LogStartOffset <= HighWatermark <= LogEndOffset on the leader.
-//   - The high watermark only moves forward. It is the minimum log end
-//     offset over the (maximal) ISR (the local replica plus followers' reported LEOs;
-//     a follower that has not reported counts as 0), and it does not move
-//     while the ISR is smaller than min.insync.replicas (KIP-966).
+// Invariants (those marked * are checked on the real path under the
+// `invariants` build tag, which make test turns on; invariants.go says
+// which hold for which role):
+//   - * LogStartOffset <= HighWatermark <= LogEndOffset, on every role.
+//   - * On the leader the high watermark only moves forward within a
+//     leader epoch; a follower's moves back after a truncation. On the
+//     leader it is the minimum log end offset over the (maximal) ISR (the
+//     local replica plus followers' reported LEOs; a follower that has not
+//     reported counts as 0), and it does not move while the committed ISR
+//     is smaller than min.insync.replicas (KIP-966); hw.go states the rule.
+//   - * An applied image has the leader in the ISR and the ISR within the
+//     replicas, and never moves the leader or partition epoch back.
 //   - Consumers never read at or above the high watermark.
 //   - Waiters (acks=all produces, long-poll fetches) are woken by the
 //     partition's state changes (append, HW advance, role change), never by

@@ -110,15 +110,17 @@ func (p *Partition) RestartAt(leaderEpoch int32, offset int64) error {
 // truncation. Caller holds roleMu.
 func (p *Partition) capHighWatermark() {
 	p.mu.Lock()
-	p.mu.highWatermark = max(min(p.mu.highWatermark, p.log.LogEndOffset()), p.log.LogStartOffset())
+	p.setHighWatermarkLocked(max(min(p.mu.highWatermark, p.log.LogEndOffset()), p.log.LogStartOffset()))
 	p.notifyLocked()
 	p.mu.Unlock()
 }
 
 // UpdateFollowerHighWatermark sets the follower's high watermark from the
 // leader's, capped at the local log end (design: the follower's HW is the
-// leader's capped at its own LEO). Call it only after any truncation the
-// same fetch response asked for (KAFKA-14704).
+// leader's capped at its own LEO). Call it only with the high watermark of
+// a fetch answer that carried no diverging epoch: after a truncation the
+// log may still hold records that differ from the leader's below that high
+// watermark, until a later fetch is answered without divergence.
 func (p *Partition) UpdateFollowerHighWatermark(leaderEpoch int32, leaderHighWatermark int64) error {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
@@ -128,7 +130,7 @@ func (p *Partition) UpdateFollowerHighWatermark(leaderEpoch int32, leaderHighWat
 	hw := max(min(leaderHighWatermark, p.log.LogEndOffset()), p.log.LogStartOffset())
 	p.mu.Lock()
 	if hw != p.mu.highWatermark {
-		p.mu.highWatermark = hw
+		p.setHighWatermarkLocked(hw)
 		p.notifyLocked()
 	}
 	p.mu.Unlock()

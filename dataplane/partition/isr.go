@@ -1,6 +1,9 @@
 package partition
 
-// ISR changes on the leader (design.md §3).
+// ISR changes on the leader (design.md §3). The decisions themselves are
+// pure functions in isrrule.go (shrinkISR, expandISR, followerState.fetched)
+// and the high watermark rule is in hw.go; this file gathers their input
+// under the partition's locks and talks to the controller.
 //
 // Per follower the leader keeps, from that follower's fetches, its log end
 // offset (followerLEO), its broker epoch (Fetch v15+ ReplicaState) and
@@ -79,6 +82,25 @@ type followerState struct {
 	lastCaughtUp       time.Time
 	lastFetchTime      time.Time
 	lastFetchLeaderLEO int64
+}
+
+// fetched is the follower's state after a fetch at now from offset (its
+// log end) while the leader's log ended at leaderLEO; brokerEpoch is the
+// fetch's (-1 unknown: the last known one stays). The follower is caught
+// up as of now when it reached the leader's log end, or as of its previous
+// fetch when it reached the log end the leader had then.
+func (f followerState) fetched(now time.Time, offset, leaderLEO, brokerEpoch int64) followerState {
+	switch {
+	case offset >= leaderLEO:
+		f.lastCaughtUp = now
+	case !f.lastFetchTime.IsZero() && offset >= f.lastFetchLeaderLEO && f.lastFetchTime.After(f.lastCaughtUp):
+		f.lastCaughtUp = f.lastFetchTime
+	}
+	f.lastFetchTime, f.lastFetchLeaderLEO = now, leaderLEO
+	if brokerEpoch >= 0 {
+		f.brokerEpoch = brokerEpoch
+	}
+	return f
 }
 
 // pendingISR is an ISR change sent (or being sent) to the controller.
@@ -163,23 +185,14 @@ func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset 
 	leo := p.log.LogEndOffset()
 	p.mu.Lock()
 	f := p.followerLocked(replica, now)
-	switch {
-	case offset >= leo:
-		f.lastCaughtUp = now
-	case !f.lastFetchTime.IsZero() && offset >= f.lastFetchLeaderLEO && f.lastFetchTime.After(f.lastCaughtUp):
-		f.lastCaughtUp = f.lastFetchTime
-	}
-	f.lastFetchTime, f.lastFetchLeaderLEO = now, leo
-	if brokerEpoch >= 0 {
-		f.brokerEpoch = brokerEpoch
-	}
+	*f = f.fetched(now, offset, leo, brokerEpoch)
 	if p.mu.followerLEO[replica] != offset {
 		p.mu.followerLEO[replica] = offset
 		if p.advanceHighWatermarkLocked() {
 			p.notifyLocked()
 		}
 	}
-	pc := p.expansionLocked(replica, offset, f, now)
+	pc := p.expansionLocked(replica, now)
 	p.mu.Unlock()
 	if pc != nil {
 		p.startISRChange(pc)
@@ -187,25 +200,44 @@ func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset 
 	return nil
 }
 
-// expansionLocked returns the change adding replica to the ISR when it may
-// join now, and records it as pending. Caller holds roleMu and mu.
-func (p *Partition) expansionLocked(replica int32, leo int64, f *followerState, now time.Time) *pendingISR {
-	env := p.env
-	if env == nil || env.alter == nil || p.mu.isr.pending != nil || now.Before(p.mu.isr.retryAfter) ||
-		slices.Contains(p.isr, replica) || leo < p.mu.highWatermark || leo < p.leaderEpochStartOffset {
-		return nil
+// isrViewLocked is the leader's view for the ISR decisions (isrrule.go).
+// Caller holds roleMu and mu.
+func (p *Partition) isrViewLocked(now time.Time, leo int64) isrView {
+	return isrView{
+		Now: now, LocalID: p.nodeID, Replicas: p.replicas, ISR: p.isr,
+		Followers: p.mu.isr.followers, FollowerLEO: p.mu.followerLEO,
+		LeaderLEO: leo, HighWatermark: p.mu.highWatermark, LeaderEpochStartOffset: p.leaderEpochStartOffset,
+		LagMax: p.env.lagMax, Pending: p.mu.isr.pending != nil, RetryAfter: p.mu.isr.retryAfter,
 	}
-	b := env.image().Brokers[replica]
-	if b == nil || b.Fenced || (f.brokerEpoch >= 0 && f.brokerEpoch != b.Epoch) {
-		return nil
-	}
-	proposed := append(slices.Clone(p.isr), replica)
-	pc := &pendingISR{leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch,
-		proposed: proposed, maximal: proposed, epochs: p.memberEpochsLocked(proposed)}
+}
+
+// pendingLocked records proposal as the pending change and returns it.
+// Caller holds roleMu and mu.
+func (p *Partition) pendingLocked(pr *isrProposal) *pendingISR {
+	pc := &pendingISR{leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, shrink: pr.Shrink,
+		proposed: pr.Proposed, maximal: pr.Maximal, epochs: p.memberEpochsLocked(pr.Proposed)}
 	p.mu.isr.pending = pc
-	p.logger.Info("ISR expansion proposed", "follower", replica, "follower_leo", leo, "hw", p.mu.highWatermark,
-		"leader_epoch_start_offset", p.leaderEpochStartOffset, "isr", p.isr, "proposed_isr", proposed,
-		"leader_epoch", p.leaderEpoch, "partition_epoch", p.partitionEpoch)
+	return pc
+}
+
+// expansionLocked returns the change adding replica to the ISR when it may
+// join now (expandISR), and records it as pending. Caller holds roleMu and
+// mu.
+func (p *Partition) expansionLocked(replica int32, now time.Time) *pendingISR {
+	env := p.env
+	if env == nil || env.alter == nil || p.mu.isr.pending != nil || slices.Contains(p.isr, replica) {
+		return nil // the cheap refusals, before the image is looked up
+	}
+	v := p.isrViewLocked(now, p.log.LogEndOffset())
+	v.Brokers = env.image().Brokers
+	pr := expandISR(v, replica)
+	if pr == nil {
+		return nil
+	}
+	pc := p.pendingLocked(pr)
+	p.logger.Info("ISR expansion proposed", "follower", replica, "follower_leo", p.mu.followerLEO[replica],
+		"hw", p.mu.highWatermark, "leader_epoch_start_offset", p.leaderEpochStartOffset, "isr", p.isr,
+		"proposed_isr", pr.Proposed, "leader_epoch", p.leaderEpoch, "partition_epoch", p.partitionEpoch)
 	return pc
 }
 
@@ -250,29 +282,24 @@ func (p *Partition) shrinkProposal() *pendingISR {
 	if p.mu.isr.pending != nil || now.Before(p.mu.isr.retryAfter) {
 		return nil
 	}
-	var out []int32
+	// Every ISR follower has a caught-up time from here on: one that had
+	// none counts from this check.
 	for _, r := range p.isr {
-		if r == p.nodeID {
-			continue
-		}
-		f := p.followerLocked(r, now)
-		if p.mu.followerLEO[r] != leo && now.Sub(f.lastCaughtUp) > env.lagMax {
-			out = append(out, r)
+		if r != p.nodeID {
+			p.followerLocked(r, now)
 		}
 	}
-	if len(out) == 0 {
+	pr := shrinkISR(p.isrViewLocked(now, leo))
+	if pr == nil {
 		return nil
 	}
-	proposed := slices.DeleteFunc(slices.Clone(p.isr), func(r int32) bool { return slices.Contains(out, r) })
-	pc := &pendingISR{leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, shrink: true,
-		proposed: proposed, maximal: p.isr, epochs: p.memberEpochsLocked(proposed)}
-	p.mu.isr.pending = pc
-	lags := make([]string, len(out))
-	for i, r := range out {
+	pc := p.pendingLocked(pr)
+	lags := make([]string, len(pr.OutOfSync))
+	for i, r := range pr.OutOfSync {
 		lags[i] = now.Sub(p.mu.isr.followers[r].lastCaughtUp).Round(time.Millisecond).String()
 	}
-	p.logger.Info("ISR shrink proposed: followers out of sync", "out_of_sync", out, "not_caught_up_for", lags,
-		"leader_leo", leo, "isr", p.isr, "proposed_isr", proposed, "replica_lag_time_max", env.lagMax,
+	p.logger.Info("ISR shrink proposed: followers out of sync", "out_of_sync", pr.OutOfSync, "not_caught_up_for", lags,
+		"leader_leo", leo, "isr", p.isr, "proposed_isr", pr.Proposed, "replica_lag_time_max", env.lagMax,
 		"leader_epoch", p.leaderEpoch, "partition_epoch", p.partitionEpoch)
 	return pc
 }
@@ -417,6 +444,9 @@ func (p *Partition) adoptISR(pc *pendingISR, rp *kmsg.AlterPartitionResponseTopi
 		old := p.isr
 		p.isr = slices.Clone(rp.ISR)
 		p.partitionEpoch = rp.PartitionEpoch
+		if invariantsEnabled {
+			assertInvariant(checkISR(p.nodeID, p.isr, p.replicas))
+		}
 		now := p.now()
 		for _, r := range p.isr {
 			if r != p.nodeID {

@@ -135,7 +135,7 @@ func (p *Partition) State() LeaderState {
 func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	p.roleMu.Lock()
 	defer p.roleMu.Unlock()
-	oldRole, oldEpoch := p.role, p.leaderEpoch
+	oldRole, oldEpoch, oldPartitionEpoch := p.role, p.leaderEpoch, p.partitionEpoch
 	newRole := RoleFollower
 	if ip.Leader == p.nodeID {
 		newRole = RoleLeader
@@ -154,6 +154,9 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	}
 	p.replicas = slices.Clone(ip.Replicas)
 	p.settings = settings
+	if invariantsEnabled {
+		assertInvariant(checkAppliedImage(ip, oldEpoch, oldPartitionEpoch, p.leaderEpoch, p.partitionEpoch))
+	}
 
 	if newRole == RoleLeader && (oldRole != RoleLeader || oldEpoch != ip.LeaderEpoch) {
 		p.leaderEpochStartOffset = p.log.LogEndOffset()
@@ -192,17 +195,15 @@ func (p *Partition) close() {
 // end offsets and moves it forward if it grew. Caller holds roleMu (read or
 // write) and p.mu. It reports whether the high watermark moved.
 func (p *Partition) advanceHighWatermarkLocked() bool {
-	// Strict min-ISR counts the committed ISR; the minimum log end is
-	// taken over the maximal one (with a pending expansion's newcomer, or
-	// the larger ISR of a pending shrink).
-	if len(p.isr) < p.settings.MinInsyncReplicas {
+	hw, advanced := highWatermark(hwInput{
+		Current: p.mu.highWatermark, LocalID: p.nodeID, LocalLEO: p.log.LogEndOffset(),
+		CommittedISR: p.isr, MaximalISR: p.maximalISRLocked(), FollowerLEO: p.mu.followerLEO,
+		MinInsyncReplicas: p.settings.MinInsyncReplicas,
+	})
+	if !advanced {
 		return false
 	}
-	hw, ok := highWatermark(p.nodeID, p.log.LogEndOffset(), p.maximalISRLocked(), p.mu.followerLEO, 0)
-	if !ok || hw <= p.mu.highWatermark {
-		return false
-	}
-	p.mu.highWatermark = hw
+	p.setHighWatermarkLocked(hw)
 	return true
 }
 

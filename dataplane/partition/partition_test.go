@@ -12,32 +12,6 @@ import (
 	"github.com/skein-io/skein/storage/storagetest"
 )
 
-func TestHighWatermarkRule(t *testing.T) {
-	cases := []struct {
-		name     string
-		leo      int64
-		isr      []int32
-		follower map[int32]int64
-		minISR   int
-		want     int64
-		ok       bool
-	}{
-		{"alone", 10, []int32{1}, nil, 1, 10, true},
-		{"follower unknown", 10, []int32{1, 2}, nil, 1, 0, true},
-		{"follower behind", 10, []int32{1, 2}, map[int32]int64{2: 7}, 1, 7, true},
-		{"min over followers", 10, []int32{1, 2, 3}, map[int32]int64{2: 9, 3: 4}, 1, 4, true},
-		{"follower ahead is capped", 10, []int32{1, 2}, map[int32]int64{2: 12}, 1, 10, true},
-		{"below min isr does not move", 10, []int32{1}, nil, 2, 0, false},
-		{"non-isr follower ignored", 10, []int32{1}, map[int32]int64{2: 1}, 1, 10, true},
-	}
-	for _, c := range cases {
-		got, ok := highWatermark(1, c.leo, c.isr, c.follower, c.minISR)
-		if ok != c.ok || (ok && got != c.want) {
-			t.Errorf("%s: got %d,%v want %d,%v", c.name, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 func TestProduceAcks1AdvancesHighWatermarkAndReads(t *testing.T) {
 	m, _ := newTestManager(t)
 	m.ApplyImage(testImage(1, testTopic("t", 1, 1, testNode, 3, []int32{testNode}, nil)))

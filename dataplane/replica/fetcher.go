@@ -293,8 +293,18 @@ func (f *fetcher) handleResponse(resp *kmsg.FetchResponse, sent []*fetchState) {
 }
 
 // handlePartition applies one partition's answer: truncation on a
-// diverging epoch, or the batches; then (after any truncation) the high
-// watermark.
+// diverging epoch, or the batches and then the leader's high watermark.
+//
+// The leader's high watermark is applied only from an answer without a
+// diverging epoch: the leader checked this fetch's offset and last epoch
+// against its history, so the log matches the leader's up to the fetch
+// offset, and the appended batches are the leader's own. After a
+// truncation the log may still hold records the leader does not have
+// (the follower did not know the diverging epoch and truncated to an
+// intermediate point; the next fetch truncates further), so that answer's
+// high watermark is not applied: the truncation has only capped the high
+// watermark at the new log end, and the next answer that confirms the log
+// raises it (defect 6 of issue 10).
 func (f *fetcher) handlePartition(st *fetchState, rp *kmsg.FetchResponseTopicPartition) {
 	switch rp.ErrorCode {
 	case 0:
@@ -312,15 +322,17 @@ func (f *fetcher) handlePartition(st *fetchState, rp *kmsg.FetchResponseTopicPar
 			f.retry(st, err)
 			return
 		}
-	} else if batches := wholeBatches(rp.RecordBatches, st.fetchOffset); len(batches) > 0 {
-		if _, err := st.p.AppendAsFollower(st.leaderEpoch, batches); err != nil {
+	} else {
+		if batches := wholeBatches(rp.RecordBatches, st.fetchOffset); len(batches) > 0 {
+			if _, err := st.p.AppendAsFollower(st.leaderEpoch, batches); err != nil {
+				f.retry(st, err)
+				return
+			}
+		}
+		if err := st.p.UpdateFollowerHighWatermark(st.leaderEpoch, rp.HighWatermark); err != nil {
 			f.retry(st, err)
 			return
 		}
-	}
-	if err := st.p.UpdateFollowerHighWatermark(st.leaderEpoch, rp.HighWatermark); err != nil {
-		f.retry(st, err)
-		return
 	}
 	if st.failures > 0 {
 		f.log.Info("partition fetch recovered", "topic", st.tp.Topic, "partition", st.tp.Partition)
