@@ -50,7 +50,7 @@ func (c *Controller) handleIncrementalAlterConfigs(_ context.Context, ls *leader
 	if len(recs) == 0 {
 		return resp
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		code, msg := kafkaError(err)
 		for _, i := range changed {
 			resp.Resources[i].ErrorCode, resp.Resources[i].ErrorMessage = code, msg

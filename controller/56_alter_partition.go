@@ -49,7 +49,7 @@ func (c *Controller) handleAlterPartition(_ context.Context, ls *leaderState, re
 		fillAlterPartitionState(img, resp, plan.accepted)
 		return resp
 	}
-	if _, err := c.propose(plan.recs); err != nil {
+	if _, err := c.propose(ls, plan.recs); err != nil {
 		code, _ := kafkaError(err)
 		for _, at := range plan.accepted {
 			resp.Topics[at[0]].Partitions[at[1]].ErrorCode = code

@@ -48,7 +48,7 @@ func (c *Controller) handleBrokerRegistration(_ context.Context, ls *leaderState
 	if old != nil && !old.Fenced {
 		recs = append(recs, fenceDecision(img, reg.ID, ls.live(img, reg.ID))...)
 	}
-	index, err := c.propose(recs)
+	index, err := c.propose(ls, recs)
 	if err != nil {
 		resp.ErrorCode, _ = kafkaError(err)
 		c.log.Warn("broker registration failed", "broker", reg.ID, "error", err)

@@ -68,7 +68,7 @@ func (c *Controller) handleBrokerHeartbeat(_ context.Context, ls *leaderState, r
 		event = "broker unfenced"
 	}
 	if len(recs) > 0 {
-		if _, err := c.propose(recs); err != nil {
+		if _, err := c.propose(ls, recs); err != nil {
 			resp.ErrorCode, _ = kafkaError(err)
 			c.log.Warn("heartbeat decision failed", "broker", b.ID, "error", err)
 			return resp

@@ -40,7 +40,12 @@
 // reads the latest image, computes the records with pure functions
 // (elections.go, placement.go, topics.go), proposes one entry and answers
 // after the entry is applied. A new leader first waits on a Raft barrier so
-// its image holds every earlier entry. Broker session deadlines and
+// its image holds every earlier entry. Every entry carries the Raft term of
+// the leadership that decided it (leaderState.term, read when the term
+// starts); the FSM discards, whole, an entry whose term is not its log
+// entry's, so a decision read from the image of a leadership since lost is
+// never applied after another controller's entries (the proposer answers
+// NOT_CONTROLLER). Entries without a term (older logs) apply as before. Broker session deadlines and
 // controlled shutdowns are in-memory leader state (sessions.go), reset on
 // every leadership change.
 //

@@ -42,7 +42,7 @@ func replay(t *testing.T, log [][]record, upTo int) *image.Image {
 	t.Helper()
 	img := image.New()
 	for i, recs := range log[:upTo] {
-		b, err := encodeEntry(recs)
+		b, err := encodeEntry(0, recs)
 		if err != nil {
 			t.Fatal(err)
 		}

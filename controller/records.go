@@ -38,6 +38,13 @@ const (
 // entry is the payload of one Raft log entry: the records of one decision,
 // applied all or nothing.
 type entry struct {
+	// Term is the Raft term of the leadership that decided the entry, read
+	// together with the image the decision was computed from. The FSM
+	// discards an entry whose Term is not the term of its log entry (the
+	// controller lost and regained leadership in between, so its image may
+	// lack the other terms' entries). 0 (entries written before the field
+	// existed) is not checked.
+	Term    uint64   `json:"term,omitempty"`
 	Records []record `json:"records"`
 }
 
@@ -140,11 +147,13 @@ type producerIDBlockRecord struct {
 	Size   int32 `json:"size"`
 }
 
-func encodeEntry(recs []record) ([]byte, error) {
+// encodeEntry encodes the records of one decision taken in Raft term term
+// (0: unchecked).
+func encodeEntry(term uint64, recs []record) ([]byte, error) {
 	if len(recs) == 0 {
 		return nil, errors.New("empty entry")
 	}
-	return json.Marshal(entry{Records: recs})
+	return json.Marshal(entry{Term: term, Records: recs})
 }
 
 func decodeEntry(b []byte) (entry, error) {

@@ -14,6 +14,9 @@ import (
 // controlled shutdowns. A new term starts it afresh, so a failover gives every
 // broker a full session timeout before it can be fenced.
 type leaderState struct {
+	// term is the Raft term this state belongs to, set before the state is
+	// published and never changed; every entry it proposes carries it.
+	term   uint64
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -166,7 +169,7 @@ func (c *Controller) fenceExpired(ls *leaderState) time.Time {
 		id := ids[0]
 		b := img.Brokers[id]
 		recs := c.fenceRecords(img, ls, b)
-		if _, err := c.propose(recs); err != nil {
+		if _, err := c.propose(ls, recs); err != nil {
 			c.log.Warn("could not fence broker after session timeout", "broker", id, "error", err)
 			return c.now().Add(100 * time.Millisecond)
 		}
