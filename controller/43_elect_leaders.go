@@ -112,7 +112,7 @@ func planElections(img *image.Image, topics []kmsg.ElectLeadersRequestTopic, all
 		if kind == electionPreferred {
 			rec, err = preferredElection(t, p, live)
 		} else {
-			rec, err = uncleanElection(t, p, live)
+			rec, err = uncleanElection(img, t, p, live)
 		}
 		add(t.Name, p.Partition, rec, err)
 	}

@@ -188,8 +188,9 @@ func (c *Controller) fenceRecords(img *image.Image, ls *leaderState, b *image.Br
 
 // logElections logs every leader change among recs, against before (the
 // image the decision was computed from) and the image they were applied to
-// (the current one). An election of a replica that was not in the ISR is
-// logged as unclean, at warning level: records may have been lost.
+// (the current one). An election of a replica that was in neither the ISR
+// nor the ELR is logged as unclean, at warning level: records may have been
+// lost.
 func (c *Controller) logElections(before *image.Image, recs []record) {
 	img := c.fsm.current()
 	for _, r := range recs {
@@ -208,8 +209,15 @@ func (c *Controller) logElections(before *image.Image, recs []record) {
 		}
 		switch {
 		case p.Leader == -1:
-			c.log.Info("partition offline: no live in-sync replica", "topic", t.Name, "partition", p.Partition,
-				"isr", p.ISR, "leader_epoch", p.LeaderEpoch)
+			c.log.Info("partition offline: no live in-sync or eligible replica", "topic", t.Name, "partition", p.Partition,
+				"isr", p.ISR, "elr", p.ELR, "leader_epoch", p.LeaderEpoch)
+		case old != nil && slices.Contains(old.ELR, p.Leader) && !slices.Contains(old.ISR, p.Leader):
+			c.log.Info("leader elected from the eligible leader replicas", "topic", t.Name, "partition", p.Partition,
+				"leader", p.Leader, "previous_isr", old.ISR, "previous_elr", old.ELR, "isr", p.ISR, "elr", p.ELR,
+				"leader_epoch", p.LeaderEpoch)
+		case old != nil && len(old.ISR) == 0 && len(old.ELR) == 0 && slices.Equal(old.LastKnownELR, []int32{p.Leader}):
+			c.log.Warn("last replica standing elected after an unclean restart: records it lost are lost",
+				"topic", t.Name, "partition", p.Partition, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
 		case old != nil && !slices.Contains(old.ISR, p.Leader):
 			c.log.Warn("unclean leader election: elected an out-of-sync replica", "topic", t.Name,
 				"partition", p.Partition, "leader", p.Leader, "previous_isr", old.ISR, "isr", p.ISR,
