@@ -226,6 +226,30 @@ func removeDecision(img *image.Image, id int32, dropped []int32, live isLive) []
 	return recs
 }
 
+// minInsyncChangeDecision empties the ELR and last-known ELR of every
+// partition of each topic whose effective min.insync.replicas differs
+// between before and after (a config change), as Kafka's ClearElrRecord
+// does: the ELR's guarantee rests on the high watermark not moving while
+// the ISR is below the old minimum, which a lower one no longer gives.
+func minInsyncChangeDecision(before, after *image.Image) []record {
+	var recs []record
+	for _, name := range after.TopicNames() {
+		t := after.Topics[name]
+		bt := before.Topics[name]
+		if bt == nil || minInsync(before, bt) == minInsync(after, t) {
+			continue
+		}
+		for _, p := range t.Partitions {
+			st := stateOf(p)
+			st.elr, st.lastKnownELR = nil, nil
+			if rec, ok := changeTo(t, p, st); ok {
+				recs = append(recs, rec)
+			}
+		}
+	}
+	return recs
+}
+
 // electLeaderless elects a leader for every offline partition that can get
 // one (transition's rules: live ISR member, live ELR member, unclean where
 // the topic allows it, last known leader). Run after a broker is unfenced,

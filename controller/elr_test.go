@@ -185,3 +185,30 @@ func TestELRRecordJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestMinInsyncChangeClearsELR: a change of a topic's effective
+// min.insync.replicas (its own or the cluster default) empties its ELRs;
+// other topics and other configs leave them.
+func TestMinInsyncChangeClearsELR(t *testing.T) {
+	before := electionImage(t, nil, map[string]string{minInsyncConfig: "3"}, "1,2,3/1/1/2,3", "1,2,3/1,2/1/3/")
+	for _, tc := range []struct {
+		name   string
+		change func(img *image.Image)
+		want   []string
+	}{
+		{"lowered", func(img *image.Image) { img.Topics["t"].Configs = map[string]string{minInsyncConfig: "2"} },
+			[]string{"1,2,3/1/1 e5 p8", "1,2,3/1,2/1 e5 p8"}},
+		{"another config", func(img *image.Image) { img.Topics["t"].Configs = map[string]string{minInsyncConfig: "3", "retention.ms": "1"} },
+			[]string{"1,2,3/1/1/2,3 e5 p7", "1,2,3/1,2/1/3 e5 p7"}},
+		{"cluster default, topic's own set", func(img *image.Image) { img.BrokerConfigs[minInsyncConfig] = "1" },
+			[]string{"1,2,3/1/1/2,3 e5 p7", "1,2,3/1,2/1/3 e5 p7"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			after := before.Clone()
+			tc.change(after)
+			if got := applied(t, before, minInsyncChangeDecision(before, after)); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
