@@ -40,15 +40,20 @@ import (
 //     (unclean.leader.election.enable): the first live replica leads with
 //     ISR [it] (records may be lost); ELR and LastKnownELR are emptied,
 //     since that leader rewrites the history they vouched for;
-//   - last replica standing: ISR and ELR empty, the topic does not allow
-//     unclean election, and LastKnownELR is exactly one live broker (the
-//     last ISR member, which restarted uncleanly and is the only one that
-//     ever held the latest records): it leads again with ISR [it], as
-//     KIP-966's "last known leader" (Kafka 4.0) does. Records it lost in
-//     the crash are lost: no other replica has them. Logged as unclean
-//     (Warn). With two or more last-known members the partition stays
-//     offline until an unclean election (ElectLeaders UNCLEAN or the
-//     topic config): the controller cannot tell which lost less.
+//   - last replica standing: ISR and ELR empty (every replica that held
+//     the committed records restarted uncleanly), the topic does not allow
+//     unclean election: the first of LastKnownELR leads again with ISR
+//     [it] once live, as KIP-966's "last known leader" (Kafka 4.0's
+//     balanced recovery) does. LastKnownELR lists the eligible replicas
+//     that restarted uncleanly, the last leader first (it is put first
+//     when its unclean restart empties both ISR and ELR). Records that
+//     replica lost in its crash are lost, and other replicas truncate to
+//     it: no replica is known to hold them. Logged at Warn. This is the
+//     pre-ELR outcome (the last ISR member stays and is re-elected) kept
+//     only where no eligible replica is left: a whole-cluster power loss
+//     still comes back without an operator. Until that replica returns the
+//     partition is offline (ElectLeaders UNCLEAN or the topic config can
+//     pick another).
 //   - otherwise the partition is offline (leader -1).
 //   - preferred election: the first replica leads when it is live and in
 //     the ISR.
@@ -124,6 +129,11 @@ const (
 func transition(p *image.Partition, isr []int32, dropped []int32, pol policy, live isLive) (partitionState, electionKind) {
 	st := partitionState{leader: p.Leader, isr: isr}
 	st.elr, st.lastKnownELR = elrAfter(p, isr, dropped, pol.minInsync)
+	if len(st.isr) == 0 && len(st.elr) == 0 && p.Leader != -1 {
+		// The leader was the last eligible replica and restarted
+		// uncleanly: it is the last known leader.
+		st.lastKnownELR = append([]int32{p.Leader}, without(st.lastKnownELR, p.Leader)...)
+	}
 	if p.Leader != -1 && slices.Contains(isr, p.Leader) && live(p.Leader) {
 		return st, electedNone
 	}
@@ -151,7 +161,7 @@ func transition(p *image.Partition, isr []int32, dropped []int32, pol policy, li
 			}
 		}
 	}
-	if len(st.isr) == 0 && len(st.elr) == 0 && len(st.lastKnownELR) == 1 && live(st.lastKnownELR[0]) {
+	if len(st.isr) == 0 && len(st.elr) == 0 && len(st.lastKnownELR) > 0 && live(st.lastKnownELR[0]) {
 		r := st.lastKnownELR[0]
 		st = partitionState{leader: r, isr: []int32{r}}
 		return st, electedLastKnown
@@ -161,21 +171,27 @@ func transition(p *image.Partition, isr []int32, dropped []int32, pol policy, li
 }
 
 // elrAfter is p's ELR and last-known ELR once its ISR becomes isr and the
-// brokers in dropped restarted uncleanly (KIP-966's rules, above), in
-// replica order.
+// brokers in dropped restarted uncleanly (KIP-966's rules, above). The ELR
+// is in replica order; the last-known ELR keeps its order (the first is
+// the last known leader) and appends, in replica order, the eligible
+// replicas dropped now.
 func elrAfter(p *image.Partition, isr, dropped []int32, minInsync int) (elr, lastKnown []int32) {
 	if len(isr) >= minInsync {
 		return nil, nil
 	}
+	var gone []int32
 	for _, r := range p.Replicas {
-		if slices.Contains(isr, r) {
+		if slices.Contains(isr, r) || !(slices.Contains(p.ISR, r) || slices.Contains(p.ELR, r)) {
 			continue
 		}
-		wasEligible := slices.Contains(p.ISR, r) || slices.Contains(p.ELR, r)
-		switch {
-		case wasEligible && !slices.Contains(dropped, r):
+		if slices.Contains(dropped, r) {
+			gone = append(gone, r)
+		} else {
 			elr = append(elr, r)
-		case wasEligible || slices.Contains(p.LastKnownELR, r):
+		}
+	}
+	for _, r := range append(slices.Clone(p.LastKnownELR), gone...) {
+		if slices.Contains(p.Replicas, r) && !slices.Contains(isr, r) && !slices.Contains(elr, r) && !slices.Contains(lastKnown, r) {
 			lastKnown = append(lastKnown, r)
 		}
 	}

@@ -136,11 +136,32 @@ func TestELR(t *testing.T) {
 				{op: "unclean", id: 1, want: "1,2//-1//1 e6 p8"},
 				{op: "unfence", id: 1, want: "1,2/1/1 e7 p9"},
 			}},
-		{"two last known members: offline until an unclean election",
+		{"every eligible replica restarted uncleanly: the last leader, not another, leads again",
 			nil, min2, "1,2/1/1/2", []elrStep{
 				{op: "unclean", id: 2, want: "1,2/1/1//2 e5 p8"},
 				{op: "unclean", id: 1, want: "1,2//-1//1,2 e6 p9"},
-				{op: "unfence", id: 1, want: "1,2//-1//1,2 e6 p9"},
+				{op: "unfence", id: 2, want: "1,2//-1//1,2 e6 p9"},
+				{op: "unfence", id: 1, want: "1,2/1/1 e7 p10"},
+			}},
+		{"whole-cluster power loss, fast restarts: the last leader leads again",
+			nil, min2, "1,2,3/1,2,3/1", []elrStep{
+				{op: "unclean", id: 1, want: "1,2,3/2,3/2 e6 p8"},
+				{op: "unclean", id: 2, want: "1,2,3/3/3//2 e7 p9"},
+				{op: "unclean", id: 3, want: "1,2,3//-1//3,2 e8 p10"},
+				{op: "unfence", id: 1, want: "1,2,3//-1//3,2 e8 p10"},
+				{op: "unfence", id: 2, want: "1,2,3//-1//3,2 e8 p10"},
+				{op: "unfence", id: 3, want: "1,2,3/3/3 e9 p11"},
+			}},
+		{"whole-cluster power loss, fenced first: a replica that held every committed record leads again",
+			nil, min2, "1,2,3/1,2,3/1", []elrStep{
+				{op: "fence", id: 1, want: "1,2,3/2,3/2 e6 p8"},
+				{op: "fence", id: 2, want: "1,2,3/3/3/2 e7 p9"},
+				{op: "fence", id: 3, want: "1,2,3//-1/2,3 e8 p10"},
+				{op: "unclean", id: 1, want: "1,2,3//-1/2,3 e8 p10"},
+				{op: "unclean", id: 2, want: "1,2,3//-1/3/2 e8 p11"},
+				{op: "unclean", id: 3, want: "1,2,3//-1//2,3 e8 p12"},
+				{op: "unfence", id: 1, want: "1,2,3//-1//2,3 e8 p12"},
+				{op: "unfence", id: 2, want: "1,2,3/2/2 e9 p13"},
 			}},
 		{"unclean election allowed: only when no ISR or ELR member is live; it clears the ELR",
 			[]int32{1, 2}, map[string]string{minInsyncConfig: "2", uncleanConfig: "true"}, "1,2,3//-1/2/1", []elrStep{
@@ -198,7 +219,9 @@ func TestMinInsyncChangeClearsELR(t *testing.T) {
 	}{
 		{"lowered", func(img *image.Image) { img.Topics["t"].Configs = map[string]string{minInsyncConfig: "2"} },
 			[]string{"1,2,3/1/1 e5 p8", "1,2,3/1,2/1 e5 p8"}},
-		{"another config", func(img *image.Image) { img.Topics["t"].Configs = map[string]string{minInsyncConfig: "3", "retention.ms": "1"} },
+		{"another config", func(img *image.Image) {
+			img.Topics["t"].Configs = map[string]string{minInsyncConfig: "3", "retention.ms": "1"}
+		},
 			[]string{"1,2,3/1/1/2,3 e5 p7", "1,2,3/1,2/1/3 e5 p7"}},
 		{"cluster default, topic's own set", func(img *image.Image) { img.BrokerConfigs[minInsyncConfig] = "1" },
 			[]string{"1,2,3/1/1/2,3 e5 p7", "1,2,3/1,2/1/3 e5 p7"}},

@@ -75,11 +75,11 @@ type Partition struct {
 	// empty whenever len(ISR) >= min.insync.replicas. A broker that
 	// restarts without its clean-shutdown marker leaves it.
 	ELR []int32 `json:"elr,omitempty"`
-	// LastKnownELR are replicas that were in the ISR or ELR since the ISR
-	// fell below min.insync.replicas and are in neither now (fenced members
-	// that restarted uncleanly, mostly). Used only when ISR and ELR are both
-	// empty: a sole last-known member may then lead again (KIP-966's last
-	// known leader). Cleared with the ELR.
+	// LastKnownELR are replicas that were in the ISR or ELR while the ISR
+	// was below min.insync.replicas and left by an unclean restart, the
+	// last leader first. Used only when ISR and ELR are both empty: its
+	// first member may then lead again (KIP-966's last known leader).
+	// Cleared with the ELR.
 	LastKnownELR []int32 `json:"last_known_elr,omitempty"`
 }
 
