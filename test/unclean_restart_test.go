@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +91,26 @@ func TestUncleanRestartNotElected(t *testing.T) {
 	checkReplicasIdentical(t, c, topic, 1, 30*time.Second)
 	report := harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks())
 	report.Check(t)
+
+	// The unclean restart was registered as such; a SIGTERM leaves a marker
+	// with the broker epoch, and the restart after it registers as clean.
+	ctl := c.Controllers[0]
+	if !slices.ContainsFunc(strings.Split(ctl.Tail(2000), "\n"), func(l string) bool {
+		return strings.Contains(l, "unclean shutdown") && strings.Contains(l, fmt.Sprintf("broker=%d ", leader.ID))
+	}) {
+		t.Errorf("the controller did not log %s's unclean registration", leader.Name)
+	}
+	follower.MustStop()
+	follower.Restart()
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		for _, l := range strings.Split(ctl.Tail(200), "\n") {
+			if strings.Contains(l, "broker registered:") && strings.Contains(l, fmt.Sprintf("broker=%d ", follower.ID)) &&
+				strings.Contains(l, "clean=true") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no clean registration of %s logged", follower.Name)
+	})
 }
 
 // dropLogTail truncates the newest segment in dir to half its size, as a
