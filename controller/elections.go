@@ -145,8 +145,15 @@ func transition(p *image.Partition, isr []int32, dropped []int32, pol policy, li
 	}
 	for _, r := range p.Replicas {
 		if slices.Contains(st.elr, r) && live(r) {
-			st.leader, st.isr = r, []int32{r}
-			st.elr = without(st.elr, r)
+			// ISR members that are not live (none, unless one is shutting
+			// down unfenced) hold everything too: they join the ELR.
+			var elr []int32
+			for _, o := range p.Replicas {
+				if o != r && (slices.Contains(st.elr, o) || slices.Contains(st.isr, o)) {
+					elr = append(elr, o)
+				}
+			}
+			st.leader, st.isr, st.elr = r, []int32{r}, elr
 			if len(st.isr) >= pol.minInsync { // min.insync.replicas=1
 				st.elr, st.lastKnownELR = nil, nil
 			}

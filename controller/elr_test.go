@@ -167,6 +167,10 @@ func TestELR(t *testing.T) {
 			[]int32{1, 2}, map[string]string{minInsyncConfig: "2", uncleanConfig: "true"}, "1,2,3//-1/2/1", []elrStep{
 				{op: "elect", want: "1,2,3/3/3 e6 p8"},
 			}},
+		{"elected from the ELR: ISR members not live join the ELR",
+			[]int32{1}, map[string]string{minInsyncConfig: "3"}, "1,2,3/1/-1/2", []elrStep{
+				{op: "elect", want: "1,2,3/2/2/1 e6 p8"},
+			}},
 		{"an ELR member restarting uncleanly leaves the ELR",
 			nil, min2, "1,2,3/1/1/2,3", []elrStep{
 				{op: "unclean", id: 3, want: "1,2,3/1/1/2/3 e5 p8"},
