@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/test/harness"
 )
@@ -71,6 +75,13 @@ func TestUncleanRestartNotElected(t *testing.T) {
 		}
 	}
 	t.Logf("%s restarted uncleanly and was not elected for 5 s", leader.Name)
+	elr, err := describeELR(leader, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(elr, []int32{follower.ID}) {
+		t.Fatalf("DescribeTopicPartitions: ELR %v, want [%d] (the frozen follower)", elr, follower.ID)
+	}
 
 	if err := follower.Resume(); err != nil {
 		t.Fatal(err)
@@ -132,4 +143,28 @@ func dropLogTail(t *testing.T, dir string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size() - keep
+}
+
+// describeELR is partition 0's eligible leader replicas in broker b's
+// DescribeTopicPartitions answer.
+func describeELR(b *harness.Node, topic string) ([]int32, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RequestRetries(0))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+	rt.Topic = topic
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("DescribeTopicPartitions via %s: %w", b.Name, err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) == 0 {
+		return nil, fmt.Errorf("DescribeTopicPartitions via %s: %+v", b.Name, resp)
+	}
+	return resp.Topics[0].Partitions[0].EligibleLeaderReplicas, nil
 }
