@@ -355,7 +355,7 @@ func (b *Broker) start() error {
 	b.server = server
 
 	b.log.Info("broker registering", "node_id", cfg.NodeID, "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"controllers", cfg.Controllers, "clean_shutdown", store.CleanShutdown())
+		"controllers", cfg.Controllers, "clean_shutdown", store.CleanShutdown(), "previous_broker_epoch", store.PreviousBrokerEpoch())
 	if err := ctl.Start(b.ctx); err != nil {
 		return fmt.Errorf("register with the controllers: %w", err)
 	}
