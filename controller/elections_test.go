@@ -196,7 +196,7 @@ func TestPlanElections(t *testing.T) {
 		"1,2/1,2/2",  // 1: preferred can be elected
 		"3,1/1,3/1",  // 2: preferred fenced
 		"2,1/1/1",    // 3: preferred out of the ISR
-		"1,2/3/-1",   // 4: offline, only ISR member fenced
+		"1,2,3/3/-1", // 4: offline, only ISR member fenced
 		"3,1,2/3/-1", // 5: offline, no live replica in the ISR
 	)
 	live := liveExcept(img)
@@ -228,17 +228,17 @@ func TestPlanElections(t *testing.T) {
 			map[string]int16{"t-0": kerr.ElectionNotNeeded.Code, "t-1": 0, "t-2": kerr.PreferredLeaderNotAvailable.Code,
 				"t-3": kerr.PreferredLeaderNotAvailable.Code, "t-4": kerr.PreferredLeaderNotAvailable.Code, "t-9": kerr.UnknownTopicOrPartition.Code,
 				"missing-0": kerr.UnknownTopicOrPartition.Code},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
 		{"preferred, all partitions: not-needed ones left out", electionPreferred, true, nil,
 			map[string]int16{"t-1": 0, "t-2": kerr.PreferredLeaderNotAvailable.Code, "t-3": kerr.PreferredLeaderNotAvailable.Code,
 				"t-4": kerr.PreferredLeaderNotAvailable.Code, "t-5": kerr.PreferredLeaderNotAvailable.Code},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
 		{"unclean, all partitions", electionUnclean, true, nil,
 			map[string]int16{"t-4": 0, "t-5": 0},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/1/1 e6 p8", "3,1,2/1/1 e6 p8"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/1/1 e6 p8", "3,1,2/1/1 e6 p8"}},
 		{"unknown election type", 7, false, []int32{0},
 			map[string]int16{"t-0": kerr.InvalidRequest.Code, "missing-0": kerr.UnknownTopicOrPartition.Code},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var topics []kmsg.ElectLeadersRequestTopic

@@ -184,7 +184,7 @@ func TestELR(t *testing.T) {
 // leave the ELR unchanged; an explicit empty list empties it; an empty ISR
 // is expressible; an entry leaving ISR and ELR overlapping is discarded.
 func TestELRRecordJSON(t *testing.T) {
-	img := electionImage(t, nil, nil, "1,2,3/1/1/2,3")
+	img := electionImage(t, nil, map[string]string{minInsyncConfig: "3"}, "1,2,3/1/1/2,3")
 	const head = `{"type":"ChangePartition","change_partition":{"topic_id":[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"partition":0`
 	for _, tc := range []struct {
 		body string

@@ -184,6 +184,7 @@ func applyEntry(img *image.Image, index uint64, e entry) (*image.Image, error) {
 		}
 	}
 	next.Index = index
+	checkApplied(img, next)
 	return next, nil
 }
 
