@@ -6,10 +6,13 @@
 //
 // Raft keeps its log and stable store in <DataDir>/raft/raft.db (BoltDB) and
 // snapshots in <DataDir>/raft/snapshots. The FSM (fsm.go) is a pure function
-// of the log: each entry is JSON {"records":[...]} holding the records of ONE
-// decision, applied all or nothing to a clone of the image, which is then
-// published (readers only ever see immutable images). An entry with an
-// invalid record is discarded whole, deterministically, on every voter.
+// of the log: each entry is JSON {"term":T,"records":[...]} holding the
+// records of ONE decision taken in Raft term T, applied all or nothing to a
+// clone of the image, which is then published (readers only ever see
+// immutable images). An entry with an invalid record, or decided in another
+// term than its log entry's, is discarded whole, deterministically, on every
+// voter. Under the invariants build tag every applied entry is checked
+// against the invariants below (invariants_on.go).
 // image.Image.Index is the Raft index of the last applied entry. A snapshot is
 // the image as JSON; Restore loads it.
 //
@@ -35,8 +38,8 @@
 //     last_known_elr?}: every change bumps partition_epoch; a leader change
 //     bumps leader_epoch too. Absent fields are unchanged; isr, elr and
 //     last_known_elr may be explicit empty lists ([]). Written by elections
-//     (fence, unfence, registration, ElectLeaders, rebalance) and
-//     AlterPartition.
+//     (fence, unfence, registration, ElectLeaders, rebalance),
+//     AlterPartition, and a min.insync.replicas change (ELR cleared).
 //   - DeleteTopic{topic_id}.
 //   - ConfigChange{resource_type, resource_name, key, value (null: delete)}.
 //   - ProducerIDBlock{broker, first, size}: advances NextProducerID.
@@ -52,9 +55,9 @@
 // starts); the FSM discards, whole, an entry whose term is not its log
 // entry's, so a decision read from the image of a leadership since lost is
 // never applied after another controller's entries (the proposer answers
-// NOT_CONTROLLER). Entries without a term (older logs) apply as before. Broker session deadlines and
-// controlled shutdowns are in-memory leader state (sessions.go), reset on
-// every leadership change.
+// NOT_CONTROLLER). Entries without a term (older logs) apply as before.
+// Broker session deadlines and controlled shutdowns are in-memory leader
+// state (sessions.go), reset on every leadership change.
 //
 // Elections (elections.go) follow Kafka with eligible leader replicas
 // (KIP-966, bounded by min.insync.replicas): the first live ISR member in
