@@ -25,8 +25,11 @@ import (
 //     are the ELR, minus brokers that restarted uncleanly; when it reaches
 //     min.insync.replicas the ELR (and LastKnownELR) is emptied. So a
 //     replica rejoining the ISR leaves the ELR, and an unclean restart
-//     removes a broker from it. (Reassignment, which would also remove
-//     replicas from it, is not implemented.)
+//     (uncleanRestartDecision: a registration without a clean shutdown)
+//     removes a broker from it and from the ISR. A change of the topic's
+//     min.insync.replicas empties it (minInsyncChangeDecision). Fenced ELR
+//     members stay. (Reassignment, which would also remove replicas from
+//     it, is not implemented.)
 //   - the ISR may become empty (KIP-966): a fenced broker leaves every ISR,
 //     the last member too; it then joins the ELR (0 < min.insync.replicas)
 //     and the partition is offline. This replaces the pre-ELR rule (the
@@ -35,7 +38,7 @@ import (
 //     longer eligible).
 //   - clean election: the first replica, in replica order, that is in the
 //     ISR and live; else the first live ELR member, which leads with ISR
-//     [it] and leaves the ELR;
+//     [it] and leaves the ELR (ISR members that were not live join it);
 //   - no live ISR or ELR member: unclean election if the topic allows it
 //     (unclean.leader.election.enable): the first live replica leads with
 //     ISR [it] (records may be lost); ELR and LastKnownELR are emptied,
