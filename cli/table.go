@@ -70,16 +70,22 @@ func formatConfigs(configs []kadm.Config) string {
 
 // writeTopicDescription writes a topic the way `kafka-topics.sh --describe`
 // does: a summary line, then one aligned line per partition. configs are
-// the topic's non-default configs.
-func writeTopicDescription(w io.Writer, d kadm.TopicDetail, configs []kadm.Config) error {
+// the topic's non-default configs; elrs, when not nil, the partitions'
+// eligible leader replicas (Elr and LastKnownElr columns, as Kafka 3.8+).
+func writeTopicDescription(w io.Writer, d kadm.TopicDetail, configs []kadm.Config, elrs map[int32]partitionELR) error {
 	if _, err := fmt.Fprintf(w, "Topic: %s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\tConfigs: %s\n",
 		d.Topic, formatTopicID(d.ID), len(d.Partitions), replicationFactor(d), formatConfigs(configs)); err != nil {
 		return err
 	}
 	t := newTable(w)
 	for _, p := range d.Partitions.Sorted() {
-		fmt.Fprintf(t, "\tTopic: %s\tPartition: %d\tLeader: %s\tLeaderEpoch: %d\tReplicas: %s\tIsr: %s\tOffline: %s",
-			d.Topic, p.Partition, formatLeader(p.Leader), p.LeaderEpoch, formatNodes(p.Replicas), formatNodes(p.ISR), formatNodes(p.OfflineReplicas))
+		fmt.Fprintf(t, "\tTopic: %s\tPartition: %d\tLeader: %s\tLeaderEpoch: %d\tReplicas: %s\tIsr: %s",
+			d.Topic, p.Partition, formatLeader(p.Leader), p.LeaderEpoch, formatNodes(p.Replicas), formatNodes(p.ISR))
+		if elrs != nil {
+			e := elrs[p.Partition]
+			fmt.Fprintf(t, "\tElr: %s\tLastKnownElr: %s", formatNodes(e.elr), formatNodes(e.lastKnown))
+		}
+		fmt.Fprintf(t, "\tOffline: %s", formatNodes(p.OfflineReplicas))
 		if p.Err != nil {
 			fmt.Fprintf(t, "\tError: %v", p.Err)
 		}

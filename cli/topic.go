@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/urfave/cli/v2"
 )
@@ -164,11 +165,18 @@ func runTopicDescribe(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return fmt.Errorf("too many arguments %q: skein topic describe takes at most one topic NAME", c.Args().Slice())
 	}
-	adm, ctx, done, err := adminContext(c)
+	log, err := newLogger(c)
 	if err != nil {
 		return err
 	}
-	defer done()
+	cl, err := newClient(c, log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
 	var names []string
 	if c.NArg() == 1 {
 		names = []string{c.Args().First()}
@@ -182,16 +190,63 @@ func runTopicDescribe(c *cli.Context) error {
 			return fmt.Errorf("topic %s does not exist; see the topics with `skein topic list` or create it with `skein topic create %s`", name, name)
 		}
 	}
+	elrs, err := eligibleLeaderReplicas(ctx, cl, names)
+	if err != nil {
+		log.Warn("cannot read eligible leader replicas (DescribeTopicPartitions); not shown", "error", err)
+	}
 	for _, name := range topics.Names() {
 		d := topics[name]
 		if d.Err != nil {
 			return fmt.Errorf("describe topic %s: %w", name, d.Err)
 		}
-		if err := writeTopicDescription(c.App.Writer, d, topicConfigs(ctx, adm, name)); err != nil {
+		if err := writeTopicDescription(c.App.Writer, d, topicConfigs(ctx, adm, name), elrs[name]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// partitionELR is a partition's eligible leader replicas and last-known
+// ELR (KIP-966).
+type partitionELR struct {
+	elr, lastKnown []int32
+}
+
+// eligibleLeaderReplicas reads the ELRs of topics (every topic when names
+// is empty) with DescribeTopicPartitions, following its cursor: topic ->
+// partition -> ELR. nil with an error when the brokers cannot answer.
+func eligibleLeaderReplicas(ctx context.Context, cl *kgo.Client, names []string) (map[string]map[int32]partitionELR, error) {
+	out := map[string]map[int32]partitionELR{}
+	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	for _, n := range names {
+		rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+		rt.Topic = n
+		req.Topics = append(req.Topics, rt)
+	}
+	for page := 0; page < 10_000; page++ { // bounded: each page advances the cursor
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return nil, err
+		}
+		for _, dt := range resp.Topics {
+			if dt.Topic == nil || dt.ErrorCode != 0 {
+				continue
+			}
+			m := out[*dt.Topic]
+			if m == nil {
+				m = map[int32]partitionELR{}
+				out[*dt.Topic] = m
+			}
+			for _, p := range dt.Partitions {
+				m[p.Partition] = partitionELR{elr: p.EligibleLeaderReplicas, lastKnown: p.LastKnownELR}
+			}
+		}
+		if resp.NextCursor == nil {
+			return out, nil
+		}
+		req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: resp.NextCursor.Topic, Partition: resp.NextCursor.Partition}
+	}
+	return nil, errors.New("DescribeTopicPartitions: too many pages")
 }
 
 // topicConfigs returns the configs set on the topic itself (not defaults),

@@ -86,7 +86,7 @@ func (c *Controller) handleCreateTopics(_ context.Context, ls *leaderState, req 
 	if len(recs) == 0 {
 		return resp
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		code, msg := kafkaError(err)
 		for _, i := range created {
 			resp.Topics[i].ErrorCode, resp.Topics[i].ErrorMessage = code, msg

@@ -18,7 +18,7 @@ import (
 	"github.com/skein-io/skein/dataplane/wire"
 )
 
-func (c *Controller) handleDeleteTopics(_ context.Context, _ *leaderState, req *wire.Request) kmsg.Response {
+func (c *Controller) handleDeleteTopics(_ context.Context, ls *leaderState, req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.DeleteTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	type target struct {
@@ -74,7 +74,7 @@ func (c *Controller) handleDeleteTopics(_ context.Context, _ *leaderState, req *
 	if len(recs) == 0 {
 		return resp
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		code, msg := kafkaError(err)
 		for _, i := range deleted {
 			resp.Topics[i].ErrorCode, resp.Topics[i].ErrorMessage = code, msg

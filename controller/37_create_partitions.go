@@ -58,7 +58,7 @@ func (c *Controller) handleCreatePartitions(_ context.Context, ls *leaderState, 
 	if len(recs) == 0 {
 		return resp
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		code, msg := kafkaError(err)
 		for _, i := range changed {
 			resp.Topics[i].ErrorCode, resp.Topics[i].ErrorMessage = code, msg

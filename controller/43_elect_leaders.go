@@ -54,7 +54,7 @@ func (c *Controller) handleElectLeaders(_ context.Context, ls *leaderState, req 
 	if len(plan.recs) == 0 {
 		return resp
 	}
-	if _, err := c.propose(plan.recs); err != nil {
+	if _, err := c.propose(ls, plan.recs); err != nil {
 		code, msg := kafkaError(err)
 		for _, at := range plan.elected {
 			p := &resp.Topics[at[0]].Partitions[at[1]]
@@ -112,7 +112,7 @@ func planElections(img *image.Image, topics []kmsg.ElectLeadersRequestTopic, all
 		if kind == electionPreferred {
 			rec, err = preferredElection(t, p, live)
 		} else {
-			rec, err = uncleanElection(t, p, live)
+			rec, err = uncleanElection(img, t, p, live)
 		}
 		add(t.Name, p.Partition, rec, err)
 	}

@@ -10,7 +10,9 @@ package controller
 // image.BrokerConfigs; a per-broker name -> INVALID_REQUEST. A config named
 // twice in a resource, or another resource type -> INVALID_REQUEST. A
 // resource is changed all or nothing; every valid resource of a request goes
-// into ONE Raft entry. ValidateOnly writes nothing. After a change, offline
+// into ONE Raft entry, with the ChangePartitions emptying the eligible
+// leader replicas of topics whose min.insync.replicas changed (KIP-966's
+// ClearElrRecord). ValidateOnly writes nothing. After a change, offline
 // partitions that may now elect a leader (unclean.leader.election.enable set
 // to true) get one, in a second entry, before the answer.
 
@@ -50,7 +52,12 @@ func (c *Controller) handleIncrementalAlterConfigs(_ context.Context, ls *leader
 	if len(recs) == 0 {
 		return resp
 	}
-	if _, err := c.propose(recs); err != nil {
+	// A changed min.insync.replicas voids the ELRs it bounded: cleared in
+	// the same entry.
+	if after, err := applyEntry(img, img.Index+1, entry{Records: recs}); err == nil {
+		recs = append(recs, minInsyncChangeDecision(img, after)...)
+	}
+	if _, err := c.propose(ls, recs); err != nil {
 		code, msg := kafkaError(err)
 		for _, i := range changed {
 			resp.Resources[i].ErrorCode, resp.Resources[i].ErrorMessage = code, msg

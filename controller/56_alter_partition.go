@@ -49,7 +49,7 @@ func (c *Controller) handleAlterPartition(_ context.Context, ls *leaderState, re
 		fillAlterPartitionState(img, resp, plan.accepted)
 		return resp
 	}
-	if _, err := c.propose(plan.recs); err != nil {
+	if _, err := c.propose(ls, plan.recs); err != nil {
 		code, _ := kafkaError(err)
 		for _, at := range plan.accepted {
 			resp.Topics[at[0]].Partitions[at[1]].ErrorCode = code
@@ -145,7 +145,10 @@ func planAlterPartition(img *image.Image, r *kmsg.AlterPartitionRequest, live is
 			if p != nil {
 				plan.accepted = append(plan.accepted, [2]int{len(resp.Topics), len(ot.Partitions)})
 				if !slices.Equal(isr, p.ISR) {
-					plan.recs = append(plan.recs, changePartition(t, p, p.Leader, isr))
+					st, _ := transition(p, isr, nil, policyOf(img, t), live)
+					if rec, ok := changeTo(t, p, st); ok {
+						plan.recs = append(plan.recs, rec)
+					}
 				}
 			}
 			ot.Partitions = append(ot.Partitions, op)

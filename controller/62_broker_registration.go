@@ -7,10 +7,20 @@ package controller
 // broker starts fenced and is unfenced by a heartbeat showing it applied
 // metadata up to its registration. A registration replaces the previous one
 // of the same id whatever its incarnation (a restarted broker need not wait
-// out its old session); if the old registration was unfenced, the same entry
-// fences it: the broker leaves ISRs with other members and loses its
-// leaderships, since the new incarnation may have lost unflushed data.
-// The first listener is the one advertised to clients.
+// out its old session). The first listener is the one advertised to clients.
+//
+// Clean or unclean restart (KIP-966, v3+): PreviousBrokerEpoch is the epoch
+// the broker had when it last shut down cleanly (from its clean-shutdown
+// marker), or, for a process re-registering after losing its session, the
+// epoch it has; -1 (and v0-v2) when it cannot tell. A registration whose
+// PreviousBrokerEpoch is -1 or not the epoch of the broker's current
+// registration is an unclean restart: the broker may have lost records
+// that were only in its page cache, so the same entry takes it out of every
+// ISR and every ELR and moves its leaderships (uncleanRestartDecision); it
+// becomes eligible again only by rejoining an ISR through its leader's
+// AlterPartition once caught up. A clean re-registration of an unfenced
+// broker fences it in the same entry (fenceDecision: it leaves ISRs, and
+// joins the ELR where that leaves the ISR below min.insync.replicas).
 //
 // Errors: INCONSISTENT_CLUSTER_ID when the request names another cluster;
 // INVALID_REQUEST for a negative id or a listener without host or port.
@@ -45,10 +55,18 @@ func (c *Controller) handleBrokerRegistration(_ context.Context, ls *leaderState
 	if old != nil {
 		replaced = old.Epoch
 	}
-	if old != nil && !old.Fenced {
+	previous := r.PreviousBrokerEpoch
+	if r.Version < 3 {
+		previous = -1 // not sent: no proof of a clean shutdown
+	}
+	clean := old != nil && previous != -1 && previous == old.Epoch
+	switch {
+	case !clean:
+		recs = append(recs, uncleanRestartDecision(img, reg.ID, ls.live(img, reg.ID))...)
+	case !old.Fenced:
 		recs = append(recs, fenceDecision(img, reg.ID, ls.live(img, reg.ID))...)
 	}
-	index, err := c.propose(recs)
+	index, err := c.propose(ls, recs)
 	if err != nil {
 		resp.ErrorCode, _ = kafkaError(err)
 		c.log.Warn("broker registration failed", "broker", reg.ID, "error", err)
@@ -58,8 +76,15 @@ func (c *Controller) handleBrokerRegistration(_ context.Context, ls *leaderState
 	ls.touch(reg.ID, c.now())
 	ls.wake()
 	resp.BrokerEpoch = int64(index)
-	c.log.Info("broker registered", "broker", reg.ID, "epoch", index, "incarnation", reg.Incarnation,
-		"host", reg.Host, "port", reg.Port, "rack", reg.Rack, "replaces_epoch", replaced)
+	if !clean && old != nil {
+		c.log.Warn("broker registered after an unclean shutdown: removed from every ISR and ELR until it catches up",
+			"broker", reg.ID, "epoch", index, "previous_broker_epoch", previous, "replaces_epoch", replaced,
+			"incarnation", reg.Incarnation, "partition_changes", len(recs)-1)
+	} else {
+		c.log.Info("broker registered", "broker", reg.ID, "epoch", index, "incarnation", reg.Incarnation,
+			"host", reg.Host, "port", reg.Port, "rack", reg.Rack, "replaces_epoch", replaced,
+			"previous_broker_epoch", previous, "clean", clean)
+	}
 	c.logElections(img, recs)
 	return resp
 }

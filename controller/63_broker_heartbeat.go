@@ -5,17 +5,19 @@ package controller
 // Checks, in order: unknown broker -> BROKER_ID_NOT_REGISTERED; epoch not the
 // current registration's -> STALE_BROKER_EPOCH. Then the session is renewed
 // and one decision may be written:
-//   - WantShutdown (controlled shutdown): the broker is fenced, which moves
-//     its leaderships to other live ISR members (or leaves the partition
-//     offline with ISR [broker] when it was the last one) and takes it out of
-//     ISRs that have other members. ShouldShutdown is true once it is fenced
-//     and leads nothing.
+//   - WantShutdown (controlled shutdown): the broker is fenced, which takes
+//     it out of every ISR and moves its leaderships to other live ISR (then
+//     ELR) members; where that leaves the ISR below min.insync.replicas it
+//     joins the ELR (when it was the last member, the partition is offline
+//     with ISR [] until it or another eligible replica returns; KIP-966).
+//     ShouldShutdown is true once it is fenced and leads nothing.
 //   - WantFence: the broker is fenced the same way.
 //   - fenced, and CurrentMetadataOffset >= its epoch (it has applied its own
 //     registration): unfenced in the same entry as unfenceDecision's changes:
 //     offline partitions get a leader where one is now live (the broker
-//     itself when it is in their ISR; an out-of-sync live replica only if
-//     the topic allows unclean election). The broker rejoins ISRs only
+//     itself when it is in their ISR or ELR; an out-of-sync live replica
+//     only if the topic allows unclean election, or as the sole last known
+//     leader: elections.go). The broker rejoins ISRs only
 //     through its leaders' AlterPartition, once it has caught up.
 // IsCaughtUp is CurrentMetadataOffset >= epoch; IsFenced is the state after
 // the decision.
@@ -68,7 +70,7 @@ func (c *Controller) handleBrokerHeartbeat(_ context.Context, ls *leaderState, r
 		event = "broker unfenced"
 	}
 	if len(recs) > 0 {
-		if _, err := c.propose(recs); err != nil {
+		if _, err := c.propose(ls, recs); err != nil {
 			resp.ErrorCode, _ = kafkaError(err)
 			c.log.Warn("heartbeat decision failed", "broker", b.ID, "error", err)
 			return resp

@@ -20,7 +20,7 @@ import (
 // ProducerIDBlockSize is how many producer ids one AllocateProducerIDs gives.
 const ProducerIDBlockSize = 1000
 
-func (c *Controller) handleAllocateProducerIDs(_ context.Context, _ *leaderState, req *wire.Request) kmsg.Response {
+func (c *Controller) handleAllocateProducerIDs(_ context.Context, ls *leaderState, req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.AllocateProducerIDsRequest)
 	resp := r.ResponseKind().(*kmsg.AllocateProducerIDsResponse)
 	resp.ProducerIDStart = -1
@@ -42,7 +42,7 @@ func (c *Controller) handleAllocateProducerIDs(_ context.Context, _ *leaderState
 		return resp
 	}
 	block := &producerIDBlockRecord{Broker: b.ID, First: img.NextProducerID, Size: ProducerIDBlockSize}
-	if _, err := c.propose([]record{{Type: typeProducerIDBlock, ProducerIDBlock: block}}); err != nil {
+	if _, err := c.propose(ls, []record{{Type: typeProducerIDBlock, ProducerIDBlock: block}}); err != nil {
 		resp.ErrorCode, _ = kafkaError(err)
 		return resp
 	}

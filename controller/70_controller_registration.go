@@ -60,7 +60,7 @@ func (c *Controller) handleControllerRegistration(_ context.Context, ls *leaderS
 	if cur, ok := c.fsm.current().Controllers[want.ID]; ok && cur == want {
 		return resp
 	}
-	if _, err := c.propose([]record{{Type: typeRegisterController, RegisterController: &registerControllerRecord{
+	if _, err := c.propose(ls, []record{{Type: typeRegisterController, RegisterController: &registerControllerRecord{
 		ID: want.ID, Host: want.Host, Port: want.Port}}}); err != nil {
 		return fail(err)
 	}

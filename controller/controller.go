@@ -270,6 +270,11 @@ func (c *Controller) watchLeadership() {
 // runTerm is the active controller's duty for one leadership term: wait until
 // every earlier entry is applied, then serve decisions and watch sessions.
 func (c *Controller) runTerm(ls *leaderState) {
+	// The term is read before the barrier: if leadership changed since the
+	// notification, it is an older term than the log's, and every decision
+	// of this leaderState is discarded (NOT_CONTROLLER) until
+	// watchLeadership starts the new one.
+	ls.term = c.raft.CurrentTerm()
 	for {
 		err := c.raft.Barrier(c.cfg.ApplyTimeout).Error()
 		if err == nil {
@@ -315,7 +320,7 @@ func (c *Controller) initCluster(ls *leaderState) {
 	if len(recs) == 0 {
 		return
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		if ls.ctx.Err() == nil {
 			c.log.Warn("could not record cluster id / controller listener", "error", err)
 		}
@@ -325,10 +330,14 @@ func (c *Controller) initCluster(ls *leaderState) {
 		"controller", c.self.ID, "host", c.self.Host, "port", c.self.Port)
 }
 
-// propose writes one decision to the Raft log and waits until it is applied
-// here; it returns the entry's index. The caller holds decideMu.
-func (c *Controller) propose(recs []record) (uint64, error) {
-	b, err := encodeEntry(recs)
+// propose writes one decision of term ls to the Raft log and waits until it
+// is applied here; it returns the entry's index. The caller holds decideMu
+// and read the image it decided from during ls. The entry carries ls.term:
+// if this controller lost and regained leadership since (so its image may
+// lack entries of other terms), the FSM discards it and the error maps to
+// NOT_CONTROLLER.
+func (c *Controller) propose(ls *leaderState, recs []record) (uint64, error) {
+	b, err := encodeEntry(ls.term, recs)
 	if err != nil {
 		return 0, err
 	}

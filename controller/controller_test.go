@@ -234,17 +234,19 @@ func TestBrokerLifecycle(t *testing.T) {
 	}
 
 	// The broker goes silent: its session times out, the partitions go
-	// offline with the ISR kept.
+	// offline, the broker moving from the ISR to the ELR (KIP-966).
 	before := img.Topics["orders"].Partitions[0].LeaderEpoch
 	_ = cl.Close()
 	img = waitImage(t, ctl, "broker fenced", func(img *image.Image) bool { return img.Brokers[broker].Fenced })
 	for _, p := range img.Topics["orders"].Partitions {
-		if p.Leader != -1 || !slices.Equal(p.ISR, []int32{broker}) || p.LeaderEpoch != before+1 {
+		if p.Leader != -1 || len(p.ISR) != 0 || !slices.Equal(p.ELR, []int32{broker}) || p.LeaderEpoch != before+1 {
 			t.Fatalf("after fence: %+v", p)
 		}
 	}
 
-	// The broker restarts (new incarnation), is unfenced and leads again.
+	// The broker restarts (new incarnation, no clean shutdown): it leaves
+	// the ELR, and as the sole last known member leads again once
+	// unfenced (KIP-966's last known leader).
 	cl = startClient(t, ctl, broker)
 	img = waitClient(t, cl, "partitions led again", func(img *image.Image) bool {
 		for _, p := range img.Topics["orders"].Partitions {
@@ -401,7 +403,8 @@ func TestAdminRequests(t *testing.T) {
 }
 
 // TestControlledShutdown: Shutdown returns once the controller moved the
-// broker's leaderships away (RF=1: partitions go offline with the ISR kept).
+// broker's leaderships away (RF=1: partitions go offline, the broker moving
+// from the ISR to the ELR, from which it is elected again on a clean return).
 func TestControlledShutdown(t *testing.T) {
 	ctl := startController(t, testConfig(t, t.TempDir()))
 	cl := startClient(t, ctl, broker)
@@ -418,7 +421,7 @@ func TestControlledShutdown(t *testing.T) {
 	if !img.Brokers[broker].Fenced || leadsAny(img, broker) {
 		t.Fatalf("after controlled shutdown: broker %+v", img.Brokers[broker])
 	}
-	if p := img.Partition("t", 0); !slices.Equal(p.ISR, []int32{broker}) {
-		t.Fatalf("ISR shrunk to empty: %+v", p)
+	if p := img.Partition("t", 0); len(p.ISR) != 0 || !slices.Equal(p.ELR, []int32{broker}) {
+		t.Fatalf("want ISR [] ELR [%d]: %+v", broker, p)
 	}
 }

@@ -6,10 +6,13 @@
 //
 // Raft keeps its log and stable store in <DataDir>/raft/raft.db (BoltDB) and
 // snapshots in <DataDir>/raft/snapshots. The FSM (fsm.go) is a pure function
-// of the log: each entry is JSON {"records":[...]} holding the records of ONE
-// decision, applied all or nothing to a clone of the image, which is then
-// published (readers only ever see immutable images). An entry with an
-// invalid record is discarded whole, deterministically, on every voter.
+// of the log: each entry is JSON {"term":T,"records":[...]} holding the
+// records of ONE decision taken in Raft term T, applied all or nothing to a
+// clone of the image, which is then published (readers only ever see
+// immutable images). An entry with an invalid record, or decided in another
+// term than its log entry's, is discarded whole, deterministically, on every
+// voter. Under the invariants build tag every applied entry is checked
+// against the invariants below (invariants_on.go).
 // image.Image.Index is the Raft index of the last applied entry. A snapshot is
 // the image as JSON; Restore loads it.
 //
@@ -22,14 +25,21 @@
 //   - UnregisterController{id}: drops the listener of a controller that is
 //     no longer in the Raft configuration (RemoveRaftVoter).
 //   - RegisterBroker{id, incarnation, host, port, rack}: BrokerRegistration.
-//     The broker's epoch is the entry's Raft index; it starts fenced.
+//     The broker's epoch is the entry's Raft index; it starts fenced. An
+//     unclean restart (PreviousBrokerEpoch not the current registration's
+//     epoch) carries, in the same entry, the ChangePartitions taking the
+//     broker out of every ISR and ELR (62_broker_registration.go).
 //   - FenceBroker{id, epoch} / UnfenceBroker{id, epoch}: session timeout,
 //     controlled shutdown, or caught-up heartbeat. Applied only if epoch is
 //     the current registration's.
 //   - CreateTopic{name, topic_id, configs} + CreatePartition{topic_id,
 //     partition, replicas, isr, leader, leader_epoch, partition_epoch}.
-//   - ChangePartition{topic_id, partition, leader?, isr?, replicas?}: every
-//     change bumps partition_epoch; a leader change bumps leader_epoch too.
+//   - ChangePartition{topic_id, partition, leader?, isr?, replicas?, elr?,
+//     last_known_elr?}: every change bumps partition_epoch; a leader change
+//     bumps leader_epoch too. Absent fields are unchanged; isr, elr and
+//     last_known_elr may be explicit empty lists ([]). Written by elections
+//     (fence, unfence, registration, ElectLeaders, rebalance),
+//     AlterPartition, and a min.insync.replicas change (ELR cleared).
 //   - DeleteTopic{topic_id}.
 //   - ConfigChange{resource_type, resource_name, key, value (null: delete)}.
 //   - ProducerIDBlock{broker, first, size}: advances NextProducerID.
@@ -40,27 +50,37 @@
 // reads the latest image, computes the records with pure functions
 // (elections.go, placement.go, topics.go), proposes one entry and answers
 // after the entry is applied. A new leader first waits on a Raft barrier so
-// its image holds every earlier entry. Broker session deadlines and
-// controlled shutdowns are in-memory leader state (sessions.go), reset on
-// every leadership change.
+// its image holds every earlier entry. Every entry carries the Raft term of
+// the leadership that decided it (leaderState.term, read when the term
+// starts); the FSM discards, whole, an entry whose term is not its log
+// entry's, so a decision read from the image of a leadership since lost is
+// never applied after another controller's entries (the proposer answers
+// NOT_CONTROLLER). Entries without a term (older logs) apply as before.
+// Broker session deadlines and controlled shutdowns are in-memory leader
+// state (sessions.go), reset on every leadership change.
 //
-// Elections (elections.go) follow Kafka: the first live ISR member in
-// replica order; none live -> offline (leader -1) unless the topic's
-// unclean.leader.election.enable, then the first live replica with ISR
-// [it]. A fenced broker leaves ISRs and leaderships in the same entry as
-// its FenceBroker. Preferred elections come from ElectLeaders
-// (43_elect_leaders.go) and from the periodic leader rebalance
-// (rebalance.go, auto.leader.rebalance.enable), which also retries
-// elections of offline partitions; a config change retries them at once.
+// Elections (elections.go) follow Kafka with eligible leader replicas
+// (KIP-966, bounded by min.insync.replicas): the first live ISR member in
+// replica order; else the first live ELR member (ISR [it]); else, where the
+// topic's unclean.leader.election.enable allows, the first live replica
+// with ISR [it]; else the sole last known leader when ISR and ELR are
+// empty; else offline (leader -1). A fenced broker leaves ISRs (the last
+// member too) and leaderships in the same entry as its FenceBroker, joining
+// the ELR where the ISR falls below min.insync.replicas; a broker that
+// registers after an unclean shutdown leaves every ISR and ELR. Preferred
+// elections come from ElectLeaders (43_elect_leaders.go) and from the
+// periodic leader rebalance (rebalance.go, auto.leader.rebalance.enable),
+// which also retries elections of offline partitions; a config change
+// retries them at once.
 //
 // ISR changes come only from partition leaders through AlterPartition
 // (56_alter_partition.go), checked against the leader and partition epochs
 // and the members' liveness and broker epochs; an unfenced broker does not
-// rejoin any ISR by itself.
+// rejoin any ISR by itself. The ELR follows every ISR change (elections.go).
 //
-// Invariants: an ISR is never empty (the last member of an ISR stays in it
-// when fenced, the partition goes offline with leader -1, and that broker is
-// elected again once unfenced); a leader is always a member of its ISR and of
+// Invariants: the ELR is disjoint from the ISR, within the replicas, and
+// empty while len(ISR) >= min.insync.replicas; an ISR is empty only while
+// the partition is offline; a leader is always a member of its ISR and of
 // its replicas; epochs only grow.
 //
 // # Serving

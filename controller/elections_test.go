@@ -13,8 +13,9 @@ import (
 )
 
 // electionImage builds an image with brokers 1, 2, 3 (those in fenced are
-// fenced) and topic "t" whose partitions are given as "replicas/isr/leader"
-// strings such as "1,2,3/2,3/2"; configs are topic configs.
+// fenced) and topic "t" whose partitions are given as
+// "replicas/isr/leader[/elr[/last-known-elr]]" strings such as "1,2,3/2,3/2"
+// or "1,2//-1/2/1"; configs are topic configs.
 func electionImage(t *testing.T, fenced []int32, configs map[string]string, parts ...string) *image.Image {
 	t.Helper()
 	img := image.New()
@@ -24,14 +25,21 @@ func electionImage(t *testing.T, fenced []int32, configs map[string]string, part
 	top := &image.Topic{Name: "t", ID: topicA, Configs: configs}
 	for i, s := range parts {
 		f := strings.Split(s, "/")
-		if len(f) != 3 {
+		if len(f) < 3 || len(f) > 5 {
 			t.Fatalf("partition spec %q", s)
 		}
 		var leader int32
 		fmt.Sscan(f[2], &leader)
-		top.Partitions = append(top.Partitions, &image.Partition{
+		p := &image.Partition{
 			Partition: int32(i), Replicas: ids(f[0]), ISR: ids(f[1]), Leader: leader, LeaderEpoch: 5, PartitionEpoch: 7,
-		})
+		}
+		if len(f) > 3 {
+			p.ELR = ids(f[3])
+		}
+		if len(f) > 4 {
+			p.LastKnownELR = ids(f[4])
+		}
+		top.Partitions = append(top.Partitions, p)
 	}
 	img.Topics["t"] = top
 	return img
@@ -58,8 +66,9 @@ func liveExcept(img *image.Image, down ...int32) isLive {
 	}
 }
 
-// applied applies recs to img and returns partition "replicas/isr/leader"
-// strings plus the epochs, for comparison.
+// applied applies recs to img and returns partition
+// "replicas/isr/leader[/elr[/last-known-elr]]" strings plus the epochs, for
+// comparison (the ELR fields only when not empty).
 func applied(t *testing.T, img *image.Image, recs []record) []string {
 	t.Helper()
 	if len(recs) > 0 {
@@ -71,7 +80,14 @@ func applied(t *testing.T, img *image.Image, recs []record) []string {
 	}
 	var out []string
 	for _, p := range img.Topics["t"].Partitions {
-		out = append(out, fmt.Sprintf("%s/%s/%d e%d p%d", join(p.Replicas), join(p.ISR), p.Leader, p.LeaderEpoch, p.PartitionEpoch))
+		s := fmt.Sprintf("%s/%s/%d", join(p.Replicas), join(p.ISR), p.Leader)
+		if len(p.ELR) > 0 || len(p.LastKnownELR) > 0 {
+			s += "/" + join(p.ELR)
+		}
+		if len(p.LastKnownELR) > 0 {
+			s += "/" + join(p.LastKnownELR)
+		}
+		out = append(out, fmt.Sprintf("%s e%d p%d", s, p.LeaderEpoch, p.PartitionEpoch))
 	}
 	return out
 }
@@ -101,8 +117,8 @@ func TestFenceDecision(t *testing.T) {
 			[]string{"1,3,2/1,2,3/1"}, []string{"1,3,2/2,3/3 e6 p8"}},
 		{"fenced ISR members are skipped", []int32{2}, nil,
 			[]string{"1,2,3/1,2,3/1"}, []string{"1,2,3/2,3/3 e6 p8"}},
-		{"last ISR member: offline, ISR kept", nil, nil,
-			[]string{"1,2,3/1/1"}, []string{"1,2,3/1/-1 e6 p8"}},
+		{"last ISR member: offline, moved to the ELR (KIP-966)", nil, nil,
+			[]string{"1,2,3/1/1"}, []string{"1,2,3//-1/1 e6 p8"}},
 		{"no live ISR member: offline", []int32{2, 3}, nil,
 			[]string{"1,2,3/1,2/1"}, []string{"1,2,3/2/-1 e6 p8"}},
 		{"no live ISR member, unclean allowed: first live replica", []int32{2}, unclean,
@@ -180,7 +196,7 @@ func TestPlanElections(t *testing.T) {
 		"1,2/1,2/2",  // 1: preferred can be elected
 		"3,1/1,3/1",  // 2: preferred fenced
 		"2,1/1/1",    // 3: preferred out of the ISR
-		"1,2/3/-1",   // 4: offline, only ISR member fenced
+		"1,2,3/3/-1", // 4: offline, only ISR member fenced
 		"3,1,2/3/-1", // 5: offline, no live replica in the ISR
 	)
 	live := liveExcept(img)
@@ -212,17 +228,17 @@ func TestPlanElections(t *testing.T) {
 			map[string]int16{"t-0": kerr.ElectionNotNeeded.Code, "t-1": 0, "t-2": kerr.PreferredLeaderNotAvailable.Code,
 				"t-3": kerr.PreferredLeaderNotAvailable.Code, "t-4": kerr.PreferredLeaderNotAvailable.Code, "t-9": kerr.UnknownTopicOrPartition.Code,
 				"missing-0": kerr.UnknownTopicOrPartition.Code},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
 		{"preferred, all partitions: not-needed ones left out", electionPreferred, true, nil,
 			map[string]int16{"t-1": 0, "t-2": kerr.PreferredLeaderNotAvailable.Code, "t-3": kerr.PreferredLeaderNotAvailable.Code,
 				"t-4": kerr.PreferredLeaderNotAvailable.Code, "t-5": kerr.PreferredLeaderNotAvailable.Code},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/1 e6 p8", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
 		{"unclean, all partitions", electionUnclean, true, nil,
 			map[string]int16{"t-4": 0, "t-5": 0},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/1/1 e6 p8", "3,1,2/1/1 e6 p8"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/1/1 e6 p8", "3,1,2/1/1 e6 p8"}},
 		{"unknown election type", 7, false, []int32{0},
 			map[string]int16{"t-0": kerr.InvalidRequest.Code, "missing-0": kerr.UnknownTopicOrPartition.Code},
-			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
+			[]string{"1,2/1,2/1 e5 p7", "1,2/1,2/2 e5 p7", "3,1/1,3/1 e5 p7", "2,1/1/1 e5 p7", "1,2,3/3/-1 e5 p7", "3,1,2/3/-1 e5 p7"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var topics []kmsg.ElectLeadersRequestTopic

@@ -32,7 +32,7 @@ func kafkaError(err error) (int16, *string) {
 		return ae.code.Code, &ae.msg
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrLeadershipTransferInProgress),
-		errors.Is(err, raft.ErrAbortedByRestore):
+		errors.Is(err, raft.ErrAbortedByRestore), errors.Is(err, errStaleTerm):
 		msg := "this controller is not (or no longer) the active controller: " + err.Error()
 		return kerr.NotController.Code, &msg
 	case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -116,3 +116,8 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 	}
 	return resp
 }
+
+// errStaleTerm discards an entry decided in another controller term than
+// the one it was written in: its decision read an image that may lack the
+// entries of the terms in between.
+var errStaleTerm = errors.New("entry decided in another controller term")

@@ -63,6 +63,8 @@ func (f *fsm) publish(img *image.Image) {
 
 // Apply applies one committed entry. It returns nil, or the error that made
 // it discard the entry (the leader's proposer sees it in ApplyFuture.Response).
+// An entry decided in another term than the log entry's is discarded whole
+// (errStaleTerm), as is an undecodable or invalid one.
 func (f *fsm) Apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -74,6 +76,15 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 		next.Index = l.Index
 		f.publish(&next)
 		f.log.Error("discarded undecodable raft entry", "index", l.Index, "error", err)
+		return err
+	}
+	if e.Term != 0 && e.Term != l.Term {
+		next := *cur
+		next.Index = l.Index
+		f.publish(&next)
+		err := fmt.Errorf("entry %d decided in term %d, written in term %d: %w", l.Index, e.Term, l.Term, errStaleTerm)
+		f.log.Warn("discarded raft entry of another controller term", "index", l.Index,
+			"decided_term", e.Term, "term", l.Term)
 		return err
 	}
 	next, err := applyEntry(cur, l.Index, e)

@@ -42,7 +42,7 @@ func replay(t *testing.T, log [][]record, upTo int) *image.Image {
 	t.Helper()
 	img := image.New()
 	for i, recs := range log[:upTo] {
-		b, err := encodeEntry(recs)
+		b, err := encodeEntry(0, recs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestElections(t *testing.T) {
 	if p0.Leader != 2 || !slices.Equal(p0.ISR, []int32{2, 3}) || p0.LeaderEpoch != 1 {
 		t.Errorf("p0: %+v", p0)
 	}
-	if p1.Leader != -1 || !slices.Equal(p1.ISR, []int32{1}) {
+	if p1.Leader != -1 || len(p1.ISR) != 0 || !slices.Equal(p1.ELR, []int32{1}) {
 		t.Errorf("p1 (last ISR member fenced): %+v", p1)
 	}
 	if p2.PartitionEpoch != 0 {

@@ -449,7 +449,7 @@ func (c *Controller) pruneListeners(ls *leaderState, conf raft.Configuration) {
 	if len(recs) == 0 {
 		return
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		if ls.ctx.Err() == nil {
 			c.log.Warn("could not drop listeners of removed controllers", "controllers", stale, "error", err)
 		}

@@ -36,7 +36,7 @@ func (c *Controller) balanceLeaders(ls *leaderState) {
 	if len(recs) == 0 {
 		return
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		if ls.ctx.Err() == nil {
 			c.log.Warn("leader rebalance failed", "partitions", len(recs), "error", err)
 		}
@@ -59,7 +59,7 @@ func (c *Controller) electOfflineLocked(ls *leaderState, why string) {
 	if len(recs) == 0 {
 		return
 	}
-	if _, err := c.propose(recs); err != nil {
+	if _, err := c.propose(ls, recs); err != nil {
 		if ls.ctx.Err() == nil {
 			c.log.Warn("election of offline partitions failed", "reason", why, "partitions", len(recs), "error", err)
 		}

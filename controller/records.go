@@ -38,6 +38,13 @@ const (
 // entry is the payload of one Raft log entry: the records of one decision,
 // applied all or nothing.
 type entry struct {
+	// Term is the Raft term of the leadership that decided the entry, read
+	// together with the image the decision was computed from. The FSM
+	// discards an entry whose Term is not the term of its log entry (the
+	// controller lost and regained leadership in between, so its image may
+	// lack the other terms' entries). 0 (entries written before the field
+	// existed) is not checked.
+	Term    uint64   `json:"term,omitempty"`
 	Records []record `json:"records"`
 }
 
@@ -112,12 +119,17 @@ type createPartitionRecord struct {
 
 // changePartitionRecord changes the set fields (nil: unchanged). Applying it
 // bumps the partition epoch, and the leader epoch when the leader changes.
+// The lists that may become empty (ISR, ELR, LastKnownELR: KIP-966) are
+// pointers: nil (absent in JSON, as in records written before ELR) leaves
+// the field unchanged, a pointer to an empty list (JSON []) empties it.
 type changePartitionRecord struct {
-	TopicID   [16]byte `json:"topic_id"`
-	Partition int32    `json:"partition"`
-	Leader    *int32   `json:"leader,omitempty"`
-	ISR       []int32  `json:"isr,omitempty"`
-	Replicas  []int32  `json:"replicas,omitempty"`
+	TopicID      [16]byte `json:"topic_id"`
+	Partition    int32    `json:"partition"`
+	Leader       *int32   `json:"leader,omitempty"`
+	ISR          *[]int32 `json:"isr,omitempty"`
+	Replicas     []int32  `json:"replicas,omitempty"`
+	ELR          *[]int32 `json:"elr,omitempty"`
+	LastKnownELR *[]int32 `json:"last_known_elr,omitempty"`
 }
 
 type deleteTopicRecord struct {
@@ -140,11 +152,13 @@ type producerIDBlockRecord struct {
 	Size   int32 `json:"size"`
 }
 
-func encodeEntry(recs []record) ([]byte, error) {
+// encodeEntry encodes the records of one decision taken in Raft term term
+// (0: unchecked).
+func encodeEntry(term uint64, recs []record) ([]byte, error) {
 	if len(recs) == 0 {
 		return nil, errors.New("empty entry")
 	}
-	return json.Marshal(entry{Records: recs})
+	return json.Marshal(entry{Term: term, Records: recs})
 }
 
 func decodeEntry(b []byte) (entry, error) {
@@ -170,6 +184,7 @@ func applyEntry(img *image.Image, index uint64, e entry) (*image.Image, error) {
 		}
 	}
 	next.Index = index
+	checkApplied(img, next)
 	return next, nil
 }
 
@@ -272,10 +287,22 @@ func (a *applier) apply(r *record) error {
 			p.LeaderEpoch++
 		}
 		if x.ISR != nil {
-			p.ISR = slices.Clone(x.ISR)
+			p.ISR = slices.Clone(*x.ISR)
 		}
 		if x.Replicas != nil {
 			p.Replicas = slices.Clone(x.Replicas)
+		}
+		if x.ELR != nil {
+			p.ELR = slices.Clone(*x.ELR)
+		}
+		if x.LastKnownELR != nil {
+			p.LastKnownELR = slices.Clone(*x.LastKnownELR)
+		}
+		for _, r := range p.ELR {
+			if !slices.Contains(p.Replicas, r) || slices.Contains(p.ISR, r) {
+				return fmt.Errorf("topic %q partition %d: ELR %v not disjoint from ISR %v within replicas %v",
+					t.Name, p.Partition, p.ELR, p.ISR, p.Replicas)
+			}
 		}
 		p.PartitionEpoch++
 	case typeDeleteTopic:
@@ -353,13 +380,28 @@ func cloneConfigs(m map[string]string) map[string]string {
 
 // Record constructors keep the call sites short.
 
-func changePartition(t *image.Topic, p *image.Partition, leader int32, isr []int32) record {
+// changeTo is the ChangePartition record taking p to st, and whether
+// anything changes.
+func changeTo(t *image.Topic, p *image.Partition, st partitionState) (record, bool) {
 	x := &changePartitionRecord{TopicID: t.ID, Partition: p.Partition}
-	if leader != p.Leader {
-		x.Leader = &leader
+	changed := false
+	if st.leader != p.Leader {
+		x.Leader = &st.leader
+		changed = true
 	}
-	if !slices.Equal(isr, p.ISR) {
-		x.ISR = isr
+	list := func(to, from []int32) *[]int32 {
+		if slices.Equal(to, from) {
+			return nil
+		}
+		changed = true
+		v := slices.Clone(to)
+		if v == nil {
+			v = []int32{}
+		}
+		return &v
 	}
-	return record{Type: typeChangePartition, ChangePartition: x}
+	x.ISR = list(st.isr, p.ISR)
+	x.ELR = list(st.elr, p.ELR)
+	x.LastKnownELR = list(st.lastKnownELR, p.LastKnownELR)
+	return record{Type: typeChangePartition, ChangePartition: x}, changed
 }

@@ -14,6 +14,9 @@ import (
 // controlled shutdowns. A new term starts it afresh, so a failover gives every
 // broker a full session timeout before it can be fenced.
 type leaderState struct {
+	// term is the Raft term this state belongs to, set before the state is
+	// published and never changed; every entry it proposes carries it.
+	term   uint64
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -166,7 +169,7 @@ func (c *Controller) fenceExpired(ls *leaderState) time.Time {
 		id := ids[0]
 		b := img.Brokers[id]
 		recs := c.fenceRecords(img, ls, b)
-		if _, err := c.propose(recs); err != nil {
+		if _, err := c.propose(ls, recs); err != nil {
 			c.log.Warn("could not fence broker after session timeout", "broker", id, "error", err)
 			return c.now().Add(100 * time.Millisecond)
 		}
@@ -185,8 +188,9 @@ func (c *Controller) fenceRecords(img *image.Image, ls *leaderState, b *image.Br
 
 // logElections logs every leader change among recs, against before (the
 // image the decision was computed from) and the image they were applied to
-// (the current one). An election of a replica that was not in the ISR is
-// logged as unclean, at warning level: records may have been lost.
+// (the current one). An election of a replica that was in neither the ISR
+// nor the ELR is logged as unclean, at warning level: records may have been
+// lost.
 func (c *Controller) logElections(before *image.Image, recs []record) {
 	img := c.fsm.current()
 	for _, r := range recs {
@@ -205,8 +209,15 @@ func (c *Controller) logElections(before *image.Image, recs []record) {
 		}
 		switch {
 		case p.Leader == -1:
-			c.log.Info("partition offline: no live in-sync replica", "topic", t.Name, "partition", p.Partition,
-				"isr", p.ISR, "leader_epoch", p.LeaderEpoch)
+			c.log.Info("partition offline: no live in-sync or eligible replica", "topic", t.Name, "partition", p.Partition,
+				"isr", p.ISR, "elr", p.ELR, "leader_epoch", p.LeaderEpoch)
+		case old != nil && slices.Contains(old.ELR, p.Leader) && !slices.Contains(old.ISR, p.Leader):
+			c.log.Info("leader elected from the eligible leader replicas", "topic", t.Name, "partition", p.Partition,
+				"leader", p.Leader, "previous_isr", old.ISR, "previous_elr", old.ELR, "isr", p.ISR, "elr", p.ELR,
+				"leader_epoch", p.LeaderEpoch)
+		case old != nil && len(old.ISR) == 0 && len(old.ELR) == 0 && slices.Equal(old.LastKnownELR, []int32{p.Leader}):
+			c.log.Warn("last replica standing elected after an unclean restart: records it lost are lost",
+				"topic", t.Name, "partition", p.Partition, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
 		case old != nil && !slices.Contains(old.ISR, p.Leader):
 			c.log.Warn("unclean leader election: elected an out-of-sync replica", "topic", t.Name,
 				"partition", p.Partition, "leader", p.Leader, "previous_isr", old.ISR, "isr", p.ISR,

@@ -312,15 +312,17 @@ func (b *Broker) start() error {
 	b.partitions.SetOnLeaders(b.groups.OnLeaders)
 
 	ctl, err = client.New(client.Config{
-		Controllers:       cfg.Controllers,
-		NodeID:            cfg.NodeID,
-		AdvertisedHost:    host,
-		AdvertisedPort:    port,
-		Rack:              cfg.Rack,
-		CleanShutdown:     store.CleanShutdown(),
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		OnImage:           b.partitions.ApplyImage,
-		Logger:            b.log.Named("controller-client"),
+		Controllers:    cfg.Controllers,
+		NodeID:         cfg.NodeID,
+		AdvertisedHost: host,
+		AdvertisedPort: port,
+		Rack:           cfg.Rack,
+		// The epoch of the last clean shutdown: the controller counts the
+		// registration as an unclean restart unless it matches (KIP-966).
+		PreviousBrokerEpoch: store.PreviousBrokerEpoch(),
+		HeartbeatInterval:   cfg.HeartbeatInterval,
+		OnImage:             b.partitions.ApplyImage,
+		Logger:              b.log.Named("controller-client"),
 	})
 	if err != nil {
 		return fmt.Errorf("controller client: %w", err)
@@ -353,7 +355,7 @@ func (b *Broker) start() error {
 	b.server = server
 
 	b.log.Info("broker registering", "node_id", cfg.NodeID, "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"controllers", cfg.Controllers, "clean_shutdown", store.CleanShutdown())
+		"controllers", cfg.Controllers, "clean_shutdown", store.CleanShutdown(), "previous_broker_epoch", store.PreviousBrokerEpoch())
 	if err := ctl.Start(b.ctx); err != nil {
 		return fmt.Errorf("register with the controllers: %w", err)
 	}
@@ -466,6 +468,11 @@ func (b *Broker) shutdown() {
 			errs = append(errs, b.partitions.Close())
 		}
 		if b.store != nil {
+			if b.controller != nil {
+				// The marker records this registration's epoch, so the next
+				// start registers as a clean restart.
+				b.store.SetBrokerEpoch(b.controller.BrokerEpoch())
+			}
 			errs = append(errs, b.store.Close())
 		}
 		b.closeErr = errors.Join(errs...)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +35,11 @@ type Manager struct {
 	logger hclog.Logger
 	lock   *os.File
 	clean  bool
+	// previousEpoch is the broker epoch the clean-shutdown marker found at
+	// open recorded; -1 without a marker or with one that has no epoch.
+	previousEpoch int64
+	// brokerEpoch is what Close records in the marker (SetBrokerEpoch).
+	brokerEpoch atomic.Int64
 
 	mu     sync.Mutex
 	logs   map[TopicPartition]*Log
@@ -78,8 +85,8 @@ func OpenManager(cfg Config) (*Manager, error) {
 		logs: map[TopicPartition]*Log{}, stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	marker := filepath.Join(cfg.Dir, cleanShutdownFile)
-	_, err = os.Stat(marker)
-	m.clean = err == nil
+	m.clean, m.previousEpoch = m.readCleanShutdown(marker)
+	m.brokerEpoch.Store(-1)
 	recovery := m.readRecoveryPoints()
 	m.cleanerCkpt = m.readCleanerCheckpoint()
 	start := cfg.Now()
@@ -128,12 +135,50 @@ func OpenManager(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.logger.Info("storage opened", "dir", cfg.Dir, "logs", len(m.logs), "clean_shutdown", m.clean,
-		"took", cfg.Now().Sub(start).Round(time.Millisecond).String())
+		"previous_broker_epoch", m.previousEpoch, "took", cfg.Now().Sub(start).Round(time.Millisecond).String())
 	return m, nil
+}
+
+// cleanShutdownMarker is the clean-shutdown marker's content, Kafka's JSON
+// (KIP-966): the broker epoch at the clean shutdown. Frozen format.
+type cleanShutdownMarker struct {
+	Version     int   `json:"version"`
+	BrokerEpoch int64 `json:"brokerEpoch"`
+}
+
+// readCleanShutdown says whether the marker exists and the broker epoch it
+// records. A marker without one (the empty marker of older versions, or an
+// unreadable one) still means the logs were flushed and closed: clean, but
+// with epoch -1, so the broker registers as an unclean restart as far as
+// the controller is concerned (it must catch up before it is eligible
+// again: only availability is lost, never records).
+func (m *Manager) readCleanShutdown(path string) (clean bool, epoch int64) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, -1
+	}
+	if len(b) == 0 {
+		return true, -1
+	}
+	var x cleanShutdownMarker
+	if err := json.Unmarshal(b, &x); err != nil || x.Version != 0 {
+		m.logger.Warn("clean-shutdown marker unreadable; broker epoch unknown", "path", path, "error", err, "version", x.Version)
+		return true, -1
+	}
+	return true, x.BrokerEpoch
 }
 
 // CleanShutdown says the directory had a clean-shutdown marker when opened.
 func (m *Manager) CleanShutdown() bool { return m.clean }
+
+// PreviousBrokerEpoch is the broker epoch recorded by the clean shutdown
+// before this open, or -1 (no marker, or a marker without an epoch).
+func (m *Manager) PreviousBrokerEpoch() int64 { return m.previousEpoch }
+
+// SetBrokerEpoch sets the broker epoch Close records in the clean-shutdown
+// marker (the broker's registration epoch as it shuts down; -1, the
+// default, records none).
+func (m *Manager) SetBrokerEpoch(epoch int64) { m.brokerEpoch.Store(epoch) }
 
 // Dir is the data directory.
 func (m *Manager) Dir() string { return m.cfg.Dir }
@@ -272,8 +317,8 @@ func (m *Manager) ApplyRetention() int {
 	return n
 }
 
-// Close flushes every log, writes checkpoints and the clean-shutdown marker,
-// and closes files. Idempotent.
+// Close flushes every log, writes checkpoints and the clean-shutdown marker
+// (with the epoch of SetBrokerEpoch), and closes files. Idempotent.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -304,7 +349,8 @@ func (m *Manager) Close() error {
 	}
 	if first == nil {
 		// Only a fully flushed directory gets the marker.
-		if err := writeFileAtomic(filepath.Join(m.cfg.Dir, cleanShutdownFile), nil); err != nil {
+		marker, _ := json.Marshal(cleanShutdownMarker{Version: 0, BrokerEpoch: m.brokerEpoch.Load()})
+		if err := writeFileAtomic(filepath.Join(m.cfg.Dir, cleanShutdownFile), marker); err != nil {
 			first = err
 		} else if err := syncDir(m.cfg.Dir); err != nil {
 			first = err

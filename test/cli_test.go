@@ -65,7 +65,7 @@ func TestCLIProduceConsumeTopicCommands(t *testing.T) {
 	wantContains("describe", res.Stdout,
 		"Topic: "+topic, "PartitionCount: 3", "ReplicationFactor: 1", "retention.ms=3600000",
 		"Partition: 0", "Partition: 1", "Partition: 2",
-		"Leader: "+broker, "Replicas: "+broker, "Isr: "+broker)
+		"Leader: "+broker, "Replicas: "+broker, "Isr: "+broker, "Elr: ", "LastKnownElr: ")
 
 	// Produce lines, consume them back.
 	want := make([]string, lines)

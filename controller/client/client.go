@@ -56,10 +56,15 @@ type Config struct {
 	AdvertisedHost string
 	AdvertisedPort int32
 	Rack           string
-	// CleanShutdown says the broker's data dir had a clean-shutdown marker.
-	// It is only logged for now: the controller treats every registration
-	// alike (an unfenced previous registration is fenced first).
-	CleanShutdown bool
+	// PreviousBrokerEpoch is the broker epoch this broker had when it last
+	// shut down cleanly, read from its clean-shutdown marker; 0 or -1 when
+	// there was no marker, or one without an epoch. The first registration
+	// sends it as BrokerRegistration's PreviousBrokerEpoch (KIP-966); the
+	// controller counts a registration whose PreviousBrokerEpoch is not the
+	// epoch of the broker's current registration as an unclean restart (it
+	// leaves every ISR and ELR). Later registrations of the same process
+	// (after a lost session) send the epoch they had: still clean.
+	PreviousBrokerEpoch int64
 	// HeartbeatInterval defaults to DefaultHeartbeatInterval when zero.
 	HeartbeatInterval time.Duration
 	// MetadataMaxWait bounds one metadata long poll; DefaultMetadataMaxWait
@@ -351,6 +356,9 @@ func (c *Client) register(ctx context.Context) error {
 		req.Rack = kmsg.StringPtr(c.cfg.Rack)
 	}
 	req.PreviousBrokerEpoch = c.BrokerEpoch()
+	if req.PreviousBrokerEpoch == -1 && c.cfg.PreviousBrokerEpoch > 0 {
+		req.PreviousBrokerEpoch = c.cfg.PreviousBrokerEpoch
+	}
 	bo := newBackoff()
 	for {
 		kresp, err := c.send(ctx, req)
@@ -362,7 +370,7 @@ func (c *Client) register(ctx context.Context) error {
 			c.epoch.Store(resp.BrokerEpoch)
 			c.fenced.Store(true)
 			c.log.Info("registered with the controller", "broker", c.cfg.NodeID, "epoch", resp.BrokerEpoch,
-				"clean_shutdown", c.cfg.CleanShutdown)
+				"previous_broker_epoch", req.PreviousBrokerEpoch)
 			return nil
 		}
 		rerr := kerr.ErrorForCode(resp.ErrorCode)

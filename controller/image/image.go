@@ -68,6 +68,19 @@ type Partition struct {
 	// Adding and Removing are the replicas of an ongoing reassignment (KIP-455).
 	Adding   []int32 `json:"adding,omitempty"`
 	Removing []int32 `json:"removing,omitempty"`
+	// ELR are the eligible leader replicas (KIP-966): replicas out of the
+	// ISR that still hold every record below the high watermark, because
+	// they left the ISR while it was below min.insync.replicas (so the HW
+	// could not move without them). Disjoint from ISR, within Replicas;
+	// empty whenever len(ISR) >= min.insync.replicas. A broker that
+	// restarts without its clean-shutdown marker leaves it.
+	ELR []int32 `json:"elr,omitempty"`
+	// LastKnownELR are replicas that were in the ISR or ELR while the ISR
+	// was below min.insync.replicas and left by an unclean restart, the
+	// last leader first. Used only when ISR and ELR are both empty: its
+	// first member may then lead again (KIP-966's last known leader).
+	// Cleared with the ELR.
+	LastKnownELR []int32 `json:"last_known_elr,omitempty"`
 }
 
 // New returns an empty image.
@@ -119,6 +132,8 @@ func (p *Partition) Clone() *Partition {
 	out.ISR = append([]int32(nil), p.ISR...)
 	out.Adding = append([]int32(nil), p.Adding...)
 	out.Removing = append([]int32(nil), p.Removing...)
+	out.ELR = append([]int32(nil), p.ELR...)
+	out.LastKnownELR = append([]int32(nil), p.LastKnownELR...)
 	return &out
 }
 

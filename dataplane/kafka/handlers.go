@@ -72,4 +72,5 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(47, 0, 0, h.handleOffsetDelete)
 	r.Register(55, 0, 2, h.handleDescribeQuorum)
 	r.Register(60, 0, 2, h.handleDescribeCluster)
+	r.Register(75, 0, 0, h.handleDescribeTopicPartitions)
 }
