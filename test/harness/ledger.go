@@ -171,6 +171,7 @@ type Report struct {
 	Records    int // records read back
 	Acked      int // acknowledgements checked
 	Unacked    int // records read back that no acknowledgement covers
+	Deleted    int // acknowledged records below the log start (VerifyRetained)
 	Problems   []string
 }
 
@@ -180,8 +181,8 @@ func (r *Report) problem(format string, args ...any) {
 
 // String summarizes the report.
 func (r Report) String() string {
-	return fmt.Sprintf("%d partitions, %d records read, %d acknowledgements checked, %d records read without an acknowledgement, %d problems",
-		r.Partitions, r.Records, r.Acked, r.Unacked, len(r.Problems))
+	return fmt.Sprintf("%d partitions, %d records read, %d acknowledgements checked (%d below the log start), %d records read without an acknowledgement, %d problems",
+		r.Partitions, r.Records, r.Acked, r.Deleted, r.Unacked, len(r.Problems))
 }
 
 // Check logs the summary and fails the test with (at most 20 of) the
@@ -209,14 +210,27 @@ func (r Report) Check(t testing.TB) {
 //   - within a partition the seqs of each stream (see Value) increase:
 //     the producer's order is kept.
 func Verify(stored map[int32][]Stored, acks []Ack) Report {
+	return VerifyRetained(stored, acks, nil)
+}
+
+// VerifyRetained is Verify for a topic with retention: stored[p] must be
+// contiguous from logStart[p] (0 when absent) instead of from 0, and an
+// acknowledged record below logStart[p] is counted in Report.Deleted
+// instead of being reported missing. The caller decides what logStart is
+// (the offset below which no replica holds the partition any more) and
+// must show by other means that those records were committed before
+// retention deleted them; an acknowledged record at or above logStart
+// that is not stored is a loss.
+func VerifyRetained(stored map[int32][]Stored, acks []Ack, logStart map[int32]int64) Report {
 	r := Report{Partitions: len(stored), Acked: len(acks)}
 	where := make(map[string]string) // value -> "p/offset"
 	for p, recs := range stored {
 		r.Records += len(recs)
+		start := logStart[p]
 		lastSeq := make(map[string]int64)
 		for i, rec := range recs {
-			if rec.Offset != int64(i) {
-				r.problem("partition %d: record #%d has offset %d, want %d (offsets not contiguous from 0)", p, i, rec.Offset, i)
+			if rec.Offset != start+int64(i) {
+				r.problem("partition %d: record #%d has offset %d, want %d (offsets not contiguous from %d)", p, i, rec.Offset, start+int64(i), start)
 			}
 			at := fmt.Sprintf("%d/%d", p, rec.Offset)
 			if prev, dup := where[rec.Value]; dup {
@@ -239,11 +253,17 @@ func Verify(stored map[int32][]Stored, acks []Ack) Report {
 	for _, a := range acks {
 		covered[a.Value] = true
 		recs := stored[a.Partition]
-		if a.Offset < 0 || a.Offset >= int64(len(recs)) {
-			r.problem("acknowledged %q at %d/%d is missing (partition holds %d records)", a.Value, a.Partition, a.Offset, len(recs))
+		start := logStart[a.Partition]
+		if a.Offset >= 0 && a.Offset < start {
+			r.Deleted++
 			continue
 		}
-		if got := recs[a.Offset]; got.Offset != a.Offset || got.Value != a.Value {
+		i := a.Offset - start
+		if a.Offset < 0 || i >= int64(len(recs)) {
+			r.problem("acknowledged %q at %d/%d is missing (partition holds offsets %d to %d)", a.Value, a.Partition, a.Offset, start, start+int64(len(recs)))
+			continue
+		}
+		if got := recs[i]; got.Offset != a.Offset || got.Value != a.Value {
 			r.problem("acknowledged %q at %d/%d, but that offset holds %q (offset %d)", a.Value, a.Partition, a.Offset, got.Value, got.Offset)
 		}
 	}
