@@ -95,7 +95,9 @@ type Stored struct {
 }
 
 // ReadAll reads every partition of topic from its start offset up to the
-// end offset it has when ReadAll begins, with a new franz-go client, and
+// end offset it has when ReadAll begins (a partition whose log start is
+// its end, all of it deleted by retention, yields none), with a new
+// franz-go client, and
 // returns the records per partition in the order they were delivered. It
 // fails the test if that does not finish within timeout.
 func (c *Cluster) ReadAll(t testing.TB, topic string, timeout time.Duration) map[int32][]Stored {
@@ -110,11 +112,18 @@ func (c *Cluster) ReadAll(t testing.TB, topic string, timeout time.Duration) map
 	if err != nil {
 		t.Fatalf("list end offsets of %s: %v", topic, err)
 	}
+	begins, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = begins.Error()
+	}
+	if err != nil {
+		t.Fatalf("list start offsets of %s: %v", topic, err)
+	}
 	end := make(map[int32]int64)
 	starts := make(map[int32]kgo.Offset)
 	ends.Each(func(o kadm.ListedOffset) {
 		end[o.Partition] = o.Offset
-		if o.Offset > 0 {
+		if b, ok := begins.Lookup(topic, o.Partition); !ok || b.Offset < o.Offset {
 			starts[o.Partition] = kgo.NewOffset().AtStart()
 		}
 	})
