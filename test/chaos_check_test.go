@@ -70,7 +70,7 @@ func chaosCheck(t *testing.T, c *harness.Cluster, ledgers map[string]*harness.Le
 	for _, p := range watch.problems() {
 		fail("watch: %s", p)
 	}
-	summary = append(summary, fmt.Sprintf("watch: %d rounds of log start and high watermark samples, log start above high watermark %d times", watch.rounds(), len(watch.problems())))
+	summary = append(summary, fmt.Sprintf("watch: %d rounds of log start and high watermark samples; log start above the high watermark on %d broker-partitions", watch.rounds(), len(watch.problems())))
 
 	// held[tp]: offset -> value in the union of the replicas.
 	final := make(map[chaosTP]map[int64]string)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,10 +17,12 @@ import (
 
 // chaosRead is one record a chaos reader was given: its offset and the seq
 // of its partition's producer stream (-1: another value, kept in
-// chaosReader.odd).
+// chaosReader.odd; chaosFillerSeq: a filler record, not kept).
 type chaosRead struct {
 	offset, seq int64
 }
+
+const chaosFillerSeq = -2
 
 // chaosReader is a consumer of every chaos partition from the start that
 // keeps what it was given, per partition, in delivery order, and checks
@@ -105,7 +108,9 @@ func (r *chaosReader) deliver(tp chaosTP, offset int64, value string) {
 		r.problem("%s: offset %d delivered after %d (repeat or rewind)", tp, offset, last)
 	}
 	stream, seq, ok := harness.ParseValue(value)
-	if !ok || stream != chaosStream(tp) {
+	if strings.HasPrefix(value, harness.FillerMark) {
+		seq = chaosFillerSeq
+	} else if !ok || stream != chaosStream(tp) {
 		if r.odd[tp] == nil {
 			r.odd[tp] = make(map[int64]string)
 		}
@@ -185,8 +190,14 @@ func (r *chaosReader) check(t *testing.T, final map[chaosTP]map[int64]string, ac
 			if len(problems) > 20 {
 				break
 			}
-			v := r.value(tp, rd)
 			fv, inFinal := final[tp][rd.offset]
+			if rd.seq == chaosFillerSeq {
+				if inFinal && !strings.HasPrefix(fv, harness.FillerMark) {
+					problems = append(problems, fmt.Sprintf("%s: %s: offset %d delivered a filler record, final log holds %q", r.name, tp, rd.offset, fv))
+				}
+				continue
+			}
+			v := r.value(tp, rd)
 			av, acked := ackAt[tp][rd.offset]
 			switch {
 			case inFinal && fv != v:
@@ -224,12 +235,17 @@ type chaosWatch struct {
 
 	mu    sync.Mutex
 	n     int
-	probs []string
+	probs []chaosSighting // first sighting per broker and partition
+	times map[string]int  // sightings per broker and partition
 }
+
+// chaosSighting is a chaosWatch finding: what, and for which broker and
+// partition (key).
+type chaosSighting struct{ key, msg string }
 
 func startChaosWatch(t *testing.T, c *harness.Cluster) *chaosWatch {
 	t.Helper()
-	w := &chaosWatch{quit: make(chan struct{})}
+	w := &chaosWatch{quit: make(chan struct{}), times: make(map[string]int)}
 	for _, b := range c.Brokers {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RequestRetries(0), kgo.DialTimeout(time.Second))
 		if err != nil {
@@ -258,9 +274,14 @@ func startChaosWatch(t *testing.T, c *harness.Cluster) *chaosWatch {
 				w.mu.Lock()
 				w.n++
 				for tp, s := range start {
-					if h, ok := hw[tp]; ok && s > h && len(w.probs) < 20 {
-						w.probs = append(w.probs, fmt.Sprintf("%s: %s: log start %d above the high watermark %d (read after it): records deleted before they were committed",
-							b.Name, tp, s, h))
+					h, ok := hw[tp]
+					if !ok || s <= h {
+						continue
+					}
+					key := b.Name + " " + tp.String()
+					if w.times[key]++; w.times[key] == 1 {
+						w.probs = append(w.probs, chaosSighting{key, fmt.Sprintf("%s: %s: log start %d above the high watermark %d (read after it): records deleted before they were committed (at %s)",
+							b.Name, tp, s, h, time.Now().Format("15:04:05.000"))})
 					}
 				}
 				w.mu.Unlock()
@@ -315,8 +336,14 @@ func (w *chaosWatch) rounds() int {
 	return w.n
 }
 
+// problems returns the first sighting of a log start above the high
+// watermark per broker and partition, with how often it was seen.
 func (w *chaosWatch) problems() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]string(nil), w.probs...)
+	var out []string
+	for _, p := range w.probs {
+		out = append(out, fmt.Sprintf("%s; seen in %d samples", p.msg, w.times[p.key]))
+	}
+	return out
 }

@@ -75,8 +75,12 @@ const (
 	// epoch caches are at their freshest when the crash comes.
 	faultRecrash = "recrash"
 	// chaosRate is each producer's pace, records per millisecond.
-	chaosRate    = 4
-	chaosReaders = 3 // consumers, started during the run
+	chaosRate = 4
+	// A filler record of chaosFillerSize bytes every chaosFillerEvery
+	// per partition: about 170 KB/s, see runChaos.
+	chaosFillerSize  = 512
+	chaosFillerEvery = 3 * time.Millisecond
+	chaosReaders     = 3 // consumers, started during the run
 )
 
 var chaosFaults = []string{faultKill, faultPause, faultIsolate, faultCtrlCut, faultCrash, faultRecrash}
@@ -235,6 +239,40 @@ func runChaos(t *testing.T, longFor time.Duration) {
 					}
 				}
 				cl.Produce(produceCtx, &kgo.Record{Partition: tp.p, Value: []byte(harness.Value(stream, seq))}, ledger.Promise)
+			}
+		}()
+	}
+	// Filler: per partition, acks=0 records of chaosFillerSize bytes
+	// every chaosFillerEvery, not idempotent, not checked. A leader takes
+	// them without waiting for its followers, so while one lags (paused,
+	// isolated, restarting) its log end runs ahead of the high watermark by
+	// more than retention.bytes: retention that ignored the high watermark
+	// would delete uncommitted records, which chaosWatch reports.
+	for _, tp := range chaosTPs() {
+		cl := c.Client(t,
+			kgo.DefaultProduceTopic(tp.topic),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.NoAck()),
+			kgo.DisableIdempotentWrite(),
+			kgo.ProducerBatchCompression(kgo.NoCompression()),
+			kgo.ProducerLinger(5*time.Millisecond),
+			kgo.MaxBufferedRecords(500),
+			kgo.MetadataMinAge(100*time.Millisecond),
+			kgo.MetadataMaxAge(2*time.Second),
+		)
+		stream := fmt.Sprintf("%s%d", tp.topic, tp.p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(chaosFillerEvery)
+			defer tick.Stop()
+			for seq := int64(0); ; seq++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				cl.TryProduce(produceCtx, &kgo.Record{Partition: tp.p, Value: []byte(harness.Filler(stream, seq, chaosFillerSize))}, nil)
 			}
 		}()
 	}
