@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/test/harness"
 )
@@ -175,24 +177,60 @@ func chaosRetentionOff(t *testing.T, c *harness.Cluster) {
 		t.Fatalf("turn retention off: %v", err)
 	}
 	for _, b := range c.Brokers {
-		adm := kadm.NewClient(c.Client(t, kgo.SeedBrokers(b.Addr)))
 		harness.WaitFor(t, 30*time.Second, func() (bool, string) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			rcs, err := adm.DescribeTopicConfigs(ctx, chaosTopics...)
+			got, err := chaosDescribeRetention(b)
 			if err != nil {
 				return false, err.Error()
 			}
-			for _, rc := range rcs {
-				for _, cfg := range rc.Configs {
-					if (cfg.Key == "retention.ms" || cfg.Key == "retention.bytes") && cfg.MaybeValue() != "-1" {
-						return false, fmt.Sprintf("%s: %s %s=%s", b.Name, rc.Name, cfg.Key, cfg.MaybeValue())
-					}
+			for _, kv := range got {
+				if !strings.HasSuffix(kv, "=-1") {
+					return false, fmt.Sprintf("%s describes %s", b.Name, kv)
 				}
 			}
 			return true, ""
 		})
 	}
+}
+
+// chaosDescribeRetention returns "topic retention.x=value" for the chaos
+// topics' retention configs as broker b (asked directly) describes them.
+func chaosDescribeRetention(b *harness.Node) ([]string, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RequestRetries(0))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	for _, topic := range chaosTopics {
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType = kmsg.ConfigResourceTypeTopic
+		r.ResourceName = topic
+		r.ConfigNames = []string{"retention.ms", "retention.bytes"}
+		req.Resources = append(req.Resources, r)
+	}
+	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return nil, fmt.Errorf("describe %s: %w", r.ResourceName, err)
+		}
+		for _, c := range r.Configs {
+			v := "null"
+			if c.Value != nil {
+				v = *c.Value
+			}
+			out = append(out, fmt.Sprintf("%s %s=%s", r.ResourceName, c.Name, v))
+		}
+	}
+	if len(out) != 2*len(chaosTopics) {
+		return nil, fmt.Errorf("%s described %d retention configs: %v", b.Name, len(out), out)
+	}
+	return out, nil
 }
 
 // chaosReplicas compares the replicas of tp on disk (waiting up to a

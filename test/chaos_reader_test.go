@@ -156,10 +156,14 @@ func (r *chaosReader) has(tp chaosTP, offset int64) bool {
 // (ackedAt: value -> "topic/p@offset"), a stream's seqs not increasing.
 func (r *chaosReader) check(t *testing.T, final map[chaosTP]map[int64]string, ackAt map[chaosTP]map[int64]string, ackedAt map[string]string, timeout time.Duration) []string {
 	t.Helper()
-	end := make(map[chaosTP]int64)
+	start, end := make(map[chaosTP]int64), make(map[chaosTP]int64)
 	for tp, recs := range final {
+		start[tp] = -1
 		for o := range recs {
 			end[tp] = max(end[tp], o+1)
+			if start[tp] < 0 || o < start[tp] {
+				start[tp] = o
+			}
 		}
 	}
 	err := harness.Poll(timeout, func() (bool, string) {
@@ -192,7 +196,7 @@ func (r *chaosReader) check(t *testing.T, final map[chaosTP]map[int64]string, ac
 			}
 			fv, inFinal := final[tp][rd.offset]
 			if rd.seq == chaosFillerSeq {
-				if inFinal && !strings.HasPrefix(fv, harness.FillerMark) {
+				if inFinal && !strings.HasPrefix(fv, harness.FillerMark) || !inFinal && len(final[tp]) > 0 && rd.offset >= start[tp] {
 					problems = append(problems, fmt.Sprintf("%s: %s: offset %d delivered a filler record, final log holds %q", r.name, tp, rd.offset, fv))
 				}
 				continue
@@ -200,6 +204,8 @@ func (r *chaosReader) check(t *testing.T, final map[chaosTP]map[int64]string, ac
 			v := r.value(tp, rd)
 			av, acked := ackAt[tp][rd.offset]
 			switch {
+			case !inFinal && len(final[tp]) > 0 && rd.offset >= start[tp]:
+				problems = append(problems, fmt.Sprintf("%s: %s: offset %d delivered %q, which is not in the final log (%d to %d)", r.name, tp, rd.offset, v, start[tp], end[tp]))
 			case inFinal && fv != v:
 				problems = append(problems, fmt.Sprintf("%s: %s: offset %d delivered %q, final log holds %q", r.name, tp, rd.offset, v, fv))
 			case !inFinal && acked && av != v: // deleted by retention since
