@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,8 +59,10 @@ func (n *Node) MachineCrash() (CrashReport, error) {
 // fsync journal at journal proves durable:
 //   - a file's durable size is the size on its last "sync" line;
 //   - "rename old new" moves the durable size from old to new (a file
-//     never synced before its rename is still not durable);
-//   - "remove path" forgets path (a later file there starts undurable);
+//     never synced before its rename is still not durable); renaming a
+//     directory moves the files under it;
+//   - "remove path" forgets path, or every file under it for a directory
+//     (a later file there starts undurable);
 //   - a file the journal does not know was never synced: size 0.
 //
 // Each file is truncated to min(current size, durable size). Files are
@@ -141,15 +144,27 @@ func replayJournal(path string) (map[string]int64, int, error) {
 			durable[f[1]] = size
 			paths = f[1:2]
 		case f[0] == "rename" && len(f) == 3:
-			size, ok := durable[f[1]]
-			delete(durable, f[1])
-			delete(durable, f[2])
-			if ok {
-				durable[f[2]] = size
+			// A directory's rename moves the files under it.
+			moved := make(map[string]int64)
+			for p, size := range durable {
+				if rel, ok := under(p, f[1]); ok {
+					moved[filepath.Join(f[2], rel)] = size
+					delete(durable, p)
+				}
 			}
+			for p := range durable {
+				if _, ok := under(p, f[2]); ok {
+					delete(durable, p)
+				}
+			}
+			maps.Copy(durable, moved)
 			paths = f[1:3]
 		case f[0] == "remove" && len(f) == 2:
-			delete(durable, f[1])
+			for p := range durable {
+				if _, ok := under(p, f[1]); ok {
+					delete(durable, p)
+				}
+			}
 			paths = f[1:2]
 		default:
 			return nil, 0, bad("want sync <path> <size>, rename <old> <new> or remove <path>")
@@ -162,6 +177,16 @@ func replayJournal(path string) (map[string]int64, int, error) {
 		events++
 	}
 	return durable, events, nil
+}
+
+// under reports whether path is dir or inside it, and path relative to
+// dir.
+func under(path, dir string) (string, bool) {
+	if path == dir {
+		return ".", true
+	}
+	rel, ok := strings.CutPrefix(path, dir+string(filepath.Separator))
+	return rel, ok
 }
 
 // anyUnder reports whether some path in durable is inside dir.

@@ -34,6 +34,13 @@ func TestDropUnsynced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.MkdirAll(filepath.Join(data, "moved-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(data, "moved-1", "a.log")
+	if err := os.WriteFile(moved, make([]byte, 8), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	meta := filepath.Join(data, "meta.properties")
 	if err := os.WriteFile(meta, []byte("node.id=1\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -49,6 +56,12 @@ func TestDropUnsynced(t *testing.T) {
 		"sync " + p("00000000000000000080.log") + " 70",
 		"remove " + p("00000000000000000080.log"),
 		"sync " + p("00000000000000000120.log") + " 90",
+		// A deleted topic's directory: renamed, then removed.
+		"sync " + filepath.Join(data, "gone-0", "00000000000000000000.log") + " 9",
+		"rename " + filepath.Join(data, "gone-0") + " " + filepath.Join(data, "gone-0.x-delete"),
+		"sync " + filepath.Join(data, "moved-0", "a.log") + " 5",
+		"rename " + filepath.Join(data, "moved-0") + " " + filepath.Join(data, "moved-1"),
+		"remove " + filepath.Join(data, "gone-0.x-delete"),
 		"sync " + p("00000000000000000040.log") + " 1", // torn: no newline
 	}, "\n")
 	jpath := filepath.Join(dir, "broker.fsync-journal")
@@ -69,6 +82,7 @@ func TestDropUnsynced(t *testing.T) {
 		p("00000000000000000080.log"): 0,
 		p("00000000000000000120.log"): 90,
 		meta:                          10,
+		moved:                         5,
 	}
 	for path, size := range want {
 		st, err := os.Stat(path)
@@ -79,8 +93,8 @@ func TestDropUnsynced(t *testing.T) {
 			t.Errorf("%s: %d bytes after the crash, want %d", filepath.Base(path), st.Size(), size)
 		}
 	}
-	if r.Files != 8 || r.Truncated != 4 || r.Dropped != 100+150+30+70 || r.Events != 10 {
-		t.Errorf("report %+v: want 8 files, 4 truncated, 350 bytes dropped, 10 events", r)
+	if r.Files != 9 || r.Truncated != 5 || r.Dropped != 100+150+30+70+3 || r.Events != 15 {
+		t.Errorf("report %+v: want 9 files, 5 truncated, 353 bytes dropped, 15 events", r)
 	}
 	t.Log(r)
 }
