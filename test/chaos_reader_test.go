@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -29,6 +30,11 @@ const chaosFillerSeq = -2
 // each delivery against the one before: offsets go up by one, or jump
 // forward to at most the highest log start offset the brokers reported to
 // it so far (records retention deleted before the consumer got to them).
+// A broker reports its log start in every fetch response, and in the
+// ListOffsets answer with which the client starts at the log start or
+// resets to it after OFFSET_OUT_OF_RANGE; franz-go does not return the
+// latter, but logs the offsets it resumes at ("handled list results", at
+// debug level), which chaosListLog catches.
 type chaosReader struct {
 	name   string
 	cancel context.CancelFunc
@@ -37,7 +43,8 @@ type chaosReader struct {
 	mu       sync.Mutex
 	seen     map[chaosTP][]chaosRead
 	odd      map[chaosTP]map[int64]string // values not of the partition's stream
-	logStart map[chaosTP]int64            // highest log start offset reported
+	logStart map[chaosTP]int64            // highest log start offset reported in a fetch
+	listed   map[chaosTP]int64            // highest offset resumed at after a ListOffsets
 	skipped  int64                        // records jumped over below a log start
 	skips    int
 	problems []string
@@ -56,22 +63,29 @@ func startChaosReader(t *testing.T, c *harness.Cluster, i int) *chaosReader {
 		}
 		starts[tp.topic][tp.p] = kgo.NewOffset().AtStart()
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &chaosReader{
+		name: fmt.Sprintf("consumer %d", i), cancel: cancel, done: make(chan struct{}),
+		seen: make(map[chaosTP][]chaosRead), odd: make(map[chaosTP]map[int64]string),
+		logStart: make(map[chaosTP]int64), listed: make(map[chaosTP]int64),
+	}
 	cl := c.Client(t,
 		kgo.ClientID(fmt.Sprintf("chaos-reader-%d", i)),
 		kgo.ConsumePartitions(starts),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.WithLogger(chaosListLog{r}),
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &chaosReader{
-		name: fmt.Sprintf("consumer %d", i), cancel: cancel, done: make(chan struct{}),
-		seen: make(map[chaosTP][]chaosRead), odd: make(map[chaosTP]map[int64]string), logStart: make(map[chaosTP]int64),
-	}
 	go func() {
 		defer close(r.done)
 		for ctx.Err() == nil {
 			fetches := cl.PollFetches(ctx)
 			r.mu.Lock()
 			fetches.EachError(func(topic string, p int32, err error) {
+				// The client saw its position beyond the log end: records
+				// it had been given (committed ones) are gone.
+				if _, loss := errors.AsType[*kgo.ErrDataLoss](err); loss {
+					r.problem("%s/%d: %v", topic, p, err)
+				}
 				if ctx.Err() == nil && len(r.errs) < 20 {
 					r.errs = append(r.errs, fmt.Sprintf("%s/%d: %v", topic, p, err))
 				}
@@ -99,11 +113,11 @@ func (r *chaosReader) deliver(tp chaosTP, offset int64, value string) {
 	}
 	switch {
 	case offset == last+1:
-	case offset > last+1 && offset <= r.logStart[tp]:
+	case offset > last+1 && offset <= max(r.logStart[tp], r.listed[tp]):
 		r.skips++
 		r.skipped += offset - last - 1
 	case offset > last+1:
-		r.problem("%s: offsets %d to %d skipped, but the log start reported was %d", tp, last+1, offset-1, r.logStart[tp])
+		r.problem("%s: offsets %d to %d skipped, but the log start reported was %d in fetches, %d in ListOffsets", tp, last+1, offset-1, r.logStart[tp], r.listed[tp])
 	default:
 		r.problem("%s: offset %d delivered after %d (repeat or rewind)", tp, offset, last)
 	}
@@ -118,6 +132,33 @@ func (r *chaosReader) deliver(tp chaosTP, offset int64, value string) {
 		seq = -1
 	}
 	r.seen[tp] = append(seen, chaosRead{offset, seq})
+}
+
+// chaosListLog is the chaos readers' franz-go logger: it drops everything
+// but the offsets the client resumes at after listing offsets, which it
+// records in the reader.
+type chaosListLog struct{ r *chaosReader }
+
+func (chaosListLog) Level() kgo.LogLevel { return kgo.LogLevelDebug }
+
+func (l chaosListLog) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
+	if msg != "handled list results" {
+		return
+	}
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		using, ok := keyvals[i+1].(map[string]map[int32]kgo.EpochOffset)
+		if keyvals[i] != "using" || !ok {
+			continue
+		}
+		l.r.mu.Lock()
+		for topic, parts := range using {
+			for p, eo := range parts {
+				tp := chaosTP{topic, p}
+				l.r.listed[tp] = max(l.r.listed[tp], eo.Offset)
+			}
+		}
+		l.r.mu.Unlock()
+	}
 }
 
 func (r *chaosReader) problem(format string, args ...any) {

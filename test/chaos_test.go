@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,8 +207,14 @@ func runChaos(t *testing.T, longFor time.Duration) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var producers []*kgo.Client
+	perTP := make(map[chaosTP]*atomic.Int64) // acknowledgements per partition
+	var clientLogs []*chaosClientLog
 	for _, tp := range chaosTPs() {
+		perTP[tp] = new(atomic.Int64)
+		klog := &chaosClientLog{name: "producer of " + tp.String()}
+		clientLogs = append(clientLogs, klog)
 		cl := c.Client(t,
+			kgo.WithLogger(klog),
 			kgo.DefaultProduceTopic(tp.topic),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -224,7 +231,13 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		)
 		producers = append(producers, cl)
 		stream := fmt.Sprintf("%s%d", tp.topic, tp.p)
-		ledger := ledgers[tp.topic]
+		ledger, acks := ledgers[tp.topic], perTP[tp]
+		promise := func(r *kgo.Record, err error) {
+			ledger.Promise(r, err)
+			if err == nil {
+				acks.Add(1)
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -238,7 +251,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 					case <-tick.C:
 					}
 				}
-				cl.Produce(produceCtx, &kgo.Record{Partition: tp.p, Value: []byte(harness.Value(stream, seq))}, ledger.Promise)
+				cl.Produce(produceCtx, &kgo.Record{Partition: tp.p, Value: []byte(harness.Value(stream, seq))}, promise)
 			}
 		}()
 	}
@@ -285,6 +298,11 @@ func runChaos(t *testing.T, longFor time.Duration) {
 
 	var readers []*chaosReader
 	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range clientLogs {
+				l.dump(t)
+			}
+		}
 		watch.stop()
 		for _, r := range readers {
 			r.stop()
@@ -297,9 +315,17 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		cancelProduce()
 		stopProducing()
 	})
-	progress := func(n int, timeout time.Duration) {
+	// progress waits for n more acknowledgements in all and, with
+	// everyPartition, for at least one more on every partition: a
+	// producer stuck on one partition would otherwise go unnoticed while
+	// the others write.
+	progress := func(n int, everyPartition bool, timeout time.Duration) {
 		t.Helper()
 		want := acked() + n
+		before := make(map[chaosTP]int64)
+		for tp, a := range perTP {
+			before[tp] = a.Load()
+		}
 		harness.WaitFor(t, timeout, func() (bool, string) {
 			if got := acked(); got < want {
 				var errs []string
@@ -309,10 +335,15 @@ func runChaos(t *testing.T, longFor time.Duration) {
 				}
 				return false, fmt.Sprintf("acknowledged %d of %d; %s", got, want, strings.Join(errs, "; "))
 			}
+			for tp, a := range perTP {
+				if everyPartition && a.Load() == before[tp] {
+					return false, fmt.Sprintf("%s: no acknowledgement since %d", tp, before[tp])
+				}
+			}
 			return true, ""
 		})
 	}
-	progress(2_000, 30*time.Second)
+	progress(2_000, true, 30*time.Second)
 
 	// The schedule.
 	var schedule []string
@@ -343,11 +374,11 @@ func runChaos(t *testing.T, longFor time.Duration) {
 			readers = append(readers, startChaosReader(t, c, len(readers)))
 		}
 		start := time.Now()
-		victim := applyFault(t, c, rng, fault, &counts, func() { progress(500, 60*time.Second) })
+		victim := applyFault(t, c, rng, fault, &counts, func() { progress(500, false, 60*time.Second) })
 		counts.faults[fault]++
 		rounds++
 		chaosFullISR(t, c, 60*time.Second)
-		progress(1_000, 60*time.Second)
+		progress(1_000, true, 60*time.Second)
 		t.Logf("round %d: %s %s done in %v; %d acknowledged", round, fault, victim, time.Since(start).Round(time.Millisecond), acked())
 	}
 	for len(readers) < chaosReaders {
@@ -709,4 +740,31 @@ func keepLogsOnFailure(t *testing.T, c *harness.Cluster, seed uint64) {
 		}
 		t.Logf("logs kept in %s", dir)
 	})
+}
+
+// chaosClientLog keeps the last warnings and errors a franz-go client
+// logged, printed when the test fails (why a producer stopped).
+type chaosClientLog struct {
+	name  string
+	mu    sync.Mutex
+	lines []string
+}
+
+func (*chaosClientLog) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l *chaosClientLog) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == 30 {
+		l.lines = l.lines[1:]
+	}
+	l.lines = append(l.lines, fmt.Sprintf("%s %s %s %v", time.Now().Format("15:04:05.000"), level, msg, keyvals))
+}
+
+func (l *chaosClientLog) dump(t *testing.T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) > 0 {
+		t.Logf("---- %s: last %d client warnings ----\n%s", l.name, len(l.lines), strings.Join(l.lines, "\n"))
+	}
 }
