@@ -80,7 +80,11 @@ clean:
 	$(GO) clean -testcache
 
 # The long fault test (test/chaos_test.go, TestChaosLong): random faults
-# (SIGKILL, SIGSTOP, network cut, controller-connection cut) for several
-# minutes under an acks=all workload. Never part of `make test`.
+# (SIGKILL, SIGSTOP, network cut, controller-connection cut, machine crash,
+# crash right after a leader change) for CHAOS_FOR under an acks=all
+# workload on topics with tiny segments and retention running, e.g.
+# `make chaos CHAOS_FOR=10m`. Never part of `make test`.
+CHAOS_FOR     ?= 6m
+CHAOS_TIMEOUT ?= 40m
 chaos: build
-	SKEIN_CHAOS=long SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -run '^TestChaosLong$$' -v ./test/
+	SKEIN_CHAOS=long SKEIN_CHAOS_FOR=$(CHAOS_FOR) SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -run '^TestChaosLong$$' -v ./test/

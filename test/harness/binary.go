@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // binary is the skein binary of this test binary run, built at most once.
@@ -90,4 +92,13 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// SupportsFlag reports whether `skein <command> --help` lists --flag: a
+// test can use a flag the binary under test may predate, and say so when
+// it cannot.
+func SupportsFlag(t testing.TB, command, flag string) bool {
+	t.Helper()
+	res := RunCommand(t, 30*time.Second, nil, Binary(t), command, "--help")
+	return strings.Contains(res.Stdout+res.Stderr, "--"+flag+" ")
 }

@@ -40,6 +40,11 @@ type Options struct {
 	// Node.ControllerProxies. Cluster.Isolate and CutControllers use them.
 	Proxies bool
 
+	// FsyncJournal starts every broker with FsyncJournalEnv set to its own
+	// journal file, Node.JournalPath (next to its log file, outside its
+	// data directory, appended to across restarts), for Node.MachineCrash.
+	FsyncJournal bool
+
 	// StartTimeout bounds each node's readiness wait (default 60s).
 	StartTimeout time.Duration
 	// LogTailLines is how many lines of each node's log a failed test
@@ -129,6 +134,10 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		}
 		args = append(args, extra...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.BrokerArgs...))
+		if opts.FsyncJournal {
+			n.JournalPath = filepath.Join(c.dir, n.name()+".fsync-journal")
+			n.Process.env = append(n.Process.env, FsyncJournalEnv+"="+n.JournalPath)
+		}
 		c.Brokers = append(c.Brokers, n)
 	}
 

@@ -21,6 +21,19 @@ func Value(stream string, seq int64) string {
 	return fmt.Sprintf("%s-%09d", stream, seq)
 }
 
+// FillerMark starts the values of filler records: load written without
+// idempotence or acknowledgement (acks=0) to push a leader's log end far
+// ahead of its high watermark. Such a record may be lost or stored twice;
+// Verify counts filler records but checks neither their uniqueness nor
+// their order.
+const FillerMark = "~"
+
+// Filler returns a filler value of about size bytes.
+func Filler(stream string, seq int64, size int) string {
+	v := fmt.Sprintf("%s%s-%09d-", FillerMark, stream, seq)
+	return v + strings.Repeat("f", max(size-len(v), 0))
+}
+
 // ParseValue splits a Value into its stream and seq.
 func ParseValue(v string) (stream string, seq int64, ok bool) {
 	i := strings.LastIndexByte(v, '-')
@@ -95,7 +108,9 @@ type Stored struct {
 }
 
 // ReadAll reads every partition of topic from its start offset up to the
-// end offset it has when ReadAll begins, with a new franz-go client, and
+// end offset it has when ReadAll begins (a partition whose log start is
+// its end, all of it deleted by retention, yields none), with a new
+// franz-go client, and
 // returns the records per partition in the order they were delivered. It
 // fails the test if that does not finish within timeout.
 func (c *Cluster) ReadAll(t testing.TB, topic string, timeout time.Duration) map[int32][]Stored {
@@ -110,11 +125,18 @@ func (c *Cluster) ReadAll(t testing.TB, topic string, timeout time.Duration) map
 	if err != nil {
 		t.Fatalf("list end offsets of %s: %v", topic, err)
 	}
+	begins, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = begins.Error()
+	}
+	if err != nil {
+		t.Fatalf("list start offsets of %s: %v", topic, err)
+	}
 	end := make(map[int32]int64)
 	starts := make(map[int32]kgo.Offset)
 	ends.Each(func(o kadm.ListedOffset) {
 		end[o.Partition] = o.Offset
-		if o.Offset > 0 {
+		if b, ok := begins.Lookup(topic, o.Partition); !ok || b.Offset < o.Offset {
 			starts[o.Partition] = kgo.NewOffset().AtStart()
 		}
 	})
@@ -171,6 +193,8 @@ type Report struct {
 	Records    int // records read back
 	Acked      int // acknowledgements checked
 	Unacked    int // records read back that no acknowledgement covers
+	Deleted    int // acknowledged records below the log start (VerifyRetained)
+	Filler     int // filler records read back (see FillerMark)
 	Problems   []string
 }
 
@@ -180,8 +204,8 @@ func (r *Report) problem(format string, args ...any) {
 
 // String summarizes the report.
 func (r Report) String() string {
-	return fmt.Sprintf("%d partitions, %d records read, %d acknowledgements checked, %d records read without an acknowledgement, %d problems",
-		r.Partitions, r.Records, r.Acked, r.Unacked, len(r.Problems))
+	return fmt.Sprintf("%d partitions, %d records read (%d filler), %d acknowledgements checked (%d below the log start), %d records read without an acknowledgement, %d problems",
+		r.Partitions, r.Records, r.Filler, r.Acked, r.Deleted, r.Unacked, len(r.Problems))
 }
 
 // Check logs the summary and fails the test with (at most 20 of) the
@@ -209,14 +233,31 @@ func (r Report) Check(t testing.TB) {
 //   - within a partition the seqs of each stream (see Value) increase:
 //     the producer's order is kept.
 func Verify(stored map[int32][]Stored, acks []Ack) Report {
+	return VerifyRetained(stored, acks, nil)
+}
+
+// VerifyRetained is Verify for a topic with retention: stored[p] must be
+// contiguous from logStart[p] (0 when absent) instead of from 0, and an
+// acknowledged record below logStart[p] is counted in Report.Deleted
+// instead of being reported missing. The caller decides what logStart is
+// (the offset below which no replica holds the partition any more) and
+// must show by other means that those records were committed before
+// retention deleted them; an acknowledged record at or above logStart
+// that is not stored is a loss.
+func VerifyRetained(stored map[int32][]Stored, acks []Ack, logStart map[int32]int64) Report {
 	r := Report{Partitions: len(stored), Acked: len(acks)}
 	where := make(map[string]string) // value -> "p/offset"
 	for p, recs := range stored {
 		r.Records += len(recs)
+		start := logStart[p]
 		lastSeq := make(map[string]int64)
 		for i, rec := range recs {
-			if rec.Offset != int64(i) {
-				r.problem("partition %d: record #%d has offset %d, want %d (offsets not contiguous from 0)", p, i, rec.Offset, i)
+			if rec.Offset != start+int64(i) {
+				r.problem("partition %d: record #%d has offset %d, want %d (offsets not contiguous from %d)", p, i, rec.Offset, start+int64(i), start)
+			}
+			if strings.HasPrefix(rec.Value, FillerMark) {
+				r.Filler++
+				continue
 			}
 			at := fmt.Sprintf("%d/%d", p, rec.Offset)
 			if prev, dup := where[rec.Value]; dup {
@@ -239,11 +280,17 @@ func Verify(stored map[int32][]Stored, acks []Ack) Report {
 	for _, a := range acks {
 		covered[a.Value] = true
 		recs := stored[a.Partition]
-		if a.Offset < 0 || a.Offset >= int64(len(recs)) {
-			r.problem("acknowledged %q at %d/%d is missing (partition holds %d records)", a.Value, a.Partition, a.Offset, len(recs))
+		start := logStart[a.Partition]
+		if a.Offset >= 0 && a.Offset < start {
+			r.Deleted++
 			continue
 		}
-		if got := recs[a.Offset]; got.Offset != a.Offset || got.Value != a.Value {
+		i := a.Offset - start
+		if a.Offset < 0 || i >= int64(len(recs)) {
+			r.problem("acknowledged %q at %d/%d is missing (partition holds offsets %d to %d)", a.Value, a.Partition, a.Offset, start, start+int64(len(recs)))
+			continue
+		}
+		if got := recs[i]; got.Offset != a.Offset || got.Value != a.Value {
 			r.problem("acknowledged %q at %d/%d, but that offset holds %q (offset %d)", a.Value, a.Partition, a.Offset, got.Value, got.Offset)
 		}
 	}

@@ -29,6 +29,9 @@ type Node struct {
 	Addr     string // Kafka listener, host:port
 	RaftAddr string // Raft transport (controllers only)
 	DataDir  string
+	// JournalPath is the broker's fsync journal (Options.FsyncJournal;
+	// empty otherwise). The file exists only if the binary writes it.
+	JournalPath string
 
 	// With Options.Proxies (brokers only): the proxy in front of Addr that
 	// the broker advertises, and the proxies through which it reaches the

@@ -272,3 +272,32 @@ func tailFile(path string, n int) string {
 	}
 	return string(bytes.Join(lines, []byte("\n")))
 }
+
+// LogSize returns the current size of the process's log file (0 if there
+// is none yet): pass it to LogSince to see only what is logged afterwards.
+func (p *Process) LogSize() int64 {
+	st, err := os.Stat(p.LogPath)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// LogSince returns the process's log from byte offset off on (at most its
+// last 4 MiB).
+func (p *Process) LogSince(off int64) string {
+	f, err := os.Open(p.LogPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const window = 4 << 20
+	if st, err := f.Stat(); err == nil && st.Size()-off > window {
+		off = st.Size() - window
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return ""
+	}
+	data, _ := io.ReadAll(f)
+	return string(data)
+}
