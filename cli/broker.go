@@ -33,6 +33,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", intFlag("message-max-bytes", "message.max.bytes", 0)),
 			fromComponent("broker", durationFlag("heartbeat-interval", "interval of heartbeats to the controller", 0)),
 			fromComponent("broker", durationFlag("replica-lag-time-max", "replica.lag.time.max.ms: an in-sync follower not caught up for this long leaves the ISR", 0)),
+			fromComponent("broker", durationFlag("log-retention-check-interval", "log.retention.check.interval.ms: how often retention looks for segments to delete (5m)", 0)),
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 		}, groupFlags()...)...),
 		Action: runBroker,
@@ -97,6 +98,9 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("replica-lag-time-max") {
 		cfg.ReplicaLagTimeMax = c.Duration("replica-lag-time-max")
+	}
+	if c.IsSet("log-retention-check-interval") {
+		cfg.LogRetentionCheckInterval = c.Duration("log-retention-check-interval")
 	}
 	if c.IsSet("log-cleaner-backoff") {
 		cfg.LogCleanerBackoff = c.Duration("log-cleaner-backoff")

@@ -65,6 +65,9 @@ type Config struct {
 	// ReplicaLagTimeMax is replica.lag.time.max.ms (default 30 s): an
 	// in-sync follower not caught up for this long leaves the ISR.
 	ReplicaLagTimeMax time.Duration
+	// LogRetentionCheckInterval is log.retention.check.interval.ms: how
+	// often retention looks for segments to delete (0: storage's default).
+	LogRetentionCheckInterval time.Duration
 	// LogCleanerBackoff is log.cleaner.backoff.ms: how often the log
 	// cleaner looks for compacted logs to clean; 0: storage's default.
 	LogCleanerBackoff time.Duration
@@ -275,6 +278,9 @@ func (b *Broker) start() error {
 
 	scfg := storage.DefaultConfig(cfg.DataDir)
 	scfg.Logger = b.log.Named("storage")
+	if cfg.LogRetentionCheckInterval > 0 {
+		scfg.RetentionCheckInterval = cfg.LogRetentionCheckInterval
+	}
 	if cfg.LogCleanerBackoff > 0 {
 		scfg.CleanerInterval = cfg.LogCleanerBackoff
 	}
