@@ -32,13 +32,13 @@ type TopicPartition struct {
 // LogConfig is the per-log configuration, taken from topic configs.
 type LogConfig struct {
 	SegmentBytes       int64         // segment.bytes
-	SegmentMs          time.Duration // segment.ms
+	SegmentAge         time.Duration // segment.ms
 	IndexIntervalBytes int32         // index.interval.bytes
 	MaxIndexBytes      int32         // segment.index.bytes
-	RetentionMs        time.Duration // retention.ms; < 0 keeps forever
+	RetentionTime      time.Duration // retention.ms; < 0 keeps forever
 	RetentionBytes     int64         // retention.bytes; < 0 unlimited
 	FlushMessages      int64         // flush.messages; fsync after this many records
-	FlushMs            time.Duration // flush.ms
+	FlushInterval      time.Duration // flush.ms
 	FileDeleteDelay    time.Duration // file.delete.delay.ms
 	MaxMessageBytes    int32         // max.message.bytes: largest batch accepted
 
@@ -46,10 +46,10 @@ type LogConfig struct {
 	// latest record per key (the cleaner). Both may be set.
 	Delete                 bool
 	Compact                bool
-	DeleteRetentionMs      time.Duration // delete.retention.ms: how long tombstones survive (in log time)
+	DeleteRetention        time.Duration // delete.retention.ms: how long tombstones survive (in log time)
 	MinCleanableDirtyRatio float64       // min.cleanable.dirty.ratio
-	MinCompactionLagMs     time.Duration // min.compaction.lag.ms
-	MaxCompactionLagMs     time.Duration // max.compaction.lag.ms
+	MinCompactionLag       time.Duration // min.compaction.lag.ms
+	MaxCompactionLag       time.Duration // max.compaction.lag.ms
 }
 
 // Config configures a Manager (one data directory).

@@ -129,7 +129,7 @@ func (l *Log) bound(limit int64) int64 {
 // min.compaction.lag.ms, old enough), oldest first, and the boundary: the
 // base of the first segment not included. Called with l.mu held.
 func (l *Log) cleanableLocked(bound int64, nowMs int64) ([]*segment, int64) {
-	lag := l.mu.cfg.MinCompactionLagMs.Milliseconds()
+	lag := l.mu.cfg.MinCompactionLag.Milliseconds()
 	n := 0
 	for ; n < len(l.mu.segs)-1; n++ {
 		if l.mu.segs[n+1].base > bound {
@@ -179,7 +179,7 @@ func (l *Log) nextBoundary() (int64, bool) {
 			return end, true
 		}
 	}
-	if dirty > 0 && firstDirtyTs >= 0 && nowMs-firstDirtyTs > l.mu.cfg.MaxCompactionLagMs.Milliseconds() {
+	if dirty > 0 && firstDirtyTs >= 0 && nowMs-firstDirtyTs > l.mu.cfg.MaxCompactionLag.Milliseconds() {
 		return end, true
 	}
 	return 0, false

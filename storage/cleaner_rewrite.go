@@ -104,7 +104,7 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		newest:    map[int64]int64{},
 		logTime:   -1,
 		logTimeAt: -1,
-		retention: cfg.DeleteRetentionMs.Milliseconds(),
+		retention: cfg.DeleteRetention.Milliseconds(),
 	}
 	for i, s := range segs {
 		err := p.scan.forEach(s.f, sizes[i], func(_ int64, h BatchHeader, b []byte) error {

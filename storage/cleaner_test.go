@@ -21,7 +21,7 @@ func compactConfig() storage.LogConfig {
 	c.IndexIntervalBytes = 256
 	c.Compact, c.Delete = true, false
 	c.MinCleanableDirtyRatio = 0.01
-	c.DeleteRetentionMs = time.Hour
+	c.DeleteRetention = time.Hour
 	return c
 }
 
@@ -258,7 +258,7 @@ func TestCleanTombstonesByLogTime(t *testing.T) {
 	m := openManager(t, t.TempDir())
 	defer m.Close()
 	cfg := compactConfig()
-	cfg.DeleteRetentionMs = 10 * time.Second
+	cfg.DeleteRetention = 10 * time.Second
 	l := mustLog(t, m, cfg)
 	// Timestamps 1000.. over 2000 records: log time spans 2 s only.
 	offs := workload(t, l, 2000, 10, 10, storagetest.None, 1000, 3, -1)
@@ -333,7 +333,7 @@ func TestCleanConvergence(t *testing.T) {
 	for _, codec := range []int8{storagetest.None, storagetest.Zstd, storagetest.Lz4, storagetest.Gzip, storagetest.Snappy} {
 		t.Run(fmt.Sprint("codec", codec), func(t *testing.T) {
 			cfg := compactConfig()
-			cfg.DeleteRetentionMs = 500 * time.Millisecond
+			cfg.DeleteRetention = 500 * time.Millisecond
 			var x int64
 			_, r1, rb := cleanTwoWays(t, cfg, func(l *storage.Log) {
 				workload(t, l, records(codec, 4000), 30, 7, codec, 1000, 5, 42)
@@ -562,7 +562,7 @@ func TestCleanerLoopAndRetentionPolicy(t *testing.T) {
 	}
 	defer m.Close()
 	lc := compactConfig()
-	lc.RetentionMs = time.Millisecond // would delete everything under "delete"
+	lc.RetentionTime = time.Millisecond // would delete everything under "delete"
 	l := mustLog(t, m, lc)
 	workload(t, l, 2000, 10, 10, storagetest.None, 1000, 0, -1)
 	m.Start()
@@ -597,7 +597,7 @@ func TestCheckKeys(t *testing.T) {
 func TestCleanerBoundariesDeterministic(t *testing.T) {
 	cfg := compactConfig()
 	cfg.MinCleanableDirtyRatio = 0.5
-	cfg.DeleteRetentionMs = 200 * time.Millisecond
+	cfg.DeleteRetention = 200 * time.Millisecond
 	var ms [2]*storage.Manager
 	var logs [2]*storage.Log
 	for i := range ms {

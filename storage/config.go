@@ -13,20 +13,20 @@ import (
 func DefaultLogConfig() LogConfig {
 	return LogConfig{
 		SegmentBytes:       1 << 30,
-		SegmentMs:          7 * 24 * time.Hour,
+		SegmentAge:         7 * 24 * time.Hour,
 		IndexIntervalBytes: 4096,
 		MaxIndexBytes:      10 << 20,
-		RetentionMs:        7 * 24 * time.Hour,
+		RetentionTime:      7 * 24 * time.Hour,
 		RetentionBytes:     -1,
 		FlushMessages:      math.MaxInt64,
-		FlushMs:            time.Duration(math.MaxInt64),
+		FlushInterval:      time.Duration(math.MaxInt64),
 		FileDeleteDelay:    time.Minute,
 		MaxMessageBytes:    1048588,
 
 		Delete:                 true,
-		DeleteRetentionMs:      24 * time.Hour,
+		DeleteRetention:        24 * time.Hour,
 		MinCleanableDirtyRatio: 0.5,
-		MaxCompactionLagMs:     time.Duration(math.MaxInt64),
+		MaxCompactionLag:       time.Duration(math.MaxInt64),
 	}
 }
 
@@ -37,28 +37,28 @@ func (c LogConfig) Validate() error {
 		return fmt.Errorf("segment.bytes %d: must be at least 14", c.SegmentBytes)
 	case c.SegmentBytes > math.MaxInt32:
 		return fmt.Errorf("segment.bytes %d: must fit in 32 bits (index positions are 32-bit)", c.SegmentBytes)
-	case c.SegmentMs <= 0:
-		return fmt.Errorf("segment.ms %v: must be positive", c.SegmentMs)
+	case c.SegmentAge <= 0:
+		return fmt.Errorf("segment.ms %v: must be positive", c.SegmentAge)
 	case c.IndexIntervalBytes < 0:
 		return fmt.Errorf("index.interval.bytes %d: must not be negative", c.IndexIntervalBytes)
 	case c.MaxIndexBytes < 12:
 		return fmt.Errorf("segment.index.bytes %d: must be at least 12", c.MaxIndexBytes)
 	case c.FlushMessages < 1:
 		return fmt.Errorf("flush.messages %d: must be at least 1", c.FlushMessages)
-	case c.FlushMs < 0:
-		return fmt.Errorf("flush.ms %v: must not be negative", c.FlushMs)
+	case c.FlushInterval < 0:
+		return fmt.Errorf("flush.ms %v: must not be negative", c.FlushInterval)
 	case c.FileDeleteDelay < 0:
 		return fmt.Errorf("file.delete.delay.ms %v: must not be negative", c.FileDeleteDelay)
 	case c.MaxMessageBytes < 0:
 		return fmt.Errorf("max.message.bytes %d: must not be negative", c.MaxMessageBytes)
-	case c.DeleteRetentionMs < 0:
-		return fmt.Errorf("delete.retention.ms %v: must not be negative", c.DeleteRetentionMs)
+	case c.DeleteRetention < 0:
+		return fmt.Errorf("delete.retention.ms %v: must not be negative", c.DeleteRetention)
 	case c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1:
 		return fmt.Errorf("min.cleanable.dirty.ratio %v: must be in [0, 1]", c.MinCleanableDirtyRatio)
-	case c.MinCompactionLagMs < 0:
-		return fmt.Errorf("min.compaction.lag.ms %v: must not be negative", c.MinCompactionLagMs)
-	case c.MaxCompactionLagMs <= 0:
-		return fmt.Errorf("max.compaction.lag.ms %v: must be positive", c.MaxCompactionLagMs)
+	case c.MinCompactionLag < 0:
+		return fmt.Errorf("min.compaction.lag.ms %v: must not be negative", c.MinCompactionLag)
+	case c.MaxCompactionLag <= 0:
+		return fmt.Errorf("max.compaction.lag.ms %v: must be positive", c.MaxCompactionLag)
 	}
 	return nil
 }

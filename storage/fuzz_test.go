@@ -243,7 +243,7 @@ func FuzzClean(f *testing.F) {
 		}
 		cfg := compactConfig()
 		cfg.SegmentBytes = 100 + int64(segBytes%2000)
-		cfg.DeleteRetentionMs = 2 * time.Second
+		cfg.DeleteRetention = 2 * time.Second
 		if mode&16 != 0 {
 			cleanWithRawBatch(t, cfg, data, codec, int16(mode>>5))
 			return

@@ -349,7 +349,7 @@ func (l *Log) maybeRoll(h BatchHeader) error {
 		return nil
 	}
 	full := s.size+n > l.mu.cfg.SegmentBytes
-	old := l.now().Sub(s.created) > l.mu.cfg.SegmentMs
+	old := l.now().Sub(s.created) > l.mu.cfg.SegmentAge
 	if !full && !old {
 		return nil
 	}

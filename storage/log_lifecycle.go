@@ -138,7 +138,7 @@ func (l *Log) applyRetention() int {
 	removed := 0
 	for removed < len(l.mu.segs)-1 {
 		s := l.mu.segs[removed]
-		expired := l.mu.cfg.RetentionMs >= 0 && s.maxTs >= 0 && now.UnixMilli()-s.maxTs > l.mu.cfg.RetentionMs.Milliseconds()
+		expired := l.mu.cfg.RetentionTime >= 0 && s.maxTs >= 0 && now.UnixMilli()-s.maxTs > l.mu.cfg.RetentionTime.Milliseconds()
 		oversize := l.mu.cfg.RetentionBytes >= 0 && total-s.size >= l.mu.cfg.RetentionBytes
 		if !expired && !oversize {
 			break
@@ -202,7 +202,7 @@ func (l *Log) isLive(d *segment) bool {
 func (l *Log) maybeFlushByTime() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.mu.closed || l.mu.unflushed == 0 || l.now().Sub(l.mu.lastFlush) < l.mu.cfg.FlushMs {
+	if l.mu.closed || l.mu.unflushed == 0 || l.now().Sub(l.mu.lastFlush) < l.mu.cfg.FlushInterval {
 		return
 	}
 	if err := l.flushLocked(); err != nil {

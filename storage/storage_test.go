@@ -263,7 +263,7 @@ func TestRetentionBySizeAndTime(t *testing.T) {
 		t.Fatalf("records after retention %d", recs)
 	}
 	lc.RetentionBytes = -1
-	lc.RetentionMs = time.Minute
+	lc.RetentionTime = time.Minute
 	if err := l.SetConfig(lc); err != nil {
 		t.Fatal(err)
 	}

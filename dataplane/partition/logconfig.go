@@ -46,20 +46,20 @@ func TopicConfigs(img *image.Image, t *image.Topic) (storage.LogConfig, TopicSet
 
 	lc := storage.LogConfig{
 		SegmentBytes:       num("segment.bytes"),
-		SegmentMs:          millis(num("segment.ms")),
+		SegmentAge:         millis(num("segment.ms")),
 		IndexIntervalBytes: clamp32(num("index.interval.bytes")),
 		MaxIndexBytes:      clamp32(num("segment.index.bytes")),
-		RetentionMs:        millis(num("retention.ms")),
+		RetentionTime:      millis(num("retention.ms")),
 		RetentionBytes:     num("retention.bytes"),
 		FlushMessages:      num("flush.messages"),
-		FlushMs:            millis(num("flush.ms")),
+		FlushInterval:      millis(num("flush.ms")),
 		FileDeleteDelay:    millis(num("file.delete.delay.ms")),
 		MaxMessageBytes:    clamp32(num("max.message.bytes")),
 
-		DeleteRetentionMs:      millis(max(num("delete.retention.ms"), 0)),
+		DeleteRetention:        millis(max(num("delete.retention.ms"), 0)),
 		MinCleanableDirtyRatio: 0.5,
-		MinCompactionLagMs:     millis(max(num("min.compaction.lag.ms"), 0)),
-		MaxCompactionLagMs:     millis(max(num("max.compaction.lag.ms"), 1)),
+		MinCompactionLag:       millis(max(num("min.compaction.lag.ms"), 0)),
+		MaxCompactionLag:       millis(max(num("max.compaction.lag.ms"), 1)),
 	}
 	policy, _ := img.TopicConfig(t, "cleanup.policy")
 	for _, p := range strings.Split(policy, ",") {

@@ -30,7 +30,7 @@ func TestTopicConfigsCleanupPolicy(t *testing.T) {
 		if lc.Delete != tc.delete || lc.Compact != tc.compact || s.Compact != tc.compact {
 			t.Errorf("cleanup.policy %q: delete %v compact %v (settings %v)", tc.policy, lc.Delete, lc.Compact, s.Compact)
 		}
-		if lc.MinCleanableDirtyRatio != 0.25 || lc.DeleteRetentionMs != time.Second || lc.MinCompactionLagMs != 5*time.Millisecond {
+		if lc.MinCleanableDirtyRatio != 0.25 || lc.DeleteRetention != time.Second || lc.MinCompactionLag != 5*time.Millisecond {
 			t.Errorf("cleaner settings %+v", lc)
 		}
 		if err := lc.Validate(); err != nil {

@@ -113,17 +113,17 @@ func TestTopicConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lc.SegmentBytes != 1<<20 || lc.RetentionMs >= 0 || lc.MaxMessageBytes != 5000 || lc.FlushMs <= 0 || lc.SegmentMs != 7*24*time.Hour {
+	if lc.SegmentBytes != 1<<20 || lc.RetentionTime >= 0 || lc.MaxMessageBytes != 5000 || lc.FlushInterval <= 0 || lc.SegmentAge != 7*24*time.Hour {
 		t.Fatalf("log config %+v", lc)
 	}
 	if s.MinInsyncReplicas != 2 || !s.LogAppendTime || s.MaxMessageBytes != 5000 {
 		t.Fatalf("settings %+v", s)
 	}
 	lc, s, err = TopicConfigs(img, &image.Topic{Name: "u", Configs: map[string]string{"segment.ms": "x"}})
-	if err == nil || lc.SegmentMs != 7*24*time.Hour {
-		t.Fatalf("bad value: err %v segment.ms %v", err, lc.SegmentMs)
+	if err == nil || lc.SegmentAge != 7*24*time.Hour {
+		t.Fatalf("bad value: err %v segment.ms %v", err, lc.SegmentAge)
 	}
-	if lc.RetentionMs != time.Second || s.MinInsyncReplicas != 1 || s.LogAppendTime {
+	if lc.RetentionTime != time.Second || s.MinInsyncReplicas != 1 || s.LogAppendTime {
 		t.Fatalf("broker default not used: %+v %+v", lc, s)
 	}
 }
