@@ -320,20 +320,8 @@ func (m *Manager) ApplyRetention() int {
 // Close flushes every log, writes checkpoints and the clean-shutdown marker
 // (with the epoch of SetBrokerEpoch), and closes files. Idempotent.
 func (m *Manager) Close() error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	if !m.stopBackground() {
 		return nil
-	}
-	m.closed = true
-	started := m.started
-	m.mu.Unlock()
-	if started {
-		close(m.stop)
-		<-m.done
-		if m.cleanerDone != nil {
-			<-m.cleanerDone
-		}
 	}
 	var first error
 	for tp, l := range m.Logs() {
@@ -361,16 +349,13 @@ func (m *Manager) Close() error {
 	return first
 }
 
-// Abandon releases the directory as a killed process would: every file is
-// closed without a flush, a checkpoint, a producer snapshot or the
-// clean-shutdown marker, and the directory lock is released. Later calls
-// on the manager and its logs fail with ErrClosed. For crash tests
-// (storagetest.CrashableDir); a broker never calls it.
-func (m *Manager) Abandon() {
+// stopBackground marks the manager closed and waits for its retention,
+// checkpoint and cleaner loops to end; false when it was closed already.
+func (m *Manager) stopBackground() bool {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return
+		return false
 	}
 	m.closed = true
 	started := m.started
@@ -381,6 +366,18 @@ func (m *Manager) Abandon() {
 		if m.cleanerDone != nil {
 			<-m.cleanerDone
 		}
+	}
+	return true
+}
+
+// Abandon releases the directory as a killed process would: every file is
+// closed without a flush, a checkpoint, a producer snapshot or the
+// clean-shutdown marker, and the directory lock is released. Later calls
+// on the manager and its logs fail with ErrClosed. For crash tests
+// (storagetest.CrashableDir); a broker never calls it.
+func (m *Manager) Abandon() {
+	if !m.stopBackground() {
+		return
 	}
 	for _, l := range m.Logs() {
 		l.abandon()
