@@ -25,7 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 func (c *Controller) handleDescribeQuorum(_ context.Context, _ *leaderState, req *wire.Request) kmsg.Response {

@@ -85,7 +85,7 @@
 //
 // # Serving
 //
-// Each voter serves the Kafka protocol on Listen (dataplane/wire), one file
+// Each voter serves the Kafka protocol on Listen (internal/wire), one file
 // per API key. Any voter serves ApiVersions and Fetch of the metadata topic
 // (01_fetch.go) from its own image; the other APIs are served by the active
 // controller only: other voters forward them there, or answer

@@ -11,7 +11,7 @@ import (
 
 	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/controller/image"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 // startClientPrev is startClient for a broker restarting with

@@ -38,7 +38,7 @@ import (
 	"github.com/skein-io/skein/dataplane/kafka"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 )
 

@@ -30,7 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/dataplane/partition"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.Response, error) {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 func (h *Handlers) handleListOffsets(_ context.Context, req *wire.Request) (kmsg.Response, error) {

@@ -26,7 +26,7 @@ import (
 
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/dataplane/group"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 // offsetsTopicWait bounds FindCoordinator's wait for a freshly created

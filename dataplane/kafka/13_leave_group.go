@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 func (h *Handlers) handleLeaveGroup(_ context.Context, req *wire.Request) (kmsg.Response, error) {

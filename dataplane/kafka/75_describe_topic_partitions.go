@@ -24,7 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 // describeTopicPartitionsLimit is Kafka's max.request.partition.size.limit

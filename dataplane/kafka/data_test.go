@@ -12,7 +12,7 @@ import (
 
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/dataplane/partition"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 	"github.com/skein-io/skein/storage/storagetest"
 )

@@ -11,7 +11,7 @@ import (
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/partition"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/partition"
-	"github.com/skein-io/skein/dataplane/wire"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 // Config is what the handlers need to know about the broker.
