@@ -15,7 +15,8 @@ FUZZTIME      ?= 2m
 # invocation.
 FUZZ_TARGETS := ./storage:FuzzRecovery:10s ./storage:FuzzRecoveryCompacted:10s \
 	./storage:FuzzClean:300x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
-	./internal/wire:FuzzRequestDecoding:10s
+	./internal/wire:FuzzRequestDecoding:10s \
+	./controller/metalog:FuzzDecodeMetadataBatch:10s
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 

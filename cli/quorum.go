@@ -20,8 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/urfave/cli/v2"
 
-	"github.com/skein-io/skein/controller"
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 )
 
 const defaultBootstrapController = "127.0.0.1:9093"
@@ -219,7 +219,7 @@ func splitHostPort(addr string) (string, uint16, error) {
 func describeQuorumRequest() *kmsg.DescribeQuorumRequest {
 	req := kmsg.NewPtrDescribeQuorumRequest()
 	t := kmsg.NewDescribeQuorumRequestTopic()
-	t.Topic = controller.MetadataTopic
+	t.Topic = metalog.Topic
 	p := kmsg.NewDescribeQuorumRequestTopicPartition()
 	t.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{p}
 	req.Topics = []kmsg.DescribeQuorumRequestTopic{t}
@@ -281,7 +281,7 @@ func controllerImage(c *cli.Context) (*image.Image, error) {
 	req.MaxBytes = 256 << 20
 	req.SessionEpoch = -1
 	t := kmsg.NewFetchRequestTopic()
-	t.Topic = controller.MetadataTopic
+	t.Topic = metalog.Topic
 	p := kmsg.NewFetchRequestTopicPartition()
 	p.PartitionMaxBytes = req.MaxBytes
 	t.Partitions = []kmsg.FetchRequestTopicPartition{p}
@@ -295,15 +295,7 @@ func controllerImage(c *cli.Context) (*image.Image, error) {
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 				return nil, err
 			}
-			var b kmsg.RecordBatch
-			if err := b.ReadFrom(rp.RecordBatches); err != nil {
-				return nil, fmt.Errorf("metadata batch: %w", err)
-			}
-			var r kmsg.Record
-			if err := r.ReadFrom(b.Records); err != nil {
-				return nil, fmt.Errorf("metadata record: %w", err)
-			}
-			return image.Unmarshal(r.Value)
+			return metalog.DecodeImage(rp.RecordBatches)
 		}
 	}
 	return nil, errors.New("no metadata in the answer")

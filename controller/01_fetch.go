@@ -6,8 +6,9 @@ package controller
 // 0 with FetchOffset = the image index they have applied. Any voter answers
 // from its own image: once its Index > FetchOffset (or after MaxWaitMillis),
 // with ONE record batch holding ONE record whose value is the JSON of the
-// whole image (image.Marshal) and whose offset is the image's Index;
-// HighWatermark = Index+1. Sending the whole image each time is simple and
+// whole image (image.Marshal) and whose offset is the image's Index
+// (metalog.EncodeImage; controller/metalog is the one codec of these
+// batches); HighWatermark = Index+1. Sending the whole image each time is simple and
 // fine at this scale; record deltas are a later step.
 //
 // A FetchOffset beyond the active controller's (fully replayed) image is
@@ -17,18 +18,15 @@ package controller
 
 import (
 	"context"
-	"hash/crc32"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 	"github.com/skein-io/skein/internal/wire"
 )
-
-// MetadataTopic is the topic brokers fetch the metadata image from.
-const MetadataTopic = "__cluster_metadata"
 
 const (
 	fetchMinVersion = 4
@@ -36,8 +34,6 @@ const (
 	// maxMetadataWait caps a long poll whatever the client asks.
 	maxMetadataWait = 30 * time.Second
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // servedImage is an image encoded as a metadata record batch, cached until
 // the image or the active controller changes.
@@ -59,7 +55,7 @@ func (c *Controller) handleFetch(ctx context.Context, req *wire.Request) (kmsg.R
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
-			if t.Topic == MetadataTopic && p.Partition == 0 && metaTopic < 0 {
+			if t.Topic == metalog.Topic && p.Partition == 0 && metaTopic < 0 {
 				metaTopic, metaPartition = len(resp.Topics), len(rt.Partitions)
 				fetchOffset = p.FetchOffset
 			} else {
@@ -110,36 +106,10 @@ func (c *Controller) servedBatch(img *image.Image) ([]byte, error) {
 	}
 	withActive := *img // shallow: the maps are only read
 	withActive.ActiveController = active
-	value, err := image.Marshal(&withActive)
+	batch, err := metalog.EncodeImage(&withActive, time.Now().UnixMilli())
 	if err != nil {
 		return nil, err
 	}
-	batch := encodeMetadataBatch(int64(img.Index), value, time.Now().UnixMilli())
 	c.served.Store(&servedImage{index: img.Index, active: active, batch: batch})
 	return batch, nil
-}
-
-// encodeMetadataBatch builds a magic-2, uncompressed batch of one record at
-// offset with value, using kmsg's encoders; the CRC-32C covers everything
-// from Attributes on, as the format defines.
-func encodeMetadataBatch(offset int64, value []byte, timestampMillis int64) []byte {
-	rec := kmsg.Record{Value: value}
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // everything after the 1-byte varint 0 length
-	records := rec.AppendTo(nil)
-	b := kmsg.RecordBatch{
-		FirstOffset:    offset,
-		Length:         int32(49 + len(records)),
-		Magic:          2,
-		FirstTimestamp: timestampMillis,
-		MaxTimestamp:   timestampMillis,
-		ProducerID:     -1,
-		ProducerEpoch:  -1,
-		FirstSequence:  -1,
-		NumRecords:     1,
-		Records:        records,
-	}
-	// Offset of Attributes: FirstOffset(8) Length(4) PartitionLeaderEpoch(4) Magic(1) CRC(4).
-	const crcStart = 21
-	b.CRC = int32(crc32.Checksum(b.AppendTo(nil)[crcStart:], castagnoli))
-	return b.AppendTo(nil)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/skein-io/skein/controller/metalog"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -68,7 +69,7 @@ func (c *Controller) handleDescribeQuorum(_ context.Context, _ *leaderState, req
 		for _, p := range t.Partitions {
 			rp := kmsg.NewDescribeQuorumResponseTopicPartition()
 			rp.Partition = p.Partition
-			if t.Topic != MetadataTopic || p.Partition != 0 {
+			if t.Topic != metalog.Topic || p.Partition != 0 {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				rt.Partitions = append(rt.Partitions, rp)
 				continue

@@ -87,7 +87,9 @@
 //
 // Each voter serves the Kafka protocol on Listen (internal/wire), one file
 // per API key. Any voter serves ApiVersions and Fetch of the metadata topic
-// (01_fetch.go) from its own image; the other APIs are served by the active
+// (01_fetch.go) from its own image, encoded by controller/metalog (the one
+// codec of metadata batches, which the broker client and the CLI decode
+// with); the other APIs are served by the active
 // controller only: other voters forward them there, or answer
 // NOT_CONTROLLER when they cannot (quorum.go).
 //

@@ -50,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/skein-io/skein/controller/metalog"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -392,7 +393,7 @@ func (c *Controller) pollIndex(ctx context.Context, addr string) (uint64, error)
 	req.MaxBytes = 1
 	req.SessionEpoch = -1
 	t := kmsg.NewFetchRequestTopic()
-	t.Topic = MetadataTopic
+	t.Topic = metalog.Topic
 	p := kmsg.NewFetchRequestTopicPartition()
 	p.FetchOffset = math.MaxInt64 // beyond any index: answered at once, without records
 	p.PartitionMaxBytes = 1
@@ -408,7 +409,7 @@ func (c *Controller) pollIndex(ctx context.Context, addr string) (uint64, error)
 	}
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
-			if rt.Topic == MetadataTopic && rp.Partition == 0 && rp.HighWatermark > 0 {
+			if rt.Topic == metalog.Topic && rp.Partition == 0 && rp.HighWatermark > 0 {
 				return uint64(rp.HighWatermark - 1), nil
 			}
 		}

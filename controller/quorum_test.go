@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 )
 
 // startQuorum starts n in-process voters bootstrapped from the same
@@ -58,7 +59,7 @@ func describeQuorumAt(t *testing.T, addr string) (kmsg.DescribeQuorumResponseTop
 	t.Helper()
 	req := kmsg.NewPtrDescribeQuorumRequest()
 	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = MetadataTopic
+	rt.Topic = metalog.Topic
 	rt.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
 	req.Topics = []kmsg.DescribeQuorumRequestTopic{rt}
 	resp := ask[*kmsg.DescribeQuorumResponse](t, addr, req)

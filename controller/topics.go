@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 )
 
 // Shared validation and planning of topics and partitions: pure functions of
@@ -31,8 +32,8 @@ func validateTopicName(name string) error {
 		return errf(kerr.InvalidTopicException, "topic name cannot be %q", name)
 	case len(name) > maxTopicNameLength:
 		return errf(kerr.InvalidTopicException, "topic name is %d characters long, the limit is %d", len(name), maxTopicNameLength)
-	case name == MetadataTopic:
-		return errf(kerr.InvalidTopicException, "%s is reserved", MetadataTopic)
+	case name == metalog.Topic:
+		return errf(kerr.InvalidTopicException, "%s is reserved", metalog.Topic)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {

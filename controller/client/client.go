@@ -18,7 +18,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,9 +31,6 @@ import (
 
 	"github.com/skein-io/skein/controller/image"
 )
-
-// MetadataTopic is the controllers' metadata topic (partition 0).
-const MetadataTopic = "__cluster_metadata"
 
 // Defaults.
 const (
@@ -506,5 +502,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)

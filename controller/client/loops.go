@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 )
 
 // heartbeatLoop heartbeats every HeartbeatInterval, and at once when kicked
@@ -142,7 +142,7 @@ func (c *Client) fetchImage(after uint64, fromScratch bool) (*image.Image, error
 	req.MaxBytes = 256 << 20
 	req.SessionEpoch = -1
 	t := kmsg.NewFetchRequestTopic()
-	t.Topic = MetadataTopic
+	t.Topic = metalog.Topic
 	p := kmsg.NewFetchRequestTopicPartition()
 	p.Partition = 0
 	p.FetchOffset = int64(after)
@@ -163,7 +163,7 @@ func (c *Client) fetchImage(after uint64, fromScratch bool) (*image.Image, error
 	}
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
-			if rt.Topic != MetadataTopic || rp.Partition != 0 {
+			if rt.Topic != metalog.Topic || rp.Partition != 0 {
 				continue
 			}
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
@@ -172,44 +172,8 @@ func (c *Client) fetchImage(after uint64, fromScratch bool) (*image.Image, error
 			if len(rp.RecordBatches) == 0 {
 				return nil, nil
 			}
-			return decodeMetadataBatch(rp.RecordBatches)
+			return metalog.DecodeImage(rp.RecordBatches)
 		}
 	}
 	return nil, errors.New("metadata fetch: the response lacks the metadata partition")
-}
-
-// decodeMetadataBatch checks and decodes the one record batch the
-// controller sends: magic 2, uncompressed, CRC-32C valid, one record whose
-// value is the image JSON and whose offset is the image index.
-func decodeMetadataBatch(raw []byte) (*image.Image, error) {
-	var b kmsg.RecordBatch
-	if err := b.ReadFrom(raw); err != nil {
-		return nil, fmt.Errorf("metadata batch: %w", err)
-	}
-	const crcStart = 21 // FirstOffset(8) Length(4) PartitionLeaderEpoch(4) Magic(1) CRC(4)
-	end := 12 + int(b.Length)
-	switch {
-	case b.Magic != 2:
-		return nil, fmt.Errorf("metadata batch: magic %d, want 2", b.Magic)
-	case b.Attributes&0x07 != 0:
-		return nil, fmt.Errorf("metadata batch: compressed (attributes %#x)", b.Attributes)
-	case b.NumRecords != 1:
-		return nil, fmt.Errorf("metadata batch: %d records, want 1", b.NumRecords)
-	case end > len(raw) || end < crcStart:
-		return nil, fmt.Errorf("metadata batch: length %d out of bounds", b.Length)
-	case crc32.Checksum(raw[crcStart:end], castagnoli) != uint32(b.CRC):
-		return nil, errors.New("metadata batch: CRC mismatch")
-	}
-	var r kmsg.Record
-	if err := r.ReadFrom(b.Records); err != nil {
-		return nil, fmt.Errorf("metadata record: %w", err)
-	}
-	img, err := image.Unmarshal(r.Value)
-	if err != nil {
-		return nil, err
-	}
-	if offset := b.FirstOffset + int64(r.OffsetDelta); offset != int64(img.Index) {
-		return nil, fmt.Errorf("metadata record at offset %d holds image index %d", offset, img.Index)
-	}
-	return img, nil
 }
