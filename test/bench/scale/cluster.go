@@ -410,3 +410,12 @@ func lineTime(line string) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// countLines counts the lines of the file at path that contain substr.
+func countLines(path, substr string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), substr)
+}

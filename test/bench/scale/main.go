@@ -169,23 +169,33 @@ func over(bound time.Duration, progress string) string {
 }
 
 // waitUntil polls cond every pollEvery until it returns true, ctx ends or
-// bound passes since start. It returns the time since start and whether
-// cond held; last is cond's last progress text.
-func waitUntil(ctx context.Context, start time.Time, bound time.Duration, cond func(context.Context) (bool, string)) (time.Duration, bool, string) {
+// bound passes since start. It returns the time since start, whether cond
+// held, and a progress text: cond's last progress and, when a later poll
+// failed, its error.
+func waitUntil(ctx context.Context, start time.Time, bound time.Duration, cond func(context.Context) (bool, string, error)) (time.Duration, bool, string) {
 	deadline := start.Add(bound)
-	last := "no answer yet"
+	progress := "no answer yet"
+	var lastErr error
+	text := func() string {
+		if lastErr != nil {
+			return progress + "; then: " + lastErr.Error()
+		}
+		return progress
+	}
 	for {
 		pctx, cancel := context.WithDeadline(ctx, deadline)
-		ok, progress := cond(pctx)
+		ok, p, err := cond(pctx)
 		cancel()
-		if progress != "" {
-			last = progress
+		if err != nil {
+			lastErr = err
+		} else {
+			progress, lastErr = p, nil
 		}
 		if ok {
-			return time.Since(start), true, last
+			return time.Since(start), true, text()
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return time.Since(start), false, last
+			return time.Since(start), false, text()
 		}
 		select {
 		case <-ctx.Done():
@@ -243,25 +253,25 @@ func (b *bench) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	took, ok, last := waitUntil(ctx, start, b.cfg.startBound, func(ctx context.Context) (bool, string) {
+	took, ok, last := waitUntil(ctx, start, b.cfg.startBound, func(ctx context.Context) (bool, string, error) {
 		for _, n := range b.all() {
 			if !n.running() {
-				return false, n.name + " exited; see " + n.logPath
+				return false, n.name + " exited; see " + n.logPath, nil
 			}
 			if !dialable(n.addr) {
-				return false, n.name + " not listening yet"
+				return false, n.name + " not listening yet", nil
 			}
 		}
 		for _, n := range b.brokers {
 			st, err := metadataStats(ctx, n.addr, topicPrefix)
 			if err != nil {
-				return false, err.Error()
+				return false, "", err
 			}
 			if st.brokers < len(b.brokers) {
-				return false, fmt.Sprintf("%s lists %d brokers", n.name, st.brokers)
+				return false, fmt.Sprintf("%s lists %d brokers", n.name, st.brokers), nil
 			}
 		}
-		return true, ""
+		return true, "", nil
 	})
 	if !ok {
 		return fmt.Errorf("cluster did not start within %s: %s", b.cfg.startBound, last)
@@ -311,13 +321,13 @@ func (b *bench) phaseCreate(ctx context.Context) {
 		b.add(what, over(b.cfg.createBound, fmt.Sprintf("%d of %d topics created, last error %v", created, topics, lastErr)))
 	}
 	want := created * partitionsPerTopic
-	took, ok, last := waitUntil(ctx, start, b.cfg.createBound+b.cfg.settleBound, func(ctx context.Context) (bool, string) {
+	took, ok, last := waitUntil(ctx, start, b.cfg.createBound+b.cfg.settleBound, func(ctx context.Context) (bool, string, error) {
 		st, err := metadataStats(ctx, b.brokers[0].addr, topicPrefix)
 		if err != nil {
-			return false, err.Error()
+			return false, "", err
 		}
 		return st.partitions >= want && st.leaderless == 0 && st.shortISR == 0,
-			fmt.Sprintf("%d of %d partitions in metadata, %d leaderless, %d with short ISR", st.partitions, want, st.leaderless, st.shortISR)
+			fmt.Sprintf("%d of %d partitions in metadata, %d leaderless, %d with short ISR", st.partitions, want, st.leaderless, st.shortISR), nil
 	})
 	what = fmt.Sprintf("  all %d partitions led with full ISR (since first request)", want)
 	if ok {
@@ -376,12 +386,12 @@ func (b *bench) phaseBrokerKillRestart(ctx context.Context) {
 	}
 	start := time.Now()
 	victim.kill()
-	took, ok, last := waitUntil(ctx, start, b.cfg.leaderBound, func(ctx context.Context) (bool, string) {
+	took, ok, last := waitUntil(ctx, start, b.cfg.leaderBound, func(ctx context.Context) (bool, string, error) {
 		st, err := metadataStats(ctx, observer.addr, topicPrefix)
 		if err != nil {
-			return false, err.Error()
+			return false, "", err
 		}
-		return st.ledBy[victim.id] == 0, fmt.Sprintf("%d partitions still led by %d, %d leaderless", st.ledBy[victim.id], victim.id, st.leaderless)
+		return st.ledBy[victim.id] == 0, fmt.Sprintf("%d partitions still led by %d, %d leaderless", st.ledBy[victim.id], victim.id, st.leaderless), nil
 	})
 	what := fmt.Sprintf("broker %d SIGKILLed: until no partition names it leader", victim.id)
 	if ok {
@@ -395,18 +405,48 @@ func (b *bench) phaseBrokerKillRestart(ctx context.Context) {
 		b.add("broker restart", err.Error())
 		return
 	}
-	took, ok, last = waitUntil(ctx, start, b.cfg.isrBound, func(ctx context.Context) (bool, string) {
+	cpu := b.sampleCPU()
+	took, ok, last = waitUntil(ctx, start, b.cfg.isrBound, func(ctx context.Context) (bool, string, error) {
 		st, err := metadataStats(ctx, observer.addr, topicPrefix)
 		if err != nil {
-			return false, err.Error()
+			return false, "", err
 		}
-		return st.shortISR == 0 && st.leaderless == 0, fmt.Sprintf("%d of %d partitions with short ISR, %d leaderless", st.shortISR, st.partitions, st.leaderless)
+		return st.shortISR == 0 && st.leaderless == 0, fmt.Sprintf("%d of %d partitions with short ISR, %d leaderless", st.shortISR, st.partitions, st.leaderless), nil
 	})
 	what = fmt.Sprintf("broker %d restarted: until every ISR is full", victim.id)
 	if ok {
 		b.add(what, secs(took))
 	} else {
 		b.add(what, over(b.cfg.isrBound, last))
+	}
+	b.add("  cluster CPU meanwhile", fmt.Sprintf("%.1f %% of one core (load avg %s)", cpu(), loadAvg()))
+}
+
+// sampleCPU reads the CPU ticks of the running nodes now; the function it
+// returns gives their sum since then as % of one core (a node restarted
+// in between counts from zero).
+func (b *bench) sampleCPU() func() float64 {
+	nodes := b.all()
+	before := map[int]int64{}
+	for _, n := range nodes {
+		if n.running() {
+			if s, err := readProc(n.pid()); err == nil {
+				before[n.pid()] = s.ticks
+			}
+		}
+	}
+	start := time.Now()
+	return func() float64 {
+		var ticks int64
+		for _, n := range nodes {
+			if !n.running() {
+				continue
+			}
+			if s, err := readProc(n.pid()); err == nil {
+				ticks += s.ticks - before[n.pid()]
+			}
+		}
+		return float64(ticks) / float64(b.cfg.clockTicksHz) / time.Since(start).Seconds() * 100
 	}
 }
 
@@ -444,7 +484,7 @@ func (b *bench) phaseControllerFailover(ctx context.Context) {
 
 	start := time.Now()
 	active.kill()
-	took, ok, last := waitUntil(ctx, start, b.cfg.failoverBnd, func(ctx context.Context) (bool, string) {
+	took, ok, last := waitUntil(ctx, start, b.cfg.failoverBnd, func(ctx context.Context) (bool, string, error) {
 		var progress []string
 		for _, n := range b.ctrls {
 			if n == active {
@@ -456,11 +496,11 @@ func (b *bench) phaseControllerFailover(ctx context.Context) {
 				continue
 			}
 			if id >= 0 && id != active.id {
-				return true, fmt.Sprintf("controller %d", id)
+				return true, fmt.Sprintf("controller %d", id), nil
 			}
 			progress = append(progress, fmt.Sprintf("%s names leader %d", n.name, id))
 		}
-		return false, strings.Join(progress, "; ")
+		return false, strings.Join(progress, "; "), nil
 	})
 	what := fmt.Sprintf("controller %d SIGKILLed: until a new leader is named", active.id)
 	if ok {
@@ -469,15 +509,15 @@ func (b *bench) phaseControllerFailover(ctx context.Context) {
 		b.add(what, over(b.cfg.failoverBnd, last))
 	}
 	probe := topicPrefix + "failover-probe"
-	took, ok, last = waitUntil(ctx, start, b.cfg.failoverBnd, func(ctx context.Context) (bool, string) {
+	took, ok, last = waitUntil(ctx, start, b.cfg.failoverBnd, func(ctx context.Context) (bool, string, error) {
 		resp, err := adm.CreateTopic(ctx, 1, replicationFactor, nil, probe)
 		if err == nil {
 			err = resp.Err
 		}
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
-			return true, ""
+			return true, "created", nil
 		}
-		return false, err.Error()
+		return false, "", err
 	})
 	what = "  until its first change is published (CreateTopics answered)"
 	if ok {
@@ -513,6 +553,14 @@ func (b *bench) phaseSnapshots() {
 		}
 		b.add(fmt.Sprintf("snapshot %s", n.name), fmt.Sprintf("newest %s; durations %s%s", size, took, dbSize))
 	}
+	// Session fencings beyond the one of the SIGKILLed broker are brokers that
+	// missed their session under load. Each controller logs only what it
+	// decided while active, so the counts add up.
+	fenced := 0
+	for _, n := range b.ctrls {
+		fenced += countLines(n.logPath, "broker fenced: session timed out")
+	}
+	b.add("brokers fenced for a timed-out session (controller logs)", strconv.Itoa(fenced))
 }
 
 func (b *bench) bootstrap() []string {
