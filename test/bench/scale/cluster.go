@@ -293,9 +293,16 @@ func metadataStats(ctx context.Context, addr, prefix string) (partStats, error) 
 // quorumLeader asks the controller at addr (DescribeQuorum) which node
 // leads the metadata quorum; -1 when none is known.
 func quorumLeader(ctx context.Context, addr string) (int32, error) {
+	id, _, err := describeQuorum(ctx, addr)
+	return id, err
+}
+
+// describeQuorum returns the quorum leader named by the controller at addr
+// and the metadata log's high watermark (the applied Raft index + 1).
+func describeQuorum(ctx context.Context, addr string) (int32, int64, error) {
 	cl, err := directClient(addr)
 	if err != nil {
-		return -1, err
+		return -1, -1, err
 	}
 	defer cl.Close()
 	req := kmsg.NewPtrDescribeQuorumRequest()
@@ -307,21 +314,21 @@ func quorumLeader(ctx context.Context, addr string) (int32, error) {
 	req.Topics = append(req.Topics, t)
 	kresp, err := requestTo(ctx, cl, req)
 	if err != nil {
-		return -1, fmt.Errorf("describe quorum at %s: %w", addr, err)
+		return -1, -1, fmt.Errorf("describe quorum at %s: %w", addr, err)
 	}
 	resp := kresp.(*kmsg.DescribeQuorumResponse)
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return -1, fmt.Errorf("describe quorum at %s: %w", addr, err)
+		return -1, -1, fmt.Errorf("describe quorum at %s: %w", addr, err)
 	}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return -1, fmt.Errorf("describe quorum at %s: %w", addr, err)
+				return -1, -1, fmt.Errorf("describe quorum at %s: %w", addr, err)
 			}
-			return p.LeaderID, nil
+			return p.LeaderID, p.HighWatermark, nil
 		}
 	}
-	return -1, fmt.Errorf("describe quorum at %s: no partition in the answer", addr)
+	return -1, -1, fmt.Errorf("describe quorum at %s: no partition in the answer", addr)
 }
 
 // dialable reports whether something accepts TCP connections on addr.

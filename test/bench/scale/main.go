@@ -18,14 +18,20 @@
 //     Metadata (asked of broker 101) names it as leader (Kafka's target:
 //     the broker session timeout, 9s by default, + 2s).
 //   - broker restart: broker 103 is started again (same data directory);
-//     time from the restart until every partition's ISR is full again.
-//   - controller failover: the active controller (DescribeQuorum) is
-//     SIGKILLed; time until a surviving controller names a new leader, and
+//     time from the restart until every partition's ISR is full again, and
+//     the CPU of the cluster meanwhile (% of one core).
+//   - controller failover: the metadata log's high watermark (Raft index)
+//     first, then the active controller (DescribeQuorum) is SIGKILLed; time until a surviving controller names a new leader, and
 //     time until a new change is published (a 1-partition topic created
 //     through the brokers is answered without error).
 //   - snapshot: the newest Raft snapshot per controller (state.bin size,
 //     count on disk) and the duration of each snapshot the controllers'
-//     logs show ("starting snapshot" to "snapshot complete").
+//     logs show ("starting snapshot" to "snapshot complete"), and the size
+//     of raft.db. hashicorp/raft snapshots once 8192 entries follow the
+//     last one, checked every 120-240 s, so a short run may show none.
+//   - session fencings: how often the controllers fenced a broker whose
+//     session timed out (their logs); more than the one SIGKILL means
+//     brokers missed heartbeats under load.
 //
 // Every phase is bounded (BENCH_CREATE_BOUND etc., Go durations); a phase
 // that does not finish prints "> bound" with how far it got, and the run
@@ -454,13 +460,15 @@ func (b *bench) sampleCPU() func() float64 {
 // election of a new one and its first published change.
 func (b *bench) phaseControllerFailover(ctx context.Context) {
 	var active *node
+	metaEnd := int64(-1)
 	for _, n := range b.ctrls {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		id, err := quorumLeader(qctx, n.addr)
+		id, hw, err := describeQuorum(qctx, n.addr)
 		cancel()
 		if err != nil {
 			continue
 		}
+		metaEnd = hw
 		for _, c := range b.ctrls {
 			if c.id == id {
 				active = c
@@ -474,6 +482,7 @@ func (b *bench) phaseControllerFailover(ctx context.Context) {
 		b.add("controller failover", "no active controller found by DescribeQuorum")
 		return
 	}
+	b.add("metadata log high watermark (Raft index) before failover", strconv.FormatInt(metaEnd, 10))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.bootstrap()...), kgo.ClientID("skein-bench-scale"))
 	if err != nil {
 		b.add("controller failover", "client: "+err.Error())
