@@ -20,7 +20,7 @@ FUZZ_TARGETS := ./storage:FuzzRecovery:10s ./storage:FuzzRecoveryCompacted:10s \
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
-.PHONY: all build run test unit fuzz-short fuzz e2e bench bench-nats chaos clean
+.PHONY: all build run test unit fuzz-short fuzz e2e bench bench-nats bench-scale chaos clean
 
 all: build
 
@@ -75,6 +75,15 @@ bench: build
 # temporary GOBIN when they are not on PATH. Never part of `make test`.
 bench-nats: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) test/bench/compare-nats.sh
+
+# Metadata at scale (issue 11): 3 controllers + 3 brokers as processes,
+# BENCH_PARTITIONS (default 10000) partitions of RF 3 in topics of 100;
+# prints create time, idle CPU, RSS, broker kill/restart, controller
+# failover and snapshot figures (see test/bench/scale/main.go), e.g.
+# `make bench-scale BENCH_PARTITIONS=3000`. Every phase is bounded; one run
+# takes at most about 10 minutes. Never part of `make test`.
+bench-scale: build
+	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench/scale
 
 clean:
 	rm -rf bin skein-data
