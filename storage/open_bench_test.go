@@ -12,16 +12,16 @@ import (
 	"github.com/skein-io/skein/storage/storagetest"
 )
 
-// benchPartitions is how many partition directories BenchmarkOpenManager
-// opens: SKEIN_BENCH_PARTITIONS, 10,000 by default.
-func benchPartitions(b *testing.B) int {
-	s := os.Getenv("SKEIN_BENCH_PARTITIONS")
+// benchEnv is the positive number in the environment variable name, or
+// def when it is unset.
+func benchEnv(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
 	if s == "" {
-		return 10000
+		return def
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		b.Fatalf("SKEIN_BENCH_PARTITIONS=%q: want a positive number", s)
+		b.Fatalf("%s=%q: want a positive number", name, s)
 	}
 	return n
 }
@@ -64,21 +64,26 @@ func buildDataDir(t testing.TB, dir string, n, batches int) {
 }
 
 // BenchmarkOpenManager times opening and closing a data directory of many
-// small partition logs (SKEIN_BENCH_PARTITIONS, 10,000 by default, three
-// batches each): "clean" opens after a clean shutdown, "unclean" without
+// small partition logs (SKEIN_BENCH_PARTITIONS, 1,000 by default so that
+// make bench stays short, three batches each) on
+// SKEIN_BENCH_RECOVERY_THREADS workers (default DefaultRecoveryThreads): "clean" opens after a clean shutdown, "unclean" without
 // the clean-shutdown marker (every log's active segment is recovered),
 // "close" closes (flushes, writes producer snapshots, checkpoints and the
 // marker). The page cache is warm: this measures CPU and syscalls, not a
 // cold disk. Run with a fixed count:
 //
-//	go test -run '^$' -bench BenchmarkOpenManager -benchtime 3x ./storage/
+//	SKEIN_BENCH_PARTITIONS=10000 go test -run '^$' -bench BenchmarkOpenManager \
+//	  -benchtime 2x -timeout 30m ./storage/
 func BenchmarkOpenManager(b *testing.B) {
-	n := benchPartitions(b)
+	n := benchEnv(b, "SKEIN_BENCH_PARTITIONS", 1000)
+	cfg := storage.DefaultConfig("")
+	cfg.RecoveryThreads = benchEnv(b, "SKEIN_BENCH_RECOVERY_THREADS", storage.DefaultRecoveryThreads())
 	dir := b.TempDir()
 	buildDataDir(b, dir, n, 3)
+	cfg.Dir = dir
 	marker := filepath.Join(dir, ".kafka_cleanshutdown")
 	open := func(b *testing.B) *storage.Manager {
-		m, err := storage.OpenManager(storage.DefaultConfig(dir))
+		m, err := storage.OpenManager(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
