@@ -65,22 +65,39 @@ func buildDataDir(t testing.TB, dir string, n, batches int) {
 
 // BenchmarkOpenManager times opening and closing a data directory of many
 // small partition logs (SKEIN_BENCH_PARTITIONS, 1,000 by default so that
-// make bench stays short, three batches each) on
-// SKEIN_BENCH_RECOVERY_THREADS workers (default DefaultRecoveryThreads): "clean" opens after a clean shutdown, "unclean" without
-// the clean-shutdown marker (every log's active segment is recovered),
-// "close" closes (flushes, writes producer snapshots, checkpoints and the
-// marker). The page cache is warm: this measures CPU and syscalls, not a
-// cold disk. Run with a fixed count:
+// make bench stays short, three batches each), with one worker (what a
+// sequential open does) and with DefaultRecoveryThreads, or with the
+// comma-separated counts of SKEIN_BENCH_RECOVERY_THREADS. "clean" opens
+// after a clean shutdown, "unclean" without the clean-shutdown marker
+// (every log's active segment is recovered), "close" closes (flushes,
+// writes producer snapshots, checkpoints and the marker). The page cache
+// is warm: this measures CPU, syscalls and fsyncs, not a cold disk:
 //
 //	SKEIN_BENCH_PARTITIONS=10000 go test -run '^$' -bench BenchmarkOpenManager \
-//	  -benchtime 2x -timeout 30m ./storage/
+//	  -benchtime 2x -timeout 60m ./storage/
 func BenchmarkOpenManager(b *testing.B) {
 	n := benchEnv(b, "SKEIN_BENCH_PARTITIONS", 1000)
-	cfg := storage.DefaultConfig("")
-	cfg.RecoveryThreads = benchEnv(b, "SKEIN_BENCH_RECOVERY_THREADS", storage.DefaultRecoveryThreads())
+	threads := []int{1, storage.DefaultRecoveryThreads()}
+	if s := os.Getenv("SKEIN_BENCH_RECOVERY_THREADS"); s != "" {
+		threads = nil
+		for _, f := range strings.Split(s, ",") {
+			t, err := strconv.Atoi(f)
+			if err != nil || t < 1 {
+				b.Fatalf("SKEIN_BENCH_RECOVERY_THREADS=%q: want positive numbers", s)
+			}
+			threads = append(threads, t)
+		}
+	}
 	dir := b.TempDir()
 	buildDataDir(b, dir, n, 3)
-	cfg.Dir = dir
+	for _, t := range threads {
+		b.Run(fmt.Sprintf("threads=%d", t), func(b *testing.B) { benchOpenClose(b, dir, n, t) })
+	}
+}
+
+func benchOpenClose(b *testing.B, dir string, n, threads int) {
+	cfg := storage.DefaultConfig(dir)
+	cfg.RecoveryThreads = threads
 	marker := filepath.Join(dir, ".kafka_cleanshutdown")
 	open := func(b *testing.B) *storage.Manager {
 		m, err := storage.OpenManager(cfg)
