@@ -67,6 +67,11 @@ type Config struct {
 	// to clean (log.cleaner.backoff.ms); 0 disables the background cleaner
 	// (CleanNow still works).
 	CleanerInterval time.Duration
+	// RecoveryThreads is num.recovery.threads.per.data.dir: how many logs
+	// OpenManager opens (after an unclean stop: recovers) at once, and
+	// Close flushes and closes at once. At least 1; DefaultConfig sets
+	// DefaultRecoveryThreads().
+	RecoveryThreads int
 }
 
 // AppendInfo describes an append.

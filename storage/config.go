@@ -73,6 +73,7 @@ func DefaultConfig(dir string) Config {
 		RetentionCheckInterval:  5 * time.Minute,
 		FlushCheckpointInterval: time.Minute,
 		CleanerInterval:         15 * time.Second,
+		RecoveryThreads:         DefaultRecoveryThreads(),
 	}
 }
 
@@ -86,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if c.CleanerInterval < 0 {
 		return fmt.Errorf("log.cleaner.backoff.ms %v: must not be negative", c.CleanerInterval)
+	}
+	if c.RecoveryThreads < 1 {
+		return fmt.Errorf("num.recovery.threads.per.data.dir %d: must be at least 1", c.RecoveryThreads)
 	}
 	if c.FlushCheckpointInterval <= 0 {
 		return fmt.Errorf("flush checkpoint interval %v: must be positive", c.FlushCheckpointInterval)

@@ -95,6 +95,13 @@ func OpenManager(cfg Config) (*Manager, error) {
 		lock.Close()
 		return nil, err
 	}
+	// Entries come sorted by name: jobs, and so the error reported when
+	// several logs fail, are in name order.
+	type openJob struct {
+		dir string
+		tp  TopicPartition
+	}
+	var jobs []openJob
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -106,27 +113,42 @@ func OpenManager(cfg Config) (*Manager, error) {
 			}
 			continue
 		}
-		tp, ok := parseLogDirName(e.Name())
-		if !ok {
-			continue
+		if tp, ok := parseLogDirName(e.Name()); ok {
+			jobs = append(jobs, openJob{dir: dir, tp: tp})
 		}
-		id, err := readPartitionMetadata(dir)
+	}
+	// Open (after an unclean stop: recover) the logs on at most
+	// RecoveryThreads goroutines. Each worker writes only its own slot;
+	// cleanerCkpt and recovery are only read until every worker is done.
+	opened := make([]*Log, len(jobs))
+	failed, err := forEachBounded(len(jobs), cfg.RecoveryThreads, true, func(i int) error {
+		j := jobs[i]
+		id, err := readPartitionMetadata(j.dir)
 		if err != nil {
-			m.logger.Warn("partition.metadata unreadable; topic id unknown", "dir", dir, "error", err)
+			m.logger.Warn("partition.metadata unreadable; topic id unknown", "dir", j.dir, "error", err)
 		}
 		recoverFrom := int64(-1)
 		if !m.clean {
-			recoverFrom = recovery[tp] // 0 when never checkpointed: everything
+			recoverFrom = recovery[j.tp] // 0 when never checkpointed: everything
 		}
-		cleanedTo, gaps := m.cleanerCkpt[tp]
-		l, err := openLog(dir, tp, id, cfg.Log, recoverFrom, gaps, cfg.Now, m.logger)
+		cleanedTo, gaps := m.cleanerCkpt[j.tp]
+		l, err := openLog(j.dir, j.tp, id, cfg.Log, recoverFrom, gaps, cfg.Now, m.logger)
 		if err != nil {
-			m.closeLogs()
-			lock.Close()
-			return nil, fmt.Errorf("open log %s: %w", dir, err)
+			return err
 		}
 		m.attach(l, cleanedTo)
-		m.logs[tp] = l
+		opened[i] = l
+		return nil
+	})
+	for i, l := range opened {
+		if l != nil {
+			m.logs[jobs[i].tp] = l
+		}
+	}
+	if err != nil {
+		m.closeLogs()
+		lock.Close()
+		return nil, fmt.Errorf("open log %s: %w", jobs[failed].dir, err)
 	}
 	// The marker is consumed: a crash from now on must be recovered.
 	if err := removeFile(marker); err != nil {
@@ -135,7 +157,8 @@ func OpenManager(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.logger.Info("storage opened", "dir", cfg.Dir, "logs", len(m.logs), "clean_shutdown", m.clean,
-		"previous_broker_epoch", m.previousEpoch, "took", cfg.Now().Sub(start).Round(time.Millisecond).String())
+		"previous_broker_epoch", m.previousEpoch, "took", cfg.Now().Sub(start).Round(time.Millisecond).String(),
+		"recovery_threads", cfg.RecoveryThreads)
 	return m, nil
 }
 
@@ -323,15 +346,7 @@ func (m *Manager) Close() error {
 	if !m.stopBackground() {
 		return nil
 	}
-	var first error
-	for tp, l := range m.Logs() {
-		if err := l.close(); err != nil {
-			m.logger.Error("closing log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
-			if first == nil {
-				first = err
-			}
-		}
-	}
+	first := m.closeLogs()
 	if err := m.writeRecoveryPoints(); err != nil && first == nil {
 		first = err
 	}
@@ -385,10 +400,25 @@ func (m *Manager) Abandon() {
 	m.lock.Close()
 }
 
-func (m *Manager) closeLogs() {
-	for _, l := range m.logs {
-		l.close()
+// closeLogs closes (flushes) every log on at most RecoveryThreads
+// goroutines, logging each failure, and returns the error of the first
+// failing log in topic-partition order.
+func (m *Manager) closeLogs() error {
+	logs := m.Logs()
+	tps := make([]TopicPartition, 0, len(logs))
+	for tp := range logs {
+		tps = append(tps, tp)
 	}
+	sortTopicPartitions(tps)
+	_, err := forEachBounded(len(tps), m.cfg.RecoveryThreads, false, func(i int) error {
+		tp := tps[i]
+		if err := logs[tp].close(); err != nil {
+			m.logger.Error("closing log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+			return fmt.Errorf("close log %s-%d: %w", tp.Topic, tp.Partition, err)
+		}
+		return nil
+	})
+	return err
 }
 
 func (m *Manager) readRecoveryPoints() map[TopicPartition]int64 {
