@@ -203,13 +203,15 @@ func (s *isrSender) send(ctx context.Context, items []*isrItem, failures *int) b
 	}
 	*failures = 0
 	answers := indexAlterPartitionResponse(resp)
+	retrying := 0
 	for _, it := range items {
 		rp := answers.find(it.p)
 		if !it.p.handleISRAnswer(it.pc, rp) {
 			s.requeue(it, now)
+			retrying++
 		}
 	}
-	s.logger.Debug("ISR changes answered", "partitions", len(items))
+	s.logger.Info("AlterPartition answered", "partitions", len(items), "retrying", retrying)
 	return true
 }
 
