@@ -25,6 +25,7 @@ package partition
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,8 +40,6 @@ import (
 type isrItem struct {
 	p  *Partition
 	pc *pendingISR
-	// seq orders items by arrival; a retried item keeps its own.
-	seq uint64
 	// backoff is the wait after the next failure; due is when it may be
 	// sent (zero: at once).
 	backoff time.Duration
@@ -64,7 +63,6 @@ type isrSender struct {
 		sync.Mutex
 		// queued holds at most one item per partition, not in flight.
 		queued map[*Partition]*isrItem // protected by mu
-		seq    uint64                  // protected by mu
 	}
 }
 
@@ -86,8 +84,7 @@ type isrChange struct {
 func (s *isrSender) enqueue(changes ...isrChange) {
 	s.mu.Lock()
 	for _, c := range changes {
-		s.mu.seq++
-		s.mu.queued[c.p] = &isrItem{p: c.p, pc: c.pc, seq: s.mu.seq, backoff: isrBackoffInitial}
+		s.mu.queued[c.p] = &isrItem{p: c.p, pc: c.pc, backoff: isrBackoffInitial}
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -112,8 +109,8 @@ func (s *isrSender) requeue(it *isrItem, now time.Time) {
 	}
 }
 
-// take removes and returns the items due at now, in arrival order, and
-// the earliest due time among those left (zero: none).
+// take removes and returns the items due at now, and the earliest due time
+// among those left (zero: none).
 func (s *isrSender) take(now time.Time) (due []*isrItem, next time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,15 +124,7 @@ func (s *isrSender) take(now time.Time) (due []*isrItem, next time.Time) {
 		due = append(due, it)
 		delete(s.mu.queued, p)
 	}
-	slices.SortFunc(due, func(a, b *isrItem) int { return cmp.Compare(a.seq, b.seq) })
 	return due, next
-}
-
-// queuedLen is the number of queued items (tests).
-func (s *isrSender) queuedLen() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.mu.queued)
 }
 
 // run sends the queued changes until ctx ends: one request at a time, each
@@ -187,7 +176,10 @@ func (s *isrSender) send(ctx context.Context, items []*isrItem, failures *int) b
 	if ctx.Err() != nil {
 		return false
 	}
-	if err == nil && resp.ErrorCode != 0 {
+	switch {
+	case err == nil && resp == nil:
+		err = errors.New("no AlterPartition response")
+	case err == nil && resp.ErrorCode != 0:
 		err = kerr.ErrorForCode(resp.ErrorCode)
 	}
 	now := s.now()
