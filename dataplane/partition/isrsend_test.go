@@ -259,18 +259,25 @@ func TestISRSenderStopsOnClose(t *testing.T) {
 }
 
 // TestCheckISRsIdleAllocs: the shrink check over idle partitions (nothing
-// to change) allocates nothing.
+// to change) allocates nothing. testing.AllocsPerRun counts every
+// goroutine's allocations, so the background check is kept from running
+// (a long lag) and the least of a few measures is taken; an allocation per
+// partition would show in each.
 func TestCheckISRsIdleAllocs(t *testing.T) {
 	const n = 200
-	m, _, fc := newISRTestManager(t)
+	m, _, fc := newISRTestManagerLag(t, time.Hour)
 	isrs := make([][]int32, n)
 	for i := range isrs {
 		isrs[i] = []int32{1, 2, 3}
 	}
 	m.ApplyImage(batchImage(1, 1, isrs...))
 	m.checkISRs() // the first check gives every follower its state
-	if allocs := testing.AllocsPerRun(10, m.checkISRs); allocs != 0 {
-		t.Fatalf("checkISRs over %d idle partitions: %.0f allocations, want 0", n, allocs)
+	least := float64(n)
+	for range 3 {
+		least = min(least, testing.AllocsPerRun(10, m.checkISRs))
+	}
+	if least != 0 {
+		t.Fatalf("checkISRs over %d idle partitions: %.0f allocations, want 0", n, least)
 	}
 	fc.none(t)
 }
