@@ -41,5 +41,6 @@
 // own log end, so a follower that becomes leader starts from a sane one.
 // ISR changes: the leader shrinks and expands the ISR through
 // AlterPartition (isr.go); the high watermark counts the maximal ISR while a
-// change is pending.
+// change is pending. One sender per manager (isrsend.go) batches the
+// changes of all partitions into one request at a time.
 package partition

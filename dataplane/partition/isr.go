@@ -19,9 +19,11 @@ package partition
 //     current leader epoch (KAFKA-7128), it is registered and unfenced in the
 //     image, and the broker epoch of its fetches is its registration's.
 //
-// Either change is an AlterPartition to the active controller, one in
+// Either change goes to the active controller in an AlterPartition, one in
 // flight per partition, carrying the leader epoch, the partition epoch and
-// the members' broker epochs (-1 when unknown). While it is pending the high
+// the members' broker epochs (-1 when unknown). The manager's one sender
+// (isrsend.go) batches the changes of all partitions: one request at a time
+// carries every change due. While it is pending the high
 // watermark is computed over the maximal ISR: the committed one plus the
 // proposed newcomer (an expansion counts at once; a shrink only once
 // committed). min.insync.replicas is checked against the committed ISR.
@@ -38,7 +40,6 @@ package partition
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -72,8 +73,9 @@ type isrEnv struct {
 	brokerEpoch func() int64
 	image       func() *image.Image
 	lagMax      time.Duration
-	ctx         context.Context
-	wg          *sync.WaitGroup
+	// sender batches the partitions' changes into AlterPartition requests;
+	// nil exactly when alter is.
+	sender *isrSender
 }
 
 // followerState is the leader's view of one follower, under Partition.mu.
@@ -259,15 +261,10 @@ func (p *Partition) memberEpochsLocked(isr []int32) []int64 {
 	return out
 }
 
-// maybeShrinkISR proposes dropping the ISR followers that are out of sync:
-// log end not the leader's and not caught up for the lag limit.
-func (p *Partition) maybeShrinkISR() {
-	pc := p.shrinkProposal()
-	if pc != nil {
-		p.startISRChange(pc)
-	}
-}
-
+// shrinkProposal records and returns the change dropping the ISR
+// followers that are out of sync (log end not the leader's and not caught
+// up for the lag limit), nil when none is due. Nothing is allocated when
+// no change is due.
 func (p *Partition) shrinkProposal() *pendingISR {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
@@ -314,14 +311,10 @@ func (p *Partition) PendingISR() []int32 {
 	return nil
 }
 
-// startISRChange sends pc in a goroutine tracked by the manager.
+// startISRChange hands pc to the manager's AlterPartition sender
+// (isrsend.go), which sends it in its next request.
 func (p *Partition) startISRChange(pc *pendingISR) {
-	env := p.env
-	env.wg.Add(1)
-	go func() {
-		defer env.wg.Done()
-		p.runISRChange(pc)
-	}()
+	p.env.sender.enqueue(isrChange{p, pc})
 }
 
 // stillPending says whether pc is the partition's pending change.
@@ -331,75 +324,10 @@ func (p *Partition) stillPending(pc *pendingISR) bool {
 	return p.mu.isr.pending == pc
 }
 
-// runISRChange sends pc until it is answered for good, metadata moves past
-// it, or the manager closes.
-func (p *Partition) runISRChange(pc *pendingISR) {
-	env := p.env
-	backoff := isrBackoffInitial
-	for attempt := 1; ; attempt++ {
-		if env.ctx.Err() != nil || !p.stillPending(pc) {
-			return
-		}
-		ctx, cancel := context.WithTimeout(env.ctx, isrRequestTimeout)
-		resp, err := env.alter(ctx, p.alterPartitionRequest(pc))
-		cancel()
-		if env.ctx.Err() != nil {
-			return
-		}
-		if err == nil && p.handleISRResponse(pc, resp) {
-			return
-		}
-		if err != nil && attempt%10 == 1 {
-			p.logger.Warn("ISR change not answered; retrying", "proposed_isr", pc.proposed, "attempt", attempt, "error", err)
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-env.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, isrBackoffMax)
-	}
-}
-
-func (p *Partition) alterPartitionRequest(pc *pendingISR) *kmsg.AlterPartitionRequest {
-	req := kmsg.NewPtrAlterPartitionRequest()
-	req.Version = 3
-	rt := kmsg.NewAlterPartitionRequestTopic()
-	rt.Topic, rt.TopicID = p.tp.Topic, p.topicID
-	rp := kmsg.NewAlterPartitionRequestTopicPartition()
-	rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch = p.tp.Partition, pc.leaderEpoch, pc.partitionEpoch
-	rp.NewISR = slices.Clone(pc.proposed)
-	for i, r := range pc.proposed {
-		m := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
-		m.BrokerID, m.BrokerEpoch = r, pc.epochs[i]
-		rp.NewEpochISR = append(rp.NewEpochISR, m)
-	}
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	return req
-}
-
-// handleISRResponse applies the controller's answer to pc and reports
-// whether it is final (false: retry).
-func (p *Partition) handleISRResponse(pc *pendingISR, resp *kmsg.AlterPartitionResponse) bool {
-	if resp.ErrorCode != 0 {
-		p.logger.Debug("ISR change refused; retrying", "error", kerr.ErrorForCode(resp.ErrorCode))
-		return false
-	}
-	var rp *kmsg.AlterPartitionResponseTopicPartition
-	for i := range resp.Topics {
-		rt := &resp.Topics[i]
-		if rt.TopidID != p.topicID && rt.Topic != p.tp.Topic {
-			continue
-		}
-		for j := range rt.Partitions {
-			if rt.Partitions[j].Partition == p.tp.Partition {
-				rp = &rt.Partitions[j]
-			}
-		}
-	}
+// handleISRAnswer applies the controller's answer rp to pc (nil: the
+// response did not name the partition) and reports whether it is final
+// (false: retry after the backoff).
+func (p *Partition) handleISRAnswer(pc *pendingISR, rp *kmsg.AlterPartitionResponseTopicPartition) bool {
 	if rp == nil {
 		p.logger.Warn("ISR change answer does not name the partition; retrying")
 		return false
@@ -475,9 +403,18 @@ func (m *Manager) runISRChecks(ctx context.Context, every time.Duration) {
 	}
 }
 
-// checkISRs proposes ISR shrinks where followers are out of sync.
+// checkISRs proposes ISR shrinks where followers are out of sync, in one
+// pass over every hosted replica; the shrinks it finds go to the sender
+// together, so one AlterPartition carries them all. An idle pass (nothing
+// to shrink) allocates nothing.
 func (m *Manager) checkISRs() {
+	var due []isrChange
 	for _, p := range m.current.Load().partitions {
-		p.maybeShrinkISR()
+		if pc := p.shrinkProposal(); pc != nil {
+			due = append(due, isrChange{p, pc})
+		}
+	}
+	if len(due) > 0 {
+		m.isr.sender.enqueue(due...)
 	}
 }

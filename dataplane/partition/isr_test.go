@@ -91,6 +91,13 @@ const testLag = 2 * time.Second
 
 func newISRTestManager(t *testing.T) (*Manager, *fakeClock, *fakeController) {
 	t.Helper()
+	return newISRTestManagerLag(t, testLag)
+}
+
+// newISRTestManagerLag is newISRTestManager with replica.lag.time.max lag
+// (the background shrink check runs every lag/2 of real time).
+func newISRTestManagerLag(t *testing.T, lag time.Duration) (*Manager, *fakeClock, *fakeController) {
+	t.Helper()
 	store, err := storage.OpenManager(storage.DefaultConfig(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +107,7 @@ func newISRTestManager(t *testing.T) (*Manager, *fakeClock, *fakeController) {
 	fc := &fakeController{reqs: make(chan *kmsg.AlterPartitionRequest), resps: make(chan *kmsg.AlterPartitionResponse)}
 	cfg := DefaultConfig(testNode)
 	cfg.Now = clock.now
-	cfg.ReplicaLagTimeMax = testLag
+	cfg.ReplicaLagTimeMax = lag
 	cfg.AlterPartition = fc.alter
 	cfg.BrokerEpoch = func() int64 { return 1 }
 	m, err := New(cfg, store)

@@ -32,8 +32,9 @@ type Manager struct {
 	// current is replaced (never mutated) by ApplyImage.
 	current atomic.Pointer[snapshot]
 
-	// isr is the ISR-change plumbing shared by the partitions (isr.go); its
-	// goroutines stop at Close.
+	// isr is the ISR-change plumbing shared by the partitions (isr.go). Its
+	// two goroutines, the shrink check and the AlterPartition sender
+	// (isrsend.go), run when Config.AlterPartition is set and stop at Close.
 	isr       *isrEnv
 	isrCancel context.CancelFunc
 	isrWG     sync.WaitGroup
@@ -92,15 +93,22 @@ func New(cfg Config, store *storage.Manager) (*Manager, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.isrCancel = cancel
 	m.isr = &isrEnv{alter: cfg.AlterPartition, brokerEpoch: cfg.BrokerEpoch, image: m.Image,
-		lagMax: cfg.ReplicaLagTimeMax, ctx: ctx, wg: &m.isrWG}
+		lagMax: cfg.ReplicaLagTimeMax}
 	if cfg.AlterPartition != nil {
-		m.isrWG.Add(1)
-		go func() {
-			defer m.isrWG.Done()
-			m.runISRChecks(ctx, max(cfg.ReplicaLagTimeMax/2, time.Millisecond))
-		}()
+		m.isr.sender = newISRSender(cfg.AlterPartition, cfg.Logger)
+		m.goISR(func() { m.isr.sender.run(ctx) })
+		m.goISR(func() { m.runISRChecks(ctx, max(cfg.ReplicaLagTimeMax/2, time.Millisecond)) })
 	}
 	return m, nil
+}
+
+// goISR runs fn in a goroutine that Close waits for.
+func (m *Manager) goISR(fn func()) {
+	m.isrWG.Add(1)
+	go func() {
+		defer m.isrWG.Done()
+		fn()
+	}()
 }
 
 // Image is the last image applied (empty before the first).
