@@ -481,3 +481,33 @@ func TestTruncateCleanedSegmentSurvivesMachineCrash(t *testing.T) {
 		t.Fatalf("log end after the crash %d, want %d (truncated at %d)", got, want, cut)
 	}
 }
+
+// TestStrayEmptySegmentBelowLogEnd: an empty segment file whose name lies
+// inside the previous segment's offsets (on-disk damage, or a leftover) is
+// removed when the log opens; it must not become the active segment and
+// pull the log end back below records the log holds.
+func TestStrayEmptySegmentBelowLogEnd(t *testing.T) {
+	dir := t.TempDir()
+	m := openManager(t, dir)
+	l := mustLog(t, m, storage.DefaultLogConfig())
+	appendN(t, l, 3, 100, 1)
+	logDir := l.Dir()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(logDir, "00000000000000000001.log")
+	if err := os.WriteFile(stray, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m = openManager(t, dir)
+	t.Cleanup(func() { m.Close() })
+	l = m.Get(tp)
+	if got := l.LogEndOffset(); got != 3 {
+		t.Fatalf("log end after reopening with a stray empty segment at 1: %d, want 3", got)
+	}
+	checkContiguous(t, l)
+	appendN(t, l, 1, 100, 1)
+	if got := l.LogEndOffset(); got != 4 {
+		t.Fatalf("log end after one more append: %d, want 4", got)
+	}
+}

@@ -79,6 +79,21 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 			l.closeSegments()
 			return nil, fmt.Errorf("open segment %d of %s-%d: %w", base, tp.Topic, tp.Partition, err)
 		}
+		if n := len(l.mu.segs); n > 0 && s.size == 0 && s.base < l.mu.segs[n-1].next {
+			// An empty segment named inside the previous one's offsets
+			// (damage, or a leftover) holds nothing; as the last segment
+			// it would pull the log end back below records the log holds.
+			if err := s.remove(); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.closeSegments()
+				return nil, err
+			}
+			logger.Warn("removed empty segment inside the previous one's offsets", "topic", tp.Topic,
+				"partition", tp.Partition, "base_offset", base, "previous_end_offset", l.mu.segs[n-1].next)
+			if truncated {
+				truncatedAt = i // it held a corrupt batch: what follows goes too
+			}
+			continue
+		}
 		if n := len(l.mu.segs); n > 0 && s.size > 0 && s.base < l.mu.segs[n-1].next {
 			s.close()
 			l.closeSegments()
