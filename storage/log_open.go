@@ -95,9 +95,33 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 			continue
 		}
 		if n := len(l.mu.segs); n > 0 && s.size > 0 && s.base < l.mu.segs[n-1].next {
-			s.close()
-			l.closeSegments()
-			return nil, fmt.Errorf("%w: segment %d of %s-%d overlaps the one before", ErrCorruptBatch, base, tp.Topic, tp.Partition)
+			// The previous segment runs past this one's base: a batch
+			// header there carries a damaged base offset (the CRC does not
+			// cover it, and in a log with offset gaps a larger one passed
+			// validation). It is a corrupt batch like any other: the
+			// previous segment is cut before it and everything after goes.
+			prev := l.mu.segs[n-1]
+			pos, _, ok, err := prev.find(s.base)
+			if err == nil && ok {
+				err = prev.truncateTo(pos, cfg.IndexIntervalBytes, allowGaps)
+			}
+			if err == nil {
+				err = syncFile(prev.f, prev.filePath(logSuffix))
+			}
+			if err != nil || !ok {
+				s.close()
+				l.closeSegments()
+				return nil, fmt.Errorf("%w: segment %d of %s-%d overlaps the one before", ErrCorruptBatch, base, tp.Topic, tp.Partition)
+			}
+			logger.Warn("cut a segment whose batches run past the next segment's base (damaged base offset)",
+				"topic", tp.Topic, "partition", tp.Partition, "segment", prev.base, "valid_bytes", prev.size,
+				"next_segment", base)
+			if err := s.remove(); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.closeSegments()
+				return nil, err
+			}
+			truncatedAt = i
+			continue
 		}
 		l.mu.segs = append(l.mu.segs, s)
 		if truncated {
