@@ -17,6 +17,11 @@ FUZZ_TARGETS := ./storage:FuzzRecovery:10s ./storage:FuzzRecoveryCompacted:10s \
 	./storage:FuzzClean:300x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
 	./internal/wire:FuzzRequestDecoding:10s \
 	./controller/metalog:FuzzDecodeMetadataBatch:10s
+# Fuzzed logs live on tmpfs where there is one: fuzzing checks logic, not
+# durability (crash behaviour is TestLogModel's, over a crashable dir), and
+# on disk a FuzzClean input with hundreds of tiny segments spends seconds in
+# fsyncs, which the fuzz coordinator can take for a hung worker.
+FUZZ_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
@@ -54,7 +59,7 @@ fuzz:
 			echo "fuzz target $$name not found in $$pkg" >&2; exit 1; \
 		fi; \
 		echo "fuzz $$pkg $$name for $$budget"; \
-		$(GO) test -run=XXX -fuzz="^$$name\$$" -fuzztime=$$budget -fuzzminimizetime=10x $$pkg; \
+		$(if $(FUZZ_TMPDIR),TMPDIR=$(FUZZ_TMPDIR)) $(GO) test -run=XXX -fuzz="^$$name\$$" -fuzztime=$$budget -fuzzminimizetime=10x $$pkg; \
 	done
 
 # End-to-end tests: real controller and broker processes on loopback,
