@@ -84,20 +84,15 @@ func startController(t *testing.T, cfg Config) *Controller {
 	return c
 }
 
-func startClient(t *testing.T, ctl *Controller, brokerID int32, controllers ...string) *client.Client {
+// startClientConfig starts a broker's controller client from cfg
+// (Controllers, NodeID and whatever else the test sets) with the tests'
+// listener, fast heartbeats and a named logger.
+func startClientConfig(t *testing.T, cfg client.Config) *client.Client {
 	t.Helper()
-	if len(controllers) == 0 {
-		controllers = []string{ctl.Addr()}
-	}
-	cl, err := client.New(client.Config{
-		Controllers:       controllers,
-		NodeID:            brokerID,
-		AdvertisedHost:    "127.0.0.1",
-		AdvertisedPort:    9092,
-		HeartbeatInterval: 100 * time.Millisecond,
-		MetadataMaxWait:   time.Second,
-		Logger:            testLogger(t, fmt.Sprintf("broker-%d", brokerID)),
-	})
+	cfg.AdvertisedHost, cfg.AdvertisedPort = "127.0.0.1", 9092
+	cfg.HeartbeatInterval, cfg.MetadataMaxWait = 100*time.Millisecond, time.Second
+	cfg.Logger = testLogger(t, fmt.Sprintf("broker-%d", cfg.NodeID))
+	cl, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +102,15 @@ func startClient(t *testing.T, ctl *Controller, brokerID int32, controllers ...s
 	if err := cl.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return cl
+}
+
+func startClient(t *testing.T, ctl *Controller, brokerID int32, controllers ...string) *client.Client {
+	t.Helper()
+	if len(controllers) == 0 {
+		controllers = []string{ctl.Addr()}
+	}
+	cl := startClientConfig(t, client.Config{Controllers: controllers, NodeID: brokerID})
 	if b := cl.Image().Brokers[brokerID]; b == nil || b.Epoch != cl.BrokerEpoch() {
 		t.Fatalf("Start returned before the image held the registration: %+v", b)
 	}

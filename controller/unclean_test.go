@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -18,26 +17,9 @@ import (
 // previousEpoch from its clean-shutdown marker (-1: none).
 func startClientPrev(t *testing.T, ctl *Controller, brokerID int32, previousEpoch int64) *client.Client {
 	t.Helper()
-	cl, err := client.New(client.Config{
-		Controllers:         []string{ctl.Addr()},
-		NodeID:              brokerID,
-		AdvertisedHost:      "127.0.0.1",
-		AdvertisedPort:      9092,
-		PreviousBrokerEpoch: previousEpoch,
-		HeartbeatInterval:   100 * time.Millisecond,
-		MetadataMaxWait:     time.Second,
-		Logger:              testLogger(t, fmt.Sprintf("broker-%d", brokerID)),
+	return startClientConfig(t, client.Config{
+		Controllers: []string{ctl.Addr()}, NodeID: brokerID, PreviousBrokerEpoch: previousEpoch,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return cl
 }
 
 // TestUncleanRegistration is the scenario at the controller: RF 2,

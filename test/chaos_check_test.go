@@ -14,7 +14,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/test/harness"
@@ -195,13 +194,6 @@ func chaosRetentionOff(t *testing.T, c *harness.Cluster) {
 // chaosDescribeRetention returns "topic retention.x=value" for the chaos
 // topics' retention configs as broker b (asked directly) describes them.
 func chaosDescribeRetention(b *harness.Node) ([]string, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RequestRetries(0))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	for _, topic := range chaosTopics {
 		r := kmsg.NewDescribeConfigsRequestResource()
@@ -210,10 +202,11 @@ func chaosDescribeRetention(b *harness.Node) ([]string, error) {
 		r.ConfigNames = []string{"retention.ms", "retention.bytes"}
 		req.Resources = append(req.Resources, r)
 	}
-	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+	r, err := b.Request(req, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
+	resp := r.(*kmsg.DescribeConfigsResponse)
 	var out []string
 	for _, r := range resp.Resources {
 		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {

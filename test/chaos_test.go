@@ -632,21 +632,15 @@ func chaosMetadata(b *harness.Node) (map[chaosTP]chaosPartition, error) {
 // topicStateVia returns the leader and ISR of each partition of topic in
 // broker b's Metadata (b asked directly, not through its proxy).
 func topicStateVia(b *harness.Node, topic string) (map[int32]chaosPartition, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RequestRetries(0))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+	r, err := b.Request(req, 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
+	resp := r.(*kmsg.MetadataResponse)
 	out := make(map[int32]chaosPartition)
 	for _, mt := range resp.Topics {
 		for _, p := range mt.Partitions {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/test/harness"
@@ -148,21 +146,15 @@ func dropLogTail(t *testing.T, dir string) int64 {
 // describeELR is partition 0's eligible leader replicas in broker b's
 // DescribeTopicPartitions answer.
 func describeELR(b *harness.Node, topic string) ([]int32, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RequestRetries(0))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
 	rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
 	rt.Topic = topic
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
+	r, err := b.Request(req, 5*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("DescribeTopicPartitions via %s: %w", b.Name, err)
+		return nil, err
 	}
+	resp := r.(*kmsg.DescribeTopicPartitionsResponse)
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) == 0 {
 		return nil, fmt.Errorf("DescribeTopicPartitions via %s: %+v", b.Name, resp)
 	}

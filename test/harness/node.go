@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Role is what a node runs as.
@@ -103,4 +104,23 @@ func brokerListed(seed string, want ...int32) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// Request sends req to this node itself (its real listener, not a proxy,
+// and not forwarded through metadata to another broker) once, with no
+// retries, and returns the answer; the whole exchange is bounded by
+// timeout.
+func (n *Node) Request(req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr), kgo.RequestRetries(0))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s via %s: %w", kmsg.NameForKey(req.Key()), n.name(), err)
+	}
+	return resp, nil
 }
