@@ -35,6 +35,8 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("replica-lag-time-max", "replica.lag.time.max.ms: an in-sync follower not caught up for this long leaves the ISR", 0)),
 			fromComponent("broker", durationFlag("log-retention-check-interval", "log.retention.check.interval.ms: how often retention looks for segments to delete (5m)", 0)),
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
+			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
+			pprofFlag(),
 		}, groupFlags()...)...),
 		Action: runBroker,
 	}
@@ -101,6 +103,13 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("log-retention-check-interval") {
 		cfg.LogRetentionCheckInterval = c.Duration("log-retention-check-interval")
+	}
+	if c.IsSet("max-incremental-fetch-session-cache-slots") {
+		n := c.Int("max-incremental-fetch-session-cache-slots")
+		if n < 0 {
+			return cfg, fmt.Errorf("--max-incremental-fetch-session-cache-slots %d must be >= 0", n)
+		}
+		cfg.FetchSessionCacheSlots = n
 	}
 	if c.IsSet("log-cleaner-backoff") {
 		cfg.LogCleanerBackoff = c.Duration("log-cleaner-backoff")
@@ -192,6 +201,13 @@ func runBroker(c *cli.Context) error {
 	}
 	ctx, stop := signalContext(c)
 	defer stop()
+	if addr := c.String("pprof"); addr != "" {
+		stopPprof, err := servePprof(addr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	// Fault injection for the machine-crash test: journal every fsync,
 	// rename and remove of the data directory (format in
 	// storage.FsyncJournal). Not an operator setting.

@@ -31,6 +31,7 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", durationFlag("session-timeout", "fence a broker without heartbeats for this long", 0)),
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
+			pprofFlag(),
 		),
 		Action: runController,
 		Subcommands: []*cli.Command{
@@ -103,6 +104,13 @@ func runController(c *cli.Context) error {
 	}
 	ctx, stop := signalContext(c)
 	defer stop()
+	if addr := c.String("pprof"); addr != "" {
+		stopPprof, err := servePprof(addr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	ctl, err := startController(cfg)
 	if err != nil {

@@ -71,6 +71,10 @@ type Config struct {
 	// LogCleanerBackoff is log.cleaner.backoff.ms: how often the log
 	// cleaner looks for compacted logs to clean; 0: storage's default.
 	LogCleanerBackoff time.Duration
+	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots:
+	// how many fetch sessions (KIP-227) the broker keeps (default 1000);
+	// 0 turns sessions off (every fetch is a full one).
+	FetchSessionCacheSlots int
 	// Groups configures the group coordinator (offsets.topic.*, group.*,
 	// offsets.retention.*); the broker sets its NodeID and Logger.
 	Groups group.Config
@@ -104,6 +108,7 @@ func DefaultConfig() Config {
 		MessageMaxBytes:          defaultMessageMaxBytes,
 		HeartbeatInterval:        defaultHeartbeatInterval,
 		ReplicaLagTimeMax:        partition.DefaultReplicaLagTimeMax,
+		FetchSessionCacheSlots:   kafka.DefaultFetchSessionSlots,
 		Groups:                   group.DefaultConfig(0),
 		Logger:                   hclog.NewNullLogger(),
 	}
@@ -128,6 +133,9 @@ func (c Config) Validate() error {
 		if host == "" || isUnspecified(host) {
 			return fmt.Errorf("broker: AdvertisedListener %q needs a host clients can dial", c.AdvertisedListener)
 		}
+	}
+	if c.FetchSessionCacheSlots < 0 {
+		return fmt.Errorf("broker: FetchSessionCacheSlots %d must be >= 0", c.FetchSessionCacheSlots)
 	}
 	if len(c.Controllers) == 0 {
 		return errors.New("broker: Controllers is empty")
@@ -348,6 +356,8 @@ func (b *Broker) start() error {
 		Controller: ctl,
 		Logger:     b.log.Named("kafka"),
 		Groups:     b.groups,
+		FetchSessions: kafka.NewFetchSessionCache(cfg.FetchSessionCacheSlots,
+			kafka.DefaultFetchSessionEvictAfter, nil),
 	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)

@@ -30,9 +30,11 @@ package kafka
 //     has not passed, the request waits on the partitions' state changes
 //     (no polling), then reads again. Any partition error answers at once.
 //   - OFFSET_OUT_OF_RANGE answers carry the high watermark and log start.
-//   - No fetch sessions (KIP-227): the answer's SessionID is always 0, so
-//     clients keep sending full fetches; a request naming a session gets
-//     FETCH_SESSION_ID_NOT_FOUND and the client starts over.
+//   - Fetch sessions (KIP-227, v7+; fetch_session.go): a full fetch with
+//     epoch 0 creates one, incremental fetches name only what changed and
+//     are answered with only what changed; idle partitions of a session
+//     are not read, and a session parks on one channel for all of them.
+//     Epoch -1 (and every fetch before v7) is sessionless, as before.
 //   - LastStableOffset = high watermark (no transactions);
 //     PreferredReadReplica -1.
 //   - Log data is not copied: the response carries file ranges that the
@@ -59,18 +61,50 @@ type fetchPartition struct {
 	read   storage.ReadResult
 	// replicaEpoch is a follower's broker epoch (v15+), -1 unknown.
 	replicaEpoch int64
+	// sp is the session partition read (nil: sessionless), clock its
+	// session's (followers only).
+	sp    *sessionPartition
+	clock *partition.SessionClock
+	// cut: the read had records but the size limit left them out.
+	cut bool
 }
 
 func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
 	r := req.Body.(*kmsg.FetchRequest)
 	resp := r.ResponseKind().(*kmsg.FetchResponse)
-	if r.SessionID != 0 {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return resp, nil
-	}
 	replicaID, replicaEpoch := r.ReplicaID, int64(-1)
 	if r.Version >= 15 {
 		replicaID, replicaEpoch = r.ReplicaState.ID, r.ReplicaState.Epoch
+	}
+	if r.Version >= 7 {
+		cache := h.FetchSessions
+		if cache == nil {
+			cache = noFetchSessions
+		}
+		id, epoch := r.SessionID, r.SessionEpoch
+		switch {
+		case epoch == finalSessionEpoch:
+			if id != 0 {
+				cache.remove(id)
+			}
+		case epoch == initialSessionEpoch:
+			if id != 0 {
+				cache.remove(id)
+			}
+			if s := cache.create(replicaID >= 0, r.Version >= 13); s != nil {
+				defer s.unlock()
+				h.dataLog().Debug("fetch session created", "session_id", s.id, "replica_id", replicaID)
+				return h.sessionFetch(ctx, req, resp, s, true, replicaID, replicaEpoch)
+			}
+		default:
+			s, err := cache.acquire(id, epoch, r.Version >= 13)
+			if err != nil {
+				resp.ErrorCode = err.Code
+				return resp, nil
+			}
+			defer s.unlock()
+			return h.sessionFetch(ctx, req, resp, s, false, replicaID, replicaEpoch)
+		}
 	}
 	img := h.Partitions.Image()
 
@@ -130,26 +164,32 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 	// copied.
 	fr := wire.NewFileResponse(resp)
 	for i := range parts {
-		fp := &parts[i]
-		// Never null: librdkafka refuses a MessageSetSize of -1.
-		fp.out.RecordBatches = noRecords
-		switch {
-		case fp.read.Size == 0:
-		case len(fp.read.Ranges) == 1:
-			rg := fp.read.Ranges[0]
-			fp.out.RecordBatches = fr.Add(wire.FileRange{File: rg.File, Pos: rg.Pos, Size: rg.Size})
-		default:
-			data, err := fp.read.ReadInto(make([]byte, 0, fp.read.Size))
-			if err != nil {
-				// A segment deleted by retention since the read: answer
-				// without data; the client fetches again.
-				h.dataLog().Debug("fetch read failed", "topic", fp.topic, "partition", fp.out.Partition, "error", err)
-				continue
-			}
-			fp.out.RecordBatches = data
-		}
+		h.attachRecords(fr, &parts[i])
 	}
 	return fr, nil
+}
+
+// attachRecords puts fp's records in its answer: a file range sent with
+// sendfile, or a copy when the read spans several ranges. Partitions must
+// be attached in the order the response encodes them.
+func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
+	// Never null: librdkafka refuses a MessageSetSize of -1.
+	fp.out.RecordBatches = noRecords
+	switch {
+	case fp.read.Size == 0:
+	case len(fp.read.Ranges) == 1:
+		rg := fp.read.Ranges[0]
+		fp.out.RecordBatches = fr.Add(wire.FileRange{File: rg.File, Pos: rg.Pos, Size: rg.Size})
+	default:
+		data, err := fp.read.ReadInto(make([]byte, 0, fp.read.Size))
+		if err != nil {
+			// A segment deleted by retention since the read: answer
+			// without data; the client fetches again.
+			h.dataLog().Debug("fetch read failed", "topic", fp.topic, "partition", fp.out.Partition, "error", err)
+			return
+		}
+		fp.out.RecordBatches = data
+	}
 }
 
 // noRecords is the empty (not null) record set of a partition without data.
@@ -161,7 +201,7 @@ var noRecords = []byte{}
 func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int32) (total int64, failed bool) {
 	for i := range parts {
 		fp := &parts[i]
-		fp.read = storage.ReadResult{}
+		fp.read, fp.cut = storage.ReadResult{}, false
 		if fp.p == nil {
 			failed = failed || fp.out.ErrorCode != 0
 			continue
@@ -169,6 +209,10 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 		limit := min(int64(fp.params.MaxBytes), int64(maxBytes)-total)
 		params := fp.params
 		params.MaxBytes = int32(max(limit, 0))
+		if fp.sp != nil {
+			// Before the read: a change during it shows on the next fetch.
+			fp.sp.changes = fp.p.Changes()
+		}
 		rr, err := fp.p.Read(params)
 		fp.out.HighWatermark = rr.HighWatermark
 		fp.out.LastStableOffset = rr.HighWatermark
@@ -186,10 +230,11 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 			continue
 		}
 		if fp.params.ReplicaID >= 0 {
-			_ = fp.p.UpdateFollowerFetchEpoch(fp.params.ReplicaID, fp.replicaEpoch, fp.params.FetchOffset)
+			_ = fp.p.UpdateFollowerFetchSession(fp.params.ReplicaID, fp.replicaEpoch, fp.params.FetchOffset, fp.clock)
 		}
 		// KIP-74: only the first partition with data may exceed the limits.
 		if total > 0 && rr.Size > limit {
+			fp.cut = true
 			continue
 		}
 		fp.read = rr.ReadResult

@@ -379,9 +379,9 @@ func TestFetchErrors(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("fetch with an error waited")
 	}
-	// A session we never created.
+	// An incremental fetch of a session we never created.
 	req := kmsg.NewPtrFetchRequest()
-	req.SessionID = 42
+	req.SessionID, req.SessionEpoch = 42, 1
 	r, _ := h.handleFetch(context.Background(), request(req, 12))
 	if resolveFetch(t, r).ErrorCode != kerr.FetchSessionIDNotFound.Code {
 		t.Fatal("unknown session not refused")

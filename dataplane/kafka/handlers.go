@@ -36,6 +36,9 @@ type Handlers struct {
 	// Groups is the group coordinator; nil answers the group APIs with
 	// COORDINATOR_NOT_AVAILABLE.
 	Groups *group.Coordinator
+	// FetchSessions holds the fetch sessions (KIP-227); nil: every fetch
+	// is sessionless.
+	FetchSessions *FetchSessionCache
 
 	// producerIDs hands out InitProducerId ids (22_init_producer_id.go);
 	// its zero value is ready.

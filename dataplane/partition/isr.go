@@ -40,6 +40,7 @@ package partition
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -84,6 +85,42 @@ type followerState struct {
 	lastCaughtUp       time.Time
 	lastFetchTime      time.Time
 	lastFetchLeaderLEO int64
+	// session is the clock of the follower's fetch session when its last
+	// read of this partition was caught up (nil otherwise): the session
+	// skips the partition while nothing changes, and each of its later
+	// fetches is a time the follower was still caught up (SessionClock).
+	session *SessionClock
+}
+
+// SessionClock is the start time of a fetch session's latest fetch. A
+// follower's session re-reads only the partitions that changed (Changes)
+// since it last read them: one it skipped had not moved since a read that
+// found the follower at the leader's log end, so the follower was caught up
+// at that fetch. The leader takes the clock as the caught-up time of the
+// partitions whose last read was caught up instead of updating each of
+// them on every fetch. Set it after the fetch's reads, before it parks.
+type SessionClock struct{ nanos atomic.Int64 }
+
+// Set records t as the session's latest fetch.
+func (c *SessionClock) Set(t time.Time) { c.nanos.Store(t.UnixNano()) }
+
+func (c *SessionClock) get() time.Time {
+	n := c.nanos.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// caughtUp is the follower's last caught-up time, counting its session's
+// latest fetch when the partition's last read was caught up.
+func (f *followerState) caughtUp() time.Time {
+	if f.session != nil {
+		if t := f.session.get(); t.After(f.lastCaughtUp) {
+			return t
+		}
+	}
+	return f.lastCaughtUp
 }
 
 // fetched is the follower's state after a fetch at now from offset (its
@@ -92,6 +129,7 @@ type followerState struct {
 // up as of now when it reached the leader's log end, or as of its previous
 // fetch when it reached the log end the leader had then.
 func (f followerState) fetched(now time.Time, offset, leaderLEO, brokerEpoch int64) followerState {
+	f.lastCaughtUp = f.caughtUp()
 	switch {
 	case offset >= leaderLEO:
 		f.lastCaughtUp = now
@@ -175,6 +213,14 @@ func (p *Partition) reconcilePendingLocked() {
 // epoch (Fetch v15+ ReplicaState.ReplicaEpoch; -1 unknown). It also updates
 // the follower's caught-up time and may start an ISR expansion.
 func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset int64) error {
+	return p.UpdateFollowerFetchSession(replica, brokerEpoch, offset, nil)
+}
+
+// UpdateFollowerFetchSession is UpdateFollowerFetchEpoch for a fetch of a
+// fetch session whose clock is session (nil: sessionless): when the fetch
+// reaches the leader's log end, the session's later fetches count as
+// caught-up times until the next read of this partition (SessionClock).
+func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offset int64, session *SessionClock) error {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if p.role != RoleLeader {
@@ -188,6 +234,10 @@ func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset 
 	p.mu.Lock()
 	f := p.followerLocked(replica, now)
 	*f = f.fetched(now, offset, leo, brokerEpoch)
+	f.session = nil
+	if offset >= leo {
+		f.session = session
+	}
 	if p.mu.followerLEO[replica] != offset {
 		p.mu.followerLEO[replica] = offset
 		if p.advanceHighWatermarkLocked() {
@@ -293,7 +343,7 @@ func (p *Partition) shrinkProposal() *pendingISR {
 	pc := p.pendingLocked(pr)
 	lags := make([]string, len(pr.OutOfSync))
 	for i, r := range pr.OutOfSync {
-		lags[i] = now.Sub(p.mu.isr.followers[r].lastCaughtUp).Round(time.Millisecond).String()
+		lags[i] = now.Sub(p.mu.isr.followers[r].caughtUp()).Round(time.Millisecond).String()
 	}
 	p.logger.Info("ISR shrink proposed: followers out of sync", "out_of_sync", pr.OutOfSync, "not_caught_up_for", lags,
 		"leader_leo", leo, "isr", p.isr, "proposed_isr", pr.Proposed, "replica_lag_time_max", env.lagMax,

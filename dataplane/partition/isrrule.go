@@ -58,7 +58,7 @@ func (v *isrView) canPropose() bool {
 // lastCaughtUp is follower r's last caught-up time (Now if unknown).
 func (v *isrView) lastCaughtUp(r int32) time.Time {
 	if f := v.Followers[r]; f != nil {
-		return f.lastCaughtUp
+		return f.caughtUp()
 	}
 	return v.Now
 }

@@ -3,6 +3,7 @@ package partition
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,6 +59,8 @@ type Partition struct {
 	leaderEpochStartOffset int64
 	// env is the manager's ISR-change plumbing (isr.go); set at creation.
 	env *isrEnv
+	// changes counts notifyLocked calls (Changes).
+	changes atomic.Uint64
 
 	// mu is taken after roleMu when both are needed.
 	mu struct {

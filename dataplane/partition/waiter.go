@@ -64,8 +64,10 @@ func (w *Waiter) Close() {
 	w.watched = nil
 }
 
-// notifyLocked wakes every waiter of p. Caller holds p.mu.
+// notifyLocked wakes every waiter of p and counts the change (Changes).
+// Caller holds p.mu.
 func (p *Partition) notifyLocked() {
+	p.changes.Add(1)
 	for ch := range p.mu.waiters {
 		select {
 		case ch <- struct{}{}:
@@ -79,4 +81,28 @@ func (p *Partition) Waiting() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.mu.waiters)
+}
+
+// Changes counts the partition's state changes (every append, truncation,
+// high watermark advance, ISR or role change, close: whatever wakes a
+// Waiter). A reader that saw the same count before and after a read knows
+// nothing it depends on moved in between; a fetch session skips re-reading
+// a partition whose count has not moved since its last read.
+func (p *Partition) Changes() uint64 { return p.changes.Load() }
+
+// AddWaker registers ch to get a signal (non-blocking send) on every state
+// change of p until RemoveWaker: a fetch session parks on one channel for
+// all its partitions, registered once rather than on every fetch. ch should
+// have a buffer of 1.
+func (p *Partition) AddWaker(ch chan struct{}) {
+	p.mu.Lock()
+	p.mu.waiters[ch] = struct{}{}
+	p.mu.Unlock()
+}
+
+// RemoveWaker undoes AddWaker. Idempotent.
+func (p *Partition) RemoveWaker(ch chan struct{}) {
+	p.mu.Lock()
+	delete(p.mu.waiters, ch)
+	p.mu.Unlock()
 }

@@ -29,7 +29,10 @@ type Config struct {
 	// failed fetch (replica.fetch.backoff.ms is the initial one).
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
-	Logger         hclog.Logger
+	// NoFetchSessions sends sessionless full fetches (every partition in
+	// every request) instead of using a fetch session (KIP-227).
+	NoFetchSessions bool
+	Logger          hclog.Logger
 }
 
 // DefaultConfig returns Kafka's replica fetcher defaults for a broker id.

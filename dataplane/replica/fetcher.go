@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -35,6 +36,10 @@ type fetcher struct {
 	done   chan struct{}
 	// kick wakes an idle loop when the partitions change.
 	kick chan struct{}
+	// sess is the fetch session (KIP-227) with the leader, and gen counts
+	// requests built; both owned by the loop goroutine.
+	sess session
+	gen  uint64
 
 	mu struct {
 		sync.Mutex
@@ -54,6 +59,48 @@ type fetchState struct {
 	fetchOffset int64     // offset of the request in flight
 	retryAt     time.Time // zero: fetch now
 	failures    int       // consecutive failures (backoff exponent)
+
+	// The fetch position (FetchPosition) as of the partition's change
+	// count posChanges; recomputed only when the partition changed.
+	posKnown   bool
+	posChanges uint64
+	// gen is the fetcher's gen of the last request that fetched it.
+	gen       uint64
+	lastEpoch int32
+	logStart  int64
+}
+
+// session is the follower's side of a fetch session: its id and the epoch
+// of the next request (0: a full fetch that creates a session), and what
+// the leader's session holds, as of the last answered request. A full
+// fetch answered with session id 0 leaves the follower sessionless: every
+// fetch is then a full one.
+type session struct {
+	id    int32
+	epoch int32
+	// parts is every partition in the leader's session, by name, with the
+	// fetch parameters last sent; names maps topic ids to names.
+	parts map[storage.TopicPartition]sessionPart
+	names map[[16]byte]string
+}
+
+// sessionPart is a partition of the session with the parameters the
+// leader has for it.
+type sessionPart struct {
+	st          *fetchState
+	fetchOffset int64
+	lastEpoch   int32
+	leaderEpoch int32
+}
+
+// reset starts over: the next fetch is a full one creating a new session.
+func (s *session) reset() { *s = session{} }
+
+// isSessionError says whether a Fetch error code means the session is gone
+// or out of step (start over with a full fetch at once).
+func isSessionError(code int16) bool {
+	return code == kerr.FetchSessionIDNotFound.Code || code == kerr.InvalidFetchSessionEpoch.Code ||
+		code == kerr.FetchSessionTopicIDError.Code
 }
 
 func newFetcher(cfg Config, leaderID int32, addr string) (*fetcher, error) {
@@ -166,7 +213,7 @@ func (f *fetcher) run() {
 		states, wakeAt := f.ready(time.Now())
 		var req *kmsg.FetchRequest
 		if len(states) > 0 {
-			req, states = f.buildRequest(states)
+			req = f.buildRequest(states)
 		}
 		if req == nil {
 			f.idle(wakeAt)
@@ -177,8 +224,17 @@ func (f *fetcher) run() {
 		err := f.roundTrip(req, resp, true, f.cfg.MaxWait+requestTimeout)
 		if err == nil && resp.ErrorCode != 0 {
 			err = kerr.ErrorForCode(resp.ErrorCode)
+			if isSessionError(resp.ErrorCode) && f.sess.id != 0 {
+				// The leader lost or refused the session (restart,
+				// eviction): start over with a full fetch now.
+				f.log.Info("fetch session lost; starting a new one", "session_id", f.sess.id, "error", err)
+				f.sess.reset()
+				continue
+			}
 		}
 		if err != nil {
+			// The next connection starts a new session.
+			f.sess.reset()
 			if f.ctx.Err() != nil {
 				return
 			}
@@ -194,10 +250,30 @@ func (f *fetcher) run() {
 			failing = false
 		}
 		bo.Reset()
+		if req.SessionEpoch <= 0 {
+			if resp.SessionID != f.sess.id {
+				f.log.Debug("fetch session started", "session_id", resp.SessionID, "partitions", len(f.sess.parts))
+			}
+			f.sess.id = resp.SessionID
+			f.sess.epoch = 0 // sessionless: full fetches
+			if f.sess.id != 0 {
+				f.sess.epoch = 1
+			}
+		} else {
+			f.sess.epoch = nextEpoch(req.SessionEpoch)
+		}
 		// Appending copies the batches into the log, so the read buffer
 		// they alias is free again once this returns.
-		f.handleResponse(resp, states)
+		f.handleResponse(resp)
 	}
+}
+
+// nextEpoch is the session epoch after e (wrapping to 1, KIP-227).
+func nextEpoch(e int32) int32 {
+	if e == math.MaxInt32 {
+		return 1
+	}
+	return e + 1
 }
 
 // idle waits for a partition change, the end of the earliest backoff
@@ -217,9 +293,14 @@ func (f *fetcher) idle(wakeAt time.Time) {
 }
 
 // buildRequest makes one Fetch for the partitions, each from its log end
-// with the epoch of its last batch; it returns the request (nil if no
-// partition can be fetched) and the partitions in it.
-func (f *fetcher) buildRequest(states []*fetchState) (*kmsg.FetchRequest, []*fetchState) {
+// with the epoch of its last batch (nil if no partition can be fetched),
+// and updates f.sess to what the leader's session holds once it answers
+// (a failed fetch resets the session). A full fetch (no session yet, or
+// sessionless) names every partition; an incremental one names only the
+// partitions new to the session or whose position or leader epoch moved,
+// and forgets those no longer fetched (left, or in backoff after a
+// failure).
+func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = f.cfg.NodeID
 	req.ReplicaState.ID = f.cfg.NodeID
@@ -230,18 +311,32 @@ func (f *fetcher) buildRequest(states []*fetchState) (*kmsg.FetchRequest, []*fet
 	req.MaxWaitMillis = int32(f.cfg.MaxWait.Milliseconds())
 	req.MinBytes = f.cfg.MinBytes
 	req.MaxBytes = f.cfg.MaxBytes
-	req.SessionID, req.SessionEpoch = 0, -1 // full fetches, no session
-
+	req.SessionID, req.SessionEpoch = f.sess.id, f.sess.epoch
+	if f.cfg.NoFetchSessions {
+		req.SessionID, req.SessionEpoch = 0, -1
+	}
+	full := req.SessionEpoch <= 0
+	if full || f.sess.parts == nil {
+		f.sess.parts = make(map[storage.TopicPartition]sessionPart, len(states))
+		f.sess.names = map[[16]byte]string{}
+	}
+	f.gen++
 	topics := map[string]int{}
-	sent := states[:0]
+	fetched := 0
 	for _, st := range states {
-		offset, lastEpoch, err := st.p.FetchPosition(st.leaderEpoch)
-		if err != nil {
+		if err := f.position(st); err != nil {
 			// Metadata moved on; the next Update replaces this state.
 			f.retry(st, err)
 			continue
 		}
-		st.fetchOffset = offset
+		fetched++
+		st.gen = f.gen
+		sp := sessionPart{st: st, fetchOffset: st.fetchOffset, lastEpoch: st.lastEpoch, leaderEpoch: st.leaderEpoch}
+		if !full && f.sess.parts[st.tp] == sp {
+			continue // the leader's session has it as it is
+		}
+		f.sess.parts[st.tp] = sp
+		f.sess.names[st.p.TopicID()] = st.tp.Topic
 		i, ok := topics[st.tp.Topic]
 		if !ok {
 			i = len(req.Topics)
@@ -253,41 +348,73 @@ func (f *fetcher) buildRequest(states []*fetchState) (*kmsg.FetchRequest, []*fet
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = st.tp.Partition
 		rp.CurrentLeaderEpoch = st.leaderEpoch
-		rp.FetchOffset = offset
-		rp.LastFetchedEpoch = lastEpoch
-		rp.LogStartOffset = st.p.Log().LogStartOffset()
+		rp.FetchOffset = st.fetchOffset
+		rp.LastFetchedEpoch = st.lastEpoch
+		rp.LogStartOffset = st.logStart
 		rp.PartitionMaxBytes = f.cfg.PartitionMaxBytes
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
-		sent = append(sent, st)
 	}
-	if len(sent) == 0 {
-		return nil, nil
+	if fetched == 0 {
+		f.sess.reset()
+		return nil
 	}
-	return req, sent
+	forgotten := map[string]int{}
+	for tp, sp := range f.sess.parts {
+		if sp.st.gen == f.gen && f.sess.parts[tp].st == sp.st {
+			continue
+		}
+		delete(f.sess.parts, tp)
+		if full {
+			continue
+		}
+		i, ok := forgotten[tp.Topic]
+		if !ok {
+			i = len(req.ForgottenTopics)
+			forgotten[tp.Topic] = i
+			ft := kmsg.NewFetchRequestForgottenTopic()
+			ft.Topic, ft.TopicID = tp.Topic, sp.st.p.TopicID()
+			req.ForgottenTopics = append(req.ForgottenTopics, ft)
+		}
+		req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
+	}
+	return req
+}
+
+// position refreshes st's fetch position when the partition changed since
+// it was last read (appends, truncations and role changes all count).
+func (f *fetcher) position(st *fetchState) error {
+	changes := st.p.Changes()
+	if st.posKnown && changes == st.posChanges {
+		return nil
+	}
+	offset, lastEpoch, err := st.p.FetchPosition(st.leaderEpoch)
+	if err != nil {
+		st.posKnown = false
+		return err
+	}
+	st.posKnown, st.posChanges = true, changes
+	st.fetchOffset, st.lastEpoch = offset, lastEpoch
+	st.logStart = st.p.Log().LogStartOffset()
+	return nil
 }
 
 // handleResponse applies each partition's answer; answers for partitions
-// whose fetch state was replaced meanwhile are dropped.
-func (f *fetcher) handleResponse(resp *kmsg.FetchResponse, sent []*fetchState) {
-	byName := make(map[storage.TopicPartition]*fetchState, len(sent))
-	names := map[[16]byte]string{}
-	for _, st := range sent {
-		byName[st.tp] = st
-		names[st.p.TopicID()] = st.tp.Topic
-	}
+// whose fetch state was replaced meanwhile are dropped. An incremental
+// answer holds only the partitions that changed.
+func (f *fetcher) handleResponse(resp *kmsg.FetchResponse) {
 	for i := range resp.Topics {
 		rt := &resp.Topics[i]
 		name := rt.Topic
 		if resp.Version >= 13 {
-			name = names[rt.TopicID]
+			name = f.sess.names[rt.TopicID]
 		}
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
-			st := byName[storage.TopicPartition{Topic: name, Partition: rp.Partition}]
-			if st == nil || !f.current(st) {
+			sp, ok := f.sess.parts[storage.TopicPartition{Topic: name, Partition: rp.Partition}]
+			if !ok || !f.current(sp.st) {
 				continue
 			}
-			f.handlePartition(st, rp)
+			f.handlePartition(sp.st, rp)
 		}
 	}
 }
@@ -388,6 +515,7 @@ func (f *fetcher) leaderLogEnd(st *fetchState) (int64, error) {
 // retry puts a partition in backoff after a failure, logging the first of
 // a streak.
 func (f *fetcher) retry(st *fetchState, err error) {
+	st.posKnown = false
 	st.failures++
 	d := f.cfg.BackoffInitial << min(st.failures-1, 16)
 	st.retryAt = time.Now().Add(min(d, f.cfg.BackoffMax))

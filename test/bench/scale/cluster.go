@@ -29,6 +29,9 @@ type node struct {
 	dataDir  string
 	logPath  string
 	args     []string
+	// pprofAddr serves the node's pprof profiles (BENCH_PROFILE); empty:
+	// off.
+	pprofAddr string
 
 	// cmd is the running process; nil before the first start. exited is
 	// closed when it has been reaped.
@@ -56,7 +59,7 @@ func freeAddr(used map[string]bool) (string, error) {
 
 // newCluster lays out controllers 1..nc and brokers 101..101+nb-1 under dir
 // (not started).
-func newCluster(bin, dir, logLevel string, nc, nb int) ([]*node, []*node, error) {
+func newCluster(bin, dir, logLevel string, nc, nb int, pprof bool) ([]*node, []*node, error) {
 	used := map[string]bool{}
 	var ctrls, brokers []*node
 	var voters, ctrlAddrs []string
@@ -93,6 +96,15 @@ func newCluster(bin, dir, logLevel string, nc, nb int) ([]*node, []*node, error)
 		n.args = []string{bin, "broker", "--node-id", strconv.Itoa(int(n.id)), "--data-dir", n.dataDir,
 			"--listen", n.addr, "--controllers", strings.Join(ctrlAddrs, ","), "--log-level", logLevel}
 		brokers = append(brokers, n)
+	}
+	if pprof {
+		for _, n := range append(append([]*node{}, ctrls...), brokers...) {
+			var err error
+			if n.pprofAddr, err = freeAddr(used); err != nil {
+				return nil, nil, err
+			}
+			n.args = append(n.args, "--pprof", n.pprofAddr)
+		}
 	}
 	return ctrls, brokers, nil
 }

@@ -33,6 +33,11 @@
 //     session timed out (their logs); more than the one SIGKILL means
 //     brokers missed heartbeats under load.
 //
+// BENCH_PROFILE=DIR starts every node with --pprof and writes a CPU
+// profile of each node over the idle window to DIR/NAME.cpu.pprof (`go tool
+// pprof -top bin/skein DIR/broker-101.cpu.pprof`); profiling adds a little
+// CPU of its own. BENCH_IDLE_ONLY=1 stops after the idle phase.
+//
 // Every phase is bounded (BENCH_CREATE_BOUND etc., Go durations); a phase
 // that does not finish prints "> bound" with how far it got, and the run
 // goes on, so one N takes at most about 10 minutes. The load average is
@@ -44,12 +49,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -71,6 +79,8 @@ type config struct {
 	partitions   int
 	logLevel     string
 	keep         bool
+	profileDir   string
+	idleOnly     bool
 	startBound   time.Duration
 	createBound  time.Duration
 	settleBound  time.Duration
@@ -95,7 +105,8 @@ func envDuration(key string, def time.Duration) (time.Duration, error) {
 }
 
 func loadConfig() (config, error) {
-	c := config{bin: os.Getenv("SKEIN_BIN"), partitions: 10000, logLevel: "info", keep: os.Getenv("BENCH_KEEP") == "1"}
+	c := config{bin: os.Getenv("SKEIN_BIN"), partitions: 10000, logLevel: "info", keep: os.Getenv("BENCH_KEEP") == "1",
+		profileDir: os.Getenv("BENCH_PROFILE"), idleOnly: os.Getenv("BENCH_IDLE_ONLY") == "1"}
 	if c.bin == "" {
 		c.bin = "bin/skein"
 	}
@@ -216,7 +227,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	b := &bench{cfg: cfg}
-	b.ctrls, b.brokers, err = newCluster(cfg.bin, dir, cfg.logLevel, 3, 3)
+	b.ctrls, b.brokers, err = newCluster(cfg.bin, dir, cfg.logLevel, 3, 3, cfg.profileDir != "")
 	if err != nil {
 		return err
 	}
@@ -242,6 +253,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	b.phaseCreate(ctx)
 	b.phaseIdle(ctx)
+	if cfg.idleOnly {
+		b.add("load average at end", loadAvg())
+		b.print()
+		return ctx.Err()
+	}
 	b.phaseBrokerKillRestart(ctx)
 	b.phaseControllerFailover(ctx)
 	b.phaseSnapshots()
@@ -353,12 +369,14 @@ func (b *bench) phaseIdle(ctx context.Context) {
 		}
 	}
 	start := time.Now()
+	profiled := b.profile(ctx, nodes)
 	select {
 	case <-ctx.Done():
 		return
 	case <-time.After(b.cfg.idle):
 	}
 	elapsed := time.Since(start).Seconds()
+	defer profiled()
 	var total float64
 	var lines []string
 	for i, n := range nodes {
@@ -591,4 +609,61 @@ func (b *bench) print() {
 	for _, r := range b.rows {
 		fmt.Printf("%-*s  %s\n", width, r[0], r[1])
 	}
+}
+
+// profile starts a CPU profile over the idle window of every node serving
+// pprof, written to cfg.profileDir; the returned func waits for them.
+func (b *bench) profile(ctx context.Context, nodes []*node) (wait func()) {
+	if b.cfg.profileDir == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(b.cfg.profileDir, 0o755); err != nil {
+		b.add("profile", err.Error())
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	secs := int(b.cfg.idle.Seconds())
+	for _, n := range nodes {
+		if n.pprofAddr == "" || !n.running() {
+			continue
+		}
+		wg.Add(1)
+		go func(n *node) {
+			defer wg.Done()
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.pprofAddr, secs)
+			path := filepath.Join(b.cfg.profileDir, n.name+".cpu.pprof")
+			if err := fetchTo(ctx, url, path); err != nil {
+				fmt.Fprintf(os.Stderr, "profile %s: %v\n", n.name, err)
+			}
+		}(n)
+	}
+	return func() {
+		wg.Wait()
+		b.add("CPU profiles", b.cfg.profileDir)
+	}
+}
+
+// fetchTo writes the body of an HTTP GET of url to path.
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

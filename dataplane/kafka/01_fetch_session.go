@@ -1,0 +1,201 @@
+package kafka
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/internal/wire"
+)
+
+// noFetchSessions is the cache of Handlers without FetchSessions: no slot,
+// so every fetch is sessionless.
+var noFetchSessions = NewFetchSessionCache(0, 0, nil)
+
+// sessionFetch serves a fetch of session s (held by the caller): a full
+// one (the request that created s: every partition read and answered) or
+// an incremental one (the request's partitions and ForgottenTopics applied
+// to s; only the partitions that need it read, only the changed ones
+// answered). See fetch_session.go.
+func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *kmsg.FetchResponse, s *fetchSession,
+	full bool, replicaID int32, replicaEpoch int64) (kmsg.Response, error) {
+	r := req.Body.(*kmsg.FetchRequest)
+	start := time.Now()
+	s.apply(r, replicaID)
+	resp.SessionID = s.id
+
+	// A signal pending from before is stale: every partition is checked
+	// below anyway.
+	select {
+	case <-s.wake:
+	default:
+	}
+	var clock *partition.SessionClock
+	if replicaID >= 0 {
+		clock = &s.clock
+	}
+	img := h.Partitions.Image()
+	// inFetch marks the session partitions already in parts.
+	inFetch := make(map[*sessionPartition]bool)
+	var parts []fetchPartition
+	collect := func() {
+		for _, sp := range s.parts {
+			if inFetch[sp] || (!full && !sp.mustRead()) {
+				continue
+			}
+			inFetch[sp] = true
+			parts = append(parts, h.sessionPartitionFetch(r.Version, img, s, sp, replicaID, replicaEpoch, clock))
+		}
+	}
+	collect()
+	maxBytes := r.MaxBytes
+	if h.Config.FetchMaxBytes > 0 {
+		maxBytes = min(maxBytes, h.Config.FetchMaxBytes)
+	}
+	total, failed := h.readFetch(r.Version, parts, maxBytes)
+	if clock != nil {
+		// Every partition not read was as its last read left it.
+		clock.Set(start)
+	}
+	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
+		deadline := req.Received.Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
+		for total < int64(r.MinBytes) && !failed && parkSession(ctx, s.wake, deadline) {
+			collect()
+			total, failed = h.readFetch(r.Version, parts, maxBytes)
+		}
+	}
+
+	// The answer: partitions in session order, grouped by topic.
+	type topicKey struct {
+		id   [16]byte
+		name string
+	}
+	topicIdx := map[topicKey]int{}
+	var order []*fetchPartition
+	var topicOf []int
+	for i := range parts {
+		fp := &parts[i]
+		sp := fp.sp
+		diverging := fp.out.DivergingEpoch.Epoch >= 0 || fp.out.DivergingEpoch.EndOffset >= 0
+		sp.stale = fp.out.ErrorCode != 0 || fp.read.Size > 0 || diverging || fp.cut
+		if full {
+			sp.markSent(fp.out.HighWatermark, fp.out.LogStartOffset, fp.out.LastStableOffset)
+		} else if !sp.mustSend(fp.out.ErrorCode, fp.read.Size, diverging, fp.out.HighWatermark, fp.out.LogStartOffset, fp.out.LastStableOffset) {
+			continue
+		}
+		k := topicKey{id: sp.key.topicID, name: sp.key.topic}
+		ti, ok := topicIdx[k]
+		if !ok {
+			ti = len(resp.Topics)
+			topicIdx[k] = ti
+			t := kmsg.NewFetchResponseTopic()
+			t.Topic, t.TopicID = fp.topic, sp.key.topicID
+			resp.Topics = append(resp.Topics, t)
+		}
+		order = append(order, fp)
+		topicOf = append(topicOf, ti)
+	}
+	// Records are attached in the order the response encodes them.
+	byTopic := make([][]*fetchPartition, len(resp.Topics))
+	for i, fp := range order {
+		byTopic[topicOf[i]] = append(byTopic[topicOf[i]], fp)
+	}
+	fr := wire.NewFileResponse(resp)
+	for ti, fps := range byTopic {
+		t := &resp.Topics[ti]
+		t.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(fps))
+		for _, fp := range fps {
+			h.attachRecords(fr, fp)
+			t.Partitions = append(t.Partitions, *fp.out)
+		}
+	}
+	return fr, nil
+}
+
+// apply takes the request's partitions (new or changed) and forgotten
+// topics into the session. A full (creating) request names every
+// partition.
+func (s *fetchSession) apply(r *kmsg.FetchRequest, replicaID int32) {
+	for i := range r.Topics {
+		rt := &r.Topics[i]
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			lastFetched := int32(-1)
+			if replicaID >= 0 && r.Version >= 12 {
+				lastFetched = rp.LastFetchedEpoch
+			}
+			s.upsert(s.key(rt.TopicID, rt.Topic, rp.Partition), rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch, lastFetched)
+		}
+	}
+	for i := range r.ForgottenTopics {
+		ft := &r.ForgottenTopics[i]
+		for _, p := range ft.Partitions {
+			s.forget(s.key(ft.TopicID, ft.Topic, p))
+		}
+	}
+}
+
+// key names a partition of the session: by id or by name.
+func (s *fetchSession) key(id [16]byte, name string, p int32) sessionKey {
+	if s.topicIDs {
+		return sessionKey{topicID: id, partition: p}
+	}
+	return sessionKey{topic: name, partition: p}
+}
+
+// sessionPartitionFetch resolves sp (topic id, hosted replica; the waker
+// follows the replica) and returns it as a partition of this fetch.
+func (h *Handlers) sessionPartitionFetch(version int16, img *image.Image, s *fetchSession, sp *sessionPartition, replicaID int32, replicaEpoch int64, clock *partition.SessionClock) fetchPartition {
+	op := new(kmsg.FetchResponseTopicPartition)
+	*op = kmsg.NewFetchResponseTopicPartition()
+	op.Partition = sp.key.partition
+	op.HighWatermark = -1
+	fp := fetchPartition{out: op, sp: sp, clock: clock, topic: sp.key.topic, replicaEpoch: replicaEpoch,
+		params: partition.ReadParams{
+			FetchOffset:        sp.fetchOffset,
+			MaxBytes:           sp.maxBytes,
+			CurrentLeaderEpoch: sp.currentLeaderEpoch,
+			ReplicaID:          replicaID,
+			LastFetchedEpoch:   sp.lastFetchedEpoch,
+		}}
+	if s.topicIDs {
+		t := img.TopicByID(sp.key.topicID)
+		if t == nil {
+			op.ErrorCode = errorCode(partition.ErrUnknownTopicID)
+			s.watch(sp, nil)
+			return fp
+		}
+		fp.topic = t.Name
+	}
+	p, err := h.Partitions.Partition(fp.topic, sp.key.partition)
+	if err != nil {
+		h.setFetchError(version, fp.topic, op, err)
+		s.watch(sp, nil)
+		return fp
+	}
+	s.watch(sp, p)
+	fp.p = p
+	return fp
+}
+
+// parkSession waits for a change of a session partition (true), or the
+// deadline or the end of ctx (false).
+func parkSession(ctx context.Context, wake <-chan struct{}, deadline time.Time) bool {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wake:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
