@@ -85,6 +85,9 @@ func New(cfg Config) (*Controller, error) {
 	}, nil
 }
 
+// raftLogCacheSize is how many recent Raft log entries stay in memory.
+const raftLogCacheSize = 256
+
 // Start opens Raft state (bootstrapping on first start) and the Kafka listener.
 func (c *Controller) Start() error {
 	raftDir := filepath.Join(c.cfg.DataDir, "raft")
@@ -132,7 +135,15 @@ func (c *Controller) Start() error {
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, c.fsm, store, store, snaps, trans)
+	// The leader sends every follower an AppendEntries at least every
+	// CommitTimeout, each naming the previous entry: without a cache that
+	// is a bolt read and a msgpack decode of the last (possibly large)
+	// entry many times a second on an idle cluster.
+	logs, err := raft.NewLogCache(raftLogCacheSize, store)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, c.fsm, logs, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
