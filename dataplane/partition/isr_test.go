@@ -316,3 +316,52 @@ func TestISRChangeEndedByMetadata(t *testing.T) {
 		t.Fatalf("stale answer adopted: %+v", st)
 	}
 }
+
+// A follower's fetch session skips unchanged partitions: each of its fetches
+// counts as a caught-up time for a partition whose last read by the session
+// reached the log end, and no longer once a read finds the follower behind.
+func TestISRSessionClock(t *testing.T) {
+	m, clock, fc := newISRTestManager(t)
+	m.ApplyImage(isrImage(1, 1, 1, []int32{1, 2, 3}, "1"))
+	p := mustPartition(t, m, "t", 0)
+	if _, err := p.AppendAsLeader(batchOf(5, 10), 1); err != nil {
+		t.Fatal(err)
+	}
+	t0 := clock.now()
+	var s2, s3 SessionClock
+	// t0+0.1s: both read up to the log end in their sessions.
+	clock.advance(100 * time.Millisecond)
+	for f, s := range map[int32]*SessionClock{2: &s2, 3: &s3} {
+		if err := p.UpdateFollowerFetchSession(f, 1, 5, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2's session goes on fetching (skipping the idle partition) until
+	// t0+3s; 3's stops.
+	s2.Set(t0.Add(3 * time.Second))
+	clock.advance(3400 * time.Millisecond)
+	if _, err := p.AppendAsLeader(batchOf(3, 10), 1); err != nil { // LEO 8
+		t.Fatal(err)
+	}
+	// t0+4s: 3 was last caught up at 0.1s, 2 at 3s (its session's fetch).
+	clock.advance(500 * time.Millisecond)
+	m.checkISRs()
+	if got := decode(fc.next(t)); !slices.Equal(got.members, []int32{1, 2}) {
+		t.Fatalf("shrink sent %+v, want ISR [1 2]", got)
+	}
+	fc.answer(0, 1, 2, 1, 2)
+	waitUntil(t, "ISR adopted", func() bool { return p.State().PartitionEpoch == 2 })
+	// t0+4.1s: 2's session reads the changed partition from 5: behind.
+	clock.advance(100 * time.Millisecond)
+	if err := p.UpdateFollowerFetchSession(2, 1, 5, &s2); err != nil {
+		t.Fatal(err)
+	}
+	s2.Set(t0.Add(5 * time.Second))
+	// t0+5.2s: caught up last at 3s; the session's later fetches do not
+	// count while it is behind.
+	clock.advance(1100 * time.Millisecond)
+	m.checkISRs()
+	if got := decode(fc.next(t)); !slices.Equal(got.members, []int32{1}) {
+		t.Fatalf("shrink sent %+v, want ISR [1]", got)
+	}
+}

@@ -250,21 +250,27 @@ func (f *fetcher) run() {
 			failing = false
 		}
 		bo.Reset()
-		if req.SessionEpoch <= 0 {
-			if resp.SessionID != f.sess.id {
-				f.log.Debug("fetch session started", "session_id", resp.SessionID, "partitions", len(f.sess.parts))
-			}
-			f.sess.id = resp.SessionID
-			f.sess.epoch = 0 // sessionless: full fetches
-			if f.sess.id != 0 {
-				f.sess.epoch = 1
-			}
-		} else {
-			f.sess.epoch = nextEpoch(req.SessionEpoch)
-		}
+		f.answered(req, resp.SessionID)
 		// Appending copies the batches into the log, so the read buffer
 		// they alias is free again once this returns.
 		f.handleResponse(resp)
+	}
+}
+
+// answered moves the session on after the leader answered req without
+// error, with sessionID: a full fetch starts the session it names (0:
+// none, the next fetch is full again), an incremental one moves the epoch.
+func (f *fetcher) answered(req *kmsg.FetchRequest, sessionID int32) {
+	if req.SessionEpoch > 0 {
+		f.sess.epoch = nextEpoch(req.SessionEpoch)
+		return
+	}
+	if sessionID != f.sess.id {
+		f.log.Debug("fetch session started", "session_id", sessionID, "partitions", len(f.sess.parts))
+	}
+	f.sess.id, f.sess.epoch = sessionID, 0 // sessionless: full fetches
+	if sessionID != 0 {
+		f.sess.epoch = 1
 	}
 }
 

@@ -24,9 +24,15 @@ type node struct {
 	addr       *net.TCPAddr
 	partitions *partition.Manager
 	replicas   *replica.Manager
+	sessions   *kafka.FetchSessionCache
 }
 
-func startNode(t *testing.T, id int32) *node {
+// startNode starts a node whose leader side keeps fetch sessions.
+func startNode(t *testing.T, id int32) *node { return startNodeWith(t, id, true) }
+
+// startNodeWith starts a node; without sessions its fetchers send
+// sessionless full fetches and its leader side keeps none.
+func startNodeWith(t *testing.T, id int32, sessions bool) *node {
 	t.Helper()
 	store, err := storage.OpenManager(storage.DefaultConfig(t.TempDir()))
 	if err != nil {
@@ -35,6 +41,7 @@ func startNode(t *testing.T, id int32) *node {
 	rcfg := replica.DefaultConfig(id)
 	rcfg.BrokerEpoch = func() int64 { return 7 }
 	rcfg.MaxWait = 100 * time.Millisecond
+	rcfg.NoFetchSessions = !sessions
 	replicas, err := replica.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +53,9 @@ func startNode(t *testing.T, id int32) *node {
 		t.Fatal(err)
 	}
 	h := &kafka.Handlers{Config: kafka.Config{NodeID: id, FetchMaxBytes: 50 << 20}, Partitions: parts}
+	if sessions {
+		h.FetchSessions = kafka.NewFetchSessionCache(kafka.DefaultFetchSessionSlots, kafka.DefaultFetchSessionEvictAfter, nil)
+	}
 	reg := wire.NewRegistry()
 	h.Register(reg)
 	srv, err := wire.NewServer(wire.DefaultConfig(), reg)
@@ -63,7 +73,7 @@ func startNode(t *testing.T, id int32) *node {
 		_ = parts.Close()
 		_ = store.Close()
 	})
-	return &node{id: id, addr: ln.Addr().(*net.TCPAddr), partitions: parts, replicas: replicas}
+	return &node{id: id, addr: ln.Addr().(*net.TCPAddr), partitions: parts, replicas: replicas, sessions: h.FetchSessions}
 }
 
 // imageOf is an image with the nodes registered and one partition of
@@ -135,9 +145,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // else has; node 2 becomes leader in epoch 1 and appends; node 1 follows,
 // truncates its unreplicated tail where the epochs part, and catches up.
 // Both logs end byte-identical, with the follower's high watermark the
-// leader's.
+// leader's. It runs with fetch sessions (KIP-227) and without.
 func TestReplicationAndLeaderChange(t *testing.T) {
-	n1, n2 := startNode(t, 1), startNode(t, 2)
+	for _, sessions := range []bool{true, false} {
+		name := "sessionless"
+		if sessions {
+			name = "sessions"
+		}
+		t.Run(name, func(t *testing.T) { testReplicationAndLeaderChange(t, sessions) })
+	}
+}
+
+func testReplicationAndLeaderChange(t *testing.T, sessions bool) {
+	n1, n2 := startNodeWith(t, 1, sessions), startNodeWith(t, 2, sessions)
 	nodes := []*node{n1, n2}
 	apply(imageOf(1, nodes, 1, 0), n1, n2)
 	p1, p2 := part(t, n1), part(t, n2)
@@ -156,6 +176,9 @@ func TestReplicationAndLeaderChange(t *testing.T) {
 	waitFor(t, "follower high watermark", func() bool { return p2.HighWatermark() == p1.HighWatermark() })
 	if got := n2.replicas.Leaders(); len(got) != 1 || got[0] != 1 {
 		t.Fatalf("node 2 fetches from %v, want [1]", got)
+	}
+	if sessions && n1.sessions.Len() != 1 {
+		t.Fatalf("leader holds %d fetch sessions, want node 2's", n1.sessions.Len())
 	}
 	committed := p1.Log().LogEndOffset()
 
