@@ -13,6 +13,12 @@
 //     epoch (kmsg over a kgo client dialing the leader), appends the
 //     returned batches byte for byte, truncates on DivergingEpoch, and sets
 //     the follower high watermark.
+//   - Fetches use a fetch session (KIP-227): a full first fetch creates
+//     it; then each fetch names only the partitions whose position or
+//     leader epoch moved (a partition's position is recomputed only when
+//     it changed, partition.Changes) and forgets those no longer fetched.
+//     A session error, or any failed round trip, starts over with a full
+//     fetch. Config.NoFetchSessions sends sessionless full fetches.
 //
 // Invariants:
 //   - A partition is fetched under the leader epoch of the image that
