@@ -67,6 +67,8 @@ type fetchPartition struct {
 	clock *partition.SessionClock
 	// cut: the read had records but the size limit left them out.
 	cut bool
+	// outOfISR: a follower's read while it is not in the ISR.
+	outOfISR bool
 }
 
 func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
@@ -201,7 +203,7 @@ var noRecords = []byte{}
 func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int32) (total int64, failed bool) {
 	for i := range parts {
 		fp := &parts[i]
-		fp.read, fp.cut = storage.ReadResult{}, false
+		fp.read, fp.cut, fp.outOfISR = storage.ReadResult{}, false, false
 		if fp.p == nil {
 			failed = failed || fp.out.ErrorCode != 0
 			continue
@@ -230,7 +232,10 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 			continue
 		}
 		if fp.params.ReplicaID >= 0 {
-			_ = fp.p.UpdateFollowerFetchSession(fp.params.ReplicaID, fp.replicaEpoch, fp.params.FetchOffset, fp.clock)
+			inISR, err := fp.p.UpdateFollowerFetchSession(fp.params.ReplicaID, fp.replicaEpoch, fp.params.FetchOffset, fp.clock)
+			// A session reads a follower's partitions outside the ISR on
+			// every fetch, so that its expansion is tried again.
+			fp.outOfISR = err == nil && !inISR
 		}
 		// KIP-74: only the first partition with data may exceed the limits.
 		if total > 0 && rr.Size > limit {

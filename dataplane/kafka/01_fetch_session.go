@@ -80,7 +80,7 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 		fp := &parts[i]
 		sp := fp.sp
 		diverging := fp.out.DivergingEpoch.Epoch >= 0 || fp.out.DivergingEpoch.EndOffset >= 0
-		sp.stale = fp.out.ErrorCode != 0 || fp.read.Size > 0 || diverging || fp.cut
+		sp.stale = fp.out.ErrorCode != 0 || fp.read.Size > 0 || diverging || fp.cut || fp.outOfISR
 		if full {
 			sp.markSent(fp.out.HighWatermark, fp.out.LogStartOffset, fp.out.LastStableOffset)
 		} else if !sp.mustSend(fp.out.ErrorCode, fp.read.Size, diverging, fp.out.HighWatermark, fp.out.LogStartOffset, fp.out.LastStableOffset) {

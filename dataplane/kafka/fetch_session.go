@@ -27,7 +27,9 @@ package kafka
 // Idle partitions cost nothing per fetch: a session re-reads a partition
 // only when the request names it, when its state changed since the
 // session's last read of it (partition.Changes), or when that read returned
-// records or an error or was cut by the size limit (it may answer again).
+// records or an error or was cut by the size limit (it may answer again),
+// or found the fetching follower outside the ISR (its expansion may need
+// another try with nothing changed on the partition).
 // A session parks on one channel registered once with each of its
 // partitions (partition.AddWaker), not per fetch. A follower's session
 // keeps the leader's view of the follower caught up without touching
@@ -157,7 +159,8 @@ type sessionPartition struct {
 	// changes is p.Changes() before the last read.
 	changes uint64
 	// stale: read again on the next fetch (new or changed parameters; the
-	// last read returned records or an error or was cut by the size limit).
+	// last read returned records or an error, was cut by the size limit, or
+	// found the follower outside the ISR).
 	stale bool
 	// sent: an answer was sent; hw, logStart and lso are its values.
 	sent              bool

@@ -361,3 +361,36 @@ func TestFetchSessionsOff(t *testing.T) {
 		t.Fatalf("sessions off: error %d id %d partitions %v", resp.ErrorCode, resp.SessionID, keys(answered(h, resp)))
 	}
 }
+
+// A follower's session keeps reading a partition whose ISR does not hold
+// the follower (its expansion may need another try with nothing changed),
+// and skips one whose ISR does once it is caught up.
+func TestFetchSessionFollowerOutsideISR(t *testing.T) {
+	h := newDataHandlers(t)
+	h.FetchSessions = NewFetchSessionCache(10, time.Minute, nil)
+	// t-0: replicas {1, 2}, ISR {1}; w-0: ISR {1, 2}.
+	c := &sessionClient{t: t, h: h, version: 12}
+	wr := fetchRequest(h, 12, 0, 1, 1<<20, fetchPart{"t", 0, 0, 1 << 20, 3}, fetchPart{"w", 0, 0, 1 << 20, 3})
+	req := wr.Body.(*kmsg.FetchRequest)
+	req.ReplicaID, req.SessionID, req.SessionEpoch = 2, 0, 0
+	r, err := h.handleFetch(context.Background(), wr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := resolveFetch(t, r)
+	if resp.ErrorCode != 0 || resp.SessionID == 0 {
+		t.Fatalf("follower session: error %d id %d", resp.ErrorCode, resp.SessionID)
+	}
+	c.id, c.epoch = resp.SessionID, 1
+	h.FetchSessions.mu.Lock()
+	s := h.FetchSessions.sessions[c.id]
+	h.FetchSessions.mu.Unlock()
+	stale := func(topic string) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.index[sessionKey{topic: topic}].stale
+	}
+	if !stale("t") || stale("w") {
+		t.Fatalf("after the full fetch: t-0 stale %v (want true), w-0 stale %v (want false)", stale("t"), stale("w"))
+	}
+}

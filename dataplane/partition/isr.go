@@ -213,21 +213,26 @@ func (p *Partition) reconcilePendingLocked() {
 // epoch (Fetch v15+ ReplicaState.ReplicaEpoch; -1 unknown). It also updates
 // the follower's caught-up time and may start an ISR expansion.
 func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset int64) error {
-	return p.UpdateFollowerFetchSession(replica, brokerEpoch, offset, nil)
+	_, err := p.UpdateFollowerFetchSession(replica, brokerEpoch, offset, nil)
+	return err
 }
 
 // UpdateFollowerFetchSession is UpdateFollowerFetchEpoch for a fetch of a
 // fetch session whose clock is session (nil: sessionless): when the fetch
 // reaches the leader's log end, the session's later fetches count as
 // caught-up times until the next read of this partition (SessionClock).
-func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offset int64, session *SessionClock) error {
+// inISR says whether the follower is in the committed ISR: a session must
+// keep reading the partitions of a follower outside it on every fetch, as
+// its expansion may need another try (the follower unfenced, a refused
+// change's backoff over) without the partition changing.
+func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offset int64, session *SessionClock) (inISR bool, err error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if p.role != RoleLeader {
-		return ErrNotLeaderOrFollower
+		return false, ErrNotLeaderOrFollower
 	}
 	if replica == p.nodeID || !slices.Contains(p.replicas, replica) {
-		return nil
+		return true, nil
 	}
 	now := p.now()
 	leo := p.log.LogEndOffset()
@@ -249,7 +254,7 @@ func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offse
 	if pc != nil {
 		p.startISRChange(pc)
 	}
-	return nil
+	return slices.Contains(p.isr, replica), nil
 }
 
 // isrViewLocked is the leader's view for the ISR decisions (isrrule.go).
