@@ -198,6 +198,20 @@ func (l *Log) isLive(d *segment) bool {
 	return false
 }
 
+// housekeep is the once-a-second pass of the manager: maybeFlushByTime and
+// reapDoomed, after one cheap look under the lock that skips a log with
+// nothing unflushed and nothing doomed (every idle log).
+func (l *Log) housekeep() {
+	l.mu.Lock()
+	idle := len(l.mu.doomed) == 0 && (l.mu.closed || l.mu.unflushed == 0)
+	l.mu.Unlock()
+	if idle {
+		return
+	}
+	l.maybeFlushByTime()
+	l.reapDoomed(false)
+}
+
 // maybeFlushByTime fsyncs when flush.ms has passed with unflushed records.
 func (l *Log) maybeFlushByTime() {
 	l.mu.Lock()
