@@ -40,12 +40,19 @@ type fetcher struct {
 	// requests built; both owned by the loop goroutine.
 	sess session
 	gen  uint64
+	// sessGen counts the sessions started (full fetches); reshaped says a
+	// partition may have left the fetch since the last request (Update, a
+	// backoff), so the next one looks for partitions to forget.
+	sessGen  uint64
+	reshaped bool
 
 	mu struct {
 		sync.Mutex
 		// parts is replaced by setPartitions; a *fetchState stays the same
 		// while its partition keeps its leader epoch.
 		parts map[storage.TopicPartition]*fetchState
+		// reshaped: setPartitions ran since the loop last looked.
+		reshaped bool
 	}
 }
 
@@ -64,10 +71,15 @@ type fetchState struct {
 	// count posChanges; recomputed only when the partition changed.
 	posKnown   bool
 	posChanges uint64
-	// gen is the fetcher's gen of the last request that fetched it.
-	gen       uint64
-	lastEpoch int32
-	logStart  int64
+	// gen is the fetcher's gen of the last request that fetched it;
+	// inSession the fetcher's sessGen when the leader's session got it with
+	// sentOffset and sentLastEpoch (0: not in the session).
+	gen           uint64
+	inSession     uint64
+	sentOffset    int64
+	sentLastEpoch int32
+	lastEpoch     int32
+	logStart      int64
 }
 
 // session is the follower's side of a fetch session: its id and the epoch
@@ -84,13 +96,10 @@ type session struct {
 	names map[[16]byte]string
 }
 
-// sessionPart is a partition of the session with the parameters the
-// leader has for it.
+// sessionPart is a partition of the session; the parameters the leader
+// has for it are its fetch state's sentOffset and sentLastEpoch.
 type sessionPart struct {
-	st          *fetchState
-	fetchOffset int64
-	lastEpoch   int32
-	leaderEpoch int32
+	st *fetchState
 }
 
 // reset starts over: the next fetch is a full one creating a new session.
@@ -167,6 +176,7 @@ func (f *fetcher) setPartitions(parts map[storage.TopicPartition]partition.Follo
 		f.log.Info("following partition", "topic", tp.Topic, "partition", tp.Partition, "leader_epoch", fl.LeaderEpoch)
 	}
 	f.mu.parts = next
+	f.mu.reshaped = true
 	f.mu.Unlock()
 	select {
 	case f.kick <- struct{}{}:
@@ -186,6 +196,8 @@ func (f *fetcher) current(st *fetchState) bool {
 func (f *fetcher) ready(now time.Time) ([]*fetchState, time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reshaped = f.reshaped || f.mu.reshaped
+	f.mu.reshaped = false
 	var out []*fetchState
 	var next time.Time
 	for _, st := range f.mu.parts {
@@ -303,9 +315,10 @@ func (f *fetcher) idle(wakeAt time.Time) {
 // and updates f.sess to what the leader's session holds once it answers
 // (a failed fetch resets the session). A full fetch (no session yet, or
 // sessionless) names every partition; an incremental one names only the
-// partitions new to the session or whose position or leader epoch moved,
-// and forgets those no longer fetched (left, or in backoff after a
-// failure).
+// partitions new to the session or whose position moved (a new leader
+// epoch is a new fetch state, so new to the session), and forgets those no
+// longer fetched (left, or in backoff after a failure). An idle partition
+// costs one look at its change count.
 func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = f.cfg.NodeID
@@ -325,6 +338,7 @@ func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 	if full || f.sess.parts == nil {
 		f.sess.parts = make(map[storage.TopicPartition]sessionPart, len(states))
 		f.sess.names = map[[16]byte]string{}
+		f.sessGen++
 	}
 	f.gen++
 	topics := map[string]int{}
@@ -337,11 +351,11 @@ func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 		}
 		fetched++
 		st.gen = f.gen
-		sp := sessionPart{st: st, fetchOffset: st.fetchOffset, lastEpoch: st.lastEpoch, leaderEpoch: st.leaderEpoch}
-		if !full && f.sess.parts[st.tp] == sp {
+		if !full && st.inSession == f.sessGen && st.sentOffset == st.fetchOffset && st.sentLastEpoch == st.lastEpoch {
 			continue // the leader's session has it as it is
 		}
-		f.sess.parts[st.tp] = sp
+		st.inSession, st.sentOffset, st.sentLastEpoch = f.sessGen, st.fetchOffset, st.lastEpoch
+		f.sess.parts[st.tp] = sessionPart{st: st}
 		f.sess.names[st.p.TopicID()] = st.tp.Topic
 		i, ok := topics[st.tp.Topic]
 		if !ok {
@@ -364,24 +378,32 @@ func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 		f.sess.reset()
 		return nil
 	}
-	forgotten := map[string]int{}
-	for tp, sp := range f.sess.parts {
-		if sp.st.gen == f.gen && f.sess.parts[tp].st == sp.st {
-			continue
+	// Only a change of the partitions (Update, a backoff) can leave
+	// partitions in the session that this fetch does not cover.
+	if f.reshaped || full {
+		f.reshaped = false
+		forgotten := map[string]int{}
+		for tp, sp := range f.sess.parts {
+			if sp.st.gen == f.gen {
+				continue
+			}
+			delete(f.sess.parts, tp)
+			if sp.st.inSession == f.sessGen {
+				sp.st.inSession = 0
+			}
+			if full {
+				continue
+			}
+			i, ok := forgotten[tp.Topic]
+			if !ok {
+				i = len(req.ForgottenTopics)
+				forgotten[tp.Topic] = i
+				ft := kmsg.NewFetchRequestForgottenTopic()
+				ft.Topic, ft.TopicID = tp.Topic, sp.st.p.TopicID()
+				req.ForgottenTopics = append(req.ForgottenTopics, ft)
+			}
+			req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
 		}
-		delete(f.sess.parts, tp)
-		if full {
-			continue
-		}
-		i, ok := forgotten[tp.Topic]
-		if !ok {
-			i = len(req.ForgottenTopics)
-			forgotten[tp.Topic] = i
-			ft := kmsg.NewFetchRequestForgottenTopic()
-			ft.Topic, ft.TopicID = tp.Topic, sp.st.p.TopicID()
-			req.ForgottenTopics = append(req.ForgottenTopics, ft)
-		}
-		req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
 	}
 	return req
 }
@@ -522,6 +544,7 @@ func (f *fetcher) leaderLogEnd(st *fetchState) (int64, error) {
 // a streak.
 func (f *fetcher) retry(st *fetchState, err error) {
 	st.posKnown = false
+	f.reshaped = true
 	st.failures++
 	d := f.cfg.BackoffInitial << min(st.failures-1, 16)
 	st.retryAt = time.Now().Add(min(d, f.cfg.BackoffMax))
