@@ -98,6 +98,7 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 		order = append(order, fp)
 		topicOf = append(topicOf, ti)
 	}
+	s.rotate(parts)
 	// Records are attached in the order the response encodes them.
 	byTopic := make([][]*fetchPartition, len(resp.Topics))
 	for i, fp := range order {
@@ -136,6 +137,36 @@ func (s *fetchSession) apply(r *kmsg.FetchRequest, replicaID int32) {
 			s.forget(s.key(ft.TopicID, ft.Topic, p))
 		}
 	}
+}
+
+// rotate moves the partitions that answered records to the end of the
+// session's order (as Kafka does), so that under a response size limit the
+// others are read first next time and none starves.
+func (s *fetchSession) rotate(parts []fetchPartition) {
+	var moved map[*sessionPartition]bool
+	for i := range parts {
+		if parts[i].read.Size > 0 {
+			if moved == nil {
+				moved = map[*sessionPartition]bool{}
+			}
+			moved[parts[i].sp] = true
+		}
+	}
+	if len(moved) == 0 {
+		return
+	}
+	out := make([]*sessionPartition, 0, len(s.parts))
+	for _, sp := range s.parts {
+		if !moved[sp] {
+			out = append(out, sp)
+		}
+	}
+	for _, sp := range s.parts {
+		if moved[sp] {
+			out = append(out, sp)
+		}
+	}
+	s.parts = out
 }
 
 // key names a partition of the session: by id or by name.

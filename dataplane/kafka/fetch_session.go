@@ -22,7 +22,9 @@ package kafka
 // The answer to a full fetch holds every partition; the answer to an
 // incremental fetch holds only the partitions with records, an error, a
 // diverging epoch, or a high watermark, log start or last stable offset
-// other than the one this session last sent.
+// other than the one this session last sent. Partitions are read in the
+// session's order, and those that answered records move to its end, so
+// that none starves under the response size limit.
 //
 // Idle partitions cost nothing per fetch: a session re-reads a partition
 // only when the request names it, when its state changed since the

@@ -394,3 +394,50 @@ func TestFetchSessionFollowerOutsideISR(t *testing.T) {
 		t.Fatalf("after the full fetch: t-0 stale %v (want true), w-0 stale %v (want false)", stale("t"), stale("w"))
 	}
 }
+
+// Partitions that answered records move to the end of the session's order:
+// under a response size limit the others are read first next time.
+func TestFetchSessionRotation(t *testing.T) {
+	h := newDataHandlers(t)
+	h.FetchSessions = NewFetchSessionCache(10, time.Minute, nil)
+	produce(t, h, 9, 1, 1000, "t", 0, batch(1, 100))
+	produce(t, h, 9, 1, 1000, "t", 1, batch(1, 100))
+	c := &sessionClient{t: t, h: h, version: 13}
+	// A response limit of one byte: only the first partition with records
+	// is answered (KIP-74).
+	first := func(parts ...fetchPart) (string, *kmsg.FetchResponse) {
+		t.Helper()
+		wr := fetchRequest(h, 13, 0, 1, 1, parts...)
+		req := wr.Body.(*kmsg.FetchRequest)
+		req.SessionID, req.SessionEpoch = c.id, c.epoch
+		r, err := h.handleFetch(context.Background(), wr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := resolveFetch(t, r)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("error %d", resp.ErrorCode)
+		}
+		if c.epoch == 0 {
+			c.id, c.epoch = resp.SessionID, 1
+		} else {
+			c.epoch = nextSessionEpoch(c.epoch)
+		}
+		var with []string
+		for k, p := range answered(h, resp) {
+			if len(p.RecordBatches) > 0 {
+				with = append(with, k)
+			}
+		}
+		if len(with) != 1 {
+			t.Fatalf("partitions with records: %v, want one", with)
+		}
+		return with[0], resp
+	}
+	got1, _ := first(fetchPart{"t", 0, 0, 1 << 20, -1}, fetchPart{"t", 1, 0, 1 << 20, -1})
+	// The client does not move on: the other partition answers now.
+	got2, _ := first()
+	if got1 == got2 {
+		t.Fatalf("%s answered records twice in a row; the other starved", got1)
+	}
+}
