@@ -240,3 +240,40 @@ func (kc *kcatConsumer) wait(t *testing.T, timeout time.Duration) map[int32][]ha
 	}
 	return kc.got
 }
+
+// TestFetchSessionsOff: a broker started with
+// --max-incremental-fetch-session-cache-slots 0 keeps no session: a
+// session-creating fetch is answered as a full one with session id 0, and
+// franz-go, which then fetches without a session, still reads everything.
+func TestFetchSessionsOff(t *testing.T) {
+	const topic = "no-sessions"
+	c := harness.StartCluster(t, harness.Options{BrokerArgs: []string{"--max-incremental-fetch-session-cache-slots", "0"}})
+	createTopic(t, c, topic, 1, 1, nil)
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 0, 1, 1<<20
+	req.SessionID, req.SessionEpoch = 0, 0
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, topicIDOf(t, c, topic)
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	r, err := c.Brokers[0].Request(req, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := r.(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 || resp.SessionID != 0 || len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("session-creating fetch with sessions off: error %d, session id %d, %d topics", resp.ErrorCode, resp.SessionID, len(resp.Topics))
+	}
+
+	const n = 1_000
+	cl := c.Client(t, kgo.DefaultProduceTopic(topic))
+	var ledger harness.Ledger
+	produceNumbered(t, cl, topic, "off", n, &ledger)
+	got := startSessionConsumer(t, c, topic).wait(t, n, time.Minute)
+	report := harness.Verify(got, ledger.Acks())
+	if report.Records != n || len(report.Problems) > 0 {
+		t.Fatalf("read %d records, want %d: %v", report.Records, n, report)
+	}
+}
