@@ -86,7 +86,9 @@ bench-nats: build
 # prints create time, idle CPU, RSS, broker kill/restart, controller
 # failover and snapshot figures (see test/bench/scale/main.go), e.g.
 # `make bench-scale BENCH_PARTITIONS=3000`. Every phase is bounded; one run
-# takes at most about 10 minutes. Never part of `make test`.
+# takes at most about 10 minutes. BENCH_PROFILE=DIR saves each node's CPU
+# profile over the idle window; BENCH_IDLE_ONLY=1 stops after it. Never
+# part of `make test`.
 bench-scale: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench/scale
 

@@ -76,7 +76,8 @@ func (p *Partition) notifyLocked() {
 	}
 }
 
-// Waiting is the number of requests parked on p (for metrics and tests).
+// Waiting is the number of requests parked on p, plus the fetch sessions
+// watching it (AddWaker), for metrics and tests.
 func (p *Partition) Waiting() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
