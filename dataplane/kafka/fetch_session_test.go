@@ -441,3 +441,45 @@ func TestFetchSessionRotation(t *testing.T) {
 		t.Fatalf("%s answered records twice in a row; the other starved", got1)
 	}
 }
+
+// A session evicted while a fetch holds it (parked) is cleaned up by that
+// fetch when it ends: its wakers leave every partition, and its id is gone.
+func TestFetchSessionEvictedWhileParked(t *testing.T) {
+	h := newDataHandlers(t)
+	h.FetchSessions = NewFetchSessionCache(1, time.Minute, nil)
+	consumer := &sessionClient{t: t, h: h, version: 13}
+	consumer.send(0, nil, fetchPart{"t", 0, 0, 1 << 20, -1})
+	h.FetchSessions.mu.Lock()
+	s := h.FetchSessions.sessions[consumer.id]
+	h.FetchSessions.mu.Unlock()
+
+	done := make(chan *kmsg.FetchResponse, 1)
+	go func() { done <- consumer.send(500, nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.mu.TryLock() { // free: the fetch has not taken it yet
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the incremental fetch never held its session")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A follower's session takes the only slot from the held one.
+	wr := fetchRequest(h, 13, 0, 1, 1<<20, fetchPart{"t", 1, 0, 1 << 20, 3})
+	req := wr.Body.(*kmsg.FetchRequest)
+	req.ReplicaID, req.SessionEpoch = 2, 0
+	r, err := h.handleFetch(context.Background(), wr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := resolveFetch(t, r); resp.SessionID == 0 || resp.SessionID == consumer.id {
+		t.Fatalf("follower session id %d (consumer's %d)", resp.SessionID, consumer.id)
+	}
+	<-done
+	p, _ := h.Partitions.Partition("t", 0)
+	if n := p.Waiting(); n != 0 {
+		t.Fatalf("evicted session left %d wakers on t-0", n)
+	}
+	if resp := consumer.send(0, nil); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("evicted session: error %d", resp.ErrorCode)
+	}
+}
