@@ -28,6 +28,8 @@ func controllerCommand() *cli.Command {
 			stringFlag("initial-controllers", "initial quorum, ID@host:port[,ID@host:port...] of the Raft listeners, the same on every initial voter; "+
 				"used on first start only (empty data dir). A controller not in the list (or without it) does not bootstrap: "+
 				"it waits to be added with `skein controller add-voter`", ""),
+			fromComponent("controller", intFlag("snapshot-threshold", "take a metadata snapshot once this many Raft entries follow the last one (and compact the Raft log, keeping as many)", 0)),
+			fromComponent("controller", durationFlag("snapshot-interval", "how often the snapshot threshold is checked (plus up to as much random jitter)", 0)),
 			fromComponent("controller", durationFlag("session-timeout", "fence a broker without heartbeats for this long", 0)),
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
@@ -70,6 +72,16 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 			return cfg, fmt.Errorf("--initial-controllers: %w", err)
 		}
 		cfg.InitialControllers = voters
+	}
+	if c.IsSet("snapshot-threshold") {
+		n := c.Int("snapshot-threshold")
+		if n < 1 {
+			return cfg, fmt.Errorf("--snapshot-threshold %d: must be at least 1", n)
+		}
+		cfg.SnapshotThreshold = uint64(n)
+	}
+	if c.IsSet("snapshot-interval") {
+		cfg.SnapshotInterval = c.Duration("snapshot-interval")
 	}
 	if c.IsSet("session-timeout") {
 		cfg.SessionTimeout = c.Duration("session-timeout")

@@ -86,6 +86,13 @@ type Config struct {
 	RaftHeartbeatTimeout time.Duration
 	// ApplyTimeout bounds how long a decision waits to enter the Raft log.
 	ApplyTimeout time.Duration
+	// SnapshotThreshold is how many Raft entries must follow the last
+	// snapshot before the next is taken (checked every SnapshotInterval,
+	// with up to as much again of random jitter, as hashicorp/raft does);
+	// the Raft log before a snapshot is then compacted, keeping
+	// SnapshotThreshold entries for followers that lag.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
 	// AutoLeaderRebalanceEnable (auto.leader.rebalance.enable): every
 	// LeaderImbalanceCheckInterval (leader.imbalance.check.interval.seconds)
 	// the active controller moves leadership back to preferred replicas
@@ -108,6 +115,8 @@ func DefaultConfig() Config {
 		DefaultReplicationFactor: 3,
 		RaftHeartbeatTimeout:     time.Second,
 		ApplyTimeout:             10 * time.Second,
+		SnapshotThreshold:        8192, // hashicorp/raft's defaults
+		SnapshotInterval:         120 * time.Second,
 		// Kafka's defaults.
 		AutoLeaderRebalanceEnable:          true,
 		LeaderImbalanceCheckInterval:       300 * time.Second,
@@ -164,6 +173,12 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTimeout <= c.RaftHeartbeatTimeout {
 		return fmt.Errorf("SessionTimeout %v must exceed RaftHeartbeatTimeout %v, or a controller failover fences every broker", c.SessionTimeout, c.RaftHeartbeatTimeout)
+	}
+	if c.SnapshotThreshold < 1 {
+		return fmt.Errorf("SnapshotThreshold %d: must be >= 1", c.SnapshotThreshold)
+	}
+	if c.SnapshotInterval < 5*time.Millisecond {
+		return fmt.Errorf("SnapshotInterval %v: must be >= 5ms", c.SnapshotInterval)
 	}
 	if c.ApplyTimeout <= 0 {
 		return fmt.Errorf("ApplyTimeout %v: must be > 0", c.ApplyTimeout)

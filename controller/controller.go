@@ -130,6 +130,9 @@ func (c *Controller) Start() error {
 	// Buffered so raft never blocks on us; watchLeadership drains it.
 	c.notifyCh = make(chan bool, 16)
 	rc.NotifyCh = c.notifyCh
+	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
+	rc.SnapshotInterval = c.cfg.SnapshotInterval
+	rc.TrailingLogs = c.cfg.SnapshotThreshold
 
 	hasState, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {

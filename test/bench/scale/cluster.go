@@ -82,7 +82,9 @@ func newCluster(bin, dir, logLevel string, nc, nb int, pprof bool) ([]*node, []*
 		n.logPath = filepath.Join(dir, n.name+".log")
 		n.args = []string{bin, "controller", "--node-id", strconv.Itoa(int(n.id)), "--data-dir", n.dataDir,
 			"--listen", n.addr, "--raft-listen", n.raftAddr, "--initial-controllers", strings.Join(voters, ","),
-			"--log-level", logLevel}
+			"--log-level", logLevel,
+			// Snapshot within the run, so the snapshot figures are measured.
+			"--snapshot-threshold", "64", "--snapshot-interval", "10s"}
 	}
 	for i := range nb {
 		n := &node{role: "broker", id: int32(101 + i)}

@@ -27,8 +27,9 @@
 //   - snapshot: the newest Raft snapshot per controller (state.bin size,
 //     count on disk) and the duration of each snapshot the controllers'
 //     logs show ("starting snapshot" to "snapshot complete"), and the size
-//     of raft.db. hashicorp/raft snapshots once 8192 entries follow the
-//     last one, checked every 120-240 s, so a short run may show none.
+//     of raft.db. The controllers run with --snapshot-threshold 64
+//     --snapshot-interval 10s (defaults 8192 and 120s), so the run takes
+//     snapshots of the whole image.
 //   - session fencings: how often the controllers fenced a broker whose
 //     session timed out (their logs); more than the one SIGKILL means
 //     brokers missed heartbeats under load.
