@@ -399,15 +399,24 @@ func (p *planner) bestMove(h, l int32) (TopicPartition, int, bool) {
 // the brokers with the most to those with the fewest until they are within
 // one of each other or no partition allows it.
 func (p *planner) assignLeaders(balance bool) {
+	// Kept leaders first, so that the partitions needing a new one see
+	// every broker's final count of kept leaderships.
+	var orphans []TopicPartition
 	for _, tp := range p.order {
 		r := p.target[tp]
-		lead := p.orig[tp][0]
-		if !slices.Contains(r, lead) {
-			lead = -1
-			for _, id := range r {
-				if lead < 0 || p.leaders[id] < p.leaders[lead] || (p.leaders[id] == p.leaders[lead] && id < lead) {
-					lead = id
-				}
+		if lead := p.orig[tp][0]; slices.Contains(r, lead) {
+			p.setLeader(r, lead)
+			p.leaders[lead]++
+		} else {
+			orphans = append(orphans, tp)
+		}
+	}
+	for _, tp := range orphans {
+		r := p.target[tp]
+		lead := r[0]
+		for _, id := range r[1:] {
+			if p.leaders[id] < p.leaders[lead] || (p.leaders[id] == p.leaders[lead] && id < lead) {
+				lead = id
 			}
 		}
 		p.setLeader(r, lead)

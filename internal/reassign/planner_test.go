@@ -480,3 +480,21 @@ func TestRebalanceRacks(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateChangesFewLeaders(t *testing.T) {
+	// 103 leaves; it led a-2 only. Kept leaders are counted before a-2
+	// gets one, so a-2 goes to 102 (one leadership) instead of 101 (two),
+	// and no other partition's leader moves.
+	current := Assignment{
+		{"a", 0}: {101, 102},
+		{"a", 1}: {102, 103},
+		{"a", 2}: {103, 101},
+		{"a", 3}: {101, 102},
+	}
+	target := mustGenerate(t, current, brokers(0, 101, 102), false)
+	changes := Changes(current, target)
+	want := `{"version":1,"partitions":[{"topic":"a","partition":1,"replicas":[102,101]},{"topic":"a","partition":2,"replicas":[102,101]}]}`
+	if got := changes.Plan().Format(); got != want {
+		t.Fatalf("changes\n got %s\nwant %s", got, want)
+	}
+}
