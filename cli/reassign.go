@@ -224,10 +224,10 @@ type brokerState struct {
 }
 
 // brokers lists the cluster's brokers, fenced ones included.
-func (e *reassignEnv) brokers() (map[int32]brokerState, error) {
+func (e *reassignEnv) brokers(ctx context.Context) (map[int32]brokerState, error) {
 	req := kmsg.NewPtrDescribeClusterRequest()
 	req.IncludeFencedBrokers = true
-	resp, err := req.RequestWith(e.ctx, e.cl)
+	resp, err := req.RequestWith(ctx, e.cl)
 	if err != nil {
 		return nil, fmt.Errorf("describe cluster: %w", err)
 	}
@@ -345,7 +345,7 @@ func runReassignGenerate(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	all, err := e.brokers()
+	all, err := e.brokers(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -430,7 +430,7 @@ func (e *reassignEnv) checkPlan(p reassign.Plan, path string) (kadm.TopicDetails
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", path, err)
 	}
-	all, err := e.brokers()
+	all, err := e.brokers(e.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -624,7 +624,7 @@ func (e *reassignEnv) removeThrottle(ctx context.Context, topics []string, w io.
 			removed = append(removed, "topic "+rc.Name)
 		}
 	}
-	all, err := e.brokers()
+	all, err := e.brokers(ctx)
 	if err != nil {
 		return err
 	}
@@ -928,7 +928,7 @@ func runDecommission(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	all, err := e.brokers()
+	all, err := e.brokers(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -969,7 +969,7 @@ func runRebalance(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	all, err := e.brokers()
+	all, err := e.brokers(e.ctx)
 	if err != nil {
 		return err
 	}

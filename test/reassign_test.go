@@ -62,6 +62,9 @@ func TestCLIReassign(t *testing.T) {
 	// generate: everything onto b0,b1.
 	res := mustRun("reassign", "generate", "--topics", topic, "--brokers", fmt.Sprintf("%d,%d", b0, b1))
 	plan, err := reassign.ParsePlan([]byte(res.Stdout))
+	if err != nil {
+		t.Fatalf("generate printed no valid plan: %v\n%s", err, res.Stdout)
+	}
 	onB2 := 0
 	for _, r := range current {
 		if slices.Contains(r, b2) {
@@ -70,9 +73,6 @@ func TestCLIReassign(t *testing.T) {
 	}
 	if onB2 == 0 {
 		t.Fatalf("no replica on broker %d to move: %v", b2, current)
-	}
-	if err != nil {
-		t.Fatalf("generate printed no valid plan: %v\n%s", err, res.Stdout)
 	}
 	target := plan.Assignment()
 	for tp, r := range current {
