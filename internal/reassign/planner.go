@@ -171,10 +171,13 @@ func allHaveRacks(brokers []Broker) bool {
 type planner struct {
 	orig, fixed, target Assignment
 	order               []TopicPartition // orig's partitions, sorted
-	ids                 []int32          // allowed brokers, sorted
-	rack                map[int32]string
-	racks               int // distinct racks of the allowed brokers
-	rackAware           bool
+	// tgt and org are target and orig by index in order (the same
+	// slices: no map look-ups in the balancing loops).
+	tgt, org  [][]int32
+	ids       []int32 // allowed brokers, sorted
+	rack      map[int32]string
+	racks     int // distinct racks of the allowed brokers
+	rackAware bool
 	// keepAll keeps every replica on an allowed broker, even two on one
 	// rack (decommission moves only what it must).
 	keepAll       bool
@@ -305,6 +308,10 @@ func (p *planner) place() error {
 		}
 		p.target[tp] = s
 	}
+	p.tgt, p.org = make([][]int32, len(p.order)), make([][]int32, len(p.order))
+	for i, tp := range p.order {
+		p.tgt[i], p.org[i] = p.target[tp], p.orig[tp]
+	}
 	return nil
 }
 
@@ -335,11 +342,19 @@ func (p *planner) pick(s []int32, racks bool) (int32, bool) {
 // one in its original place. Every move lowers the sum of squared loads, so
 // this ends.
 func (p *planner) balanceReplicas() {
-	for p.balanceStep() {
+	// held[b]: the indexes in p.order of the partitions with a replica on
+	// b, ascending, so a move looks at b's partitions only.
+	held := map[int32][]int{}
+	for i, r := range p.tgt {
+		for _, id := range r {
+			held[id] = append(held[id], i)
+		}
+	}
+	for p.balanceStep(held) {
 	}
 }
 
-func (p *planner) balanceStep() bool {
+func (p *planner) balanceStep(held map[int32][]int) bool {
 	byLoad := slices.Clone(p.ids)
 	sort.SliceStable(byLoad, func(i, j int) bool { return p.load[byLoad[i]] > p.load[byLoad[j]] })
 	for hi := 0; hi < len(byLoad); hi++ {
@@ -349,10 +364,14 @@ func (p *planner) balanceStep() bool {
 			if p.load[l] >= p.load[h]-1 {
 				break
 			}
-			if tp, at, ok := p.bestMove(h, l); ok {
-				p.target[tp][at] = l
+			if i, at, ok := p.bestMove(held[h], h, l); ok {
+				p.tgt[i][at] = l
 				p.load[h]--
 				p.load[l]++
+				pos, _ := slices.BinarySearch(held[h], i)
+				held[h] = slices.Delete(held[h], pos, pos+1)
+				pos, _ = slices.BinarySearch(held[l], i)
+				held[l] = slices.Insert(held[l], pos, i)
 				return true
 			}
 		}
@@ -360,31 +379,33 @@ func (p *planner) balanceStep() bool {
 	return false
 }
 
-// bestMove finds the partition whose replica on h is best moved to l.
-func (p *planner) bestMove(h, l int32) (TopicPartition, int, bool) {
-	var best TopicPartition
-	bestAt, bestCost, found := 0, 0, false
-	for _, tp := range p.order {
-		r := p.target[tp]
+// bestMove finds, among the partitions (indexes in p.order) with a replica
+// on h, the one whose replica on h is best moved to l.
+func (p *planner) bestMove(candidates []int, h, l int32) (int, int, bool) {
+	best, bestAt, bestCost, found := 0, 0, 0, false
+	for _, i := range candidates {
+		r := p.tgt[i]
 		at := slices.Index(r, h)
 		if at < 0 || slices.Contains(r, l) {
 			continue
 		}
-		r[at] = l
-		ok := p.rackOK(r, len(r))
-		r[at] = h
-		if !ok {
-			continue
+		if p.rackAware {
+			r[at] = l
+			ok := p.rackOK(r, len(r))
+			r[at] = h
+			if !ok {
+				continue
+			}
 		}
 		cost := 0
-		if !slices.Contains(p.orig[tp], l) {
+		if !slices.Contains(p.org[i], l) {
 			cost++
 		}
-		if !slices.Contains(p.orig[tp], h) {
+		if !slices.Contains(p.org[i], h) {
 			cost--
 		}
 		if !found || cost < bestCost {
-			best, bestAt, bestCost, found = tp, at, cost, true
+			best, bestAt, bestCost, found = i, at, cost, true
 			if cost < 0 {
 				break
 			}
@@ -445,15 +466,14 @@ func (p *planner) leaderStep() bool {
 				break
 			}
 			var pick []int32
-			for _, tp := range p.order {
-				r := p.target[tp]
+			for i, r := range p.tgt {
 				if r[0] != h || !slices.Contains(r, l) {
 					continue
 				}
 				// Prefer giving a partition its original leader back.
-				if pick == nil || p.orig[tp][0] == l {
+				if pick == nil || p.org[i][0] == l {
 					pick = r
-					if p.orig[tp][0] == l {
+					if p.org[i][0] == l {
 						break
 					}
 				}
@@ -483,15 +503,14 @@ func (p *planner) leaderStep() bool {
 func (p *planner) leaderChain(h int32) bool {
 	type edge struct {
 		from int32
-		tp   TopicPartition
+		part int // index in p.order
 	}
 	parent := map[int32]edge{h: {from: -1}}
 	queue := []int32{h}
 	for len(queue) > 0 {
 		u := queue[0]
 		queue = queue[1:]
-		for _, tp := range p.order {
-			r := p.target[tp]
+		for i, r := range p.tgt {
 			if r[0] != u {
 				continue
 			}
@@ -499,11 +518,11 @@ func (p *planner) leaderChain(h int32) bool {
 				if _, seen := parent[v]; seen {
 					continue
 				}
-				parent[v] = edge{from: u, tp: tp}
+				parent[v] = edge{from: u, part: i}
 				if p.leaders[v] <= p.leaders[h]-2 {
 					for at := v; at != h; {
 						e := parent[at]
-						p.setLeader(p.target[e.tp], at)
+						p.setLeader(p.tgt[e.part], at)
 						at = e.from
 					}
 					p.leaders[h]--
