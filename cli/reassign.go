@@ -469,7 +469,7 @@ func runReassignExecute(c *cli.Context) error {
 	}
 	target := p.Assignment()
 	current := onlyPartitions(assignmentOf(topics), target)
-	return e.execute(topics, current, target, rate)
+	return e.execute(topics, current, target, rate, path)
 }
 
 // throttleFlag reads --throttle (0 when not given).
@@ -482,8 +482,9 @@ func throttleFlag(c *cli.Context) (int64, error) {
 
 // execute prints the current assignment, sets the throttle (rate > 0),
 // starts the reassignment of target and, with --wait, waits for it and
-// removes the throttle.
-func (e *reassignEnv) execute(topics kadm.TopicDetails, current, target reassign.Assignment, rate int64) error {
+// removes the throttle. planPath is the plan's file ("" when there is
+// none), for the hints.
+func (e *reassignEnv) execute(topics kadm.TopicDetails, current, target reassign.Assignment, rate int64, planPath string) error {
 	c := e.c
 	w := c.App.Writer
 	fmt.Fprintf(w, "Current partition replica assignment (save it to roll back with `skein reassign execute --plan FILE`):\n%s\n\n",
@@ -520,11 +521,7 @@ func (e *reassignEnv) execute(topics kadm.TopicDetails, current, target reassign
 		return fmt.Errorf("%d of %d partition(s) could not be reassigned", failed, len(target))
 	}
 	if !c.Bool("wait") {
-		hint := "Follow it with `skein reassign list`; `skein reassign verify --plan FILE` says when it is complete"
-		if rate > 0 {
-			hint += " and removes the throttle"
-		}
-		fmt.Fprintln(w, hint+".")
+		fmt.Fprintln(w, executeHint(planPath, rate > 0))
 		return nil
 	}
 	wt := &waiter{adm: e.adm, meter: newMeter(e.ctx, e.cl, e.adm, topics), w: c.App.ErrWriter,
@@ -541,6 +538,18 @@ func (e *reassignEnv) execute(topics kadm.TopicDetails, current, target reassign
 		return e.removeThrottle(rctx, th.Topics(), w)
 	}
 	return nil
+}
+
+// executeHint tells how to follow a reassignment started without --wait.
+func executeHint(planPath string, throttled bool) string {
+	if planPath == "" {
+		return "Follow it with `skein reassign list` (empty when it is done)."
+	}
+	hint := "Follow it with `skein reassign list`; `skein reassign verify --plan " + planPath + "` says when it is complete"
+	if throttled {
+		hint += " and removes the throttle"
+	}
+	return hint + "."
 }
 
 // setThrottle sets the rate on the brokers of th and the throttled
@@ -1014,6 +1023,10 @@ func (e *reassignEnv) runPlan(topics kadm.TopicDetails, current, changes reassig
 		_, err := fmt.Fprintln(c.App.Writer, summary(current, changes))
 		return err
 	}
+	if rate > 0 && !c.Bool("wait") && c.String("plan-out") == "" {
+		return errors.New("--throttle without --wait needs --plan-out FILE: the throttle stays until " +
+			"`skein reassign verify --plan FILE` sees the reassignment complete and removes it")
+	}
 	if err := e.requireAPI(kmsg.AlterPartitionAssignments); err != nil {
 		return err
 	}
@@ -1023,7 +1036,7 @@ func (e *reassignEnv) runPlan(topics kadm.TopicDetails, current, changes reassig
 		}
 		fmt.Fprintf(c.App.Writer, "Plan written to %s.\n", path)
 	}
-	return e.execute(topics, onlyPartitions(current, changes), changes, rate)
+	return e.execute(topics, onlyPartitions(current, changes), changes, rate, c.String("plan-out"))
 }
 
 // writePlanTable prints a plan as a table: topic, partition, current and

@@ -368,3 +368,125 @@ func TestMeterOnKfake(t *testing.T) {
 		t.Errorf("records: %+v, want 10 to copy", moves[0])
 	}
 }
+
+func TestExecuteHint(t *testing.T) {
+	if got := executeHint("p.json", true); got != "Follow it with `skein reassign list`; `skein reassign verify --plan p.json` says when it is complete and removes the throttle." {
+		t.Errorf("hint %q", got)
+	}
+	if got := executeHint("", false); !strings.Contains(got, "skein reassign list") || strings.Contains(got, "verify") {
+		t.Errorf("hint without a plan file %q", got)
+	}
+}
+
+// TestDecommissionAndRebalanceOnKfake runs `skein broker decommission` and
+// `skein cluster rebalance` against kfake (which accepts reassignments
+// without carrying them out).
+func TestDecommissionAndRebalanceOnKfake(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	bootstrap := c.ListenAddrs()[0]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 6, 1, nil, "d"); err != nil {
+		t.Fatal(err)
+	}
+	topics, err := adm.ListTopicsWithInternal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := assignmentOf(topics)
+	on0 := 0
+	for _, r := range current {
+		if slices.Contains(r, 0) {
+			on0++
+		}
+	}
+
+	stdout, _, err := runCLI(t, bootstrap, "broker", "decommission", "0", "--dry-run")
+	if err != nil {
+		t.Fatalf("decommission --dry-run: %v", err)
+	}
+	if on0 == 0 {
+		if !strings.Contains(stdout, "holds no replica") {
+			t.Fatalf("decommission of an empty broker:\n%s", stdout)
+		}
+		t.Skip("kfake put no replica on broker 0")
+	}
+	if got := strings.Count(stdout, "\n") - 2; got != on0 || !strings.Contains(stdout, fmt.Sprintf("%d replica(s) to copy", on0)) {
+		t.Errorf("decommission --dry-run lists %d partitions, want %d:\n%s", got, on0, stdout)
+	}
+
+	if _, _, err = runCLI(t, bootstrap, "broker", "decommission", "0", "--throttle", "1MB/s"); err == nil ||
+		!strings.Contains(err.Error(), "--throttle without --wait needs --plan-out FILE") {
+		t.Errorf("decommission --throttle without --wait or --plan-out: %v", err)
+	}
+	planOut := filepath.Join(t.TempDir(), "decommission.json")
+	stdout, _, err = runCLI(t, bootstrap, "broker", "decommission", "0", "--throttle", "1MB/s", "--plan-out", planOut)
+	if err != nil || !strings.Contains(stdout, "Plan written to "+planOut) || !strings.Contains(stdout, "verify --plan "+planOut) {
+		t.Fatalf("decommission --plan-out: %v\n%s", err, stdout)
+	}
+	data, err := os.ReadFile(planOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := reassign.ParsePlan(data)
+	if err != nil {
+		t.Fatalf("--plan-out wrote no valid plan: %v\n%s", err, data)
+	}
+	if len(plan.Partitions) != on0 {
+		t.Errorf("plan has %d partitions, want %d", len(plan.Partitions), on0)
+	}
+	for _, pp := range plan.Partitions {
+		if slices.Contains(pp.Replicas, 0) {
+			t.Errorf("plan keeps %s on broker 0: %v", pp.TP(), pp.Replicas)
+		}
+	}
+	// kfake did not move anything: cancel, which also removes the throttle.
+	if stdout, _, err = runCLI(t, bootstrap, "reassign", "cancel", "--plan", planOut); err != nil || !strings.Contains(stdout, "Throttle removed") {
+		t.Errorf("cancel: %v\n%s", err, stdout)
+	}
+
+	stdout, _, err = runCLI(t, bootstrap, "cluster", "rebalance", "--dry-run")
+	if err != nil {
+		t.Fatalf("rebalance --dry-run: %v", err)
+	}
+	after := current
+	if !strings.Contains(stdout, "The cluster is balanced") {
+		if !strings.Contains(stdout, "replica(s) to copy") {
+			t.Fatalf("rebalance --dry-run:\n%s", stdout)
+		}
+		after = reassign.Merge(current, reassign.Assignment{})
+		for _, line := range strings.Split(stdout, "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) != 4 {
+				break
+			}
+			var p int32
+			fmt.Sscan(f[1], &p)
+			ids, err := parseIDs(f[3], "target")
+			if err != nil {
+				t.Fatal(err)
+			}
+			after[reassign.TopicPartition{Topic: f[0], Partition: p}] = ids
+		}
+	}
+	replicas, leaders := reassign.Loads(after)
+	for _, counts := range []map[int32]int{replicas, leaders} {
+		lo, hi := counts[0], counts[0]
+		for id := range int32(3) {
+			lo, hi = min(lo, counts[id]), max(hi, counts[id])
+		}
+		if hi-lo > 1 {
+			t.Errorf("after rebalance: replicas %v leaders %v\n%s", replicas, leaders, stdout)
+		}
+	}
+}
