@@ -264,6 +264,26 @@ func progressLines(m *meter, moves []moveProgress, copied0 int64, elapsed time.D
 	return b.String()
 }
 
+// barDescription is the text before the bar: partitions done and the
+// partition furthest behind.
+func barDescription(m *meter, moves []moveProgress, done int) string {
+	text := fmt.Sprintf("%d/%d partitions done", done, len(moves))
+	var slowest *moveProgress
+	for i := range moves {
+		mv := &moves[i]
+		if mv.Done || mv.Err != nil {
+			continue
+		}
+		if slowest == nil || percent(mv.Copied, mv.ToCopy) < percent(slowest.Copied, slowest.ToCopy) {
+			slowest = mv
+		}
+	}
+	if slowest != nil {
+		text += fmt.Sprintf(", slowest %s %.0f%% (%s left)", slowest.TP, percent(slowest.Copied, slowest.ToCopy), m.format(slowest.Left()))
+	}
+	return text + ", " + m.unit()
+}
+
 // waiter polls ListPartitionReassignments until none of its partitions is
 // moving, showing progress on w.
 type waiter struct {
@@ -339,7 +359,7 @@ func (wt *waiter) wait(ctx context.Context, current, target reassign.Assignment)
 				)
 			}
 			pb.ChangeMax64(max(toCopy, 1))
-			pb.Describe(fmt.Sprintf("%d/%d partitions done, %s", done, len(moves), wt.meter.unit()))
+			pb.Describe(barDescription(wt.meter, moves, done))
 			_ = pb.Set64(copied)
 		} else if done < len(moves) {
 			fmt.Fprint(wt.w, progressLines(wt.meter, moves, copied0, time.Since(start)))

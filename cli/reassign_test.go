@@ -81,6 +81,9 @@ func TestProgressMath(t *testing.T) {
 	if strings.Contains(got, "t-1") {
 		t.Errorf("a done partition is still listed:\n%s", got)
 	}
+	if got := barDescription(m, moves, 1); got != "1/2 partitions done, slowest t-0 25% (30 records left), records" {
+		t.Errorf("bar description %q", got)
+	}
 	if note := m.note(); !strings.Contains(note, "DescribeLogDirs (API 35)") {
 		t.Errorf("records note %q", note)
 	}
@@ -487,6 +490,39 @@ func TestDecommissionAndRebalanceOnKfake(t *testing.T) {
 		}
 		if hi-lo > 1 {
 			t.Errorf("after rebalance: replicas %v leaders %v\n%s", replicas, leaders, stdout)
+		}
+	}
+}
+
+// TestWaiterBarOnKfake: kfake lists no reassignment, so the wait ends at
+// the first poll, with every partition done and the bar finished.
+func TestWaiterBarOnKfake(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(2, "w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	topics, err := adm.ListTopics(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := assignmentOf(topics)
+	var out bytes.Buffer
+	wt := &waiter{adm: adm, meter: newMeter(ctx, cl, adm, topics), w: &out, bar: true, interval: 10 * time.Millisecond}
+	if err := wt.wait(ctx, current, current); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"w-0: done, replicas", "w-1: done, replicas", "2/2 partitions done"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
 }
