@@ -373,7 +373,7 @@ func runReassignGenerate(c *cli.Context) error {
 	return err
 }
 
-// onlyPartitions is a restricted to the partitions of keys.
+// onlyPartitions returns a restricted to the partitions of keys.
 func onlyPartitions(a, keys reassign.Assignment) reassign.Assignment {
 	out := reassign.Assignment{}
 	for tp := range keys {
@@ -418,8 +418,9 @@ func readPlan(c *cli.Context) (reassign.Plan, string, error) {
 }
 
 // checkPlan checks a plan against the cluster: its topics and partitions
-// exist and its brokers are live. It returns the topics described.
-func (e *reassignEnv) checkPlan(p reassign.Plan, path string) (kadm.TopicDetails, error) {
+// exist and, with live, its brokers are live. It returns the topics
+// described.
+func (e *reassignEnv) checkPlan(p reassign.Plan, path string, live bool) (kadm.TopicDetails, error) {
 	var names []string
 	for _, pp := range p.Partitions {
 		names = append(names, pp.Topic)
@@ -430,14 +431,19 @@ func (e *reassignEnv) checkPlan(p reassign.Plan, path string) (kadm.TopicDetails
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", path, err)
 	}
-	all, err := e.brokers(e.ctx)
-	if err != nil {
-		return nil, err
+	var all map[int32]brokerState
+	if live {
+		if all, err = e.brokers(e.ctx); err != nil {
+			return nil, err
+		}
 	}
 	for _, pp := range p.Partitions {
 		if _, ok := topics[pp.Topic].Partitions[pp.Partition]; !ok {
 			return nil, fmt.Errorf("plan %s: topic %s has no partition %d (it has %d)", path, pp.Topic, pp.Partition,
 				len(topics[pp.Topic].Partitions))
+		}
+		if !live {
+			continue
 		}
 		if err := checkBrokers(all, pp.Replicas, fmt.Sprintf("the replicas of %s in %s", pp.TP(), path)); err != nil {
 			return nil, err
@@ -463,7 +469,7 @@ func runReassignExecute(c *cli.Context) error {
 	if err := e.requireAPI(kmsg.AlterPartitionAssignments); err != nil {
 		return err
 	}
-	topics, err := e.checkPlan(p, path)
+	topics, err := e.checkPlan(p, path, true)
 	if err != nil {
 		return err
 	}
@@ -694,7 +700,7 @@ func runReassignVerify(c *cli.Context) error {
 	if err := e.requireAPI(kmsg.ListPartitionReassignments); err != nil {
 		return err
 	}
-	topics, err := e.checkPlan(p, path)
+	topics, err := e.checkPlan(p, path, false)
 	if err != nil {
 		return err
 	}
