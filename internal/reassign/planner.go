@@ -27,7 +27,7 @@ func Generate(current Assignment, brokers []Broker, rackAware bool) (Assignment,
 	if len(current) == 0 {
 		return nil, errors.New("no partitions to plan: the topics have no partitions")
 	}
-	p, err := newPlanner(current, nil, brokers, rackAware)
+	p, err := newPlanner(current, nil, brokers, rackAware, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func Generate(current Assignment, brokers []Broker, rackAware bool) (Assignment,
 // broker (counting every replica of current) that does not hold one yet,
 // on a rack the partition does not use yet when every live broker has a
 // rack. The other replicas stay where they are, even when they share a
-// rack. Where id was the preferred leader, the remaining replica with the
+// rack or their broker is not live. Where id was the preferred leader, the remaining replica with the
 // fewest preferred leaderships leads. live lists the live brokers (id among
 // them or not); the result holds only the partitions that move.
 func Decommission(current Assignment, live []Broker, id int32) (Assignment, error) {
@@ -70,11 +70,10 @@ func Decommission(current Assignment, live []Broker, id int32) (Assignment, erro
 		}
 		return Assignment{}, nil
 	}
-	p, err := newPlanner(planned, fixed, others, allHaveRacks(others))
+	p, err := newPlanner(planned, fixed, others, allHaveRacks(others), id)
 	if err != nil {
 		return nil, err
 	}
-	p.keepAll = true
 	if err := p.place(); err != nil {
 		return nil, err
 	}
@@ -94,7 +93,7 @@ func Rebalance(current Assignment, live []Broker) (Assignment, error) {
 	if len(current) == 0 {
 		return Assignment{}, nil
 	}
-	p, err := newPlanner(current, nil, live, allHaveRacks(live))
+	p, err := newPlanner(current, nil, live, allHaveRacks(live), -1)
 	if err != nil {
 		return nil, err
 	}
@@ -178,15 +177,20 @@ type planner struct {
 	rack      map[int32]string
 	racks     int // distinct racks of the allowed brokers
 	rackAware bool
-	// keepAll keeps every replica on an allowed broker, even two on one
-	// rack (decommission moves only what it must).
+	// keepAll keeps every replica that is not on removed, even two on
+	// one rack or one on a broker that is not live (decommission moves
+	// only what it must).
 	keepAll       bool
+	removed       int32
 	load, leaders map[int32]int // over target and fixed, allowed brokers only
 }
 
-func newPlanner(orig, fixed Assignment, brokers []Broker, rackAware bool) (*planner, error) {
+// newPlanner plans orig over brokers. removed >= 0 sets keepAll: only the
+// replicas on removed move.
+func newPlanner(orig, fixed Assignment, brokers []Broker, rackAware bool, removed int32) (*planner, error) {
 	p := &planner{orig: orig, fixed: fixed, target: Assignment{}, rack: map[int32]string{},
-		rackAware: rackAware, load: map[int32]int{}, leaders: map[int32]int{}}
+		rackAware: rackAware, load: map[int32]int{}, leaders: map[int32]int{},
+		keepAll: removed >= 0, removed: removed}
 	if len(brokers) == 0 {
 		return nil, errors.New("no broker to place replicas on")
 	}
@@ -218,7 +222,13 @@ func newPlanner(orig, fixed Assignment, brokers []Broker, rackAware bool) (*plan
 		if err := CheckBrokerList(r); err != nil {
 			return nil, fmt.Errorf("partition %s: %w", tp, err)
 		}
-		if len(r) > len(p.ids) {
+		// The brokers must hold every replica, except with keepAll those
+		// kept on brokers that are not among them.
+		need := len(r)
+		if p.keepAll {
+			need -= len(Diff(Diff(r, p.ids), []int32{p.removed}))
+		}
+		if need > len(p.ids) {
 			return nil, fmt.Errorf("partition %s has %d replicas but only %d broker(s) (%s) may hold them: "+
 				"give at least %d brokers, or lower the topic's replication factor first",
 				tp, len(r), len(p.ids), FormatIDs(p.ids), len(r))
@@ -256,11 +266,12 @@ func (p *planner) rackOK(replicas []int32, rf int) bool {
 	limit := p.maxPerRack(rf)
 	count := map[string]int{}
 	for _, id := range replicas {
-		if id < 0 {
-			continue
+		rack, known := p.rack[id]
+		if id < 0 || !known {
+			continue // an empty slot, or a broker kept though not allowed
 		}
-		count[p.rack[id]]++
-		if count[p.rack[id]] > limit {
+		count[rack]++
+		if count[rack] > limit {
 			return false
 		}
 	}
@@ -276,13 +287,16 @@ func (p *planner) place() error {
 		r := p.orig[tp]
 		s := slices.Repeat([]int32{-1}, len(r))
 		for i, id := range r {
-			if p.allowed(id) {
+			switch {
+			case p.keepAll && id != p.removed:
 				s[i] = id
-				if !p.keepAll && !p.rackOK(s, len(r)) {
+			case p.allowed(id):
+				s[i] = id
+				if !p.rackOK(s, len(r)) {
 					s[i] = -1
 				}
 			}
-			if s[i] >= 0 {
+			if s[i] >= 0 && p.allowed(id) {
 				p.load[id]++
 			}
 		}
@@ -434,11 +448,17 @@ func (p *planner) assignLeaders(balance bool) {
 	}
 	for _, tp := range orphans {
 		r := p.target[tp]
-		lead := r[0]
-		for _, id := range r[1:] {
-			if p.leaders[id] < p.leaders[lead] || (p.leaders[id] == p.leaders[lead] && id < lead) {
+		lead := int32(-1)
+		for _, id := range r {
+			if !p.allowed(id) {
+				continue // kept on a broker that is not live: never the leader
+			}
+			if lead < 0 || p.leaders[id] < p.leaders[lead] || (p.leaders[id] == p.leaders[lead] && id < lead) {
 				lead = id
 			}
+		}
+		if lead < 0 {
+			continue
 		}
 		p.setLeader(r, lead)
 		p.leaders[lead]++
@@ -515,7 +535,7 @@ func (p *planner) leaderChain(h int32) bool {
 				continue
 			}
 			for _, v := range r[1:] {
-				if _, seen := parent[v]; seen {
+				if _, seen := parent[v]; seen || !p.allowed(v) {
 					continue
 				}
 				parent[v] = edge{from: u, part: i}

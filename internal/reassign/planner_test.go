@@ -498,3 +498,35 @@ func TestGenerateChangesFewLeaders(t *testing.T) {
 		t.Fatalf("changes\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestDecommissionKeepsReplicasOnDeadBrokers(t *testing.T) {
+	// Broker 9 is not live; decommissioning 1 moves only 1's replicas and
+	// leaves the ones on 9 alone (moving them is rebalance's job).
+	current := Assignment{
+		{"t", 0}: {1, 9},
+		{"t", 1}: {9, 2},
+		{"t", 2}: {2, 1},
+	}
+	changes, err := Decommission(current, brokers(0, 1, 2, 3), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[3,9]},{"topic":"t","partition":2,"replicas":[2,3]}]}`
+	if got := changes.Plan().Format(); got != want {
+		t.Fatalf("changes\n got %s\nwant %s", got, want)
+	}
+	// Only broker 2 is left, and it leads more partitions than the dead
+	// 9: t-0 goes to [2,9], still led by a live broker.
+	current = Assignment{
+		{"t", 0}: {1, 9},
+		{"u", 0}: {2},
+		{"u", 1}: {2},
+	}
+	changes, err = Decommission(current, brokers(0, 1, 2), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(changes[TopicPartition{"t", 0}]); got != "[2 9]" {
+		t.Fatalf("t-0 -> %s, want [2 9]", got)
+	}
+}
