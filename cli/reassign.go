@@ -68,7 +68,7 @@ func reassignCommand() *cli.Command {
 					"   leader/follower.replication.throttled.replicas on the topics. `skein reassign verify`\n" +
 					"   (or --wait) removes them once the reassignment is complete.",
 				Flags: withCommon(append([]cli.Flag{
-					requiredStringFlag("plan", "plan file (JSON, as printed by `skein reassign generate`)"),
+					requiredStringFlag("plan", "plan `FILE` (JSON, as printed by skein reassign generate)"),
 				}, executeFlags()...)...),
 				Action: runReassignExecute,
 			},
@@ -76,7 +76,7 @@ func reassignCommand() *cli.Command {
 				Name:  "verify",
 				Usage: "check a plan's reassignment: exits 0 when complete (and removes the throttles)",
 				Flags: withCommon(
-					requiredStringFlag("plan", "plan file (JSON)"),
+					requiredStringFlag("plan", "plan `FILE` (JSON)"),
 					boolFlag("preserve-throttles", "keep the replication throttles when complete", false),
 					bootstrapServerFlag(),
 					durationFlag("timeout", "give up on the requests after this long", 30*time.Second),
@@ -98,7 +98,7 @@ func reassignCommand() *cli.Command {
 				Description: "A cancelled partition goes back to its replicas from before the reassignment.\n" +
 					"   The replication throttles are removed too unless --preserve-throttles.",
 				Flags: withCommon(
-					stringFlag("plan", "plan file (JSON) whose partitions to cancel", ""),
+					stringFlag("plan", "plan `FILE` (JSON) whose partitions to cancel", ""),
 					boolFlag("all", "cancel every ongoing reassignment", false),
 					boolFlag("preserve-throttles", "keep the replication throttles", false),
 					bootstrapServerFlag(),
@@ -113,7 +113,7 @@ func reassignCommand() *cli.Command {
 // executeFlags are the flags of everything that starts a reassignment.
 func executeFlags() []cli.Flag {
 	return []cli.Flag{
-		stringFlag("throttle", "bound the replication of the moving partitions to this rate (50MB/s, 1MiB/s, 1048576 bytes/s)", ""),
+		stringFlag("throttle", "bound the replication of the moving partitions to `RATE` (50MB/s, 1MiB/s, 1048576 bytes/s)", ""),
 		boolFlag("wait", "wait until the reassignment is complete, showing its progress, then remove the throttles", false),
 		durationFlag("interval", "with --wait, how often progress is polled", time.Second),
 		boolFlag("no-progress", "with --wait, print progress lines instead of a progress bar", false),
@@ -133,7 +133,7 @@ func decommissionCommand() *cli.Command {
 			"   skein broker decommission 103 --throttle 50MB/s --wait",
 		Flags: withCommon(append([]cli.Flag{
 			boolFlag("dry-run", "print the plan only", false),
-			stringFlag("plan-out", "also write the plan to this file (for `skein reassign verify/cancel --plan`)", ""),
+			stringFlag("plan-out", "also write the plan to `FILE` (for skein reassign verify/cancel --plan)", ""),
 		}, executeFlags()...)...),
 		Action: runDecommission,
 	}
@@ -149,7 +149,7 @@ func rebalanceCommand() *cli.Command {
 			"   move. Run `skein leader elect --preferred` afterwards to move leadership itself.",
 		Flags: withCommon(append([]cli.Flag{
 			boolFlag("dry-run", "print the plan and the number of replicas to move, change nothing", false),
-			stringFlag("plan-out", "also write the plan to this file (for `skein reassign verify/cancel --plan`)", ""),
+			stringFlag("plan-out", "also write the plan to `FILE` (for skein reassign verify/cancel --plan)", ""),
 		}, executeFlags()...)...),
 		Action: runRebalance,
 	}
