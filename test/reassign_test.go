@@ -167,12 +167,33 @@ func TestCLIReassign(t *testing.T) {
 	if !strings.Contains(res.Stdout, "is complete") {
 		t.Errorf("verify:\n%s", res.Stdout)
 	}
-	moved := clusterAssignment(t, c, topic)
-	for tp, r := range target {
-		if !slices.Equal(moved[tp], r) {
-			t.Errorf("%s is on %v after the reassignment, planned %v", tp, moved[tp], r)
+	// The brokers' metadata follows the controller's.
+	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+		moved := clusterAssignment(t, c, topic)
+		for tp, r := range target {
+			if !slices.Equal(moved[tp], r) {
+				return false, fmt.Sprintf("%s is on %v after the reassignment, planned %v", tp, moved[tp], r)
+			}
 		}
+		return true, ""
+	})
+
+	// Broker b2 is empty now; rebalance fills it again, throttled.
+	res = mustRun("broker", "decommission", fmt.Sprint(b2), "--dry-run")
+	if !strings.Contains(res.Stdout, "holds no replica") {
+		t.Errorf("decommission of the emptied broker:\n%s", res.Stdout)
 	}
+	res = mustRun("cluster", "rebalance", "--throttle", "10MB/s", "--wait", "--interval", "200ms")
+	if !strings.Contains(res.Stdout, "complete") || !strings.Contains(res.Stdout, "Throttle removed") {
+		t.Errorf("rebalance --wait:\n%s\n%s", res.Stdout, res.Stderr)
+	}
+	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+		replicas, leaders := reassign.Loads(clusterAssignment(t, c))
+		if spreadOf(replicas, b0, b1, b2) > 1 || spreadOf(leaders, b0, b1, b2) > 1 {
+			return false, fmt.Sprintf("after rebalance: replicas %v, leaders %v", replicas, leaders)
+		}
+		return true, ""
+	})
 }
 
 // clusterAssignment reads the replicas of the topics (every topic,
