@@ -537,10 +537,27 @@ func (e *reassignEnv) execute(topics kadm.TopicDetails, current, target reassign
 	if err := wt.wait(ctx, current, target); err != nil {
 		return err
 	}
+	rctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	// Nothing is moving any more; a partition not on its planned replicas
+	// was cancelled or moved by someone else.
+	var names []string
+	for tp := range target {
+		names = append(names, tp.Topic)
+	}
+	slices.Sort(names)
+	after, err := e.adm.ListTopicsWithInternal(rctx, slices.Compact(names)...)
+	if err != nil {
+		return fmt.Errorf("describe topics: %w", err)
+	}
+	_, _, wrong := verifyRows(target, assignmentOf(after), nil)
+	if wrong > 0 {
+		return fmt.Errorf("the reassignment ended with %d of %d partition(s) not on their planned replicas "+
+			"(cancelled, or moved by another reassignment); the throttle, if any, stays: see `skein reassign verify`",
+			wrong, len(target))
+	}
 	fmt.Fprintf(w, "Reassignment of %d partition(s) complete.\n", len(target))
 	if rate > 0 {
-		rctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-		defer cancel()
 		return e.removeThrottle(rctx, th.Topics(), w)
 	}
 	return nil

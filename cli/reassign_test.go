@@ -231,6 +231,13 @@ func TestReassignCommandsOnKfake(t *testing.T) {
 		t.Errorf("verify of a plan not carried out: %v", err)
 	}
 
+	// --wait ends (kfake lists nothing as moving) but the partition is not
+	// where the plan puts it: execute says so.
+	if _, _, err = runCLI(t, bootstrap, "reassign", "execute", "--plan", other, "--wait", "--interval", "10ms"); err == nil ||
+		!strings.Contains(err.Error(), "ended with 1 of 1 partition(s) not on their planned replicas") {
+		t.Errorf("execute --wait of a plan not carried out: %v", err)
+	}
+
 	// A throttled execute sets the KIP-73 configs; verify keeps them while
 	// the plan is not carried out, cancel removes them.
 	var tp reassign.TopicPartition
