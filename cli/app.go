@@ -5,7 +5,8 @@
 // environment twin).
 //
 // One file per command group: controller.go, broker.go, dev.go, topic.go,
-// leader.go, replicas.go, produce.go, consume.go, group.go, bench_produce.go, bench_consume.go; flags.go
+// leader.go, reassign.go (with reassign_progress.go; plans in
+// internal/reassign), replicas.go, produce.go, consume.go, group.go, bench_produce.go, bench_consume.go; flags.go
 // builds every flag (each with its environment twin), table.go formats
 // topic tables, client.go dials the cluster.
 package cli
@@ -35,6 +36,7 @@ func App() *cli.App {
 			topicCommand(),
 			clusterCommand(),
 			leaderCommand(),
+			reassignCommand(),
 			replicasCommand(),
 			produceCommand(),
 			consumeCommand(),

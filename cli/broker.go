@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
@@ -21,12 +22,12 @@ func brokerCommand() *cli.Command {
 			"       --controllers 127.0.0.1:9093\n\n" +
 			"   Runs until SIGINT or SIGTERM, then shuts down cleanly (controlled shutdown).",
 		Flags: withCommon(append([]cli.Flag{
-			requiredIntFlag("node-id", "this broker's node id (unique among controllers and brokers)"),
-			requiredStringFlag("data-dir", "directory for partition logs"),
+			checkedByAction(requiredIntFlag("node-id", "this broker's node id (unique among controllers and brokers)")),
+			checkedByAction(requiredStringFlag("data-dir", "directory for partition logs")),
 			stringFlag("listen", "Kafka listener, host:port", ""),
 			stringFlag("advertised-listener", "host:port given to clients (default: --listen)", ""),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
-			requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]"),
+			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
 			fromComponent("broker", intFlag("num-partitions", "num.partitions for auto-created topics", 0)),
 			fromComponent("broker", intFlag("default-replication-factor", "default.replication.factor", 0)),
@@ -39,7 +40,45 @@ func brokerCommand() *cli.Command {
 			pprofFlag(),
 		}, groupFlags()...)...),
 		Action: runBroker,
+		// `skein broker` runs a broker and takes no arguments, so a
+		// subcommand name cannot be mistaken for one.
+		Subcommands: []*cli.Command{decommissionCommand()},
 	}
+}
+
+// brokerRequiredFlags are the flags running a broker needs. urfave/cli
+// would check Required flags before dispatching to a subcommand (so
+// `skein broker decommission 103` would ask for --node-id): runBroker
+// checks them instead.
+var brokerRequiredFlags = []string{"node-id", "data-dir", "controllers"}
+
+// checkedByAction keeps a required flag's help text ("(required)") but
+// leaves the check to the command's action.
+func checkedByAction(f cli.Flag) cli.Flag {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		f.Required = false
+	case *cli.IntFlag:
+		f.Required = false
+	}
+	return f
+}
+
+// checkRequired fails like urfave/cli does when a required flag is unset.
+func checkRequired(c *cli.Context, names ...string) error {
+	var missing []string
+	for _, name := range names {
+		if !c.IsSet(name) {
+			missing = append(missing, name)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("Required flag %q not set", missing[0])
+	}
+	return fmt.Errorf("Required flags %q not set", strings.Join(missing, ", "))
 }
 
 // brokerConfig maps the flags onto base (dataplane.DefaultConfig() when
@@ -187,6 +226,13 @@ func groupConfig(c *cli.Context, base group.Config) (group.Config, error) {
 }
 
 func runBroker(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("skein broker takes no arguments (%q); its subcommand is decommission", c.Args().First())
+	}
+	if err := checkRequired(c, brokerRequiredFlags...); err != nil {
+		_ = cli.ShowSubcommandHelp(c)
+		return err
+	}
 	log, err := newLogger(c)
 	if err != nil {
 		return err

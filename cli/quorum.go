@@ -67,7 +67,7 @@ func removeVoterCommand() *cli.Command {
 func clusterCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cluster",
-		Usage: "inspect the cluster",
+		Usage: "inspect the cluster (describe) and even out its replicas (rebalance)",
 		Subcommands: []*cli.Command{{
 			Name:  "describe",
 			Usage: "print the controller quorum (voters, leader, term, lag) and the brokers (address, rack, fenced, epoch)",
@@ -79,7 +79,7 @@ func clusterCommand() *cli.Command {
 				durationFlag("timeout", "give up on the requests after this long", 30*time.Second),
 			),
 			Action: runClusterDescribe,
-		}},
+		}, rebalanceCommand()},
 	}
 }
 
