@@ -133,6 +133,7 @@ func TestElections(t *testing.T) {
 	if p2.PartitionEpoch != 0 {
 		t.Errorf("p2 untouched: %+v", p2)
 	}
+	after = after.Clone() // images are immutable: modify a deep copy
 	after.Brokers[1].Fenced = false
 	recs = electLeaderless(after, func(int32) bool { return true })
 	again, _ := applyEntry(after, 2, entry{Records: recs})
