@@ -155,3 +155,62 @@ func TestPlacement(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaWindowBounds: the window keeps at most maxWindowDeltas deltas and
+// maxWindowBytes (but always the newest delta), starts where the dropped
+// ones ended, serves from its start or any delta in it, refuses an index
+// older or off the chain, and an answer holds at least one delta. A window
+// published earlier is not changed by later pushes.
+func TestDeltaWindowBounds(t *testing.T) {
+	w := deltaWindow{start: 10}
+	var early deltaWindow
+	for i := range uint64(maxWindowDeltas + 100) {
+		w = w.push(windowDelta{index: 11 + 2*i, batch: []byte{byte(i)}}) // gaps: only odd indexes
+		if i == 50 {
+			early = w
+		}
+	}
+	if len(w.deltas) != maxWindowDeltas || w.start != 11+2*99 || w.bytes != maxWindowDeltas {
+		t.Fatalf("window of %d deltas from %d, %d bytes; want %d from %d", len(w.deltas), w.start, w.bytes, maxWindowDeltas, 11+2*99)
+	}
+	if len(early.deltas) != 51 || early.start != 10 || early.deltas[0].batch[0] != 0 || early.deltas[50].batch[0] != 50 {
+		t.Fatalf("an earlier window changed: %d deltas from %d", len(early.deltas), early.start)
+	}
+	last := w.deltas[len(w.deltas)-1].index
+	for _, tc := range []struct {
+		index uint64
+		ok    bool
+		n     int
+	}{
+		{w.start, true, maxWindowDeltas},
+		{w.deltas[0].index, true, maxWindowDeltas - 1},
+		{last - 2, true, 1},
+		{last, true, 0},
+		{w.start - 2, false, 0}, // older than the window
+		{last - 1, false, 0},    // off the chain
+		{0, false, 0},
+	} {
+		got, ok := w.after(tc.index, 1<<20)
+		if ok != tc.ok || len(got) != tc.n {
+			t.Errorf("after(%d): %d deltas, %v; want %d, %v", tc.index, len(got), ok, tc.n, tc.ok)
+		}
+	}
+	if got, _ := w.after(w.start, 0); len(got) != 1 {
+		t.Errorf("after with no room: %d deltas, want 1", len(got))
+	}
+	if got, _ := w.after(w.start, 10); len(got) != 10 {
+		t.Errorf("after with room for 10: %d deltas", len(got))
+	}
+
+	big := deltaWindow{}
+	for i := range uint64(3) {
+		big = big.push(windowDelta{index: i + 1, batch: make([]byte, maxWindowBytes/2+1)})
+	}
+	if len(big.deltas) != 1 || big.start != 2 || big.bytes > maxWindowBytes {
+		t.Fatalf("byte bound: %d deltas from %d, %d bytes", len(big.deltas), big.start, big.bytes)
+	}
+	big = big.push(windowDelta{index: 4, batch: make([]byte, maxWindowBytes+1)})
+	if len(big.deltas) != 1 || big.start != 3 {
+		t.Fatalf("a delta over the byte bound: %d deltas from %d, want it alone", len(big.deltas), big.start)
+	}
+}

@@ -303,4 +303,3 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
-
