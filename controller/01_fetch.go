@@ -13,11 +13,13 @@ package controller
 //   - deltas, when FetchOffset is on the FSM's window of recent entries
 //     (fsm.go: the window's start, or the index of one of its entries): one
 //     batch per entry after FetchOffset, at offset = the entry's index,
-//     holding the index it applies onto and the entry's changes (none when
-//     the FSM discarded it, so the broker only advances its index). The
-//     answer stops before MaxBytes / PartitionMaxBytes but holds at least
-//     one delta. The cost of a change is that of the change, not of the
-//     cluster.
+//     holding the index and cluster id of the image it applies onto and
+//     the entry's changes (none when the FSM discarded it, so the broker
+//     only advances its index). The answer stops before MaxBytes /
+//     PartitionMaxBytes but holds at least one delta. The cost of a change
+//     is that of the change, not of the cluster. A broker whose image is
+//     not the one a delta applies onto (another cluster's, at the same
+//     index) starts over from 0.
 //   - otherwise (FetchOffset 0, older than the window, or not on its chain:
 //     an index of another history), a snapshot: ONE batch holding the whole
 //     image (image.Marshal) at offset = its Index.

@@ -99,7 +99,8 @@ func TestMetadataFetchServesDeltas(t *testing.T) {
 	cur := waitImage(t, ctl, "third", func(img *image.Image) bool { return img.Topics["third"] != nil })
 
 	d := fetchMeta(t, ctl.Addr(), int64(x), 256<<20)
-	if len(d.ups) < 2 || d.ups[0].Delta.PrevIndex != x || d.part.CurrentLeader.LeaderID != 1 {
+	if len(d.ups) < 2 || d.ups[0].Delta.PrevIndex != x || d.part.CurrentLeader.LeaderID != 1 ||
+		d.ups[0].Delta.ClusterID == "" || d.ups[0].Delta.ClusterID != snap.ups[0].Snapshot.ClusterID {
 		t.Fatalf("fetch from %d: %s, leader %d; want deltas from %d", x, kinds(d.ups), d.part.CurrentLeader.LeaderID, x)
 	}
 	for i, u := range d.ups {

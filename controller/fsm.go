@@ -140,7 +140,7 @@ func (f *fsm) publish(img *image.Image, w deltaWindow) {
 // whose applied changes are changes (nil when the entry was discarded),
 // with its delta appended to the window.
 func (f *fsm) publishApplied(cur *published, next *image.Image, changes []metalog.Change) {
-	batch, err := metalog.EncodeDelta(next.Index, cur.img.Index, changes, time.Now().UnixMilli())
+	batch, err := metalog.EncodeDelta(cur.img, next.Index, changes, time.Now().UnixMilli())
 	if err != nil {
 		// Cannot happen (indexes grow, records encode): the window starts
 		// over at next, so brokers behind it load a snapshot.

@@ -3,10 +3,16 @@ package controller
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"slices"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 )
 
 func i32(v int32) *int32 { return &v }
@@ -212,5 +218,69 @@ func TestDeltaWindowBounds(t *testing.T) {
 	big = big.push(windowDelta{index: 4, batch: make([]byte, maxWindowBytes+1)})
 	if len(big.deltas) != 1 || big.start != 3 {
 		t.Fatalf("a delta over the byte bound: %d deltas from %d, want it alone", len(big.deltas), big.start)
+	}
+}
+
+// TestFSMWindowRecordsOutcomes: the FSM's window holds one delta per
+// applied command entry, chained by index over the gaps of other entries,
+// with the entry's records when it was applied and none when it was
+// discarded (undecodable, of another term, invalid); the deltas rebuild
+// the FSM's image. Restore starts the window over at the snapshot.
+func TestFSMWindowRecordsOutcomes(t *testing.T) {
+	f := newFSM(hclog.NewNullLogger())
+	log := testLog()
+	enc := func(term uint64, recs []record) []byte {
+		b, err := encodeEntry(term, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, l := range []*raft.Log{
+		{Index: 1, Term: 1, Type: raft.LogConfiguration},
+		{Index: 2, Term: 1, Type: raft.LogCommand, Data: enc(1, log[0])},
+		{Index: 3, Term: 1, Type: raft.LogCommand, Data: enc(1, log[1])},
+		{Index: 4, Term: 2, Type: raft.LogNoop},
+		{Index: 5, Term: 2, Type: raft.LogCommand, Data: []byte("{not json")},
+		{Index: 6, Term: 2, Type: raft.LogCommand, Data: enc(1, log[2])}, // decided in term 1
+		{Index: 7, Term: 2, Type: raft.LogCommand, Data: enc(2, log[7])}, // invalid
+		{Index: 8, Term: 2, Type: raft.LogCommand, Data: enc(2, []record{{Type: typeUnfenceBroker,
+			UnfenceBroker: &brokerEpochRecord{ID: 101, Epoch: 3}}})},
+	} {
+		f.Apply(l)
+	}
+	st := f.state.Load()
+	raw, ok := st.window.after(st.window.start, 1<<20)
+	if !ok || st.window.start != 0 {
+		t.Fatalf("window from %d: %v", st.window.start, ok)
+	}
+	ups, err := metalog.DecodeUpdates(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range ups {
+		got = append(got, fmt.Sprintf("%d<%d:%d", u.Index, u.Delta.PrevIndex, len(u.Delta.Records)))
+	}
+	want := []string{"2<0:2", "3<2:1", "5<3:0", "6<5:0", "7<6:0", "8<7:1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("deltas (index<prev:records) %v, want %v", got, want)
+	}
+	img, err := metalog.ApplyUpdates(image.New(), ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := image.Marshal(img)
+	b, _ := image.Marshal(st.img)
+	if !bytes.Equal(a, b) || img.Index != 8 || img.Brokers[101].Fenced {
+		t.Fatalf("deltas rebuild\n%s\nthe FSM has\n%s", a, b)
+	}
+
+	snap, _ := image.Marshal(st.img)
+	if err := f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.state.Load().window; w.start != 8 || len(w.deltas) != 0 {
+		t.Fatalf("window after Restore: from %d, %d deltas; want from 8, none", w.start, len(w.deltas))
 	}
 }

@@ -256,12 +256,12 @@ func TestDeltasEqualSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		answer := snap
-		for _, s := range steps[mid+1:] {
+		for i, s := range steps[mid+1:] {
 			var changes []Change
 			if s.applied {
 				changes = s.entry.Records
 			}
-			b, err := EncodeDelta(s.index, s.prev, changes, 2)
+			b, err := EncodeDelta(steps[mid+i].after, s.index, changes, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -293,6 +293,11 @@ func TestDeltasEqualSnapshot(t *testing.T) {
 		}
 		if _, err := ApplyUpdates(steps[mid].after, ups[2:]); err == nil || !errors.Is(err, ErrNotChained) {
 			t.Fatalf("a delta after a gap: error %v, want ErrNotChained", err)
+		}
+		other := *steps[mid].after
+		other.ClusterID = "another"
+		if _, err := ApplyUpdates(&other, ups[1:]); err == nil || !errors.Is(err, ErrNotChained) {
+			t.Fatalf("a delta onto another cluster's image: error %v, want ErrNotChained", err)
 		}
 	}
 }

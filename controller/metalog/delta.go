@@ -25,21 +25,26 @@ type DeltaValue struct {
 	// index of the previous entry the controller's FSM applied. A broker
 	// applies the delta only if its image's Index is PrevIndex.
 	PrevIndex uint64 `json:"prev_index"`
+	// ClusterID is the cluster id of that image: a broker applies the
+	// delta only if its image has the same, so that a broker following a
+	// wiped and re-created cluster (whose indexes may match its own) starts
+	// over from a snapshot instead of mixing two histories.
+	ClusterID string `json:"cluster_id,omitempty"`
 	// Records are the changes of the entry when the FSM applied it; none
 	// when it discarded the entry (undecodable, stale term or invalid), so
 	// that the image only advances its Index.
 	Records []Change `json:"records,omitempty"`
 }
 
-// EncodeDelta encodes the outcome of the Raft entry at index (applied onto
-// the image at prevIndex) as a metadata batch: one record with key KeyDelta
-// at offset index, stamped timestampMillis. changes are the entry's changes
-// if it was applied, nil if it was discarded.
-func EncodeDelta(index, prevIndex uint64, changes []Change, timestampMillis int64) ([]byte, error) {
-	if prevIndex >= index {
-		return nil, fmt.Errorf("delta at index %d onto index %d", index, prevIndex)
+// EncodeDelta encodes the outcome of the Raft entry at index, applied onto
+// the image prev, as a metadata batch: one record with key KeyDelta at
+// offset index, stamped timestampMillis. changes are the entry's changes if
+// it was applied, nil if it was discarded.
+func EncodeDelta(prev *image.Image, index uint64, changes []Change, timestampMillis int64) ([]byte, error) {
+	if prev.Index >= index {
+		return nil, fmt.Errorf("delta at index %d onto index %d", index, prev.Index)
 	}
-	value, err := json.Marshal(DeltaValue{PrevIndex: prevIndex, Records: changes})
+	value, err := json.Marshal(DeltaValue{PrevIndex: prev.Index, ClusterID: prev.ClusterID, Records: changes})
 	if err != nil {
 		return nil, fmt.Errorf("encode metadata delta: %w", err)
 	}
@@ -91,9 +96,9 @@ func DecodeUpdates(raw []byte) ([]Update, error) {
 }
 
 // ErrNotChained is the error of a delta that does not apply to the image it
-// is given: its PrevIndex is not the image's Index, or its changes are
-// invalid for that image (which then differs from the controller's). The
-// follower must start over from a snapshot.
+// is given: its PrevIndex is not the image's Index, its ClusterID not the
+// image's, or its changes are invalid for that image (which then differs
+// from the controller's). The follower must start over from a snapshot.
 var ErrNotChained = errors.New("metadata delta does not chain onto the image")
 
 // ApplyTo returns the image after u: a snapshot replaces img, a delta is
@@ -106,6 +111,10 @@ func (u Update) ApplyTo(img *image.Image) (*image.Image, error) {
 	if u.Delta.PrevIndex != img.Index {
 		return nil, fmt.Errorf("%w: delta %d applies onto index %d, the image is at %d",
 			ErrNotChained, u.Index, u.Delta.PrevIndex, img.Index)
+	}
+	if u.Delta.ClusterID != img.ClusterID {
+		return nil, fmt.Errorf("%w: delta %d applies onto cluster %q, the image is of cluster %q",
+			ErrNotChained, u.Index, u.Delta.ClusterID, img.ClusterID)
 	}
 	next, err := ApplyEntry(img, u.Index, Entry{Records: u.Delta.Records})
 	if err != nil {

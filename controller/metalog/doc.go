@@ -38,14 +38,15 @@
 //     Raft index (EncodeImage, DecodeImage);
 //   - "delta" (KeyDelta): the outcome of the one Raft entry at offset = its
 //     index, as JSON DeltaValue {"prev_index": the index of the image it
-//     applies onto, "records": the entry's changes, absent when the FSM
-//     discarded the entry} (EncodeDelta).
+//     applies onto, "cluster_id": that image's cluster id, "records": the
+//     entry's changes, absent when the FSM discarded the entry}
+//     (EncodeDelta).
 //
 // A Fetch answer holds one snapshot, or consecutive deltas each chaining
 // onto the one before; DecodeBatches and DecodeUpdates decode it, and
 // Update.ApplyTo / ApplyUpdates apply it: a snapshot replaces the image, a
-// delta applies only onto the image at its prev_index (else ErrNotChained:
-// start over from a snapshot). Batches are built with kmsg's encoders and
+// delta applies only onto the image at its prev_index of its cluster_id
+// (else ErrNotChained: start over from a snapshot). Batches are built with kmsg's encoders and
 // sealed and checked with storage's batch helpers (length and CRC-32C);
 // nothing here hand-rolls the Kafka format.
 //

@@ -87,11 +87,11 @@ func FuzzDecodeMetadataDeltas(f *testing.F) {
 		if err != nil {
 			changes = nil
 		}
-		b, err := EncodeDelta(next.Index, img.Index, changes, 1700000000000)
+		b, err := EncodeDelta(img, next.Index, changes, 1700000000000)
 		if err != nil {
 			f.Fatal(err)
 		}
-		value, err := json.Marshal(DeltaValue{PrevIndex: img.Index, Records: changes})
+		value, err := json.Marshal(DeltaValue{PrevIndex: img.Index, ClusterID: img.ClusterID, Records: changes})
 		if err != nil {
 			f.Fatal(err)
 		}
