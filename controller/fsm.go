@@ -42,8 +42,8 @@ type published struct {
 // enough for a broker that missed a few seconds of changes, even a burst
 // (a broker fenced with thousands of partitions is one entry), to catch up
 // by deltas; one further behind loads a snapshot, which costs about what
-// that many deltas would. The memory is bounded by about twice these
-// (the slice's spare capacity).
+// that many deltas would. The memory held is at most about twice these
+// (deltas dropped but still referenced from the backing array; see push).
 const (
 	maxWindowDeltas = 4096
 	maxWindowBytes  = 32 << 20
@@ -59,7 +59,11 @@ const (
 type deltaWindow struct {
 	start  uint64
 	deltas []windowDelta
-	bytes  int
+	bytes  int // of the deltas' batches
+	// dropped is the size of the batches dropped from the front since the
+	// window last moved to a new backing array: the array still references
+	// them (they cannot be cleared: an older window may be being read).
+	dropped int
 }
 
 // windowDelta is the delta of the entry at index, encoded
@@ -70,14 +74,21 @@ type windowDelta struct {
 }
 
 // push returns the window with d appended, the oldest deltas dropped to
-// keep the bounds.
+// keep the bounds (always keeping d). Once the dropped batches still
+// referenced from the backing array pass maxWindowBytes, the window moves
+// to a new array, so that they can be collected.
 func (w deltaWindow) push(d windowDelta) deltaWindow {
 	w.deltas = append(w.deltas, d)
 	w.bytes += len(d.batch)
 	for len(w.deltas) > maxWindowDeltas || (w.bytes > maxWindowBytes && len(w.deltas) > 1) {
 		w.start = w.deltas[0].index
 		w.bytes -= len(w.deltas[0].batch)
+		w.dropped += len(w.deltas[0].batch)
 		w.deltas = w.deltas[1:]
+	}
+	if w.dropped > maxWindowBytes {
+		w.deltas = slices.Clone(w.deltas)
+		w.dropped = 0
 	}
 	return w
 }

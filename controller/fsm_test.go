@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -215,9 +216,18 @@ func TestDeltaWindowBounds(t *testing.T) {
 	if len(big.deltas) != 1 || big.start != 2 || big.bytes > maxWindowBytes {
 		t.Fatalf("byte bound: %d deltas from %d, %d bytes", len(big.deltas), big.start, big.bytes)
 	}
+	// The two batches dropped passed the byte bound: the window moved to a
+	// new array, which no longer references them.
+	if big.dropped != 0 {
+		t.Fatalf("%d dropped bytes still referenced", big.dropped)
+	}
+	held := big
 	big = big.push(windowDelta{index: 4, batch: make([]byte, maxWindowBytes+1)})
-	if len(big.deltas) != 1 || big.start != 3 {
-		t.Fatalf("a delta over the byte bound: %d deltas from %d, want it alone", len(big.deltas), big.start)
+	if len(big.deltas) != 1 || big.start != 3 || big.dropped != maxWindowBytes/2+1 {
+		t.Fatalf("a delta over the byte bound: %d deltas from %d, %d dropped bytes; want it alone", len(big.deltas), big.start, big.dropped)
+	}
+	if held.start != 2 || len(held.deltas) != 1 || held.deltas[0].index != 3 {
+		t.Fatalf("a held window changed: from %d, %d deltas", held.start, len(held.deltas))
 	}
 }
 
@@ -282,5 +292,83 @@ func TestFSMWindowRecordsOutcomes(t *testing.T) {
 	}
 	if w := f.state.Load().window; w.start != 8 || len(w.deltas) != 0 {
 		t.Fatalf("window after Restore: from %d, %d deltas; want from 8, none", w.start, len(w.deltas))
+	}
+}
+
+// TestDeltaWindowConcurrentReaders: handlers read published windows while
+// the FSM goroutine appends to and drops from the shared backing array;
+// every window read is a whole chain ending at its image (run with -race).
+func TestDeltaWindowConcurrentReaders(t *testing.T) {
+	f := newFSM(hclog.NewNullLogger())
+	const entries = maxWindowDeltas + 500
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				st := f.state.Load()
+				raw, ok := st.window.after(st.window.start, 1<<30)
+				if !ok {
+					errs <- fmt.Errorf("window from %d refuses its start", st.window.start)
+					return
+				}
+				// Hold the window until the FSM published another: it
+				// must not change.
+				select {
+				case <-st.changed:
+				case <-done:
+					return
+				}
+				if again, _ := st.window.after(st.window.start, 1<<30); !bytes.Equal(again, raw) {
+					errs <- fmt.Errorf("window from %d changed while held", st.window.start)
+					return
+				}
+				ups, err := metalog.DecodeUpdates(raw)
+				if err != nil {
+					errs <- err
+					return
+				}
+				prev := st.window.start
+				for _, u := range ups {
+					if u.Delta.PrevIndex != prev {
+						errs <- fmt.Errorf("delta %d onto %d, want onto %d", u.Index, u.Delta.PrevIndex, prev)
+						return
+					}
+					prev = u.Index
+				}
+				if prev != st.img.Index {
+					errs <- fmt.Errorf("window ends at %d, image at %d", prev, st.img.Index)
+					return
+				}
+			}
+		}()
+	}
+	for i := range uint64(entries) {
+		b, err := encodeEntry(0, []record{{Type: typeProducerIDBlock,
+			ProducerIDBlock: &producerIDBlockRecord{Broker: 1, First: int64(i) * 10, Size: 10}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp := f.Apply(&raft.Log{Index: 2*i + 1, Type: raft.LogCommand, Data: b}); resp != nil {
+			t.Fatal(resp)
+		}
+	}
+	close(done)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if st := f.state.Load(); len(st.window.deltas) != maxWindowDeltas || st.img.NextProducerID != entries*10 {
+		t.Fatalf("window of %d deltas, next producer id %d", len(st.window.deltas), st.img.NextProducerID)
 	}
 }
