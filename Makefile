@@ -16,7 +16,8 @@ FUZZTIME      ?= 2m
 FUZZ_TARGETS := ./storage:FuzzRecovery:10s ./storage:FuzzRecoveryCompacted:10s \
 	./storage:FuzzClean:300x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
 	./internal/wire:FuzzRequestDecoding:10s \
-	./controller/metalog:FuzzDecodeMetadataBatch:10s
+	./controller/metalog:FuzzDecodeMetadataBatch:10s \
+	./controller/metalog:FuzzDecodeMetadataDeltas:10s
 # Fuzzed logs live on tmpfs where there is one: fuzzing checks logic, not
 # durability (crash behaviour is TestLogModel's, over a crashable dir), and
 # on disk a FuzzClean input with hundreds of tiny segments spends seconds in

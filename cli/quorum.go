@@ -274,7 +274,8 @@ func runClusterDescribe(c *cli.Context) error {
 }
 
 // controllerImage reads the metadata image from the controllers (a
-// metadata Fetch, as brokers do).
+// metadata Fetch from offset 0, as a starting broker does: answered with a
+// snapshot, decoded by metalog like the brokers' deltas).
 func controllerImage(c *cli.Context) (*image.Image, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
@@ -295,7 +296,14 @@ func controllerImage(c *cli.Context) (*image.Image, error) {
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 				return nil, err
 			}
-			return metalog.DecodeImage(rp.RecordBatches)
+			ups, err := metalog.DecodeUpdates(rp.RecordBatches)
+			if err != nil {
+				return nil, err
+			}
+			if len(ups) == 0 {
+				return nil, errors.New("no metadata in the answer")
+			}
+			return metalog.ApplyUpdates(image.New(), ups)
 		}
 	}
 	return nil, errors.New("no metadata in the answer")

@@ -2,14 +2,32 @@ package controller
 
 // Fetch (key 1), v4-v12 (topics by name), of the metadata topic only.
 //
-// Brokers follow the metadata by long-polling "__cluster_metadata" partition
-// 0 with FetchOffset = the image index they have applied. Any voter answers
-// from its own image: once its Index > FetchOffset (or after MaxWaitMillis),
-// with ONE record batch holding ONE record whose value is the JSON of the
-// whole image (image.Marshal) and whose offset is the image's Index
-// (metalog.EncodeImage; controller/metalog is the one codec of these
-// batches); HighWatermark = Index+1. Sending the whole image each time is simple and
-// fine at this scale; record deltas are a later step.
+// Brokers replicate the metadata incrementally, as KRaft brokers fetch
+// __cluster_metadata: they long-poll "__cluster_metadata" partition 0 with
+// FetchOffset = the index of the image they have applied. Any voter answers
+// from its own state, once its image's Index > FetchOffset (or after
+// MaxWaitMillis, with no records), with record batches encoded by
+// controller/metalog (the one codec of the metadata log; see its package
+// comment for the format), one record each:
+//
+//   - deltas, when FetchOffset is on the FSM's window of recent entries
+//     (fsm.go: the window's start, or the index of one of its entries): one
+//     batch per entry after FetchOffset, at offset = the entry's index,
+//     holding the index and cluster id of the image it applies onto and
+//     the entry's changes (none when the FSM discarded it, so the broker
+//     only advances its index). The answer stops before MaxBytes /
+//     PartitionMaxBytes but holds at least one delta. The cost of a change
+//     is that of the change, not of the cluster. A broker whose image is
+//     not the one a delta applies onto (another cluster's, at the same
+//     index) starts over from 0.
+//   - otherwise (FetchOffset 0, older than the window, or not on its chain:
+//     an index of another history), a snapshot: ONE batch holding the whole
+//     image (image.Marshal) at offset = its Index.
+//
+// HighWatermark = the image's Index+1. Every answer on the metadata
+// partition, records or not, carries CurrentLeader (v12+): LeaderID = the
+// active controller as this voter knows it (-1 unknown), LeaderEpoch = the
+// Raft term; brokers take image.ActiveController from it.
 //
 // A FetchOffset beyond the active controller's (fully replayed) image is
 // OFFSET_OUT_OF_RANGE: the broker follows another cluster's metadata or a
@@ -18,6 +36,7 @@ package controller
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -48,6 +67,7 @@ func (c *Controller) handleFetch(ctx context.Context, req *wire.Request) (kmsg.R
 	resp := r.ResponseKind().(*kmsg.FetchResponse)
 	metaTopic, metaPartition := -1, -1
 	var fetchOffset int64
+	var partMaxBytes int32
 	for _, t := range r.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
@@ -57,7 +77,7 @@ func (c *Controller) handleFetch(ctx context.Context, req *wire.Request) (kmsg.R
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
 			if t.Topic == metalog.Topic && p.Partition == 0 && metaTopic < 0 {
 				metaTopic, metaPartition = len(resp.Topics), len(rt.Partitions)
-				fetchOffset = p.FetchOffset
+				fetchOffset, partMaxBytes = p.FetchOffset, p.PartitionMaxBytes
 			} else {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}
@@ -69,17 +89,20 @@ func (c *Controller) handleFetch(ctx context.Context, req *wire.Request) (kmsg.R
 		return resp, nil
 	}
 	metaPart := &resp.Topics[metaTopic].Partitions[metaPartition]
+	c.setCurrentLeader(metaPart)
 	if fetchOffset < 0 {
 		metaPart.ErrorCode = kerr.OffsetOutOfRange.Code
 		return resp, nil
 	}
 	wait := min(time.Duration(max(r.MaxWaitMillis, 0))*time.Millisecond, maxMetadataWait)
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
-	img, _ := c.fsm.waitAbove(waitCtx, uint64(fetchOffset))
+	st, _ := c.fsm.waitAbove(waitCtx, uint64(fetchOffset))
 	cancel()
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // shutting down: close the connection
 	}
+	img := st.img
+	c.setCurrentLeader(metaPart) // again: it may have changed during the wait
 	hw := int64(img.Index) + 1
 	metaPart.HighWatermark, metaPart.LastStableOffset, metaPart.LogStartOffset = hw, hw, int64(img.Index)
 	if img.Index <= uint64(fetchOffset) {
@@ -87,6 +110,13 @@ func (c *Controller) handleFetch(ctx context.Context, req *wire.Request) (kmsg.R
 			metaPart.ErrorCode = kerr.OffsetOutOfRange.Code
 		}
 		return resp, nil
+	}
+	if fetchOffset > 0 {
+		limit := int(min(max(r.MaxBytes, 0), max(partMaxBytes, 0)))
+		if deltas, ok := st.window.after(uint64(fetchOffset), limit); ok {
+			metaPart.RecordBatches = deltas
+			return resp, nil
+		}
 	}
 	batch, err := c.servedBatch(img)
 	if err != nil {
@@ -97,8 +127,16 @@ func (c *Controller) handleFetch(ctx context.Context, req *wire.Request) (kmsg.R
 	return resp, nil
 }
 
-// servedBatch returns img encoded as a metadata record batch, with
-// ActiveController filled in.
+// setCurrentLeader tells the broker the active controller and the Raft
+// term.
+func (c *Controller) setCurrentLeader(p *kmsg.FetchResponseTopicPartition) {
+	p.CurrentLeader.LeaderID = c.activeControllerID()
+	p.CurrentLeader.LeaderEpoch = int32(min(c.raft.CurrentTerm(), math.MaxInt32))
+}
+
+// servedBatch returns img encoded as a snapshot batch, with
+// ActiveController filled in (for brokers that read it there rather than
+// from CurrentLeader).
 func (c *Controller) servedBatch(img *image.Image) ([]byte, error) {
 	active := c.activeControllerID()
 	if s := c.served.Load(); s != nil && s.index == img.Index && s.active == active {

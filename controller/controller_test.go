@@ -86,12 +86,14 @@ func startController(t *testing.T, cfg Config) *Controller {
 
 // startClientConfig starts a broker's controller client from cfg
 // (Controllers, NodeID and whatever else the test sets) with the tests'
-// listener, fast heartbeats and a named logger.
+// listener, fast heartbeats and, unless cfg has one, a named logger.
 func startClientConfig(t *testing.T, cfg client.Config) *client.Client {
 	t.Helper()
 	cfg.AdvertisedHost, cfg.AdvertisedPort = "127.0.0.1", 9092
 	cfg.HeartbeatInterval, cfg.MetadataMaxWait = 100*time.Millisecond, time.Second
-	cfg.Logger = testLogger(t, fmt.Sprintf("broker-%d", cfg.NodeID))
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t, fmt.Sprintf("broker-%d", cfg.NodeID))
+	}
 	cl, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -7,16 +7,21 @@
 // Raft keeps its log and stable store in <DataDir>/raft/raft.db (BoltDB) and
 // snapshots in <DataDir>/raft/snapshots. The FSM (fsm.go) is a pure function
 // of the log: each entry is JSON {"term":T,"records":[...]} holding the
-// records of ONE decision taken in Raft term T, applied all or nothing to a
-// clone of the image, which is then published (readers only ever see
-// immutable images). An entry with an invalid record, or decided in another
+// records of ONE decision taken in Raft term T, applied all or nothing
+// (metalog.ApplyEntry, copy on write: the next image shares what the entry
+// does not change), and the new image is then published (readers only ever
+// see immutable images). An entry with an invalid record, or decided in another
 // term than its log entry's, is discarded whole, deterministically, on every
 // voter. Under the invariants build tag every applied entry is checked
 // against the invariants below (invariants_on.go).
 // image.Image.Index is the Raft index of the last applied entry. A snapshot is
-// the image as JSON; Restore loads it.
+// the image as JSON; Restore loads it. The FSM also keeps the outcome of the
+// latest entries (a bounded window, reset by Restore) to serve brokers
+// deltas.
 //
-// # Records (records.go), all written by the active controller only
+// # Records (controller/metalog, aliased in records.go)
+//
+// All written by the active controller only:
 //
 //   - InitCluster{cluster_id}: once, by the first leader.
 //   - RegisterController{id, host, port}: a voter's Kafka listener, written
@@ -87,9 +92,12 @@
 //
 // Each voter serves the Kafka protocol on Listen (internal/wire), one file
 // per API key. Any voter serves ApiVersions and Fetch of the metadata topic
-// (01_fetch.go) from its own image, encoded by controller/metalog (the one
-// codec of metadata batches, which the broker client and the CLI decode
-// with); the other APIs are served by the active
+// (01_fetch.go) from its own state: the deltas after the broker's offset
+// from the FSM's bounded window of recent entries (fsm.go), or a snapshot
+// of the whole image when the broker starts from 0 or is too far behind,
+// encoded by controller/metalog (the one package of the metadata log,
+// which the broker client and the CLI decode and apply with); the other
+// APIs are served by the active
 // controller only: other voters forward them there, or answer
 // NOT_CONTROLLER when they cannot (quorum.go).
 //

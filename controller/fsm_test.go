@@ -3,10 +3,17 @@ package controller
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"slices"
+	"sync"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 )
 
 func i32(v int32) *int32 { return &v }
@@ -133,6 +140,7 @@ func TestElections(t *testing.T) {
 	if p2.PartitionEpoch != 0 {
 		t.Errorf("p2 untouched: %+v", p2)
 	}
+	after = after.Clone() // images are immutable: modify a deep copy
 	after.Brokers[1].Fenced = false
 	recs = electLeaderless(after, func(int32) bool { return true })
 	again, _ := applyEntry(after, 2, entry{Records: recs})
@@ -152,5 +160,215 @@ func TestPlacement(t *testing.T) {
 		if !slices.Equal(got[i], want[i]) {
 			t.Fatalf("placement %v, want %v", got, want)
 		}
+	}
+}
+
+// TestDeltaWindowBounds: the window keeps at most maxWindowDeltas deltas and
+// maxWindowBytes (but always the newest delta), starts where the dropped
+// ones ended, serves from its start or any delta in it, refuses an index
+// older or off the chain, and an answer holds at least one delta. A window
+// published earlier is not changed by later pushes.
+func TestDeltaWindowBounds(t *testing.T) {
+	w := deltaWindow{start: 10}
+	var early deltaWindow
+	for i := range uint64(maxWindowDeltas + 100) {
+		w = w.push(windowDelta{index: 11 + 2*i, batch: []byte{byte(i)}}) // gaps: only odd indexes
+		if i == 50 {
+			early = w
+		}
+	}
+	if len(w.deltas) != maxWindowDeltas || w.start != 11+2*99 || w.bytes != maxWindowDeltas {
+		t.Fatalf("window of %d deltas from %d, %d bytes; want %d from %d", len(w.deltas), w.start, w.bytes, maxWindowDeltas, 11+2*99)
+	}
+	if len(early.deltas) != 51 || early.start != 10 || early.deltas[0].batch[0] != 0 || early.deltas[50].batch[0] != 50 {
+		t.Fatalf("an earlier window changed: %d deltas from %d", len(early.deltas), early.start)
+	}
+	last := w.deltas[len(w.deltas)-1].index
+	for _, tc := range []struct {
+		index uint64
+		ok    bool
+		n     int
+	}{
+		{w.start, true, maxWindowDeltas},
+		{w.deltas[0].index, true, maxWindowDeltas - 1},
+		{last - 2, true, 1},
+		{last, true, 0},
+		{w.start - 2, false, 0}, // older than the window
+		{last - 1, false, 0},    // off the chain
+		{0, false, 0},
+	} {
+		got, ok := w.after(tc.index, 1<<20)
+		if ok != tc.ok || len(got) != tc.n {
+			t.Errorf("after(%d): %d deltas, %v; want %d, %v", tc.index, len(got), ok, tc.n, tc.ok)
+		}
+	}
+	if got, _ := w.after(w.start, 0); len(got) != 1 {
+		t.Errorf("after with no room: %d deltas, want 1", len(got))
+	}
+	if got, _ := w.after(w.start, 10); len(got) != 10 {
+		t.Errorf("after with room for 10: %d deltas", len(got))
+	}
+
+	big := deltaWindow{}
+	for i := range uint64(3) {
+		big = big.push(windowDelta{index: i + 1, batch: make([]byte, maxWindowBytes/2+1)})
+	}
+	if len(big.deltas) != 1 || big.start != 2 || big.bytes > maxWindowBytes {
+		t.Fatalf("byte bound: %d deltas from %d, %d bytes", len(big.deltas), big.start, big.bytes)
+	}
+	// The two batches dropped passed the byte bound: the window moved to a
+	// new array, which no longer references them.
+	if big.dropped != 0 {
+		t.Fatalf("%d dropped bytes still referenced", big.dropped)
+	}
+	held := big
+	big = big.push(windowDelta{index: 4, batch: make([]byte, maxWindowBytes+1)})
+	if len(big.deltas) != 1 || big.start != 3 || big.dropped != maxWindowBytes/2+1 {
+		t.Fatalf("a delta over the byte bound: %d deltas from %d, %d dropped bytes; want it alone", len(big.deltas), big.start, big.dropped)
+	}
+	if held.start != 2 || len(held.deltas) != 1 || held.deltas[0].index != 3 {
+		t.Fatalf("a held window changed: from %d, %d deltas", held.start, len(held.deltas))
+	}
+}
+
+// TestFSMWindowRecordsOutcomes: the FSM's window holds one delta per
+// applied command entry, chained by index over the gaps of other entries,
+// with the entry's records when it was applied and none when it was
+// discarded (undecodable, of another term, invalid); the deltas rebuild
+// the FSM's image. Restore starts the window over at the snapshot.
+func TestFSMWindowRecordsOutcomes(t *testing.T) {
+	f := newFSM(hclog.NewNullLogger())
+	log := testLog()
+	enc := func(term uint64, recs []record) []byte {
+		b, err := encodeEntry(term, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, l := range []*raft.Log{
+		{Index: 1, Term: 1, Type: raft.LogConfiguration},
+		{Index: 2, Term: 1, Type: raft.LogCommand, Data: enc(1, log[0])},
+		{Index: 3, Term: 1, Type: raft.LogCommand, Data: enc(1, log[1])},
+		{Index: 4, Term: 2, Type: raft.LogNoop},
+		{Index: 5, Term: 2, Type: raft.LogCommand, Data: []byte("{not json")},
+		{Index: 6, Term: 2, Type: raft.LogCommand, Data: enc(1, log[2])}, // decided in term 1
+		{Index: 7, Term: 2, Type: raft.LogCommand, Data: enc(2, log[7])}, // invalid
+		{Index: 8, Term: 2, Type: raft.LogCommand, Data: enc(2, []record{{Type: typeUnfenceBroker,
+			UnfenceBroker: &brokerEpochRecord{ID: 101, Epoch: 3}}})},
+	} {
+		f.Apply(l)
+	}
+	st := f.state.Load()
+	raw, ok := st.window.after(st.window.start, 1<<20)
+	if !ok || st.window.start != 0 {
+		t.Fatalf("window from %d: %v", st.window.start, ok)
+	}
+	ups, err := metalog.DecodeUpdates(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range ups {
+		got = append(got, fmt.Sprintf("%d<%d:%d", u.Index, u.Delta.PrevIndex, len(u.Delta.Records)))
+	}
+	want := []string{"2<0:2", "3<2:1", "5<3:0", "6<5:0", "7<6:0", "8<7:1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("deltas (index<prev:records) %v, want %v", got, want)
+	}
+	img, err := metalog.ApplyUpdates(image.New(), ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := image.Marshal(img)
+	b, _ := image.Marshal(st.img)
+	if !bytes.Equal(a, b) || img.Index != 8 || img.Brokers[101].Fenced {
+		t.Fatalf("deltas rebuild\n%s\nthe FSM has\n%s", a, b)
+	}
+
+	snap, _ := image.Marshal(st.img)
+	if err := f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.state.Load().window; w.start != 8 || len(w.deltas) != 0 {
+		t.Fatalf("window after Restore: from %d, %d deltas; want from 8, none", w.start, len(w.deltas))
+	}
+}
+
+// TestDeltaWindowConcurrentReaders: handlers read published windows while
+// the FSM goroutine appends to and drops from the shared backing array;
+// every window read is a whole chain ending at its image (run with -race).
+func TestDeltaWindowConcurrentReaders(t *testing.T) {
+	f := newFSM(hclog.NewNullLogger())
+	const entries = maxWindowDeltas + 500
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				st := f.state.Load()
+				raw, ok := st.window.after(st.window.start, 1<<30)
+				if !ok {
+					errs <- fmt.Errorf("window from %d refuses its start", st.window.start)
+					return
+				}
+				// Hold the window until the FSM published another: it
+				// must not change.
+				select {
+				case <-st.changed:
+				case <-done:
+					return
+				}
+				if again, _ := st.window.after(st.window.start, 1<<30); !bytes.Equal(again, raw) {
+					errs <- fmt.Errorf("window from %d changed while held", st.window.start)
+					return
+				}
+				ups, err := metalog.DecodeUpdates(raw)
+				if err != nil {
+					errs <- err
+					return
+				}
+				prev := st.window.start
+				for _, u := range ups {
+					if u.Delta.PrevIndex != prev {
+						errs <- fmt.Errorf("delta %d onto %d, want onto %d", u.Index, u.Delta.PrevIndex, prev)
+						return
+					}
+					prev = u.Index
+				}
+				if prev != st.img.Index {
+					errs <- fmt.Errorf("window ends at %d, image at %d", prev, st.img.Index)
+					return
+				}
+			}
+		}()
+	}
+	for i := range uint64(entries) {
+		b, err := encodeEntry(0, []record{{Type: typeProducerIDBlock,
+			ProducerIDBlock: &producerIDBlockRecord{Broker: 1, First: int64(i) * 10, Size: 10}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp := f.Apply(&raft.Log{Index: 2*i + 1, Type: raft.LogCommand, Data: b}); resp != nil {
+			t.Fatal(resp)
+		}
+	}
+	close(done)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if st := f.state.Load(); len(st.window.deltas) != maxWindowDeltas || st.img.NextProducerID != entries*10 {
+		t.Fatalf("window of %d deltas, next producer id %d", len(st.window.deltas), st.img.NextProducerID)
 	}
 }

@@ -1,7 +1,7 @@
 // Package client is how a broker talks to the controller quorum: it
 // registers the broker, heartbeats, follows the metadata (long-polling the
-// controllers' "__cluster_metadata" partition for an image newer than the one
-// it has applied), forwards admin requests to the active controller, and
+// controllers' "__cluster_metadata" partition for the records after the image
+// it has applied: deltas it applies with metalog, or a snapshot), forwards admin requests to the active controller, and
 // allocates producer-id blocks. Everything goes over the Kafka protocol
 // (kmsg), sent with a kgo client straight to the controllers' listeners (the
 // seeds; kgo's own metadata routing is not used, controllers do not serve
@@ -67,9 +67,13 @@ type Config struct {
 	// when zero.
 	MetadataMaxWait time.Duration
 	// OnImage is called, from one goroutine and in order, with every new
-	// image the broker applies. It must not block for long. The image is
-	// published (Image, WaitFor, the offset reported in heartbeats) only
-	// after OnImage returns.
+	// image the broker applies: once per metadata answer (one snapshot, or
+	// all the deltas of the answer applied), not once per delta, and when
+	// only the active controller changed (same Index). Consecutive images
+	// share what did not change (package image, "Sharing"), except across
+	// a snapshot. It must not block for long. The image is published
+	// (Image, WaitFor, the offset reported in heartbeats) only after
+	// OnImage returns.
 	OnImage func(*image.Image)
 	Logger  hclog.Logger
 }

@@ -79,21 +79,37 @@ func (c *Client) heartbeat() {
 	}
 }
 
-// metadataLoop long-polls the controllers for images newer than the applied
-// one and applies them in order: OnImage first, then publish.
+// metadataLoop replicates the controllers' metadata log: it long-polls for
+// what follows the applied image's index and applies each answer whole —
+// a snapshot replaces the image, deltas are applied to it in order
+// (metalog) — then calls OnImage and publishes once per answer, so a broker
+// catching up on many deltas hands the data plane one image, not one per
+// delta. A delta that does not chain onto the image (another history, or a
+// gap) makes it start over: the next poll asks from offset 0, which the
+// controller answers with a snapshot; so does OFFSET_OUT_OF_RANGE.
+//
+// The active controller comes with every answer (the partition's
+// CurrentLeader), not with the records: an answer that changes only it
+// publishes a shallow copy of the image, same Index, with the new
+// ActiveController.
 func (c *Client) metadataLoop() {
 	bo := newBackoff()
 	failing := false
 	reset := false
 	for c.ctx.Err() == nil {
-		img, err := c.fetchImage(c.Image().Index, reset)
+		cur := c.Image()
+		base := cur
+		if reset {
+			base = image.New()
+		}
+		ups, active, err := c.fetchUpdates(base.Index)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
 			}
 			if errors.Is(err, kerr.OffsetOutOfRange) {
 				c.log.Warn("controller metadata is behind this broker's; starting over from the controller's image",
-					"applied_index", c.Image().Index)
+					"applied_index", cur.Index)
 				reset = true
 				continue
 			}
@@ -109,12 +125,48 @@ func (c *Client) metadataLoop() {
 			failing = false
 		}
 		bo.Reset()
-		if img == nil || (!reset && img.Index <= c.Image().Index) {
+		next, err := c.follow(base, ups)
+		if err != nil {
+			c.log.Warn("metadata delta does not chain onto the applied image; starting over from a snapshot",
+				"applied_index", cur.Index, "error", err)
+			reset = true
 			continue
 		}
+		if next == base { // no records
+			if reset || active == nil || *active == cur.ActiveController {
+				continue // nothing new
+			}
+			next = cur // only the active controller changed
+		}
 		reset = false
-		c.apply(img)
+		pub := *next // shallow: the rest is shared, as ever
+		if active != nil {
+			pub.ActiveController = *active
+		}
+		c.apply(&pub)
 	}
+}
+
+// follow applies the updates of one answer to img and returns the result
+// (img itself when there were none). A snapshot that is not newer than the
+// image it would replace is skipped (the index never goes back, except by
+// starting over from image.New()).
+func (c *Client) follow(img *image.Image, ups []metalog.Update) (*image.Image, error) {
+	for _, u := range ups {
+		if u.Snapshot != nil {
+			if u.Index <= img.Index && img.Index > 0 {
+				continue
+			}
+			c.log.Info("loaded metadata snapshot", "index", u.Index, "topics", len(u.Snapshot.Topics),
+				"brokers", len(u.Snapshot.Brokers))
+		}
+		next, err := u.ApplyTo(img)
+		if err != nil {
+			return nil, err
+		}
+		img = next
+	}
+	return img, nil
 }
 
 // apply hands img to OnImage, then publishes it.
@@ -132,9 +184,11 @@ func (c *Client) apply(img *image.Image) {
 	}
 }
 
-// fetchImage long-polls for an image with an index above after (any image
-// when fromScratch). It returns nil when the poll ended without one.
-func (c *Client) fetchImage(after uint64, fromScratch bool) (*image.Image, error) {
+// fetchUpdates long-polls for the metadata log after offset after and
+// returns the decoded updates (none when the poll ended without records)
+// and the active controller the answer names (nil when it names none: an
+// answer below Fetch v12, without CurrentLeader).
+func (c *Client) fetchUpdates(after uint64) ([]metalog.Update, *int32, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = int32(c.cfg.MetadataMaxWait.Milliseconds())
@@ -146,20 +200,17 @@ func (c *Client) fetchImage(after uint64, fromScratch bool) (*image.Image, error
 	p := kmsg.NewFetchRequestTopicPartition()
 	p.Partition = 0
 	p.FetchOffset = int64(after)
-	if fromScratch {
-		p.FetchOffset = 0
-	}
 	p.PartitionMaxBytes = req.MaxBytes
 	t.Partitions = []kmsg.FetchRequestTopicPartition{p}
 	req.Topics = []kmsg.FetchRequestTopic{t}
 
 	kresp, err := c.send(c.ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return nil, fmt.Errorf("metadata fetch: %w", err)
+		return nil, nil, fmt.Errorf("metadata fetch: %w", err)
 	}
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
@@ -167,13 +218,18 @@ func (c *Client) fetchImage(after uint64, fromScratch bool) (*image.Image, error
 				continue
 			}
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-				return nil, fmt.Errorf("metadata fetch: %w", err)
+				return nil, nil, fmt.Errorf("metadata fetch: %w", err)
 			}
-			if len(rp.RecordBatches) == 0 {
-				return nil, nil
+			var active *int32
+			if resp.GetVersion() >= 12 {
+				active = &rp.CurrentLeader.LeaderID
 			}
-			return metalog.DecodeImage(rp.RecordBatches)
+			ups, err := metalog.DecodeUpdates(rp.RecordBatches)
+			if err != nil {
+				return nil, nil, fmt.Errorf("metadata fetch: %w", err)
+			}
+			return ups, active, nil
 		}
 	}
-	return nil, errors.New("metadata fetch: the response lacks the metadata partition")
+	return nil, nil, errors.New("metadata fetch: the response lacks the metadata partition")
 }

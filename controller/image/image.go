@@ -1,7 +1,28 @@
 // Package image is the cluster metadata image: the one small type that the
 // controller (which writes it through Raft) and the brokers (which read it)
-// share. An *Image handed out by the controller or by the broker's metadata
-// client is immutable: never modify it; Clone it to derive a new one.
+// share.
+//
+// # Immutability
+//
+// An *Image handed out by the controller or by the broker's metadata client
+// is immutable, and so is everything it points to (topics, partitions,
+// brokers, maps, slices): never modify any of it. New images are derived by
+// metalog.ApplyEntry (or Clone, for a deep copy one may modify).
+//
+// # Sharing
+//
+// Consecutive images share what did not change (metalog.ApplyEntry copies
+// on write), and readers may rely on it to skip work:
+//   - a topic the entry did not change keeps the same *Topic pointer in the
+//     next image; a changed topic is a new *Topic;
+//   - likewise a partition keeps its *Partition, a broker its *Broker;
+//   - a top-level map (Topics, Brokers, Controllers, BrokerConfigs) the
+//     entry did not write is the same map; BrokerConfigs in particular is a
+//     new map whenever it changes.
+//
+// The converse does not hold: a new pointer may hold an equal value. An
+// image loaded from a snapshot (Unmarshal) shares nothing with the one
+// before it.
 package image
 
 import (
@@ -94,7 +115,7 @@ func New() *Image {
 	}
 }
 
-// Clone returns a deep copy.
+// Clone returns a deep copy, which shares nothing with img.
 func (img *Image) Clone() *Image {
 	out := *img
 	out.Controllers = make(map[int32]Controller, len(img.Controllers))

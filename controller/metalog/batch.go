@@ -21,6 +21,9 @@ type Record struct {
 	Offset int64
 	// Timestamp is when the batch was encoded, in Unix milliseconds.
 	Timestamp int64
+	// Key says what Value holds: KeyImage, KeyDelta, or nil (an image, as
+	// batches written before deltas existed).
+	Key []byte
 	// Value is the record's payload; nil is a null value.
 	Value []byte
 }
@@ -31,7 +34,7 @@ const attrCompression = 0x07
 // EncodeBatch encodes r as a metadata batch (see the package comment for
 // the layout).
 func EncodeBatch(r Record) []byte {
-	rec := kmsg.Record{Value: r.Value}
+	rec := kmsg.Record{Key: r.Key, Value: r.Value}
 	// The record's length counts the bytes after the length varint: encode
 	// once with length 0 (a 1-byte varint) to measure them.
 	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
@@ -51,9 +54,9 @@ func EncodeBatch(r Record) []byte {
 
 // DecodeBatch checks and decodes the metadata batch at the start of raw:
 // magic 2, whole, CRC-32C valid, uncompressed, one record. Bytes after the
-// batch are ignored. The record's Offset and Timestamp are the batch's
-// first ones plus the record's deltas; a key or headers, which EncodeBatch
-// never writes, are ignored.
+// batch are ignored (DecodeBatches decodes them too). The record's Offset
+// and Timestamp are the batch's first ones plus the record's deltas;
+// headers, which EncodeBatch never writes, are ignored.
 func DecodeBatch(raw []byte) (Record, error) {
 	h, err := storage.ParseBatchHeader(raw)
 	if err != nil {
@@ -83,18 +86,42 @@ func DecodeBatch(raw []byte) (Record, error) {
 	return Record{
 		Offset:    b.FirstOffset + int64(r.OffsetDelta),
 		Timestamp: b.FirstTimestamp + r.TimestampDelta64,
+		Key:       r.Key,
 		Value:     r.Value,
 	}, nil
 }
 
-// EncodeImage encodes img as a metadata batch: one record at offset
-// img.Index whose value is image.Marshal(img), stamped timestampMillis.
+// DecodeBatches checks and decodes the consecutive metadata batches of raw,
+// as a Fetch answer carries them, each as DecodeBatch does. Bytes after the
+// last whole batch that are too few to hold the batch they start (a
+// partial batch at the end of a Fetch answer) are ignored, unless no whole
+// batch precedes them. An empty raw is no batches.
+func DecodeBatches(raw []byte) ([]Record, error) {
+	var out []Record
+	for len(raw) > 0 {
+		h, err := storage.ParseBatchHeader(raw)
+		if len(out) > 0 && (len(raw) < storage.BatchHeaderSize || (err == nil && h.Size() > int64(len(raw)))) {
+			break // a partial batch ends the answer
+		}
+		r, err := DecodeBatch(raw)
+		if err != nil {
+			return nil, fmt.Errorf("batch %d: %w", len(out), err)
+		}
+		out = append(out, r)
+		raw = raw[h.Size():] // DecodeBatch checked the length
+	}
+	return out, nil
+}
+
+// EncodeImage encodes img as a metadata batch: one record with key
+// KeyImage at offset img.Index whose value is image.Marshal(img), stamped
+// timestampMillis (a snapshot).
 func EncodeImage(img *image.Image, timestampMillis int64) ([]byte, error) {
 	value, err := image.Marshal(img)
 	if err != nil {
 		return nil, err
 	}
-	return EncodeBatch(Record{Offset: int64(img.Index), Timestamp: timestampMillis, Value: value}), nil
+	return EncodeBatch(Record{Offset: int64(img.Index), Timestamp: timestampMillis, Key: []byte(KeyImage), Value: value}), nil
 }
 
 // DecodeImage checks and decodes a batch made by EncodeImage: the record's
@@ -103,6 +130,13 @@ func DecodeImage(raw []byte) (*image.Image, error) {
 	r, err := DecodeBatch(raw)
 	if err != nil {
 		return nil, err
+	}
+	return decodeImageRecord(r)
+}
+
+func decodeImageRecord(r Record) (*image.Image, error) {
+	if r.Key != nil && string(r.Key) != KeyImage {
+		return nil, fmt.Errorf("metadata record at offset %d is a %q, not an image", r.Offset, r.Key)
 	}
 	img, err := image.Unmarshal(r.Value)
 	if err != nil {
