@@ -315,7 +315,7 @@ func (b *Broker) start() error {
 	if b.groups, err = group.New(gcfg); err != nil {
 		return fmt.Errorf("group coordinator: %w", err)
 	}
-	b.partitions.SetOnLeaders(b.groups.OnLeaders)
+	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
 
 	ctl, err = client.New(client.Config{
 		Controllers:    cfg.Controllers,

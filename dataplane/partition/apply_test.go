@@ -24,7 +24,7 @@ type applyObserver struct {
 
 // newApplyObserver returns a manager over its own storage directory whose
 // follower and leader hooks are recorded.
-func newApplyObserver(t testing.TB) *applyObserver {
+func newApplyObserver(t testing.TB, leaderTopic string) *applyObserver {
 	t.Helper()
 	store, err := storage.OpenManager(storage.DefaultConfig(t.TempDir()))
 	if err != nil {
@@ -41,22 +41,45 @@ func newApplyObserver(t testing.TB) *applyObserver {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	m.SetOnLeaders(o.onLeaders)
+	m.SetOnLeaders(leaderTopic, o.onLeaders(leaderTopic))
 	o.m = m
 	return o
 }
 
-func (o *applyObserver) onFollowers(fs []Follower) {
-	clear(o.followers)
-	for _, f := range fs {
+// onFollowers folds the changes into the full set.
+func (o *applyObserver) onFollowers(ch FollowerChanges) {
+	seen := map[storage.TopicPartition]bool{}
+	for _, tp := range ch.Unfollowed {
+		seen[tp] = true
+		if _, ok := o.followers[tp]; !ok {
+			panic(fmt.Sprintf("%v unfollowed but not followed", tp))
+		}
+		delete(o.followers, tp)
+	}
+	for _, f := range ch.Followed {
+		if seen[f.Partition.tp] {
+			panic(fmt.Sprintf("%v both followed and unfollowed", f.Partition.tp))
+		}
+		seen[f.Partition.tp] = true
 		o.followers[f.Partition.tp] = f
 	}
 }
 
-func (o *applyObserver) onLeaders(_ *image.Image, led []*Partition) {
-	clear(o.leaders)
-	for _, p := range led {
-		o.leaders[p.tp] = p
+// onLeaders records the leaders of the topic it watches (the hook is
+// per topic); a call replaces what that topic's previous one said.
+func (o *applyObserver) onLeaders(topic string) func(*image.Image, []*Partition) {
+	return func(_ *image.Image, led []*Partition) {
+		for tp := range o.leaders {
+			if tp.Topic == topic {
+				delete(o.leaders, tp)
+			}
+		}
+		for _, p := range led {
+			if p.tp.Topic != topic {
+				panic(fmt.Sprintf("leader hook of %s told of %v", topic, p.tp))
+			}
+			o.leaders[p.tp] = p
+		}
 	}
 }
 
@@ -144,9 +167,15 @@ func (e *imageEdit) drop(name string) *imageEdit { delete(e.img.Topics, name); r
 // structurally shared images (as the controller publishes them) and checks
 // after each that the manager holds exactly what a fresh manager computes
 // from that image alone: hosted replicas and their state, logs, followers,
-// leaders.
+// leaders (of the topic the leader hook watches: each in turn).
 func TestApplyImageSequenceMatchesFreshApply(t *testing.T) {
-	o := newApplyObserver(t)
+	for _, topic := range []string{"led", "followed", "doomed"} {
+		t.Run(topic, func(t *testing.T) { testApplyImageSequence(t, topic) })
+	}
+}
+
+func testApplyImageSequence(t *testing.T, leaderTopic string) {
+	o := newApplyObserver(t, leaderTopic)
 	// Before the first image: a stray log from an earlier life.
 	if _, err := o.store.GetOrCreate(storage.TopicPartition{Topic: "stray", Partition: 0}, [16]byte{0x77}, storage.DefaultLogConfig()); err != nil {
 		t.Fatal(err)
@@ -202,14 +231,14 @@ func TestApplyImageSequenceMatchesFreshApply(t *testing.T) {
 	for _, s := range steps {
 		img = s.img(img)
 		o.m.ApplyImage(img)
-		fresh := newApplyObserver(t)
+		fresh := newApplyObserver(t, leaderTopic)
 		fresh.m.ApplyImage(img)
 		got, want := o.describe(t), fresh.describe(t)
 		if got != want {
 			t.Fatalf("after %q:\n got:\n%s\nwant (fresh manager):\n%s", s.name, got, want)
 		}
-		if !strings.Contains(got, "replica ") {
-			t.Fatalf("after %q: nothing hosted", s.name)
+		if !strings.Contains(got, "replica ") || !strings.Contains(got, "follow ") {
+			t.Fatalf("after %q: nothing hosted or followed:\n%s", s.name, got)
 		}
 	}
 	if o.store.Get(storage.TopicPartition{Topic: "stray", Partition: 0}) != nil {
