@@ -213,7 +213,12 @@ func testApplyImageSequence(t *testing.T, leaderTopic string) {
 		{"new topic of 100", func(prev *image.Image) *image.Image { return editImage(prev).put(many).img }},
 		{"replica moved away and here", func(prev *image.Image) *image.Image {
 			return editImage(prev).
-				partition("led", 3, func(p *image.Partition) { p.Replicas = []int32{2, 3}; p.ISR = []int32{2, 3}; p.Leader = 2; p.LeaderEpoch++ }).
+				partition("led", 3, func(p *image.Partition) {
+					p.Replicas = []int32{2, 3}
+					p.ISR = []int32{2, 3}
+					p.Leader = 2
+					p.LeaderEpoch++
+				}).
 				partition("elsewhere", 1, func(p *image.Partition) { p.Replicas = []int32{3, 2, testNode} }).img
 		}},
 		{"topic deleted", func(prev *image.Image) *image.Image { return editImage(prev).drop("doomed").img }},
