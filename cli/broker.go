@@ -35,6 +35,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("replica-lag-time-max", "replica.lag.time.max.ms: an in-sync follower not caught up for this long leaves the ISR", 0)),
 			fromComponent("broker", durationFlag("log-retention-check-interval", "log.retention.check.interval.ms: how often retention looks for segments to delete (5m)", 0)),
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
+			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
 		}, groupFlags()...)...),
 		Action: runBroker,
 	}
@@ -104,6 +105,13 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("log-cleaner-backoff") {
 		cfg.LogCleanerBackoff = c.Duration("log-cleaner-backoff")
+	}
+	if c.IsSet("recovery-threads") {
+		n := c.Int("recovery-threads")
+		if n < 1 {
+			return cfg, fmt.Errorf("--recovery-threads %d: must be at least 1", n)
+		}
+		cfg.RecoveryThreads = n
 	}
 	gc, err := groupConfig(c, cfg.Groups)
 	if err != nil {

@@ -71,6 +71,10 @@ type Config struct {
 	// LogCleanerBackoff is log.cleaner.backoff.ms: how often the log
 	// cleaner looks for compacted logs to clean; 0: storage's default.
 	LogCleanerBackoff time.Duration
+	// RecoveryThreads is num.recovery.threads.per.data.dir: how many
+	// partition logs storage opens (recovers), creates or closes at once;
+	// 0: storage.DefaultRecoveryThreads().
+	RecoveryThreads int
 	// Groups configures the group coordinator (offsets.topic.*, group.*,
 	// offsets.retention.*); the broker sets its NodeID and Logger.
 	Groups group.Config
@@ -116,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("broker: DataDir is empty")
+	}
+	if c.RecoveryThreads < 0 {
+		return fmt.Errorf("broker: RecoveryThreads %d must be >= 0", c.RecoveryThreads)
 	}
 	if _, _, err := splitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("broker: Listen %q: %w", c.Listen, err)
@@ -283,6 +290,9 @@ func (b *Broker) start() error {
 	}
 	if cfg.LogCleanerBackoff > 0 {
 		scfg.CleanerInterval = cfg.LogCleanerBackoff
+	}
+	if cfg.RecoveryThreads > 0 {
+		scfg.RecoveryThreads = cfg.RecoveryThreads
 	}
 	store, err := storage.OpenManager(scfg)
 	if err != nil {
