@@ -250,3 +250,39 @@ func testApplyImageSequence(t *testing.T, leaderTopic string) {
 		t.Fatal("stray log kept")
 	}
 }
+
+// TestApplyImageCostIndependentOfClusterSize: an image that changes one
+// partition's ISR, every other topic and partition shared with the
+// previous image, costs the same allocations whether this broker hosts 10
+// partitions in 2 topics or 1,000 in 200: the topics the image did not
+// change are not walked replica by replica (re-applying a replica's
+// metadata alone allocates its ISR and replica lists).
+func TestApplyImageCostIndependentOfClusterSize(t *testing.T) {
+	allocs := func(topics int) float64 {
+		o := newApplyObserver(t, "t000")
+		var ts []*image.Topic
+		for i := range topics {
+			ts = append(ts, testTopic(fmt.Sprintf("t%03d", i), byte(i+1), 5, 2, 1, []int32{2, 3, testNode}, nil))
+		}
+		img := testImage(1, ts...)
+		o.m.ApplyImage(img)
+		if n := len(o.m.Partitions()); n != topics*5 {
+			t.Fatalf("%d partitions hosted, want %d", n, topics*5)
+		}
+		isrs := [][]int32{{2, testNode}, {2, 3, testNode}}
+		i := 0
+		return testing.AllocsPerRun(20, func() {
+			i++
+			img = editImage(img).partition("t001", 0, func(p *image.Partition) {
+				p.ISR = isrs[i%2]
+				p.PartitionEpoch++
+			}).img
+			o.m.ApplyImage(img)
+		})
+	}
+	small, large := allocs(2), allocs(200)
+	t.Logf("allocations per image: %v with 2 topics, %v with 200", small, large)
+	if large > small+30 {
+		t.Fatalf("one partition's change allocates %v with 200 topics hosted, %v with 2: the unchanged topics are re-applied", large, small)
+	}
+}
