@@ -408,23 +408,31 @@ func (m *Manager) openAll(jobs []openJob) {
 		return
 	}
 	start := time.Now()
+	run := func(j *openJob) {
+		p, err := m.open(j.tp, j.plan.t.ID, j.plan.logCfg)
+		if err != nil {
+			m.cfg.Logger.Error("cannot open partition log", "topic", j.tp.Topic, "partition", j.tp.Partition, "error", err)
+			return
+		}
+		j.p = p
+	}
+	// A log storage has open already (a restarted broker's first image)
+	// costs no file work: those are taken here, the rest in parallel.
 	var g errgroup.Group
 	g.SetLimit(m.store.RecoveryThreads())
+	created := 0
 	for i := range jobs {
 		j := &jobs[i]
-		g.Go(func() error {
-			p, err := m.open(j.tp, j.plan.t.ID, j.plan.logCfg)
-			if err != nil {
-				m.cfg.Logger.Error("cannot open partition log", "topic", j.tp.Topic, "partition", j.tp.Partition, "error", err)
-				return nil
-			}
-			j.p = p
-			return nil
-		})
+		if l := m.store.Get(j.tp); l != nil && l.TopicID() == j.plan.t.ID {
+			run(j)
+			continue
+		}
+		created++
+		g.Go(func() error { run(j); return nil })
 	}
 	_ = g.Wait()
-	if len(jobs) > 1 {
-		m.cfg.Logger.Info("partition logs opened", "logs", len(jobs), "workers", min(len(jobs), m.store.RecoveryThreads()),
+	if created > 1 {
+		m.cfg.Logger.Info("partition logs created", "logs", created, "workers", min(created, m.store.RecoveryThreads()),
 			"took", time.Since(start).Round(time.Millisecond).String())
 	}
 }
