@@ -38,6 +38,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
 			pprofFlag(),
+			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
 		}, groupFlags()...)...),
 		Action: runBroker,
 		// `skein broker` runs a broker and takes no arguments, so a
@@ -152,6 +153,13 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("log-cleaner-backoff") {
 		cfg.LogCleanerBackoff = c.Duration("log-cleaner-backoff")
+	}
+	if c.IsSet("recovery-threads") {
+		n := c.Int("recovery-threads")
+		if n < 1 {
+			return cfg, fmt.Errorf("--recovery-threads %d: must be at least 1", n)
+		}
+		cfg.RecoveryThreads = n
 	}
 	gc, err := groupConfig(c, cfg.Groups)
 	if err != nil {

@@ -21,7 +21,8 @@ func TestSnapshotThreshold(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.SnapshotThreshold, cfg.SnapshotInterval = 2, 20*time.Millisecond
 	ctl := startController(t, cfg)
-	cl := startClient(t, ctl, 1)
+	cl := startClient(t, ctl, broker)
+	waitImage(t, ctl, "broker unfenced", unfenced)
 	for i := range 4 {
 		forward[*kmsg.CreateTopicsResponse](t, cl, createTopic(fmt.Sprintf("t%d", i), 1, 1))
 	}

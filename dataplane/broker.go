@@ -75,6 +75,10 @@ type Config struct {
 	// how many fetch sessions (KIP-227) the broker keeps (default 1000);
 	// 0 turns sessions off (every fetch is a full one).
 	FetchSessionCacheSlots int
+	// RecoveryThreads is num.recovery.threads.per.data.dir: how many
+	// partition logs storage opens (recovers), creates or closes at once;
+	// 0: storage.DefaultRecoveryThreads().
+	RecoveryThreads int
 	// Groups configures the group coordinator (offsets.topic.*, group.*,
 	// offsets.retention.*); the broker sets its NodeID and Logger.
 	Groups group.Config
@@ -121,6 +125,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("broker: DataDir is empty")
+	}
+	if c.RecoveryThreads < 0 {
+		return fmt.Errorf("broker: RecoveryThreads %d must be >= 0", c.RecoveryThreads)
 	}
 	if _, _, err := splitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("broker: Listen %q: %w", c.Listen, err)
@@ -292,6 +299,9 @@ func (b *Broker) start() error {
 	if cfg.LogCleanerBackoff > 0 {
 		scfg.CleanerInterval = cfg.LogCleanerBackoff
 	}
+	if cfg.RecoveryThreads > 0 {
+		scfg.RecoveryThreads = cfg.RecoveryThreads
+	}
 	store, err := storage.OpenManager(scfg)
 	if err != nil {
 		return fmt.Errorf("open storage: %w", err)
@@ -323,7 +333,7 @@ func (b *Broker) start() error {
 	if b.groups, err = group.New(gcfg); err != nil {
 		return fmt.Errorf("group coordinator: %w", err)
 	}
-	b.partitions.SetOnLeaders(b.groups.OnLeaders)
+	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
 
 	ctl, err = client.New(client.Config{
 		Controllers:    cfg.Controllers,

@@ -194,9 +194,12 @@ func (l *Log) loadEpochs() error {
 		}
 	}
 	if !ok && !nonEmpty {
-		// A new (or empty) log: nothing to rebuild from.
+		// A new (or empty) log: nothing to rebuild from, and nothing to
+		// record (a missing checkpoint is an empty history; the first
+		// epoch assigned writes it). Not writing it saves a new log an
+		// fsync.
 		c.entries = nil
-		return c.write()
+		return nil
 	}
 	l.logger.Warn("leader epoch checkpoint missing, damaged or inconsistent with the log; rebuilding it from the batches",
 		"topic", l.tp.Topic, "partition", l.tp.Partition, "found", ok, "entries", len(c.entries))

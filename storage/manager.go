@@ -44,6 +44,12 @@ type Manager struct {
 	mu     sync.Mutex
 	logs   map[TopicPartition]*Log
 	closed bool
+	// creating holds the logs GetOrCreate is creating outside mu; the
+	// channel closes when the creation is over (and the log in logs, if
+	// it succeeded).
+	creating map[TopicPartition]chan struct{}
+	// inflight counts the creations under way; Close waits for them.
+	inflight sync.WaitGroup
 
 	stop        chan struct{}
 	done        chan struct{}
@@ -82,7 +88,8 @@ func OpenManager(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, logger: cfg.Logger.Named("storage"), lock: lock,
-		logs: map[TopicPartition]*Log{}, stop: make(chan struct{}), done: make(chan struct{}),
+		logs: map[TopicPartition]*Log{}, creating: map[TopicPartition]chan struct{}{},
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	marker := filepath.Join(cfg.Dir, cleanShutdownFile)
 	m.clean, m.previousEpoch = m.readCleanShutdown(marker)
@@ -237,22 +244,69 @@ func (m *Manager) Get(tp TopicPartition) *Log {
 }
 
 // GetOrCreate returns the log, creating its directory (with partition.metadata
-// holding topicID) if it does not exist.
+// holding topicID) if it does not exist. Logs of different partitions are
+// created concurrently: the manager's lock is not held while the files are
+// written and fsynced. A call for a partition being created by another
+// waits for that creation and returns its outcome.
+//
+// A new log's directory entry is made durable by the next
+// recovery-point checkpoint (it fsyncs the data directory), not here: a
+// machine crash before it may lose the new, empty log, which the broker
+// creates again from the metadata when it restarts.
 func (m *Manager) GetOrCreate(tp TopicPartition, topicID [16]byte, cfg LogConfig) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	if l := m.logs[tp]; l != nil {
-		return l, nil
-	}
 	if tp.Topic == "" || strings.ContainsAny(tp.Topic, "/\\") || tp.Topic == "." || tp.Topic == ".." || tp.Partition < 0 {
 		return nil, fmt.Errorf("storage: invalid topic partition %q-%d", tp.Topic, tp.Partition)
 	}
+	m.mu.Lock()
+	for {
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if l := m.logs[tp]; l != nil {
+			m.mu.Unlock()
+			return l, nil
+		}
+		c := m.creating[tp]
+		if c == nil {
+			break
+		}
+		m.mu.Unlock()
+		<-c
+		m.mu.Lock()
+	}
+	done := make(chan struct{})
+	m.creating[tp] = done
+	m.inflight.Add(1)
+	m.mu.Unlock()
+
+	l, err := m.create(tp, topicID, cfg)
+
+	m.mu.Lock()
+	delete(m.creating, tp)
+	close(done)
+	if err == nil && m.closed {
+		_ = l.close()
+		l, err = nil, ErrClosed
+	}
+	if err == nil {
+		m.logs[tp] = l
+	}
+	m.mu.Unlock()
+	m.inflight.Done()
+	if err != nil {
+		return nil, err
+	}
+	m.logger.Info("log created", "topic", tp.Topic, "partition", tp.Partition, "dir", l.dir)
+	return l, nil
+}
+
+// create creates (or opens, when its directory is there already) the log
+// of tp. Called by GetOrCreate, which makes it the only caller for tp.
+func (m *Manager) create(tp TopicPartition, topicID [16]byte, cfg LogConfig) (*Log, error) {
 	dir := filepath.Join(m.cfg.Dir, logDirName(tp))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, mapIOError(err)
@@ -268,8 +322,6 @@ func (m *Manager) GetOrCreate(tp TopicPartition, topicID [16]byte, cfg LogConfig
 		return nil, err
 	}
 	m.attach(l, cleanedTo)
-	m.logs[tp] = l
-	m.logger.Info("log created", "topic", tp.Topic, "partition", tp.Partition, "dir", dir)
 	return l, nil
 }
 
@@ -277,6 +329,13 @@ func (m *Manager) GetOrCreate(tp TopicPartition, topicID [16]byte, cfg LogConfig
 // midway leaves nothing that looks like a live log).
 func (m *Manager) Delete(tp TopicPartition) error {
 	m.mu.Lock()
+	for m.creating[tp] != nil {
+		// Being created: delete what the creation leaves.
+		c := m.creating[tp]
+		m.mu.Unlock()
+		<-c
+		m.mu.Lock()
+	}
 	l := m.logs[tp]
 	delete(m.logs, tp)
 	m.mu.Unlock()
@@ -386,6 +445,8 @@ func (m *Manager) stopBackground() bool {
 	m.closed = true
 	started := m.started
 	m.mu.Unlock()
+	// A creation under way sees closed when it ends and closes its log.
+	m.inflight.Wait()
 	if started {
 		close(m.stop)
 		<-m.done
@@ -488,3 +549,7 @@ func readPartitionMetadata(dir string) ([16]byte, error) {
 	}
 	return id, errors.New("no topic_id line")
 }
+
+// RecoveryThreads is Config.RecoveryThreads: how many logs are opened,
+// created or closed at once.
+func (m *Manager) RecoveryThreads() int { return m.cfg.RecoveryThreads }

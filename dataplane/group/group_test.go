@@ -78,7 +78,7 @@ func (e *env) startCoordinator() {
 	}
 	e.c = c
 	e.t.Cleanup(c.Close)
-	e.parts.SetOnLeaders(c.OnLeaders)
+	e.parts.SetOnLeaders(OffsetsTopic, c.OnLeaders)
 }
 
 // apply publishes an image where leader leads both offsets partitions at

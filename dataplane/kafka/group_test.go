@@ -33,7 +33,7 @@ func newGroupHandlers(t *testing.T) *Handlers {
 		t.Fatal(err)
 	}
 	t.Cleanup(gc.Close)
-	m.SetOnLeaders(gc.OnLeaders)
+	m.SetOnLeaders(group.OffsetsTopic, gc.OnLeaders)
 	img := image.New()
 	img.Index = 1
 	img.Brokers[node] = &image.Broker{ID: node, Host: "10.0.0.1", Port: 9092, Epoch: 1}

@@ -17,11 +17,13 @@ type Config struct {
 	Logger hclog.Logger
 	// Now is the clock used for LogAppendTime; nil means time.Now.
 	Now func() time.Time
-	// OnFollowers, when set, is called at the end of every ApplyImage, from
-	// its goroutine and in image order, with every partition this broker
-	// now follows (a live leader elsewhere), so the replica fetchers can
-	// follow the leaders. It must not block for long nor call ApplyImage.
-	OnFollowers func([]Follower)
+	// OnFollowers, when set, is called at the end of an ApplyImage that
+	// changed what this broker follows (a hosted replica with a live
+	// leader elsewhere), from its goroutine and in image order, with the
+	// changes, so the replica fetchers can follow the leaders. Folding the
+	// changes of every call gives the full set. It must not block for
+	// long nor call ApplyImage.
+	OnFollowers func(FollowerChanges)
 	// AlterPartition, when set, sends this broker's ISR changes (as
 	// partition leader) to the active controller (isr.go); nil: the ISR
 	// changes only by metadata.

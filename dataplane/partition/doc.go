@@ -5,7 +5,12 @@
 // Ownership and threading:
 //   - Manager maps topic-partitions to *Partition. ApplyImage is called from
 //     one goroutine, in image order; it publishes a new immutable snapshot
-//     (image + partition map) that request handlers read without locking.
+//     (image + hosted replicas by topic) that request handlers read without
+//     locking. Its work is proportional to what the image changed: images
+//     are structurally shared, so topics and partitions whose pointers are
+//     those applied last time are skipped (all are looked at again when
+//     the broker configs or a broker address change). New partitions'
+//     logs are created in parallel (storage.Config.RecoveryThreads).
 //   - Partition guards its role (leader/follower, epochs, ISR, topic
 //     settings) with roleMu: appends hold it for reading across the storage
 //     append, role changes take it for writing, so no batch is ever stamped
@@ -35,7 +40,7 @@
 // (LastFetchedEpoch; a mismatch answers DivergingEpoch, KIP-279), and its
 // fetch offset becomes that follower's log end offset (UpdateFollowerFetch).
 // On a follower, the replica fetcher (dataplane/replica) learns its
-// assignments from Config.OnFollowers and writes only through the
+// assignments from Config.OnFollowers (what each image changed) and writes only through the
 // follower methods (follower.go), each fenced by the leader epoch it was
 // started for. A follower keeps the leader's high watermark capped at its
 // own log end, so a follower that becomes leader starts from a sane one.

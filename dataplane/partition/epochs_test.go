@@ -107,7 +107,7 @@ func TestFollowerDivergence(t *testing.T) {
 	t.Cleanup(func() { _ = m2.Close() })
 
 	var followed []Follower
-	m1.cfg.OnFollowers = func(f []Follower) { followed = f }
+	m1.cfg.OnFollowers = func(ch FollowerChanges) { followed = ch.Followed }
 
 	replicas := []int32{1, 2}
 	m1.ApplyImage(testImage(1, testTopic("t", 1, 1, 1, 0, replicas, nil)))

@@ -464,11 +464,11 @@ func (m *Manager) runISRChecks(ctx context.Context, every time.Duration) {
 // to shrink) allocates nothing.
 func (m *Manager) checkISRs() {
 	var due []isrChange
-	for _, p := range m.current.Load().partitions {
+	m.current.Load().each(func(p *Partition) {
 		if pc := p.shrinkProposal(); pc != nil {
 			due = append(due, isrChange{p, pc})
 		}
-	}
+	})
 	if len(due) > 0 {
 		m.isr.sender.enqueue(due...)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/storage"
@@ -40,22 +42,32 @@ type Manager struct {
 	isrWG     sync.WaitGroup
 
 	// onLeaders is the leadership hook (SetOnLeaders); nil: none.
-	onLeaders atomic.Pointer[func(*image.Image, []*Partition)]
+	onLeaders atomic.Pointer[leaderHook]
+	// applied is what ApplyImage remembers between images (applyMu).
+	applied applyState
 }
 
-// SetOnLeaders installs fn, called at the end of every ApplyImage (from its
-// goroutine, in image order) with the image and every replica this broker
-// now leads. The group coordinator uses it to load and unload the
-// __consumer_offsets partitions it leads. fn must not block nor call
-// ApplyImage.
-func (m *Manager) SetOnLeaders(fn func(img *image.Image, led []*Partition)) {
-	m.onLeaders.Store(&fn)
+type leaderHook struct {
+	topic string
+	fn    func(*image.Image, []*Partition)
+}
+
+// SetOnLeaders installs fn, called at the end of ApplyImage (from its
+// goroutine, in image order) with the image and the replicas of topic this
+// broker now leads, whenever the image changed that topic (created,
+// deleted, re-created, any partition changed), and with the first image
+// applied after SetOnLeaders. The group coordinator uses it to load and
+// unload the __consumer_offsets partitions it leads. fn must not block nor
+// call ApplyImage.
+func (m *Manager) SetOnLeaders(topic string, fn func(img *image.Image, led []*Partition)) {
+	m.onLeaders.Store(&leaderHook{topic: topic, fn: fn})
 }
 
 type snapshot struct {
-	img        *image.Image
-	partitions map[storage.TopicPartition]*Partition
-	closed     bool
+	img *image.Image
+	// topics has every topic of img, with the replicas hosted here.
+	topics map[string]*hostedTopic
+	closed bool
 }
 
 // NewManager returns a manager over the broker's storage with
@@ -89,7 +101,8 @@ func New(cfg Config, store *storage.Manager) (*Manager, error) {
 	}
 	cfg.Logger = cfg.Logger.Named("partition")
 	m := &Manager{cfg: cfg, store: store}
-	m.current.Store(&snapshot{img: image.New(), partitions: map[storage.TopicPartition]*Partition{}})
+	m.applied.retry = map[string]bool{}
+	m.current.Store(&snapshot{img: image.New(), topics: map[string]*hostedTopic{}})
 	ctx, cancel := context.WithCancel(context.Background())
 	m.isrCancel = cancel
 	m.isr = &isrEnv{alter: cfg.AlterPartition, brokerEpoch: cfg.BrokerEpoch, image: m.Image,
@@ -116,7 +129,23 @@ func (m *Manager) Image() *image.Image { return m.current.Load().img }
 
 // Get returns the hosted replica of a partition, or nil.
 func (m *Manager) Get(topic string, partition int32) *Partition {
-	return m.current.Load().partitions[storage.TopicPartition{Topic: topic, Partition: partition}]
+	return m.current.Load().get(topic, partition)
+}
+
+func (s *snapshot) get(topic string, partition int32) *Partition {
+	if ht := s.topics[topic]; ht != nil {
+		return ht.parts[partition]
+	}
+	return nil
+}
+
+// each calls fn with every hosted replica.
+func (s *snapshot) each(fn func(*Partition)) {
+	for _, ht := range s.topics {
+		for _, p := range ht.parts {
+			fn(p)
+		}
+	}
 }
 
 // Partition returns the replica of a partition for a request:
@@ -128,7 +157,7 @@ func (m *Manager) Partition(topic string, partition int32) (*Partition, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
-	if p := s.partitions[storage.TopicPartition{Topic: topic, Partition: partition}]; p != nil {
+	if p := s.get(topic, partition); p != nil {
 		return p, nil
 	}
 	if s.img.Partition(topic, partition) == nil {
@@ -139,11 +168,8 @@ func (m *Manager) Partition(topic string, partition int32) (*Partition, error) {
 
 // Partitions returns every hosted replica.
 func (m *Manager) Partitions() []*Partition {
-	s := m.current.Load()
-	out := make([]*Partition, 0, len(s.partitions))
-	for _, p := range s.partitions {
-		out = append(out, p)
-	}
+	var out []*Partition
+	m.current.Load().each(func(p *Partition) { out = append(out, p) })
 	return out
 }
 
@@ -152,11 +178,26 @@ func (m *Manager) Partitions() []*Partition {
 // sets leader/follower roles and epochs, and applies topic config changes.
 // Called in image order from one goroutine.
 //
+// The work is proportional to what changed since the previous image, not
+// to the cluster: images are structurally shared (controller/image), so a
+// topic whose *image.Topic is the one applied last time is skipped, and
+// within a changed topic so is a partition whose *image.Partition is.
+// Everything is looked at again when something every topic depends on
+// changed: the dynamic broker configs (topic config defaults) or a
+// broker's address (followers' leader addresses). Pointers that differ
+// only cost the work: a full snapshot applies like a first image.
+//
+// The logs of partitions newly assigned here are opened (created) on up
+// to storage.Config.RecoveryThreads goroutines at once, so a topic of
+// many partitions, or the first image after a start, does not wait on
+// each log's files and fsyncs in turn.
+//
 // Logs found on disk that the image does not mention are kept while the
 // image is empty (Index 0: a restarted broker before its first metadata),
-// and deleted once a non-empty image says they are not assigned here. A
-// topic deleted and re-created under the same name is recognised by its id:
-// the old log is deleted and a new one created.
+// and deleted by the first non-empty image; later, the manager deletes
+// the logs of partitions it stops hosting itself. A topic deleted and
+// re-created under the same name is recognised by its id: the old log is
+// deleted and a new one created.
 func (m *Manager) ApplyImage(img *image.Image) {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
@@ -165,95 +206,336 @@ func (m *Manager) ApplyImage(img *image.Image) {
 	}
 	log := m.cfg.Logger
 	old := m.current.Load()
-	next := make(map[storage.TopicPartition]*Partition, len(old.partitions))
-	assigned := map[storage.TopicPartition]bool{}
+	st := &m.applied
 
-	for _, name := range img.TopicNames() {
+	// What every topic depends on.
+	all := !st.started
+	if !all && !maps.Equal(st.brokerConfigs, img.BrokerConfigs) {
+		log.Info("dynamic broker configs changed; re-applying every topic's configs")
+		all = true
+	}
+	addrsChanged := m.updateBrokerAddrs(img)
+	if !st.started {
+		addrsChanged = false
+	}
+	all = all || addrsChanged
+	st.started = true
+	st.brokerConfigs = img.BrokerConfigs
+
+	topics := make(map[string]*hostedTopic, len(img.Topics))
+	var changed []string
+	for name, t := range img.Topics {
+		if t == nil {
+			continue
+		}
+		if ht := old.topics[name]; ht != nil && ht.topic == t && !all && !st.retry[name] {
+			topics[name] = ht
+			continue
+		}
+		changed = append(changed, name)
+	}
+	var gone []string
+	for name := range old.topics {
+		if img.Topics[name] == nil {
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(changed)
+	slices.Sort(gone)
+	clear(st.retry)
+
+	var fc FollowerChanges
+	for _, name := range gone {
+		ht := old.topics[name]
+		for _, idx := range sortedKeys(ht.parts) {
+			p := ht.parts[idx]
+			log.Info("topic deleted; deleting its log", "topic", name, "partition", idx)
+			m.remove(p)
+		}
+		for _, idx := range sortedKeys(ht.followers) {
+			fc.Unfollowed = append(fc.Unfollowed, storage.TopicPartition{Topic: name, Partition: idx})
+		}
+	}
+
+	// Plan each changed topic: keep, remove, or open its hosted replicas.
+	plans := make([]*topicPlan, 0, len(changed))
+	var jobs []openJob
+	for _, name := range changed {
 		t := img.Topics[name]
-		logCfg, settings, cfgErr := TopicConfigs(img, t)
+		pl := &topicPlan{name: name, t: t, parts: make(map[int32]*Partition, len(t.Partitions)), opened: map[int32]bool{}}
+		var cfgErr error
+		pl.logCfg, pl.settings, cfgErr = TopicConfigs(img, t)
 		if cfgErr != nil {
 			log.Warn("bad topic config, using the default", "topic", name, "error", cfgErr)
 		}
+		oldParts := map[int32]*Partition{}
+		if ht := old.topics[name]; ht != nil {
+			pl.prev = ht
+			if ht.topic.ID == t.ID {
+				oldParts = ht.parts
+			} else {
+				for _, idx := range sortedKeys(ht.parts) {
+					log.Info("topic re-created; deleting the old log", "topic", name, "partition", idx)
+					m.remove(ht.parts[idx])
+				}
+			}
+		}
+		hosted := make(map[int32]bool, len(oldParts))
 		for _, ip := range t.Partitions {
 			if ip == nil || !slices.Contains(ip.Replicas, m.cfg.NodeID) {
 				continue
 			}
-			tp := storage.TopicPartition{Topic: name, Partition: ip.Partition}
-			assigned[tp] = true
-			p := old.partitions[tp]
-			if p != nil && p.topicID != t.ID {
-				log.Info("topic re-created; deleting the old log", "topic", name, "partition", ip.Partition)
-				m.remove(p)
-				p = nil
+			hosted[ip.Partition] = true
+			if p := oldParts[ip.Partition]; p != nil {
+				pl.parts[ip.Partition] = p
+				continue
 			}
-			if p == nil {
-				var err error
-				if p, err = m.open(tp, t.ID, logCfg); err != nil {
-					log.Error("cannot open partition log", "topic", name, "partition", ip.Partition, "error", err)
-					continue
-				}
-			} else if p.logConfigChanged(logCfg) {
-				if err := p.log.SetConfig(logCfg); err != nil {
-					log.Error("cannot apply topic config", "topic", name, "partition", ip.Partition, "error", err)
-				} else {
-					log.Info("topic config applied", "topic", name, "partition", ip.Partition)
-				}
+			jobs = append(jobs, openJob{plan: pl, tp: storage.TopicPartition{Topic: name, Partition: ip.Partition}})
+		}
+		for _, idx := range sortedKeys(oldParts) {
+			if !hosted[idx] {
+				log.Info("partition no longer assigned here; deleting its log", "topic", name, "partition", idx)
+				m.remove(oldParts[idx])
 			}
-			p.applyMetadata(ip, settings)
-			next[tp] = p
 		}
+		plans = append(plans, pl)
 	}
-	for tp, p := range old.partitions {
-		if !assigned[tp] {
-			log.Info("partition no longer assigned here; deleting its log", "topic", tp.Topic, "partition", tp.Partition)
-			m.remove(p)
+
+	m.openAll(jobs)
+	for _, j := range jobs {
+		if j.p == nil {
+			st.retry[j.plan.name] = true
+			continue
 		}
+		j.plan.parts[j.tp.Partition] = j.p
+		j.plan.opened[j.tp.Partition] = true
 	}
-	if img.Index > 0 {
+
+	// Apply the metadata of what changed.
+	for _, pl := range plans {
+		topics[pl.name] = m.applyTopic(pl, &fc)
+	}
+
+	if img.Index > 0 && !st.strayScanDone {
+		st.strayScanDone = true
 		for tp := range m.store.Logs() {
-			if !assigned[tp] {
-				log.Info("deleting stray log not assigned here", "topic", tp.Topic, "partition", tp.Partition)
-				if err := m.store.Delete(tp); err != nil {
-					log.Error("cannot delete log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+			if ht := topics[tp.Topic]; ht != nil && ht.parts[tp.Partition] != nil {
+				continue
+			}
+			log.Info("deleting stray log not assigned here", "topic", tp.Topic, "partition", tp.Partition)
+			if err := m.store.Delete(tp); err != nil {
+				log.Error("cannot delete log", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+			}
+		}
+	}
+	m.current.Store(&snapshot{img: img, topics: topics})
+	if m.cfg.OnFollowers != nil && (len(fc.Followed) > 0 || len(fc.Unfollowed) > 0) {
+		m.cfg.OnFollowers(fc)
+	}
+	if h := m.onLeaders.Load(); h != nil && h.fn != nil {
+		_, touched := slices.BinarySearch(changed, h.topic)
+		_, deleted := slices.BinarySearch(gone, h.topic)
+		if touched || deleted || st.leadersTold != h {
+			st.leadersTold = h
+			var led []*Partition
+			if ht := topics[h.topic]; ht != nil {
+				for _, idx := range sortedKeys(ht.parts) {
+					if p := ht.parts[idx]; p.State().Role == RoleLeader {
+						led = append(led, p)
+					}
 				}
 			}
+			h.fn(img, led)
 		}
-	}
-	m.current.Store(&snapshot{img: img, partitions: next})
-	if m.cfg.OnFollowers != nil {
-		m.cfg.OnFollowers(followers(img, next, m.cfg.NodeID))
-	}
-	if fn := m.onLeaders.Load(); fn != nil && *fn != nil {
-		var led []*Partition
-		for _, p := range next {
-			if p.State().Role == RoleLeader {
-				led = append(led, p)
-			}
-		}
-		(*fn)(img, led)
 	}
 }
 
-// followers lists the hosted replicas that follow a leader on another
-// broker, with that broker's address, in topic and partition order.
-func followers(img *image.Image, parts map[storage.TopicPartition]*Partition, nodeID int32) []Follower {
-	var out []Follower
-	for _, name := range img.TopicNames() {
-		for _, ip := range img.Topics[name].Partitions {
-			if ip == nil || ip.Leader < 0 || ip.Leader == nodeID {
-				continue
-			}
-			p := parts[storage.TopicPartition{Topic: name, Partition: ip.Partition}]
-			if p == nil {
-				continue
-			}
-			f := Follower{Partition: p, LeaderID: ip.Leader, LeaderEpoch: ip.LeaderEpoch}
-			if b := img.Brokers[ip.Leader]; b != nil {
-				f.LeaderAddr = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
-			}
-			out = append(out, f)
+// hostedTopic is what this broker hosts of one topic as of one image,
+// with what was applied to it. Immutable once in a snapshot; a changed
+// topic gets a new one.
+type hostedTopic struct {
+	topic *image.Topic
+	// parts are the replicas hosted here, by partition.
+	parts map[int32]*Partition
+	// followers are the hosted replicas following a leader on another
+	// broker, as Config.OnFollowers was told.
+	followers map[int32]Follower
+	logCfg    storage.LogConfig
+	settings  TopicSettings
+}
+
+// applyState is what ApplyImage remembers of the images it applied, to
+// tell what changed. Guarded by applyMu.
+type applyState struct {
+	started bool
+	// brokerConfigs and addrs are those of the last image applied.
+	brokerConfigs map[string]string
+	brokers       map[int32]*image.Broker
+	addrs         map[int32]string
+	// strayScanDone: a non-empty image was applied, and the logs on disk
+	// it did not assign here were deleted.
+	strayScanDone bool
+	// retry names the topics with a log that could not be opened: they
+	// are applied again with the next image.
+	retry map[string]bool
+	// leadersTold is the leader hook last called (a hook just installed
+	// is called with the next image whatever it changed).
+	leadersTold *leaderHook
+}
+
+// topicPlan is one changed topic being applied.
+type topicPlan struct {
+	name     string
+	t        *image.Topic
+	prev     *hostedTopic // nil: new topic
+	logCfg   storage.LogConfig
+	settings TopicSettings
+	parts    map[int32]*Partition
+	opened   map[int32]bool // partitions whose replica was created for this image
+}
+
+// openJob is one log to open for a topic plan; p is set when it opened.
+type openJob struct {
+	plan *topicPlan
+	tp   storage.TopicPartition
+	p    *Partition
+}
+
+// openAll opens the jobs' logs on up to the storage's RecoveryThreads
+// goroutines; a job whose log cannot be opened keeps p nil (logged).
+func (m *Manager) openAll(jobs []openJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	start := time.Now()
+	run := func(j *openJob) {
+		p, err := m.open(j.tp, j.plan.t.ID, j.plan.logCfg)
+		if err != nil {
+			m.cfg.Logger.Error("cannot open partition log", "topic", j.tp.Topic, "partition", j.tp.Partition, "error", err)
+			return
+		}
+		j.p = p
+	}
+	// A log storage has open already (a restarted broker's first image)
+	// costs no file work: those are taken here, the rest in parallel.
+	var g errgroup.Group
+	g.SetLimit(m.store.RecoveryThreads())
+	created := 0
+	for i := range jobs {
+		j := &jobs[i]
+		if l := m.store.Get(j.tp); l != nil && l.TopicID() == j.plan.t.ID {
+			run(j)
+			continue
+		}
+		created++
+		g.Go(func() error { run(j); return nil })
+	}
+	_ = g.Wait()
+	if created > 1 {
+		m.cfg.Logger.Info("partition logs created", "logs", created, "workers", min(created, m.store.RecoveryThreads()),
+			"took", time.Since(start).Round(time.Millisecond).String())
+	}
+}
+
+// applyTopic applies a changed topic's metadata to its hosted replicas and
+// records its follower changes in fc; it returns the topic's new state.
+// A replica whose partition and configs are those applied last time is
+// left alone.
+func (m *Manager) applyTopic(pl *topicPlan, fc *FollowerChanges) *hostedTopic {
+	log := m.cfg.Logger
+	ht := &hostedTopic{topic: pl.t, parts: pl.parts, followers: map[int32]Follower{}, logCfg: pl.logCfg, settings: pl.settings}
+	var prevParts []*image.Partition
+	prevFollowers := map[int32]Follower{}
+	sameCfg := false
+	if pl.prev != nil {
+		prevFollowers = pl.prev.followers
+		if pl.prev.topic.ID == pl.t.ID {
+			prevParts = pl.prev.topic.Partitions
+			sameCfg = pl.prev.logCfg == pl.logCfg && pl.prev.settings == pl.settings
 		}
 	}
+	for i, ip := range pl.t.Partitions {
+		if ip == nil {
+			continue
+		}
+		p := pl.parts[ip.Partition]
+		if p == nil {
+			continue
+		}
+		isNew := pl.opened[ip.Partition]
+		unchanged := !isNew && sameCfg && i < len(prevParts) && prevParts[i] == ip
+		if !unchanged {
+			if !isNew && p.logConfigChanged(pl.logCfg) {
+				if err := p.log.SetConfig(pl.logCfg); err != nil {
+					log.Error("cannot apply topic config", "topic", pl.name, "partition", ip.Partition, "error", err)
+				} else {
+					log.Info("topic config applied", "topic", pl.name, "partition", ip.Partition)
+				}
+			}
+			p.applyMetadata(ip, pl.settings)
+		}
+		if ip.Leader < 0 || ip.Leader == m.cfg.NodeID {
+			continue
+		}
+		f := Follower{Partition: p, LeaderID: ip.Leader, LeaderEpoch: ip.LeaderEpoch, LeaderAddr: m.applied.addrs[ip.Leader]}
+		ht.followers[ip.Partition] = f
+		if prev, ok := prevFollowers[ip.Partition]; !ok || prev != f {
+			fc.Followed = append(fc.Followed, f)
+		}
+	}
+	for _, idx := range sortedKeys(prevFollowers) {
+		if _, ok := ht.followers[idx]; !ok {
+			fc.Unfollowed = append(fc.Unfollowed, storage.TopicPartition{Topic: pl.name, Partition: idx})
+		}
+	}
+	return ht
+}
+
+// updateBrokerAddrs records the brokers' addresses of img and reports
+// whether any changed (a broker registered, left, or moved).
+func (m *Manager) updateBrokerAddrs(img *image.Image) bool {
+	st := &m.applied
+	same := len(st.brokers) == len(img.Brokers)
+	if same {
+		for id, b := range img.Brokers {
+			if st.brokers[id] != b {
+				same = false
+				break
+			}
+		}
+	}
+	if same {
+		return false
+	}
+	addrs := make(map[int32]string, len(img.Brokers))
+	for id, b := range img.Brokers {
+		if b != nil {
+			addrs[id] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		}
+	}
+	st.brokers = maps.Clone(img.Brokers)
+	changed := !maps.Equal(st.addrs, addrs)
+	st.addrs = addrs
+	return changed
+}
+
+// FollowerChanges is how the replicas this broker follows (hosted here,
+// with a live leader on another broker) changed with one image.
+type FollowerChanges struct {
+	// Followed are the replicas followed from this image on, and those
+	// whose replica, leader, leader epoch or leader address changed.
+	Followed []Follower
+	// Unfollowed are the partitions no longer followed: now led here,
+	// leaderless, moved away or deleted. A partition is never in both.
+	Unfollowed []storage.TopicPartition
+}
+
+func sortedKeys[V any](m map[int32]V) []int32 {
+	out := make([]int32, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -317,10 +599,8 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	old := m.current.Load()
-	for _, p := range old.partitions {
-		p.close()
-	}
-	m.current.Store(&snapshot{img: old.img, partitions: map[storage.TopicPartition]*Partition{}, closed: true})
+	old.each((*Partition).close)
+	m.current.Store(&snapshot{img: old.img, topics: map[string]*hostedTopic{}, closed: true})
 	m.isrCancel()
 	m.isrWG.Wait()
 	return nil

@@ -57,27 +57,26 @@ func TestApplyImageKeepsLogsUntilMetadataArrives(t *testing.T) {
 	if _, err := store.GetOrCreate(tp, [16]byte{9}, storage.DefaultLogConfig()); err != nil {
 		t.Fatal(err)
 	}
+	// A stray log the image never mentions.
+	stray := storage.TopicPartition{Topic: "stray", Partition: 3}
+	if _, err := store.GetOrCreate(stray, [16]byte{5}, storage.DefaultLogConfig()); err != nil {
+		t.Fatal(err)
+	}
 	m.ApplyImage(image.New()) // index 0: nothing known yet
-	if store.Get(tp) == nil {
+	if store.Get(tp) == nil || store.Get(stray) == nil {
 		t.Fatal("log deleted by an empty image")
 	}
 	m.ApplyImage(testImage(7, testTopic("old", 9, 1, testNode, 0, []int32{testNode}, nil)))
 	if store.Get(tp) == nil {
 		t.Fatal("log of an assigned partition deleted")
 	}
+	// It goes with the first real image.
+	if store.Get(stray) != nil {
+		t.Fatal("stray log kept")
+	}
 	m.ApplyImage(testImage(8))
 	if store.Get(tp) != nil {
 		t.Fatal("log of a deleted topic kept")
-	}
-
-	// A stray log the image never mentioned goes with the first real image.
-	stray := storage.TopicPartition{Topic: "stray", Partition: 3}
-	if _, err := store.GetOrCreate(stray, [16]byte{5}, storage.DefaultLogConfig()); err != nil {
-		t.Fatal(err)
-	}
-	m.ApplyImage(testImage(9))
-	if store.Get(stray) != nil {
-		t.Fatal("stray log kept")
 	}
 }
 

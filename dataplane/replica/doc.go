@@ -4,10 +4,11 @@
 // Ownership and threading:
 //   - Manager keeps one fetcher per leader broker, covering every partition
 //     this broker follows from that leader (one connection per leader, not
-//     per partition). Update is called with the full set of followed
-//     partitions after every metadata image (partition.Config.OnFollowers,
-//     from the image-apply goroutine); it starts, reshapes and stops
-//     fetchers to match and never blocks on the network.
+//     per partition). Update is called with what an image changed in the
+//     set of followed partitions (partition.FollowerChanges, through
+//     partition.Config.OnFollowers, from the image-apply goroutine); it
+//     touches only the fetchers of the leaders named, starting, reshaping
+//     and stopping them, and never blocks on the network.
 //   - Each fetcher is one goroutine that owns its partitions' fetch state:
 //     it sends Fetch requests with this broker's replica id and broker
 //     epoch (kmsg over a kgo client dialing the leader), appends the

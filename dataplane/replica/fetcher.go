@@ -48,10 +48,10 @@ type fetcher struct {
 
 	mu struct {
 		sync.Mutex
-		// parts is replaced by setPartitions; a *fetchState stays the same
+		// parts is changed by update; a *fetchState stays the same
 		// while its partition keeps its leader epoch.
 		parts map[storage.TopicPartition]*fetchState
-		// reshaped: setPartitions ran since the loop last looked.
+		// reshaped: update ran since the loop last looked.
 		reshaped bool
 	}
 }
@@ -162,26 +162,42 @@ func (f *fetcher) closeConn() {
 	}
 }
 
-// setPartitions replaces the partitions fetched; a partition keeps its
-// fetch state only when it is the same replica under the same leader epoch.
-func (f *fetcher) setPartitions(parts map[storage.TopicPartition]partition.Follower) {
+// update adds or replaces the partitions in set and drops those in
+// removed, and returns how many partitions the fetcher has left. A
+// partition in set keeps its fetch state only when it is the same replica
+// under the same leader epoch.
+func (f *fetcher) update(set map[storage.TopicPartition]partition.Follower, removed []storage.TopicPartition) int {
 	f.mu.Lock()
-	next := make(map[storage.TopicPartition]*fetchState, len(parts))
-	for tp, fl := range parts {
+	for _, tp := range removed {
+		delete(f.mu.parts, tp)
+	}
+	for tp, fl := range set {
 		if old := f.mu.parts[tp]; old != nil && old.p == fl.Partition && old.leaderEpoch == fl.LeaderEpoch {
-			next[tp] = old
 			continue
 		}
-		next[tp] = &fetchState{tp: tp, p: fl.Partition, leaderEpoch: fl.LeaderEpoch}
+		f.mu.parts[tp] = &fetchState{tp: tp, p: fl.Partition, leaderEpoch: fl.LeaderEpoch}
 		f.log.Info("following partition", "topic", tp.Topic, "partition", tp.Partition, "leader_epoch", fl.LeaderEpoch)
 	}
-	f.mu.parts = next
 	f.mu.reshaped = true
+	n := len(f.mu.parts)
 	f.mu.Unlock()
 	select {
 	case f.kick <- struct{}{}:
 	default:
 	}
+	return n
+}
+
+// followers returns the partitions fetched, as Followers of this
+// fetcher's leader.
+func (f *fetcher) followers() map[storage.TopicPartition]partition.Follower {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[storage.TopicPartition]partition.Follower, len(f.mu.parts))
+	for tp, st := range f.mu.parts {
+		out[tp] = partition.Follower{Partition: st.p, LeaderID: f.leaderID, LeaderEpoch: st.leaderEpoch, LeaderAddr: f.addr}
+	}
+	return out
 }
 
 // current says whether st is still the partition's fetch state.

@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/skein-io/skein/dataplane/partition"
@@ -20,6 +22,8 @@ type Manager struct {
 		// fetchers by leader broker id; a fetcher dials one address, so a
 		// leader that moved gets a new fetcher.
 		fetchers map[int32]*fetcher
+		// leaderOf is the leader each followed partition is fetched from.
+		leaderOf map[storage.TopicPartition]int32
 	}
 	// stopping tracks fetchers being stopped (Close waits for them).
 	stopping sync.WaitGroup
@@ -33,57 +37,103 @@ func New(cfg Config) (*Manager, error) {
 	cfg.Logger = cfg.Logger.Named("replica-fetcher")
 	m := &Manager{cfg: cfg}
 	m.mu.fetchers = map[int32]*fetcher{}
+	m.mu.leaderOf = map[storage.TopicPartition]int32{}
 	return m, nil
 }
 
-// Update makes the fetchers match followers, the full set of partitions
-// this broker follows: new leaders get a fetcher, fetchers of brokers that
-// lead nothing here any more stop, and each fetcher's partitions are
-// replaced. A partition whose leader epoch changed restarts its fetch state
-// (the next fetch sends its new position and last epoch, and the leader
-// answers any divergence). Update does not wait for the network.
-func (m *Manager) Update(followers []partition.Follower) {
-	byLeader := map[int32]map[storage.TopicPartition]partition.Follower{}
-	addrs := map[int32]string{}
-	for _, f := range followers {
-		if f.Partition == nil || f.LeaderAddr == "" {
-			continue
-		}
-		parts := byLeader[f.LeaderID]
-		if parts == nil {
-			parts = map[storage.TopicPartition]partition.Follower{}
-			byLeader[f.LeaderID] = parts
-			addrs[f.LeaderID] = f.LeaderAddr
-		}
-		parts[storage.TopicPartition{Topic: f.Partition.Topic(), Partition: f.Partition.Index()}] = f
-	}
-
+// Update applies one image's changes to what this broker follows
+// (partition.Config.OnFollowers): only the fetchers of the leaders named
+// in the changes are touched. A partition now followed from a leader gets
+// that leader's fetcher (started on first use); one whose leader, leader
+// epoch or replica changed restarts its fetch state (the next fetch sends
+// its new position and last epoch, and the leader answers any
+// divergence); a fetcher left with nothing to fetch stops; a leader whose
+// address changed gets a new fetcher, which takes over its partitions. A
+// follower whose leader has no address is not fetched. Update does not
+// wait for the network.
+func (m *Manager) Update(ch partition.FollowerChanges) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.mu.closed {
 		return
 	}
-	for id, fe := range m.mu.fetchers {
-		if parts, ok := byLeader[id]; !ok || addrs[id] != fe.addr {
-			m.stopLocked(id, fe)
-			continue
-		} else {
-			fe.setPartitions(parts)
+	// The changes, by the fetcher (leader) they touch.
+	type edit struct {
+		set     map[storage.TopicPartition]partition.Follower
+		removed []storage.TopicPartition
+	}
+	edits := map[int32]*edit{}
+	editOf := func(id int32) *edit {
+		e := edits[id]
+		if e == nil {
+			e = &edit{set: map[storage.TopicPartition]partition.Follower{}}
+			edits[id] = e
+		}
+		return e
+	}
+	unfollow := func(tp storage.TopicPartition) {
+		if id, ok := m.mu.leaderOf[tp]; ok {
+			delete(m.mu.leaderOf, tp)
+			e := editOf(id)
+			delete(e.set, tp)
+			e.removed = append(e.removed, tp)
 		}
 	}
-	for id, parts := range byLeader {
-		if m.mu.fetchers[id] != nil {
+	for _, tp := range ch.Unfollowed {
+		unfollow(tp)
+	}
+	addrs := map[int32]string{}
+	for _, f := range ch.Followed {
+		if f.Partition == nil {
 			continue
 		}
-		fe, err := newFetcher(m.cfg, id, addrs[id])
-		if err != nil {
-			m.cfg.Logger.Error("cannot start replica fetcher", "leader", id, "address", addrs[id], "error", err)
+		tp := storage.TopicPartition{Topic: f.Partition.Topic(), Partition: f.Partition.Index()}
+		if id, ok := m.mu.leaderOf[tp]; ok && (id != f.LeaderID || f.LeaderAddr == "") {
+			unfollow(tp)
+		}
+		if f.LeaderAddr == "" {
 			continue
 		}
-		fe.setPartitions(parts)
-		m.mu.fetchers[id] = fe
-		fe.start()
-		m.cfg.Logger.Info("replica fetcher started", "leader", id, "address", addrs[id], "partitions", len(parts))
+		m.mu.leaderOf[tp] = f.LeaderID
+		editOf(f.LeaderID).set[tp] = f
+		addrs[f.LeaderID] = f.LeaderAddr
+	}
+
+	for _, id := range slices.Sorted(maps.Keys(edits)) {
+		e := edits[id]
+		fe := m.mu.fetchers[id]
+		if fe != nil && addrs[id] != "" && addrs[id] != fe.addr {
+			// The leader moved: a fetcher dials one address.
+			for tp, fl := range fe.followers() {
+				if _, ok := e.set[tp]; !ok && !slices.Contains(e.removed, tp) {
+					fl.LeaderAddr = addrs[id]
+					e.set[tp] = fl
+				}
+			}
+			m.stopLocked(id, fe)
+			fe = nil
+		}
+		if fe == nil {
+			if len(e.set) == 0 {
+				continue
+			}
+			var err error
+			if fe, err = newFetcher(m.cfg, id, addrs[id]); err != nil {
+				m.cfg.Logger.Error("cannot start replica fetcher", "leader", id, "address", addrs[id], "error", err)
+				for tp := range e.set {
+					delete(m.mu.leaderOf, tp)
+				}
+				continue
+			}
+			fe.update(e.set, nil)
+			m.mu.fetchers[id] = fe
+			fe.start()
+			m.cfg.Logger.Info("replica fetcher started", "leader", id, "address", addrs[id], "partitions", len(e.set))
+			continue
+		}
+		if fe.update(e.set, e.removed) == 0 {
+			m.stopLocked(id, fe)
+		}
 	}
 }
 
@@ -120,6 +170,7 @@ func (m *Manager) Close() error {
 		for id, fe := range m.mu.fetchers {
 			m.stopLocked(id, fe)
 		}
+		clear(m.mu.leaderOf)
 	}
 	m.mu.Unlock()
 	m.stopping.Wait()

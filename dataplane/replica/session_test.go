@@ -73,7 +73,7 @@ func TestFetcherSessionRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	followers := followersOn(t, 3)
-	f.setPartitions(followers)
+	f.update(followers, nil)
 	next := func() *kmsg.FetchRequest {
 		t.Helper()
 		states, _ := f.ready(time.Now())
@@ -112,7 +112,7 @@ func TestFetcherSessionRequests(t *testing.T) {
 
 	// t-2 is no longer followed: forgotten.
 	delete(followers, storage.TopicPartition{Topic: "t", Partition: 2})
-	f.setPartitions(followers)
+	f.update(nil, []storage.TopicPartition{{Topic: "t", Partition: 2}})
 	req = next()
 	if parts, gone := named(req); req.SessionEpoch != 3 || len(parts) != 0 || len(gone) != 1 || gone[0] != 2 {
 		t.Fatalf("after t-2 left: epoch %d, partitions %v, forgotten %v", req.SessionEpoch, parts, gone)
