@@ -157,11 +157,30 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(2)
 	}
+	raiseOpenFiles(cfg.partitions)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(1)
+	}
+}
+
+// raiseOpenFiles raises this process's open-file limit, which the nodes
+// inherit, to what a broker hosting a replica of every partition needs
+// (each log keeps its active segment open, and a few files more while
+// rolling or recovering): a broker needs about as many open files as
+// partitions it hosts, like Kafka. Raising the hard limit needs root
+// (CAP_SYS_RESOURCE); without it the run goes on with the limit it has.
+func raiseOpenFiles(partitions int) {
+	want := uint64(2*partitions + 10000)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= want {
+		return
+	}
+	next := syscall.Rlimit{Cur: want, Max: max(lim.Max, want)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &next); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-scale: open files limited to %d (want %d for %d partitions): %v\n", lim.Cur, want, partitions, err)
 	}
 }
 
