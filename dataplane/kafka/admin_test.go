@@ -285,7 +285,8 @@ func TestAppliedConfigChanges(t *testing.T) {
 		cfg("cleanup.policy", kmsg.IncrementalAlterConfigOpAppend, kmsg.StringPtr("compact")))
 	add(kmsg.ConfigResourceTypeTopic, "refused", cfg("retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("1")))
 	add(kmsg.ConfigResourceTypeBroker, "", cfg("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("9")))
-	add(kmsg.ConfigResourceTypeBroker, "1", cfg("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("9")))
+	add(kmsg.ConfigResourceTypeBroker, "1", cfg("leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("7")))
+	add(kmsg.ConfigResourceTypeBroker, "x", cfg("leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("7")))
 
 	resp := kmsg.NewPtrIncrementalAlterConfigsResponse()
 	for _, rr := range req.Resources {
@@ -297,11 +298,11 @@ func TestAppliedConfigChanges(t *testing.T) {
 		resp.Resources = append(resp.Resources, rs)
 	}
 	changes := appliedConfigChanges(req, resp)
-	if len(changes) != 3 {
-		t.Fatalf("want set+delete on t and the cluster-wide set, got %+v", changes)
+	if len(changes) != 4 || changes[3].brokerID != 1 {
+		t.Fatalf("want set+delete on t, the cluster-wide set and broker 1's, got %+v", changes)
 	}
 	img := metadataImage() // t has retention.ms=1000 and no segment.ms
-	for i, want := range []bool{true, true, false} {
+	for i, want := range []bool{true, true, false, false} {
 		if got := changes[i].visible(img); got != want {
 			t.Fatalf("change %d %+v visible=%v, want %v", i, changes[i], got, want)
 		}
@@ -309,6 +310,10 @@ func TestAppliedConfigChanges(t *testing.T) {
 	img.BrokerConfigs["log.retention.ms"] = "9"
 	if !changes[2].visible(img) {
 		t.Fatal("cluster-wide change not seen")
+	}
+	img.BrokerOverrides = map[int32]map[string]string{1: {"leader.replication.throttled.rate": "7"}}
+	if !changes[3].visible(img) {
+		t.Fatal("per-broker change not seen")
 	}
 }
 
