@@ -5,9 +5,15 @@ package controller
 // TOPIC resources: the topic must exist (UNKNOWN_TOPIC_OR_PARTITION); SET
 // validates the value (INVALID_CONFIG), DELETE returns the config to its
 // default; APPEND and SUBTRACT are not supported (INVALID_REQUEST). BROKER
-// resources: only the cluster-wide default (empty name) and only the broker
-// keys that back topic defaults (log.retention.ms, ...), stored in
-// image.BrokerConfigs; a per-broker name -> INVALID_REQUEST. A config named
+// resources: the cluster-wide default (empty name) takes the broker keys
+// that back topic defaults (log.retention.ms, ...) and the dynamic broker
+// configs (image.DynamicBrokerConfigDefs: the replication throttle rates),
+// stored in image.BrokerConfigs; a resource named by a broker id takes only
+// the dynamic broker configs, stored in image.BrokerOverrides for that
+// broker. A name that is not a non-negative decimal id -> INVALID_REQUEST
+// (Kafka's answer), an id no broker registered with -> INVALID_REQUEST; an
+// unknown or non-dynamic key, or a rate that is not a long >= 0 ->
+// INVALID_CONFIG. A config named
 // twice in a resource, or another resource type -> INVALID_REQUEST. A
 // resource is changed all or nothing; every valid resource of a request goes
 // into ONE Raft entry, with the ChangePartitions emptying the eligible
@@ -24,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -87,7 +94,13 @@ func planConfigChanges(img *image.Image, res *kmsg.IncrementalAlterConfigsReques
 	case kmsg.ConfigResourceTypeBroker:
 		rtype = resourceBroker
 		if res.ResourceName != "" {
-			return nil, errf(kerr.InvalidRequest, "per-broker dynamic configs are not supported; alter the cluster-wide default (empty broker name)")
+			id, err := metalog.BrokerResourceID(res.ResourceName)
+			if err != nil {
+				return nil, errf(kerr.InvalidRequest, "broker resource name %q: expected a broker id (a base 10 number >= 0), or empty for the cluster-wide default", res.ResourceName)
+			}
+			if img.Brokers[id] == nil {
+				return nil, errf(kerr.InvalidRequest, "broker %d is not registered", id)
+			}
 		}
 	default:
 		return nil, errf(kerr.InvalidRequest, "resource type %s is not supported", res.ResourceType)
@@ -105,12 +118,12 @@ func planConfigChanges(img *image.Image, res *kmsg.IncrementalAlterConfigsReques
 			if cfg.Value == nil {
 				return nil, errf(kerr.InvalidRequest, "config %s: SET needs a value", cfg.Name)
 			}
-			if err := validateConfig(rtype, cfg.Name, *cfg.Value); err != nil {
+			if err := validateConfig(rtype, res.ResourceName, cfg.Name, *cfg.Value); err != nil {
 				return nil, errf(kerr.InvalidConfig, "%v", err)
 			}
 			x.Value = kmsg.StringPtr(*cfg.Value)
 		case kmsg.IncrementalAlterConfigOpDelete:
-			if err := validateConfigName(rtype, cfg.Name); err != nil {
+			if err := validateConfigName(rtype, res.ResourceName, cfg.Name); err != nil {
 				return nil, errf(kerr.InvalidConfig, "%v", err)
 			}
 		default:
@@ -121,17 +134,28 @@ func planConfigChanges(img *image.Image, res *kmsg.IncrementalAlterConfigsReques
 	return recs, nil
 }
 
-func validateConfig(rtype int8, key, value string) error {
+// validateConfig checks a SET of key to value on a resource (name: the
+// broker resource's name, "" for the cluster-wide default).
+func validateConfig(rtype int8, name, key, value string) error {
 	if rtype == resourceBroker {
+		if err := validateConfigName(rtype, name, key); err != nil {
+			return err
+		}
+		if _, ok := image.DynamicBrokerConfigDefs[key]; ok {
+			return image.ValidateDynamicBrokerConfig(key, value)
+		}
 		return validateBrokerConfig(key, value)
 	}
 	return image.ValidateTopicConfig(key, value)
 }
 
-func validateConfigName(rtype int8, key string) error {
+func validateConfigName(rtype int8, name, key string) error {
 	if rtype == resourceBroker {
-		if _, ok := brokerConfigDefs[key]; !ok {
-			return fmt.Errorf("unknown or non-dynamic broker config %q", key)
+		if _, ok := image.DynamicBrokerConfigDefs[key]; ok {
+			return nil
+		}
+		if _, ok := brokerConfigDefs[key]; !ok || name != "" {
+			return fmt.Errorf("unknown or non-dynamic broker config %q%s", key, perBrokerHint(name))
 		}
 		return nil
 	}
@@ -139,4 +163,13 @@ func validateConfigName(rtype int8, key string) error {
 		return fmt.Errorf("unknown topic config %q", key)
 	}
 	return nil
+}
+
+// perBrokerHint explains, for a per-broker resource, which keys it takes.
+func perBrokerHint(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " for broker " + name + " (a single broker takes only " + image.LeaderThrottledRateConfig + " and " +
+		image.FollowerThrottledRateConfig + "; set other broker configs cluster-wide, with an empty broker name)"
 }

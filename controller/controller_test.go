@@ -380,6 +380,20 @@ func TestAdminRequests(t *testing.T) {
 		{kmsg.ConfigResourceTypeTopic, "grow", "cleanup.policy", kmsg.IncrementalAlterConfigOpAppend, "compact", kerr.InvalidRequest},
 		{kmsg.ConfigResourceTypeTopic, "nope", "retention.ms", kmsg.IncrementalAlterConfigOpSet, "1", kerr.UnknownTopicOrPartition},
 		{kmsg.ConfigResourceTypeBroker, "", "log.retention.ms", kmsg.IncrementalAlterConfigOpSet, "7000", nil},
+		// Per-broker configs: only the dynamic broker configs, for a
+		// registered broker, longs >= 0.
+		{kmsg.ConfigResourceTypeBroker, fmt.Sprint(broker), "leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "1000000", nil},
+		{kmsg.ConfigResourceTypeBroker, fmt.Sprint(broker), "follower.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "-1", kerr.InvalidConfig},
+		{kmsg.ConfigResourceTypeBroker, fmt.Sprint(broker), "follower.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "1MB", kerr.InvalidConfig},
+		{kmsg.ConfigResourceTypeBroker, fmt.Sprint(broker), "log.retention.ms", kmsg.IncrementalAlterConfigOpSet, "1", kerr.InvalidConfig},
+		{kmsg.ConfigResourceTypeBroker, fmt.Sprint(broker), "no.such.config", kmsg.IncrementalAlterConfigOpDelete, "", kerr.InvalidConfig},
+		{kmsg.ConfigResourceTypeBroker, "999", "leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "1", kerr.InvalidRequest},
+		{kmsg.ConfigResourceTypeBroker, "-1", "leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "1", kerr.InvalidRequest},
+		{kmsg.ConfigResourceTypeBroker, "b1", "leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "1", kerr.InvalidRequest},
+		{kmsg.ConfigResourceTypeBroker, "", "follower.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, "2000000", nil},
+		{kmsg.ConfigResourceTypeTopic, "grow", "leader.replication.throttled.replicas", kmsg.IncrementalAlterConfigOpSet, "0:1,2:1", nil},
+		{kmsg.ConfigResourceTypeTopic, "grow", "follower.replication.throttled.replicas", kmsg.IncrementalAlterConfigOpSet, "0-1", kerr.InvalidConfig},
+		{kmsg.ConfigResourceTypeTopic, "grow", "follower.replication.throttled.replicas", kmsg.IncrementalAlterConfigOpSet, "*", nil},
 	} {
 		want := int16(0)
 		if tc.want != nil {
@@ -391,8 +405,13 @@ func TestAdminRequests(t *testing.T) {
 	}
 	img := waitClient(t, cl, "changes", func(img *image.Image) bool {
 		g := img.Topics["grow"]
-		return g != nil && len(g.Partitions) == 3 && g.Configs["retention.ms"] == "5000" && img.BrokerConfigs["log.retention.ms"] == "7000"
+		return g != nil && len(g.Partitions) == 3 && g.Configs["retention.ms"] == "5000" && img.BrokerConfigs["log.retention.ms"] == "7000" &&
+			g.Configs["follower.replication.throttled.replicas"] == "*"
 	})
+	if o := img.BrokerOverrides[broker]; len(o) != 1 || o["leader.replication.throttled.rate"] != "1000000" ||
+		img.BrokerConfigs["follower.replication.throttled.rate"] != "2000000" {
+		t.Errorf("broker %d overrides %v, cluster-wide %v", broker, o, img.BrokerConfigs)
+	}
 	if img.Topics["dry"] != nil {
 		t.Fatal("ValidateOnly created a topic")
 	}

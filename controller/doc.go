@@ -46,7 +46,10 @@
 //     (fence, unfence, registration, ElectLeaders, rebalance),
 //     AlterPartition, and a min.insync.replicas change (ELR cleared).
 //   - DeleteTopic{topic_id}.
-//   - ConfigChange{resource_type, resource_name, key, value (null: delete)}.
+//   - ConfigChange{resource_type, resource_name, key, value (null: delete)}:
+//     a topic's config, the cluster-wide broker default (broker resource
+//     ""), or one broker's own dynamic config (broker resource named by its
+//     id: image.BrokerOverrides, the replication throttle rates).
 //   - ProducerIDBlock{broker, first, size}: advances NextProducerID.
 //
 // # Decisions

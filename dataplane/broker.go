@@ -38,6 +38,7 @@ import (
 	"github.com/skein-io/skein/dataplane/kafka"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
+	"github.com/skein-io/skein/dataplane/throttle"
 	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 )
@@ -310,7 +311,11 @@ func (b *Broker) start() error {
 	// The fetchers need the broker epoch, known once ctl registered; ctl
 	// is set before any image (and so any fetcher) exists.
 	var ctl *client.Client
+	// The replication quotas (KIP-73) follow every image, before the
+	// partitions (and so the fetchers) do.
+	throttles := throttle.New(cfg.NodeID, b.log.Named("throttle"), nil)
 	rcfg := replica.DefaultConfig(cfg.NodeID)
+	rcfg.Throttle = throttles.Follower()
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
 	if b.replicas, err = replica.New(rcfg); err != nil {
@@ -345,8 +350,11 @@ func (b *Broker) start() error {
 		// registration as an unclean restart unless it matches (KIP-966).
 		PreviousBrokerEpoch: store.PreviousBrokerEpoch(),
 		HeartbeatInterval:   cfg.HeartbeatInterval,
-		OnImage:             b.partitions.ApplyImage,
-		Logger:              b.log.Named("controller-client"),
+		OnImage: func(img *image.Image) {
+			throttles.ApplyImage(img)
+			b.partitions.ApplyImage(img)
+		},
+		Logger: b.log.Named("controller-client"),
 	})
 	if err != nil {
 		return fmt.Errorf("controller client: %w", err)
@@ -363,6 +371,7 @@ func (b *Broker) start() error {
 			FetchMaxBytes:            defaultFetchMaxBytes,
 		},
 		Partitions: b.partitions,
+		Throttles:  throttles,
 		Controller: ctl,
 		Logger:     b.log.Named("kafka"),
 		Groups:     b.groups,

@@ -16,9 +16,12 @@
 //   - a topic the entry did not change keeps the same *Topic pointer in the
 //     next image; a changed topic is a new *Topic;
 //   - likewise a partition keeps its *Partition, a broker its *Broker;
-//   - a top-level map (Topics, Brokers, Controllers, BrokerConfigs) the
-//     entry did not write is the same map; BrokerConfigs in particular is a
-//     new map whenever it changes.
+//   - a top-level map (Topics, Brokers, Controllers, BrokerConfigs,
+//     BrokerOverrides) the entry did not write is the same map;
+//     BrokerConfigs in particular is a new map whenever it changes, and so
+//     is BrokerOverrides, whose per-broker maps are likewise new whenever
+//     that broker's configs change (a broker's map the entry did not change
+//     is the same map).
 //
 // The converse does not hold: a new pointer may hold an equal value. An
 // image loaded from a snapshot (Unmarshal) shares nothing with the one
@@ -45,6 +48,12 @@ type Image struct {
 	Topics map[string]*Topic `json:"topics"`
 	// BrokerConfigs are dynamic cluster-wide broker configs (resource "").
 	BrokerConfigs map[string]string `json:"broker_configs,omitempty"`
+	// BrokerOverrides are per-broker dynamic configs (a BROKER resource
+	// named by the broker id: DYNAMIC_BROKER_CONFIG), by broker id; they
+	// win over BrokerConfigs on that broker. Only the keys of
+	// DynamicBrokerConfigDefs. A broker without any has no entry (never an
+	// empty map).
+	BrokerOverrides map[int32]map[string]string `json:"broker_overrides,omitempty"`
 	// NextProducerID is the first producer id not yet handed out in a block.
 	NextProducerID int64 `json:"next_producer_id"`
 }
@@ -112,6 +121,7 @@ func New() *Image {
 		Brokers:          map[int32]*Broker{},
 		Topics:           map[string]*Topic{},
 		BrokerConfigs:    map[string]string{},
+		BrokerOverrides:  map[int32]map[string]string{},
 	}
 }
 
@@ -132,6 +142,12 @@ func (img *Image) Clone() *Image {
 		out.Topics[k] = v.Clone()
 	}
 	out.BrokerConfigs = cloneMap(img.BrokerConfigs)
+	if img.BrokerOverrides != nil {
+		out.BrokerOverrides = make(map[int32]map[string]string, len(img.BrokerOverrides))
+		for id, m := range img.BrokerOverrides {
+			out.BrokerOverrides[id] = cloneMap(m)
+		}
+	}
 	return &out
 }
 
@@ -215,6 +231,24 @@ func (img *Image) TopicConfig(t *Topic, key string) (value string, source Config
 		}
 	}
 	return def.Default, SourceDefault
+}
+
+// BrokerConfig returns the effective value of a dynamic broker config
+// (DynamicBrokerConfigDefs) on broker id: its own value, else the
+// cluster-wide default, else the built-in default (SourceDefault; ok false
+// for a key that is not in DynamicBrokerConfigDefs).
+func (img *Image) BrokerConfig(id int32, key string) (value string, source ConfigSource, ok bool) {
+	def, known := DynamicBrokerConfigDefs[key]
+	if !known {
+		return "", SourceUnknown, false
+	}
+	if v, set := img.BrokerOverrides[id][key]; set {
+		return v, SourceDynamicPerBroker, true
+	}
+	if v, set := img.BrokerConfigs[key]; set {
+		return v, SourceDynamicBroker, true
+	}
+	return def.Default, SourceDefault, true
 }
 
 func cloneMap(m map[string]string) map[string]string {

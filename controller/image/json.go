@@ -35,6 +35,14 @@ func Unmarshal(b []byte) (*Image, error) {
 	if img.BrokerConfigs == nil {
 		img.BrokerConfigs = map[string]string{}
 	}
+	if img.BrokerOverrides == nil {
+		img.BrokerOverrides = map[int32]map[string]string{}
+	}
+	for id, m := range img.BrokerOverrides {
+		if len(m) == 0 {
+			delete(img.BrokerOverrides, id)
+		}
+	}
 	for id, b := range img.Brokers {
 		if b == nil || b.ID != id {
 			return nil, fmt.Errorf("decode metadata image: broker %d is malformed", id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/skein-io/skein/controller/image"
 )
@@ -25,7 +26,7 @@ var (
 // The result shares with img everything the entry does not change (package
 // image's "Sharing"): the cost is proportional to the entry, plus one copy
 // of each top-level map the entry writes to (Topics, Brokers, Controllers,
-// BrokerConfigs) and, when the entry names topics by id, one pass over the
+// BrokerConfigs, BrokerOverrides and the per-broker map changed) and, when the entry names topics by id, one pass over the
 // topics to index them. An unchanged topic, partition or broker keeps its
 // pointer; a changed one is a new value, and so is every topic holding a
 // changed partition.
@@ -51,7 +52,10 @@ type applier struct {
 	img   *image.Image
 	index uint64
 
-	controllersOwned, brokersOwned, topicsOwned, brokerConfigsOwned bool
+	controllersOwned, brokersOwned, topicsOwned, brokerConfigsOwned, overridesOwned bool
+	// ownedOverrides are the brokers whose BrokerOverrides map is this
+	// applier's own.
+	ownedOverrides map[int32]bool
 	// ownedTopics are topics copied (or created) by this applier: their
 	// struct and Partitions slice are its own.
 	ownedTopics map[*image.Topic]bool
@@ -314,7 +318,12 @@ func (a *applier) apply(r *Change) error {
 			m = t.Configs
 		case ResourceBroker:
 			if x.ResourceName != "" {
-				return fmt.Errorf("per-broker config for %q", x.ResourceName)
+				id, err := BrokerResourceID(x.ResourceName)
+				if err != nil {
+					return err
+				}
+				a.brokerOverride(id, x.Key, x.Value)
+				return nil
 			}
 			if !a.brokerConfigsOwned {
 				a.img.BrokerConfigs = maps.Clone(a.img.BrokerConfigs)
@@ -345,6 +354,54 @@ func (a *applier) apply(r *Change) error {
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}
 	return nil
+}
+
+// brokerOverride sets (value non-nil) or deletes key in broker id's
+// overrides, copying BrokerOverrides and the broker's map on first write; a
+// broker left without overrides loses its entry. Deleting what is not set
+// copies nothing.
+func (a *applier) brokerOverride(id int32, key string, value *string) {
+	if value == nil {
+		if _, ok := a.img.BrokerOverrides[id][key]; !ok {
+			return
+		}
+	}
+	if !a.overridesOwned {
+		a.img.BrokerOverrides = maps.Clone(a.img.BrokerOverrides)
+		if a.img.BrokerOverrides == nil {
+			a.img.BrokerOverrides = map[int32]map[string]string{}
+		}
+		a.overridesOwned = true
+		a.ownedOverrides = map[int32]bool{}
+	}
+	m := a.img.BrokerOverrides[id]
+	if !a.ownedOverrides[id] {
+		m = maps.Clone(m)
+		if m == nil {
+			m = map[string]string{}
+		}
+		a.img.BrokerOverrides[id] = m
+		a.ownedOverrides[id] = true
+	}
+	if value == nil {
+		delete(m, key)
+		if len(m) == 0 {
+			delete(a.img.BrokerOverrides, id)
+			delete(a.ownedOverrides, id)
+		}
+		return
+	}
+	m[key] = *value
+}
+
+// BrokerResourceID reads the name of a per-broker config resource: a broker
+// id in canonical decimal form, >= 0.
+func BrokerResourceID(name string) (int32, error) {
+	n, err := strconv.ParseInt(name, 10, 32)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != name {
+		return 0, fmt.Errorf("broker resource name %q is not a broker id", name)
+	}
+	return int32(n), nil
 }
 
 func cloneConfigs(m map[string]string) map[string]string {

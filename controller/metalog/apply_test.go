@@ -38,6 +38,9 @@ func normalized(img *image.Image) *image.Image {
 	if len(out.BrokerConfigs) == 0 {
 		out.BrokerConfigs = nil
 	}
+	if len(out.BrokerOverrides) == 0 {
+		out.BrokerOverrides = nil
+	}
 	if out.Controllers == nil {
 		out.Controllers = map[int32]image.Controller{}
 	}
@@ -127,6 +130,7 @@ func checkSharing(t *testing.T, before, after *image.Image, e Entry, applied boo
 	topics := map[string]bool{}          // topic names the entry names
 	parts := map[string]map[int32]bool{} // partitions it names, by topic name
 	brokers := map[int32]bool{}          // brokers it names
+	overrides := map[int32]bool{}        // brokers whose overrides it names
 	writes := map[string]bool{}          // top-level maps it may write
 	names := map[[16]byte]string{}       // topic ids of before and of the entry's creations
 	for n, t := range before.Topics {
@@ -172,15 +176,21 @@ func checkSharing(t *testing.T, before, after *image.Image, e Entry, applied boo
 				topics[n] = true
 			}
 		case TypeConfigChange:
-			if c.ConfigChange != nil && c.ConfigChange.ResourceType == ResourceTopic {
+			switch {
+			case c.ConfigChange != nil && c.ConfigChange.ResourceType == ResourceTopic:
 				topics[c.ConfigChange.ResourceName], writes["topics"] = true, true
-			} else {
+			case c.ConfigChange != nil && c.ConfigChange.ResourceName != "":
+				writes["broker_overrides"] = true
+				if id, err := BrokerResourceID(c.ConfigChange.ResourceName); err == nil {
+					overrides[id] = true
+				}
+			default:
 				writes["broker_configs"] = true
 			}
 		}
 	}
 	if !applied {
-		topics, parts, brokers, writes = nil, nil, nil, nil
+		topics, parts, brokers, writes, overrides = nil, nil, nil, nil, nil
 	}
 	for n, bt := range before.Topics {
 		at := after.Topics[n]
@@ -206,6 +216,11 @@ func checkSharing(t *testing.T, before, after *image.Image, e Entry, applied boo
 			t.Fatalf("broker %d not named by the entry got a new pointer", id)
 		}
 	}
+	for id, m := range before.BrokerOverrides {
+		if !overrides[id] && !samePtr(m, after.BrokerOverrides[id]) {
+			t.Fatalf("overrides of broker %d not named by the entry got a new map", id)
+		}
+	}
 	for _, m := range []struct {
 		name        string
 		before, aft any
@@ -214,6 +229,7 @@ func checkSharing(t *testing.T, before, after *image.Image, e Entry, applied boo
 		{"brokers", before.Brokers, after.Brokers},
 		{"controllers", before.Controllers, after.Controllers},
 		{"broker_configs", before.BrokerConfigs, after.BrokerConfigs},
+		{"broker_overrides", before.BrokerOverrides, after.BrokerOverrides},
 	} {
 		if !writes[m.name] && !samePtr(m.before, m.aft) {
 			t.Fatalf("map %s copied by an entry that does not write it", m.name)

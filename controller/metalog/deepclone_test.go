@@ -170,7 +170,25 @@ func (a *refApplier) apply(r *Change) error {
 			m = t.Configs
 		case ResourceBroker:
 			if x.ResourceName != "" {
-				return fmt.Errorf("per-broker config for %q", x.ResourceName)
+				id, err := BrokerResourceID(x.ResourceName)
+				if err != nil {
+					return err
+				}
+				if a.img.BrokerOverrides == nil {
+					a.img.BrokerOverrides = map[int32]map[string]string{}
+				}
+				if x.Value != nil {
+					if a.img.BrokerOverrides[id] == nil {
+						a.img.BrokerOverrides[id] = map[string]string{}
+					}
+					a.img.BrokerOverrides[id][x.Key] = *x.Value
+				} else if m := a.img.BrokerOverrides[id]; m != nil {
+					delete(m, x.Key)
+					if len(m) == 0 {
+						delete(a.img.BrokerOverrides, id)
+					}
+				}
+				return nil
 			}
 			if a.img.BrokerConfigs == nil {
 				a.img.BrokerConfigs = map[string]string{}

@@ -172,8 +172,12 @@ func (g *entryGen) changes(img *image.Image, earlier []Change) []Change {
 		if g.rnd.IntN(3) == 0 {
 			x.ResourceType = ResourceBroker
 			x.Key = "log.retention.ms"
-			if g.rnd.IntN(10) == 0 {
-				x.ResourceName = "1" // per-broker: invalid
+			switch g.rnd.IntN(10) {
+			case 0:
+				x.ResourceName = "x1" // not a broker id: invalid
+			case 1, 2, 3:
+				x.ResourceName = fmt.Sprint(g.pick(brokers)) // per-broker
+				x.Key = []string{"leader.replication.throttled.rate", "follower.replication.throttled.rate"}[g.rnd.IntN(2)]
 			}
 		} else if names := img.TopicNames(); len(names) > 0 && g.rnd.IntN(10) > 0 {
 			x.ResourceName = names[g.rnd.IntN(len(names))]

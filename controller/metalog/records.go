@@ -139,7 +139,9 @@ type DeleteTopicRecord struct {
 }
 
 // ConfigChangeRecord sets (Value non-nil) or deletes one dynamic config.
-// ResourceName is the topic name, or "" for the cluster-wide broker default.
+// ResourceName is the topic name; for a broker config, "" for the
+// cluster-wide default (image.BrokerConfigs) or a broker id in decimal for
+// that broker's own value (image.BrokerOverrides).
 type ConfigChangeRecord struct {
 	ResourceType int8    `json:"resource_type"`
 	ResourceName string  `json:"resource_name"`

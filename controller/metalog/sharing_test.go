@@ -139,3 +139,68 @@ func BenchmarkApplyEntry(b *testing.B) {
 		})
 	}
 }
+
+// TestApplySharingBrokerOverrides: a per-broker config change gives a new
+// BrokerOverrides map and a new map for that broker only, leaving the old
+// image as it was; the cluster-wide BrokerConfigs and the topics stay
+// shared; deleting a broker's last override drops its entry; deleting what
+// is not set shares everything; a name that is not a broker id is refused.
+func TestApplySharingBrokerOverrides(t *testing.T) {
+	img := scaleImage(3, 3)
+	rate, rate2 := "1000", "2000"
+	set := func(from *image.Image, index uint64, name, key string, v *string) (*image.Image, error) {
+		return ApplyEntry(from, index, Entry{Records: []Change{{Type: TypeConfigChange,
+			ConfigChange: &ConfigChangeRecord{ResourceType: ResourceBroker, ResourceName: name, Key: key, Value: v}}}})
+	}
+	one, err := set(img, 1001, "1", "leader.replication.throttled.rate", &rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := set(one, 1002, "2", "leader.replication.throttled.rate", &rate2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.BrokerOverrides) != 0 || len(one.BrokerOverrides) != 1 || one.BrokerOverrides[1]["leader.replication.throttled.rate"] != "1000" {
+		t.Fatalf("overrides: before %v, after %v", img.BrokerOverrides, one.BrokerOverrides)
+	}
+	if mapPtr(two.BrokerOverrides) == mapPtr(one.BrokerOverrides) || mapPtr(two.BrokerOverrides[1]) != mapPtr(one.BrokerOverrides[1]) ||
+		len(one.BrokerOverrides) != 1 || two.BrokerOverrides[2]["leader.replication.throttled.rate"] != "2000" {
+		t.Errorf("broker 2's override: top map new %v, broker 1's map shared %v, old image %v",
+			mapPtr(two.BrokerOverrides) != mapPtr(one.BrokerOverrides), mapPtr(two.BrokerOverrides[1]) == mapPtr(one.BrokerOverrides[1]), one.BrokerOverrides)
+	}
+	if mapPtr(two.BrokerConfigs) != mapPtr(img.BrokerConfigs) || mapPtr(two.Topics) != mapPtr(img.Topics) || mapPtr(two.Brokers) != mapPtr(img.Brokers) {
+		t.Errorf("a per-broker config change copied another map")
+	}
+	if v, src, _ := two.BrokerConfig(2, "leader.replication.throttled.rate"); v != "2000" || src != image.SourceDynamicPerBroker {
+		t.Errorf("BrokerConfig(2) = %s from %d", v, src)
+	}
+	if v, src, _ := two.BrokerConfig(3, "leader.replication.throttled.rate"); v != "9223372036854775807" || src != image.SourceDefault {
+		t.Errorf("BrokerConfig(3) = %s from %d", v, src)
+	}
+
+	del, err := set(two, 1003, "1", "leader.replication.throttled.rate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := del.BrokerOverrides[1]; ok || len(two.BrokerOverrides[1]) != 1 || mapPtr(del.BrokerOverrides[2]) != mapPtr(two.BrokerOverrides[2]) {
+		t.Errorf("delete the last override of broker 1: %v (before %v)", del.BrokerOverrides, two.BrokerOverrides)
+	}
+	noop, err := set(del, 1004, "4", "follower.replication.throttled.rate", nil)
+	if err != nil || mapPtr(noop.BrokerOverrides) != mapPtr(del.BrokerOverrides) {
+		t.Errorf("deleting an unset override: error %v, map copied %v", err, mapPtr(noop.BrokerOverrides) != mapPtr(del.BrokerOverrides))
+	}
+	for _, name := range []string{"-1", "01", "x", " 1"} {
+		if bad, err := set(del, 1005, name, "leader.replication.throttled.rate", &rate); err == nil || mapPtr(bad.BrokerOverrides) != mapPtr(del.BrokerOverrides) {
+			t.Errorf("broker resource %q: error %v, map copied %v", name, err, mapPtr(bad.BrokerOverrides) != mapPtr(del.BrokerOverrides))
+		}
+	}
+	// A snapshot keeps them.
+	b, err := image.Marshal(two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := image.Unmarshal(b)
+	if err != nil || back.BrokerOverrides[2]["leader.replication.throttled.rate"] != "2000" || len(back.BrokerOverrides) != 2 {
+		t.Errorf("snapshot round trip: %v, %v", err, back.BrokerOverrides)
+	}
+}

@@ -35,6 +35,15 @@ package kafka
 //     are answered with only what changed; idle partitions of a session
 //     are not read, and a session parks on one channel for all of them.
 //     Epoch -1 (and every fetch before v7) is sessionless, as before.
+//   - Replication throttle (KIP-73, Handlers.Throttles' leader side): a
+//     follower's fetch of a partition throttled here (listed for this
+//     broker in leader.replication.throttled.replicas, with a bounded
+//     leader.replication.throttled.rate) gets no data while the quota is
+//     exceeded, unless the follower is in the ISR; the partition stays in
+//     the fetch (and its session) and is read again on the next one. The
+//     bytes answered for throttled partitions, to any follower, are taken
+//     from the quota. A long poll held back only by the quota wakes when
+//     it has room again (never past MaxWait); nothing sleeps.
 //   - LastStableOffset = high watermark (no transactions);
 //     PreferredReadReplica -1.
 //   - Log data is not copied: the response carries file ranges that the
@@ -69,6 +78,10 @@ type fetchPartition struct {
 	cut bool
 	// outOfISR: a follower's read while it is not in the ISR.
 	outOfISR bool
+	// throttled: a follower's read of a partition throttled on this
+	// leader (its bytes count against the quota); held: its records were
+	// left out because the quota was exceeded.
+	throttled, held bool
 }
 
 func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Response, error) {
@@ -156,10 +169,11 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 	if h.Config.FetchMaxBytes > 0 {
 		maxBytes = min(maxBytes, h.Config.FetchMaxBytes)
 	}
-	total, failed := h.readFetch(r.Version, parts, maxBytes)
+	total, failed, _ := h.readFetch(r.Version, parts, maxBytes)
 	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
-		total = h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes))
+		h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes))
 	}
+	h.recordThrottled(parts)
 
 	// Each partition's data goes out with sendfile from its segment file
 	// (see wire.FileResponse); only a read that spans several ranges is
@@ -198,12 +212,14 @@ func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
 var noRecords = []byte{}
 
 // readFetch reads every partition (file ranges only, no copy) and returns
-// the total size and whether a partition failed or diverged (then the fetch
-// answers at once).
-func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int32) (total int64, failed bool) {
+// the total size, whether a partition failed or diverged (then the fetch
+// answers at once), and whether the replication throttle held back a
+// partition's records.
+func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int32) (total int64, failed, held bool) {
+	quota := h.Throttles.Leader()
 	for i := range parts {
 		fp := &parts[i]
-		fp.read, fp.cut, fp.outOfISR = storage.ReadResult{}, false, false
+		fp.read, fp.cut, fp.outOfISR, fp.throttled, fp.held = storage.ReadResult{}, false, false, false, false
 		if fp.p == nil {
 			failed = failed || fp.out.ErrorCode != 0
 			continue
@@ -236,6 +252,13 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 			// A session reads a follower's partitions outside the ISR on
 			// every fetch, so that its expansion is tried again.
 			fp.outOfISR = err == nil && !inISR
+			if quota.Throttled(fp.topic, fp.out.Partition) {
+				fp.throttled = true
+				if rr.Size > 0 && (err != nil || !inISR) && quota.Exceeded() {
+					fp.held, held = true, true
+					continue
+				}
+			}
 		}
 		// KIP-74: only the first partition with data may exceed the limits.
 		if total > 0 && rr.Size > limit {
@@ -245,13 +268,49 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 		fp.read = rr.ReadResult
 		total += rr.Size
 	}
-	return total, failed
+	return total, failed, held
+}
+
+// recordThrottled takes the bytes answered for throttled partitions from
+// the leader's replication quota.
+func (h *Handlers) recordThrottled(parts []fetchPartition) {
+	var n int64
+	for i := range parts {
+		if parts[i].throttled {
+			n += parts[i].read.Size
+		}
+	}
+	h.Throttles.Leader().Record(n)
+}
+
+// minThrottleWait is the shortest park of a fetch waiting for the
+// replication quota, so that racing fetches do not spin.
+const minThrottleWait = 5 * time.Millisecond
+
+// throttleWake returns when a long poll that waits until deadline should
+// read again: then, or, when held (the quota held back records), as soon
+// as the quota has room.
+func (h *Handlers) throttleWake(held bool, deadline time.Time) time.Time {
+	if !held {
+		return deadline
+	}
+	at, ok := h.Throttles.Leader().ReadyAt()
+	if !ok {
+		return deadline
+	}
+	if soon := time.Now().Add(minThrottleWait); at.Before(soon) {
+		at = soon
+	}
+	if deadline.Before(at) {
+		return deadline
+	}
+	return at
 }
 
 // waitFetch parks the fetch on its partitions until MinBytes are available,
-// the deadline passes or ctx ends; it re-reads after every wake-up and
-// returns the new total.
-func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64) int64 {
+// the deadline passes or ctx ends; it re-reads after every wake-up (and
+// when the replication quota held back records and has room again).
+func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64) {
 	w := partition.NewWaiter()
 	defer w.Close()
 	for i := range parts {
@@ -261,12 +320,13 @@ func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.T
 	}
 	for {
 		// Read again right after watching, so a change in between is seen.
-		total, failed := h.readFetch(version, parts, maxBytes)
+		total, failed, held := h.readFetch(version, parts, maxBytes)
 		if total >= minBytes || failed {
-			return total
+			return
 		}
-		if !w.Wait(ctx, deadline) {
-			return total
+		wake := h.throttleWake(held, deadline)
+		if !w.Wait(ctx, wake) && (ctx.Err() != nil || !wake.Before(deadline)) {
+			return
 		}
 	}
 }

@@ -55,18 +55,25 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 	if h.Config.FetchMaxBytes > 0 {
 		maxBytes = min(maxBytes, h.Config.FetchMaxBytes)
 	}
-	total, failed := h.readFetch(r.Version, parts, maxBytes)
+	total, failed, held := h.readFetch(r.Version, parts, maxBytes)
 	if clock != nil {
 		// Every partition not read was as its last read left it.
 		clock.Set(start)
 	}
 	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
 		deadline := req.Received.Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
-		for total < int64(r.MinBytes) && !failed && parkSession(ctx, s.wake, deadline) {
+		for total < int64(r.MinBytes) && !failed {
+			// Wake for a change, or when the replication quota that held
+			// back records has room again.
+			wake := h.throttleWake(held, deadline)
+			if !parkSession(ctx, s.wake, wake) && (ctx.Err() != nil || !wake.Before(deadline)) {
+				break
+			}
 			collect()
-			total, failed = h.readFetch(r.Version, parts, maxBytes)
+			total, failed, held = h.readFetch(r.Version, parts, maxBytes)
 		}
 	}
+	h.recordThrottled(parts)
 
 	// The answer: partitions in session order, grouped by topic.
 	type topicKey struct {
@@ -80,7 +87,7 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 		fp := &parts[i]
 		sp := fp.sp
 		diverging := fp.out.DivergingEpoch.Epoch >= 0 || fp.out.DivergingEpoch.EndOffset >= 0
-		sp.stale = fp.out.ErrorCode != 0 || fp.read.Size > 0 || diverging || fp.cut || fp.outOfISR
+		sp.stale = fp.out.ErrorCode != 0 || fp.read.Size > 0 || diverging || fp.cut || fp.outOfISR || fp.held
 		if full {
 			sp.markSent(fp.out.HighWatermark, fp.out.LogStartOffset, fp.out.LastStableOffset)
 		} else if !sp.mustSend(fp.out.ErrorCode, fp.read.Size, diverging, fp.out.HighWatermark, fp.out.LogStartOffset, fp.out.LastStableOffset) {

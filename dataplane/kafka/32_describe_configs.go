@@ -13,7 +13,11 @@ package kafka
 //     broker settings this node has (node.id, message.max.bytes,
 //     auto.create.topics.enable, num.partitions, default.replication.factor)
 //     and the broker-wide defaults of the topic configs (log.retention.ms,
-//     ...). Another broker's id: INVALID_REQUEST (ask that broker).
+//     ...), and the dynamic broker configs (the replication throttle
+//     rates): for this node's id, its own value (DYNAMIC_BROKER_CONFIG)
+//     over the cluster-wide one (DYNAMIC_DEFAULT_BROKER_CONFIG) over the
+//     default; for "", the cluster-wide one over the default. Another
+//     broker's id: INVALID_REQUEST (ask that broker).
 //   - IncludeSynonyms (v1+): the value's synonyms from the most to the least
 //     specific source (topic override, dynamic broker default, static broker
 //     setting, built-in default), named as at each level.
@@ -63,7 +67,7 @@ func describeConfigs(resp *kmsg.DescribeConfigsResponse, img *image.Image, cfg C
 				rs.ErrorMessage = stringPtr("broker " + strconv.Itoa(int(cfg.NodeID)) + " cannot describe the configs of broker " + rr.ResourceName)
 				break
 			}
-			entries = brokerConfigEntries(img, cfg)
+			entries = brokerConfigEntries(img, cfg, rr.ResourceName != "")
 		default:
 			rs.ErrorCode = kerr.InvalidRequest.Code
 			rs.ErrorMessage = stringPtr("unsupported config resource type " + rr.ResourceType.String())
@@ -163,9 +167,11 @@ const (
 	brokerConfigMessageMaxBytes          = "message.max.bytes"
 )
 
-// brokerConfigEntries describes the broker's settings and the broker-wide
-// defaults of topic configs, sorted by name.
-func brokerConfigEntries(img *image.Image, cfg Config) []configEntry {
+// brokerConfigEntries describes the broker's settings, the broker-wide
+// defaults of topic configs and the dynamic broker configs (with this
+// broker's own values when own, the resource named by its id), sorted by
+// name.
+func brokerConfigEntries(img *image.Image, cfg Config, own bool) []configEntry {
 	byName := map[string]configEntry{}
 	// static adds a setting of this node: a dynamic cluster-wide value wins,
 	// then the node's own (STATIC_BROKER_CONFIG when it differs from Kafka's
@@ -189,6 +195,17 @@ func brokerConfigEntries(img *image.Image, cfg Config) []configEntry {
 	byName["node.id"] = configEntry{name: "node.id", typ: image.TypeInt, readOnly: true, doc: "this node's id",
 		synonyms: []configSynonym{{"node.id", id, image.SourceStaticBroker}}}
 
+	for name, def := range image.DynamicBrokerConfigDefs {
+		e := configEntry{name: name, typ: def.Type, doc: def.Doc}
+		if v, ok := img.BrokerOverrides[cfg.NodeID][name]; ok && own {
+			e.synonyms = append(e.synonyms, configSynonym{name, v, image.SourceDynamicPerBroker})
+		}
+		if v, ok := img.BrokerConfigs[name]; ok {
+			e.synonyms = append(e.synonyms, configSynonym{name, v, image.SourceDynamicBroker})
+		}
+		e.synonyms = append(e.synonyms, configSynonym{name, def.Default, image.SourceDefault})
+		byName[name] = e
+	}
 	for _, def := range image.TopicConfigDefs {
 		if def.BrokerKey == "" {
 			continue

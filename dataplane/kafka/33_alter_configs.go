@@ -10,8 +10,9 @@ package kafka
 //     a null value and for each key the resource has in this broker's
 //     metadata image but the request does not list. The controller then
 //     validates and applies it exactly as for key 44 (INVALID_CONFIG,
-//     UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST for per-broker names and
-//     other resource types; each resource all or nothing), and the broker
+//     UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST for broker names that are
+//     not a registered broker's id and other resource types; each resource
+//     all or nothing), and the broker
 //     waits for its own image as for key 44.
 //   - Race: the set of keys to delete comes from this broker's image, read
 //     before forwarding. A config that another request sets meanwhile (or
@@ -32,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -111,9 +113,11 @@ func (h *Handlers) handleAlterConfigs(ctx context.Context, req *wire.Request) (k
 
 // incrementalFromLegacy turns one AlterConfigs resource into the
 // IncrementalAlterConfigs resource that makes the resource's dynamic configs
-// exactly the listed ones, given the configs it has in img. Resources the
-// image holds no configs for (unknown topics, per-broker names, other types)
-// get only the listed operations: the controller answers for them.
+// exactly the listed ones, given the configs it has in img (a broker id's
+// resource: that broker's own configs, image.BrokerOverrides). Resources the
+// image holds no configs for (unknown topics, names that are not broker
+// ids, other types) get only the listed operations: the controller answers
+// for them.
 func incrementalFromLegacy(img *image.Image, rr *kmsg.AlterConfigsRequestResource) (kmsg.IncrementalAlterConfigsRequestResource, error) {
 	ir := kmsg.NewIncrementalAlterConfigsRequestResource()
 	ir.ResourceType, ir.ResourceName = rr.ResourceType, rr.ResourceName
@@ -139,6 +143,10 @@ func incrementalFromLegacy(img *image.Image, rr *kmsg.AlterConfigsRequestResourc
 		}
 	case rr.ResourceType == kmsg.ConfigResourceTypeBroker && rr.ResourceName == "":
 		current = img.BrokerConfigs
+	case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
+		if id, err := metalog.BrokerResourceID(rr.ResourceName); err == nil {
+			current = img.BrokerOverrides[id]
+		}
 	}
 	var drop []string
 	for k := range current {

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/controller/metalog"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -87,15 +88,21 @@ func (h *Handlers) waitConfigChanges(ctx context.Context, what string, changes [
 type configChange struct {
 	topic  string // "" for the cluster-wide broker resource
 	broker bool
-	key    string
-	value  *string // nil: deleted
+	// brokerID is the broker of a per-broker config, -1 for the
+	// cluster-wide default.
+	brokerID int32
+	key      string
+	value    *string // nil: deleted
 }
 
 func (c configChange) visible(img *image.Image) bool {
 	var m map[string]string
-	if c.broker {
+	switch {
+	case c.broker && c.brokerID >= 0:
+		m = img.BrokerOverrides[c.brokerID]
+	case c.broker:
 		m = img.BrokerConfigs
-	} else {
+	default:
 		t := img.Topics[c.topic]
 		if t == nil {
 			return true // deleted meanwhile: nothing left to wait for
@@ -127,12 +134,18 @@ func appliedConfigChanges(r *kmsg.IncrementalAlterConfigsRequest, resp *kmsg.Inc
 		if !ok[resource{rr.ResourceType, rr.ResourceName}] {
 			continue
 		}
-		var c configChange
+		c := configChange{brokerID: -1}
 		switch {
 		case rr.ResourceType == kmsg.ConfigResourceTypeTopic:
 			c.topic = rr.ResourceName
 		case rr.ResourceType == kmsg.ConfigResourceTypeBroker && rr.ResourceName == "":
 			c.broker = true
+		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
+			id, err := metalog.BrokerResourceID(rr.ResourceName)
+			if err != nil {
+				continue
+			}
+			c.broker, c.brokerID = true, id
 		default:
 			continue
 		}

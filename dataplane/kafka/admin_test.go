@@ -130,7 +130,42 @@ func TestDescribeConfigsBroker(t *testing.T) {
 			t.Fatalf("num.partitions synonyms: %+v", c.ConfigSynonyms)
 		}
 	}
-	resp := describeConfigsReq(t, h, 4, false, configResource(kmsg.ConfigResourceTypeBroker, "2"))
+	// The throttle rates: this broker's own value over the cluster-wide one
+	// over the default; the cluster-wide resource ("") does not show the
+	// broker's own value.
+	img.BrokerConfigs["follower.replication.throttled.rate"] = "2000"
+	img.BrokerConfigs["leader.replication.throttled.rate"] = "3000"
+	img.BrokerOverrides = map[int32]map[string]string{1: {"leader.replication.throttled.rate": "1000"}, 2: {"follower.replication.throttled.rate": "7"}}
+	for _, tc := range []struct {
+		resource, key string
+		synonyms      []kmsg.ConfigSource
+		value         string
+	}{
+		{"1", "leader.replication.throttled.rate", []kmsg.ConfigSource{kmsg.ConfigSourceDynamicBrokerConfig, kmsg.ConfigSourceDynamicDefaultBrokerConfig, kmsg.ConfigSourceDefaultConfig}, "1000"},
+		{"1", "follower.replication.throttled.rate", []kmsg.ConfigSource{kmsg.ConfigSourceDynamicDefaultBrokerConfig, kmsg.ConfigSourceDefaultConfig}, "2000"},
+		{"", "leader.replication.throttled.rate", []kmsg.ConfigSource{kmsg.ConfigSourceDynamicDefaultBrokerConfig, kmsg.ConfigSourceDefaultConfig}, "3000"},
+	} {
+		resp := describeConfigsReq(t, h, 4, true, configResource(kmsg.ConfigResourceTypeBroker, tc.resource, tc.key))
+		cs := resp.Resources[0].Configs
+		if len(cs) != 1 || *cs[0].Value != tc.value || cs[0].Source != tc.synonyms[0] || len(cs[0].ConfigSynonyms) != len(tc.synonyms) ||
+			cs[0].ConfigType != kmsg.ConfigTypeLong {
+			t.Fatalf("broker %q %s: %+v", tc.resource, tc.key, cs)
+		}
+		for i, syn := range cs[0].ConfigSynonyms {
+			if syn.Source != tc.synonyms[i] || syn.Name != tc.key {
+				t.Fatalf("broker %q %s synonym %d: %+v", tc.resource, tc.key, i, syn)
+			}
+		}
+		if last := cs[0].ConfigSynonyms[len(cs[0].ConfigSynonyms)-1]; *last.Value != "9223372036854775807" {
+			t.Fatalf("broker %q %s default: %+v", tc.resource, tc.key, last)
+		}
+	}
+	delete(img.BrokerConfigs, "leader.replication.throttled.rate")
+	resp := describeConfigsReq(t, h, 4, false, configResource(kmsg.ConfigResourceTypeBroker, "", "leader.replication.throttled.rate"))
+	if c := resp.Resources[0].Configs; len(c) != 1 || !c[0].IsDefault || *c[0].Value != "9223372036854775807" {
+		t.Fatalf("unset rate: %+v", c)
+	}
+	resp = describeConfigsReq(t, h, 4, false, configResource(kmsg.ConfigResourceTypeBroker, "2"))
 	if resp.Resources[0].ErrorCode != kerr.InvalidRequest.Code {
 		t.Fatalf("another broker's configs: want INVALID_REQUEST, got %d", resp.Resources[0].ErrorCode)
 	}
@@ -250,7 +285,8 @@ func TestAppliedConfigChanges(t *testing.T) {
 		cfg("cleanup.policy", kmsg.IncrementalAlterConfigOpAppend, kmsg.StringPtr("compact")))
 	add(kmsg.ConfigResourceTypeTopic, "refused", cfg("retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("1")))
 	add(kmsg.ConfigResourceTypeBroker, "", cfg("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("9")))
-	add(kmsg.ConfigResourceTypeBroker, "1", cfg("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("9")))
+	add(kmsg.ConfigResourceTypeBroker, "1", cfg("leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("7")))
+	add(kmsg.ConfigResourceTypeBroker, "x", cfg("leader.replication.throttled.rate", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("7")))
 
 	resp := kmsg.NewPtrIncrementalAlterConfigsResponse()
 	for _, rr := range req.Resources {
@@ -262,11 +298,11 @@ func TestAppliedConfigChanges(t *testing.T) {
 		resp.Resources = append(resp.Resources, rs)
 	}
 	changes := appliedConfigChanges(req, resp)
-	if len(changes) != 3 {
-		t.Fatalf("want set+delete on t and the cluster-wide set, got %+v", changes)
+	if len(changes) != 4 || changes[3].brokerID != 1 {
+		t.Fatalf("want set+delete on t, the cluster-wide set and broker 1's, got %+v", changes)
 	}
 	img := metadataImage() // t has retention.ms=1000 and no segment.ms
-	for i, want := range []bool{true, true, false} {
+	for i, want := range []bool{true, true, false, false} {
 		if got := changes[i].visible(img); got != want {
 			t.Fatalf("change %d %+v visible=%v, want %v", i, changes[i], got, want)
 		}
@@ -274,6 +310,10 @@ func TestAppliedConfigChanges(t *testing.T) {
 	img.BrokerConfigs["log.retention.ms"] = "9"
 	if !changes[2].visible(img) {
 		t.Fatal("cluster-wide change not seen")
+	}
+	img.BrokerOverrides = map[int32]map[string]string{1: {"leader.replication.throttled.rate": "7"}}
+	if !changes[3].visible(img) {
+		t.Fatal("per-broker change not seen")
 	}
 }
 

@@ -44,6 +44,7 @@ func TestIncrementalFromLegacy(t *testing.T) {
 	img := metadataImage()
 	img.Topics["t"].Configs = map[string]string{"retention.ms": "1000", "segment.ms": "5000", "cleanup.policy": "compact"}
 	img.BrokerConfigs["log.retention.ms"] = "9000"
+	img.BrokerOverrides = map[int32]map[string]string{1: {"leader.replication.throttled.rate": "5", "follower.replication.throttled.rate": "6"}}
 	s := kmsg.StringPtr
 	set, del := kmsg.IncrementalAlterConfigOpSet, kmsg.IncrementalAlterConfigOpDelete
 
@@ -64,8 +65,14 @@ func TestIncrementalFromLegacy(t *testing.T) {
 		{"cluster-wide broker default",
 			legacyResource(kmsg.ConfigResourceTypeBroker, "", s("log.segment.bytes"), s("4096")),
 			map[string]incOp{"log.segment.bytes": {set, "4096"}, "log.retention.ms": {del, ""}}},
-		{"per-broker name: nothing to delete here",
-			legacyResource(kmsg.ConfigResourceTypeBroker, "1", s("log.segment.bytes"), s("4096")),
+		{"per-broker name: its own configs not listed are deleted",
+			legacyResource(kmsg.ConfigResourceTypeBroker, "1", s("leader.replication.throttled.rate"), s("4096")),
+			map[string]incOp{"leader.replication.throttled.rate": {set, "4096"}, "follower.replication.throttled.rate": {del, ""}}},
+		{"another broker's name: nothing to delete here",
+			legacyResource(kmsg.ConfigResourceTypeBroker, "2", s("leader.replication.throttled.rate"), s("4096")),
+			map[string]incOp{"leader.replication.throttled.rate": {set, "4096"}}},
+		{"a name that is not a broker id: only the listed ops",
+			legacyResource(kmsg.ConfigResourceTypeBroker, "x", s("log.segment.bytes"), s("4096")),
 			map[string]incOp{"log.segment.bytes": {set, "4096"}}},
 	}
 	for _, tc := range cases {

@@ -10,6 +10,7 @@ import (
 	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/dataplane/throttle"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -39,6 +40,9 @@ type Handlers struct {
 	// FetchSessions holds the fetch sessions (KIP-227); nil: every fetch
 	// is sessionless.
 	FetchSessions *FetchSessionCache
+	// Throttles are the replication quotas (KIP-73); nil throttles
+	// nothing. Fetch uses the leader side.
+	Throttles *throttle.Throttles
 
 	// producerIDs hands out InitProducerId ids (22_init_producer_id.go);
 	// its zero value is ready.

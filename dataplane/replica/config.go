@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/skein-io/skein/dataplane/throttle"
 )
 
 // Config configures a Manager.
@@ -32,7 +34,10 @@ type Config struct {
 	// NoFetchSessions sends sessionless full fetches (every partition in
 	// every request) instead of using a fetch session (KIP-227).
 	NoFetchSessions bool
-	Logger          hclog.Logger
+	// Throttle is the follower side of the replication quotas (KIP-73);
+	// nil throttles nothing.
+	Throttle *throttle.Side
+	Logger   hclog.Logger
 }
 
 // DefaultConfig returns Kafka's replica fetcher defaults for a broker id.

@@ -20,6 +20,13 @@
 //     it changed, partition.Changes) and forgets those no longer fetched.
 //     A session error, or any failed round trip, starts over with a full
 //     fetch. Config.NoFetchSessions sends sessionless full fetches.
+//   - Replication throttle (KIP-73, Config.Throttle, package throttle):
+//     while the follower quota is exceeded, a partition listed for this
+//     broker in follower.replication.throttled.replicas that is not caught
+//     up (its log end below the leader's last high watermark) is left out
+//     of the fetch, and so forgotten by the session until it comes back;
+//     the bytes appended for throttled partitions are taken from the
+//     quota. Caught-up and unlisted partitions are never held back.
 //
 // Invariants:
 //   - A partition is fetched under the leader epoch of the image that

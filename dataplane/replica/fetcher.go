@@ -80,6 +80,10 @@ type fetchState struct {
 	sentLastEpoch int32
 	lastEpoch     int32
 	logStart      int64
+	// caughtUp: the last answer's batches brought the log end to the
+	// leader's high watermark (Kafka's "in sync" for the follower-side
+	// replication throttle, which never holds back such a partition).
+	caughtUp bool
 }
 
 // session is the follower's side of a fetch session: its id and the epoch
@@ -241,7 +245,11 @@ func (f *fetcher) run() {
 		states, wakeAt := f.ready(time.Now())
 		var req *kmsg.FetchRequest
 		if len(states) > 0 {
-			req = f.buildRequest(states)
+			var heldUntil time.Time
+			req, heldUntil = f.buildRequest(states)
+			if !heldUntil.IsZero() && (wakeAt.IsZero() || heldUntil.Before(wakeAt)) {
+				wakeAt = heldUntil
+			}
 		}
 		if req == nil {
 			f.idle(wakeAt)
@@ -335,8 +343,15 @@ func (f *fetcher) idle(wakeAt time.Time) {
 // epoch is a new fetch state, so new to the session), and forgets those no
 // longer fetched (left, or in backoff after a failure). An idle partition
 // costs one look at its change count.
-func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
-	req := kmsg.NewPtrFetchRequest()
+//
+// Replication throttle (KIP-73, Config.Throttle): while the follower quota
+// is exceeded, a throttled partition that is not caught up is left out
+// (and so forgotten by the leader's session, as Kafka's fetcher does);
+// heldUntil is then when the quota has room again (zero: nothing held, or
+// never). When every partition is held back no request is made, and the
+// session stays as it is.
+func (f *fetcher) buildRequest(states []*fetchState) (req *kmsg.FetchRequest, heldUntil time.Time) {
+	req = kmsg.NewPtrFetchRequest()
 	req.ReplicaID = f.cfg.NodeID
 	req.ReplicaState.ID = f.cfg.NodeID
 	req.ReplicaState.Epoch = -1
@@ -358,11 +373,16 @@ func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 	}
 	f.gen++
 	topics := map[string]int{}
-	fetched := 0
+	fetched, held := 0, 0
 	for _, st := range states {
 		if err := f.position(st); err != nil {
 			// Metadata moved on; the next Update replaces this state.
 			f.retry(st, err)
+			continue
+		}
+		if f.holdBack(st) {
+			held++
+			f.reshaped = true // it leaves the leader's session
 			continue
 		}
 		fetched++
@@ -390,9 +410,16 @@ func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 		rp.PartitionMaxBytes = f.cfg.PartitionMaxBytes
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
+	if held > 0 {
+		if at, ok := f.cfg.Throttle.ReadyAt(); ok {
+			heldUntil = at
+		}
+	}
 	if fetched == 0 {
-		f.sess.reset()
-		return nil
+		if held == 0 {
+			f.sess.reset()
+		}
+		return nil, heldUntil
 	}
 	// Only a change of the partitions (Update, a backoff) can leave
 	// partitions in the session that this fetch does not cover.
@@ -421,7 +448,14 @@ func (f *fetcher) buildRequest(states []*fetchState) *kmsg.FetchRequest {
 			req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
 		}
 	}
-	return req
+	return req, heldUntil
+}
+
+// holdBack says whether the follower-side replication throttle holds st
+// back from this fetch: throttled here, not caught up, quota exceeded.
+func (f *fetcher) holdBack(st *fetchState) bool {
+	q := f.cfg.Throttle
+	return !st.caughtUp && q.Throttled(st.tp.Topic, st.tp.Partition) && q.Exceeded()
 }
 
 // position refreshes st's fetch position when the partition changed since
@@ -499,7 +533,11 @@ func (f *fetcher) handlePartition(st *fetchState, rp *kmsg.FetchResponseTopicPar
 				f.retry(st, err)
 				return
 			}
+			if q := f.cfg.Throttle; q.Throttled(st.tp.Topic, st.tp.Partition) {
+				q.Record(int64(len(batches)))
+			}
 		}
+		st.caughtUp = st.p.Log().LogEndOffset() >= rp.HighWatermark
 		if err := st.p.UpdateFollowerHighWatermark(st.leaderEpoch, rp.HighWatermark); err != nil {
 			f.retry(st, err)
 			return

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/dataplane/throttle"
 	"github.com/skein-io/skein/storage"
 	"github.com/skein-io/skein/storage/storagetest"
 )
@@ -77,7 +78,7 @@ func TestFetcherSessionRequests(t *testing.T) {
 	next := func() *kmsg.FetchRequest {
 		t.Helper()
 		states, _ := f.ready(time.Now())
-		req := f.buildRequest(states)
+		req, _ := f.buildRequest(states)
 		if req == nil {
 			t.Fatal("no request")
 		}
@@ -130,5 +131,76 @@ func TestFetcherSessionRequests(t *testing.T) {
 	req = next()
 	if parts, _ := named(req); req.SessionID != 0 || req.SessionEpoch != 0 || len(parts) != 2 {
 		t.Fatalf("sessionless: session %d/%d, partitions %v", req.SessionID, req.SessionEpoch, parts)
+	}
+}
+
+// TestFetcherThrottle: with the follower quota exceeded, the partitions of
+// follower.replication.throttled.replicas listed for this broker that are
+// not caught up leave the fetch (forgotten by the session); a caught-up
+// one and unlisted ones stay. When every partition is held back there is
+// no request until the quota has room, and the session is kept.
+func TestFetcherThrottle(t *testing.T) {
+	clk := time.Unix(5000, 0)
+	th := throttle.New(2, nil, func() time.Time { return clk })
+	img := image.New()
+	img.Topics["t"] = &image.Topic{Name: "t", Configs: map[string]string{
+		image.FollowerThrottledReplicasConfig: "0:2,1:2,2:3",
+		image.LeaderThrottledReplicasConfig:   "*", // the leader side: not the fetcher's business
+	}}
+	img.BrokerOverrides = map[int32]map[string]string{2: {image.FollowerThrottledRateConfig: "1000"}}
+	th.ApplyImage(img)
+
+	cfg := DefaultConfig(2)
+	cfg.Logger = hclog.NewNullLogger()
+	cfg.Throttle = th.Follower()
+	f, err := newFetcher(cfg, 1, "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	followers := followersOn(t, 3)
+	f.setPartitions(followers)
+	build := func() (*kmsg.FetchRequest, time.Time) {
+		t.Helper()
+		states, _ := f.ready(time.Now())
+		return f.buildRequest(states)
+	}
+
+	// Quota not exceeded: every partition is fetched.
+	req, held := build()
+	if parts, _ := named(req); len(parts) != 3 || !held.IsZero() {
+		t.Fatalf("quota free: partitions %v, held until %v", parts, held)
+	}
+	f.answered(req, 9)
+
+	// Exceeded: t-0 and t-1 (listed for broker 2, not caught up) leave
+	// the session; t-2 (listed for broker 3 only) stays.
+	th.Follower().Record(1 << 21)
+	req, held = build()
+	if parts, gone := named(req); len(parts) != 0 || len(gone) != 2 || gone[0] != 0 || gone[1] != 1 || held.IsZero() {
+		t.Fatalf("quota exceeded: partitions %v, forgotten %v, held until %v", parts, gone, held)
+	}
+	f.answered(req, 9)
+
+	// A caught-up replica is never held back: t-0 comes back.
+	f.mu.parts[storage.TopicPartition{Topic: "t", Partition: 0}].caughtUp = true
+	req, _ = build()
+	if parts, _ := named(req); len(parts) != 1 || parts[0] != 0 {
+		t.Fatalf("caught-up t-0: partitions %v", parts)
+	}
+	f.answered(req, 9)
+
+	// Every partition held back: no request, the session kept, a wake-up
+	// when the quota has room.
+	f.setPartitions(map[storage.TopicPartition]partition.Follower{{Topic: "t", Partition: 1}: followers[storage.TopicPartition{Topic: "t", Partition: 1}]})
+	req, held = build()
+	if req != nil || held.IsZero() || f.sess.id != 9 {
+		t.Fatalf("all held: request %v, held until %v, session %d", req, held, f.sess.id)
+	}
+
+	// Quota free again: t-1 is fetched (and t-0, t-2 forgotten).
+	clk = clk.Add(time.Hour)
+	req, held = build()
+	if parts, gone := named(req); len(parts) != 1 || parts[0] != 1 || len(gone) != 2 || !held.IsZero() {
+		t.Fatalf("quota free again: partitions %v, forgotten %v, held until %v", parts, gone, held)
 	}
 }
