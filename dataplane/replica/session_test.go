@@ -158,7 +158,7 @@ func TestFetcherThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 	followers := followersOn(t, 3)
-	f.setPartitions(followers)
+	f.update(followers, nil)
 	build := func() (*kmsg.FetchRequest, time.Time) {
 		t.Helper()
 		states, _ := f.ready(time.Now())
@@ -191,7 +191,7 @@ func TestFetcherThrottle(t *testing.T) {
 
 	// Every partition held back: no request, the session kept, a wake-up
 	// when the quota has room.
-	f.setPartitions(map[storage.TopicPartition]partition.Follower{{Topic: "t", Partition: 1}: followers[storage.TopicPartition{Topic: "t", Partition: 1}]})
+	f.update(nil, []storage.TopicPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 2}})
 	req, held = build()
 	if req != nil || held.IsZero() || f.sess.id != 9 {
 		t.Fatalf("all held: request %v, held until %v, session %d", req, held, f.sess.id)
