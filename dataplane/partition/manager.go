@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,6 +44,8 @@ type Manager struct {
 
 	// onLeaders is the leadership hook (SetOnLeaders); nil: none.
 	onLeaders atomic.Pointer[leaderHook]
+	// fdHintOnce: the open-file limit hint was logged.
+	fdHintOnce atomic.Bool
 	// applied is what ApplyImage remembers between images (applyMu).
 	applied applyState
 }
@@ -412,6 +415,13 @@ func (m *Manager) openAll(jobs []openJob) {
 		p, err := m.open(j.tp, j.plan.t.ID, j.plan.logCfg)
 		if err != nil {
 			m.cfg.Logger.Error("cannot open partition log", "topic", j.tp.Topic, "partition", j.tp.Partition, "error", err)
+			if errors.Is(err, syscall.EMFILE) && m.fdHintOnce.CompareAndSwap(false, true) {
+				var lim syscall.Rlimit
+				_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+				m.cfg.Logger.Error("out of file descriptors: every hosted partition keeps its active segment open, "+
+					"so raise the open-file limit (ulimit -n, LimitNOFILE= in systemd) above the number of partitions this broker hosts plus connections",
+					"open_file_limit", lim.Cur, "logs_opening", len(jobs))
+			}
 			return
 		}
 		j.p = p
