@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/controller/image"
 )
 
@@ -295,9 +296,7 @@ func TestListReassignments(t *testing.T) {
 
 // reassign sends an AlterPartitionReassignments of topic's partition 0
 // (replicas nil: a cancel) through the broker client and returns its code.
-func reassignVia(t *testing.T, cl interface {
-	Forward(context.Context, kmsg.Request) (kmsg.Response, error)
-}, topic string, replicas []int32) int16 {
+func reassignVia(t *testing.T, cl *client.Client, topic string, replicas []int32) int16 {
 	t.Helper()
 	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
 	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
@@ -317,4 +316,159 @@ func reassignVia(t *testing.T, cl interface {
 		t.Fatalf("reassign: %+v", r)
 	}
 	return r.Topics[0].Partitions[0].ErrorCode
+}
+
+// TestReassignmentLifecycle runs reassignments through a real controller
+// and broker clients: a move recorded in the metadata log and listed,
+// surviving a controller restart, completed by the leader's AlterPartition
+// (the leader leaving for the first target replica), then a cancel with
+// nothing in progress, a cancelled move and a move that completes at once.
+func TestReassignmentLifecycle(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ctl := startController(t, cfg)
+	clients := map[int32]*client.Client{}
+	for id := int32(101); id <= 104; id++ {
+		clients[id] = startClient(t, ctl, id)
+	}
+	waitImage(t, ctl, "brokers unfenced", func(img *image.Image) bool {
+		for id := int32(101); id <= 104; id++ {
+			if b := img.Brokers[id]; b == nil || b.Fenced {
+				return false
+			}
+		}
+		return true
+	})
+	cl := clients[101]
+	create := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range []string{"moved", "cancelled", "shrunk"} {
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = name, -1, -1
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Replicas = []int32{101, 102, 103}
+		ct.ReplicaAssignment = append(ct.ReplicaAssignment, a)
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = minInsyncConfig, kmsg.StringPtr("2")
+		ct.Configs = append(ct.Configs, c)
+		create.Topics = append(create.Topics, ct)
+	}
+	for _, rt := range forward[*kmsg.CreateTopicsResponse](t, cl, create).Topics {
+		if rt.ErrorCode != 0 {
+			t.Fatalf("create %s: %v", rt.Topic, kerr.ErrorForCode(rt.ErrorCode))
+		}
+	}
+	part := func(img *image.Image, topic string) *image.Partition { return img.Topics[topic].Partitions[0] }
+	before := part(waitImage(t, ctl, "topics", func(img *image.Image) bool { return img.Topics["shrunk"] != nil }), "moved")
+
+	if code := reassignVia(t, cl, "moved", []int32{102, 103, 104}); code != 0 {
+		t.Fatalf("reassign: %v", kerr.ErrorForCode(code))
+	}
+	img := ctl.fsm.current()
+	p := part(img, "moved")
+	if !slices.Equal(p.Replicas, []int32{102, 103, 104, 101}) || !slices.Equal(p.Adding, []int32{104}) ||
+		!slices.Equal(p.Removing, []int32{101}) || !slices.Equal(p.ISR, []int32{101, 102, 103}) || p.Leader != 101 {
+		t.Fatalf("moving: %+v", p)
+	}
+	// The brokers see it (the adding broker opens the replica from this).
+	waitClient(t, clients[104], "move in broker 104's image", func(img *image.Image) bool {
+		return slices.Equal(part(img, "moved").Adding, []int32{104})
+	})
+	list := func() *kmsg.ListPartitionReassignmentsResponse {
+		return forward[*kmsg.ListPartitionReassignmentsResponse](t, cl, kmsg.NewPtrListPartitionReassignmentsRequest())
+	}
+	if l := list(); len(l.Topics) != 1 || l.Topics[0].Topic != "moved" {
+		t.Fatalf("list: %+v", l.Topics)
+	}
+
+	// The move is in the log: a restarted controller has it.
+	if err := ctl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.InitialControllers = nil
+	ctl = startController(t, cfg)
+	img = waitImage(t, ctl, "replayed", func(got *image.Image) bool { return got.Index >= img.Index })
+	if p := part(img, "moved"); !slices.Equal(p.Adding, []int32{104}) || !slices.Equal(p.Removing, []int32{101}) {
+		t.Fatalf("after restart: %+v", p)
+	}
+	if l := list(); len(l.Topics) != 1 || len(l.Topics[0].Partitions) != 1 {
+		t.Fatalf("list after restart: %+v", l.Topics)
+	}
+
+	// Broker 104 caught up: the leader's ISR expansion completes the move
+	// and hands the leadership to 102, in one entry.
+	img = waitImage(t, ctl, "brokers back", func(img *image.Image) bool {
+		for id := int32(101); id <= 104; id++ {
+			if b := img.Brokers[id]; b == nil || b.Fenced {
+				return false
+			}
+		}
+		return true
+	})
+	p = part(img, "moved")
+	ap := kmsg.NewPtrAlterPartitionRequest()
+	ap.SetVersion(3)
+	at := kmsg.NewAlterPartitionRequestTopic()
+	at.Topic, at.TopicID = "moved", img.Topics["moved"].ID
+	apr := kmsg.NewAlterPartitionRequestTopicPartition()
+	apr.LeaderEpoch, apr.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
+	for _, id := range []int32{101, 102, 103, 104} {
+		m := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+		m.BrokerID, m.BrokerEpoch = id, img.Brokers[id].Epoch
+		apr.NewEpochISR = append(apr.NewEpochISR, m)
+	}
+	at.Partitions = append(at.Partitions, apr)
+	ap.Topics = append(ap.Topics, at)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := clients[101].AlterPartition(ctx, ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := resp.Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || got.LeaderID != 102 || !slices.Equal(got.ISR, []int32{102, 103, 104}) {
+		t.Fatalf("AlterPartition answer: %+v", got)
+	}
+	p = part(ctl.fsm.current(), "moved")
+	if !slices.Equal(p.Replicas, []int32{102, 103, 104}) || reassigning(p) || p.Leader != 102 ||
+		p.LeaderEpoch != before.LeaderEpoch+1 {
+		t.Fatalf("completed: %+v (before %+v)", p, before)
+	}
+	if l := list(); len(l.Topics) != 0 {
+		t.Fatalf("list after completion: %+v", l.Topics)
+	}
+	if code := reassignVia(t, cl, "moved", nil); code != kerr.NoReassignmentInProgress.Code {
+		t.Fatalf("cancel with nothing in progress: %v", kerr.ErrorForCode(code))
+	}
+
+	// A cancelled move: the original set is back.
+	if code := reassignVia(t, cl, "cancelled", []int32{104, 102, 103}); code != 0 {
+		t.Fatalf("reassign: %v", kerr.ErrorForCode(code))
+	}
+	if code := reassignVia(t, cl, "cancelled", nil); code != 0 {
+		t.Fatalf("cancel: %v", kerr.ErrorForCode(code))
+	}
+	if p := part(ctl.fsm.current(), "cancelled"); reassigning(p) || !sameSet(p.Replicas, []int32{101, 102, 103}) {
+		t.Fatalf("cancelled: %+v", p)
+	}
+	// Shrinking the replication factor completes at once.
+	if code := reassignVia(t, cl, "shrunk", []int32{102, 103}); code != 0 {
+		t.Fatalf("reassign: %v", kerr.ErrorForCode(code))
+	}
+	if p := part(ctl.fsm.current(), "shrunk"); reassigning(p) || !slices.Equal(p.Replicas, []int32{102, 103}) ||
+		!slices.Equal(p.ISR, []int32{102, 103}) || p.Leader != 102 {
+		t.Fatalf("shrunk: %+v", p)
+	}
+	// Validation through the wire.
+	if code := reassignVia(t, cl, "shrunk", []int32{102, 999}); code != kerr.InvalidReplicaAssignment.Code {
+		t.Fatalf("unregistered broker: %v", kerr.ErrorForCode(code))
+	}
+	if code := reassignVia(t, cl, "nope", []int32{102}); code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("unknown topic: %v", kerr.ErrorForCode(code))
+	}
+}
+
+func sameSet(a, b []int32) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
