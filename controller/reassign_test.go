@@ -472,3 +472,22 @@ func sameSet(a, b []int32) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// TestNotControllerReassignments: a controller that is not the active one
+// and cannot forward answers both reassignment APIs with NOT_CONTROLLER
+// (not with an empty, successful answer: "nothing is moving").
+func TestNotControllerReassignments(t *testing.T) {
+	alter := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	rt.Topic = "t"
+	rt.Partitions = append(rt.Partitions, kmsg.NewAlterPartitionAssignmentsRequestTopicPartition())
+	alter.Topics = append(alter.Topics, rt)
+	ar := notControllerResponse(alter).(*kmsg.AlterPartitionAssignmentsResponse)
+	if ar.ErrorCode != kerr.NotController.Code || len(ar.Topics) != 1 || ar.Topics[0].Partitions[0].ErrorCode != kerr.NotController.Code {
+		t.Errorf("AlterPartitionReassignments: %+v", ar)
+	}
+	lr := notControllerResponse(kmsg.NewPtrListPartitionReassignmentsRequest()).(*kmsg.ListPartitionReassignmentsResponse)
+	if lr.ErrorCode != kerr.NotController.Code {
+		t.Errorf("ListPartitionReassignments: %+v", lr)
+	}
+}
