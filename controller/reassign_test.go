@@ -362,8 +362,7 @@ func TestReassignmentLifecycle(t *testing.T) {
 	if code := reassignVia(t, cl, "moved", []int32{102, 103, 104}); code != 0 {
 		t.Fatalf("reassign: %v", kerr.ErrorForCode(code))
 	}
-	img := ctl.fsm.current()
-	p := part(img, "moved")
+	p := part(ctl.fsm.current(), "moved")
 	if !slices.Equal(p.Replicas, []int32{102, 103, 104, 101}) || !slices.Equal(p.Adding, []int32{104}) ||
 		!slices.Equal(p.Removing, []int32{101}) || !slices.Equal(p.ISR, []int32{101, 102, 103}) || p.Leader != 101 {
 		t.Fatalf("moving: %+v", p)
@@ -372,6 +371,18 @@ func TestReassignmentLifecycle(t *testing.T) {
 	waitClient(t, clients[104], "move in broker 104's image", func(img *image.Image) bool {
 		return slices.Equal(part(img, "moved").Adding, []int32{104})
 	})
+	// A partition added meanwhile gets the target's replication factor,
+	// not the moving partition's replica count.
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cpt := kmsg.NewCreatePartitionsRequestTopic()
+	cpt.Topic, cpt.Count = "moved", 2
+	cp.Topics = append(cp.Topics, cpt)
+	if r := forward[*kmsg.CreatePartitionsResponse](t, cl, cp).Topics[0]; r.ErrorCode != 0 {
+		t.Fatalf("create partitions: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if p1 := ctl.fsm.current().Topics["moved"].Partitions[1]; len(p1.Replicas) != 3 {
+		t.Fatalf("partition added while moving: %+v", p1)
+	}
 	list := func() *kmsg.ListPartitionReassignmentsResponse {
 		return forward[*kmsg.ListPartitionReassignmentsResponse](t, cl, kmsg.NewPtrListPartitionReassignmentsRequest())
 	}
@@ -383,6 +394,7 @@ func TestReassignmentLifecycle(t *testing.T) {
 	if err := ctl.Close(); err != nil {
 		t.Fatal(err)
 	}
+	img := ctl.fsm.current()
 	cfg.InitialControllers = nil
 	ctl = startController(t, cfg)
 	img = waitImage(t, ctl, "replayed", func(got *image.Image) bool { return got.Index >= img.Index })
