@@ -324,7 +324,7 @@ func TestReassignCancel(t *testing.T) {
 	// (The client may pick the paused broker for a request: each attempt
 	// is bounded and retried.)
 	harness.WaitFor(t, time.Minute, func() (bool, string) {
-		res := c.RunCLI(t, 10*time.Second, nil, "topic", "describe", topic, "--timeout", "3s")
+		res := c.RunCLI(t, 10*time.Second, nil, "topic", "describe", topic, "--timeout", "2s")
 		if res.Err != nil || !strings.Contains(res.Stdout, "Adding Replicas: 104") || !strings.Contains(res.Stdout, "Removing Replicas: 101") {
 			return false, fmt.Sprintf("topic describe while moving (%v):\n%s\n%s", res.Err, res.Stdout, res.Stderr)
 		}
