@@ -22,6 +22,9 @@ func TestSnapshotThreshold(t *testing.T) {
 	cfg.SnapshotThreshold, cfg.SnapshotInterval = 2, 20*time.Millisecond
 	ctl := startController(t, cfg)
 	cl := startClient(t, ctl, 1)
+	// RF 1 needs an unfenced broker: a creation before the unfencing is
+	// refused (INVALID_REPLICATION_FACTOR).
+	waitImage(t, ctl, "broker unfenced", func(img *image.Image) bool { b := img.Brokers[1]; return b != nil && !b.Fenced })
 	for i := range 4 {
 		forward[*kmsg.CreateTopicsResponse](t, cl, createTopic(fmt.Sprintf("t%d", i), 1, 1))
 	}

@@ -449,3 +449,30 @@ func TestReassignReplicationFactor(t *testing.T) {
 	verifyMoved(t, c, "grow", 1, []int32{101, 102, 103}, grow)
 	verifyMoved(t, c, "shrink", 1, []int32{103, 102}, shrink)
 }
+
+// TestReassignBrokerRestart: the adding broker is SIGKILLed while the move
+// waits for it (paused) and restarted: it reopens the replica from the
+// metadata it reads at start-up, catches up, and the move completes.
+func TestReassignBrokerRestart(t *testing.T) {
+	const topic = "restarted"
+	c := harness.StartCluster(t, harness.Options{Brokers: 4})
+	createAssignedConfigs(t, c, topic, [][]int32{{101, 102, 103}}, map[string]string{"min.insync.replicas": "2"})
+	load := startMoveLoad(t, c, topic)
+	load.more(20_000)
+
+	b104 := c.Broker(104)
+	if err := b104.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	target := map[int32][]int32{0: {104, 102, 103}}
+	alterAssignments(t, c.Broker(102), topic, target)
+	b104.MustKill()
+	load.more(5_000)
+	b104.Restart()
+	waitNoMoves(t, c.Broker(102), 2*time.Minute)
+	load.more(2_000)
+	load.finish()
+	waitAssignment(t, c, topic, target, 30*time.Second)
+	waitDirsGone(t, c.Broker(101), topic, 1, 30*time.Second)
+	verifyMoved(t, c, topic, 1, []int32{104, 102, 103}, load)
+}
