@@ -179,7 +179,7 @@ func newReassignEnv(c *cli.Context) (*reassignEnv, func(), error) {
 
 // metadataSettle bounds how long execute --wait looks again at partitions
 // whose metadata does not show the planned replicas yet once nothing moves.
-const metadataSettle = 10 * time.Second
+const metadataSettle = 2 * time.Second
 
 // settlePoll is the pause between two looks at the metadata while it
 // settles: the --wait interval, within [50ms, 1s].
@@ -559,11 +559,13 @@ func (e *reassignEnv) execute(topics kadm.TopicDetails, current, target reassign
 	names = slices.Compact(names)
 	// Brokers learn the outcome from the metadata log a moment after the
 	// controller: a partition still shown on other replicas is looked at
-	// again for a while before it counts as not as planned.
+	// again for a while before it counts as not as planned. Each look is a
+	// fresh Metadata request (WithAuthorizedOps bypasses the client's
+	// metadata cache, which may predate the move).
 	settle := time.Now().Add(metadataSettle)
 	var wrong int
 	for {
-		after, err := e.adm.ListTopicsWithInternal(rctx, names...)
+		after, err := e.adm.ListTopicsWithInternal(kadm.WithAuthorizedOps(rctx), names...)
 		if err != nil {
 			return fmt.Errorf("describe topics: %w", err)
 		}
