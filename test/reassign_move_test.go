@@ -253,6 +253,30 @@ func verifyMoved(t *testing.T, c *harness.Cluster, topic string, partitions int,
 	t.Logf("checked %d acknowledged records over %d partitions; replicas on %v identical", report.Acked, report.Partitions, brokers)
 }
 
+// fill writes about size bytes of uncompressed filler records
+// (harness.Filler) to each partition of topic.
+func fill(t *testing.T, c *harness.Cluster, topic string, partitions int, size int) {
+	t.Helper()
+	const recordSize = 64 << 10
+	cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for p := range partitions {
+		for i := range size / recordSize {
+			v := harness.Filler(fmt.Sprintf("fill%d", p), int64(i), recordSize)
+			cl.Produce(ctx, &kgo.Record{Partition: int32(p), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("filler record: %v", err)
+				}
+			})
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatalf("flush filler: %v", err)
+	}
+}
+
 // TestReassignUnderLoad moves every partition of a 3-partition RF 3 topic
 // (min.insync.replicas 2) from brokers 101-103 to 102-104 while an
 // idempotent acks=all producer writes: the move completes, no
@@ -264,8 +288,9 @@ func TestReassignUnderLoad(t *testing.T) {
 	c := harness.StartCluster(t, harness.Options{Brokers: 4})
 	createAssignedConfigs(t, c, topic, [][]int32{{101, 102, 103}, {102, 103, 101}, {103, 101, 102}},
 		map[string]string{"min.insync.replicas": "2"})
+	fill(t, c, topic, partitions, 8<<20) // something to copy while the load goes on
 	load := startMoveLoad(t, c, topic)
-	load.more(40_000) // something to copy
+	load.more(20_000)
 
 	target := map[int32][]int32{0: {102, 103, 104}, 1: {103, 104, 102}, 2: {104, 102, 103}}
 	start := time.Now()
