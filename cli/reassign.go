@@ -177,6 +177,16 @@ func newReassignEnv(c *cli.Context) (*reassignEnv, func(), error) {
 	return &reassignEnv{c: c, log: log, cl: cl, adm: kadm.NewClient(cl), ctx: ctx}, func() { cancel(); cl.Close() }, nil
 }
 
+// metadataSettle bounds how long execute --wait looks again at partitions
+// whose metadata does not show the planned replicas yet once nothing moves.
+const metadataSettle = 2 * time.Second
+
+// settlePoll is the pause between two looks at the metadata while it
+// settles: the --wait interval, within [50ms, 1s].
+func settlePoll(interval time.Duration) time.Duration {
+	return min(max(interval, 50*time.Millisecond), time.Second)
+}
+
 // errNoReassignment is the answer of a cluster without API 45/46.
 var errNoReassignment = errors.New("this cluster does not support partition reassignment")
 
@@ -546,11 +556,28 @@ func (e *reassignEnv) execute(topics kadm.TopicDetails, current, target reassign
 		names = append(names, tp.Topic)
 	}
 	slices.Sort(names)
-	after, err := e.adm.ListTopicsWithInternal(rctx, slices.Compact(names)...)
-	if err != nil {
-		return fmt.Errorf("describe topics: %w", err)
+	names = slices.Compact(names)
+	// Brokers learn the outcome from the metadata log a moment after the
+	// controller: a partition still shown on other replicas is looked at
+	// again for a while before it counts as not as planned. Each look is a
+	// fresh Metadata request (WithAuthorizedOps bypasses the client's
+	// metadata cache, which may predate the move).
+	settle := time.Now().Add(metadataSettle)
+	var wrong int
+	for {
+		after, err := e.adm.ListTopicsWithInternal(kadm.WithAuthorizedOps(rctx), names...)
+		if err != nil {
+			return fmt.Errorf("describe topics: %w", err)
+		}
+		if _, _, wrong = verifyRows(target, assignmentOf(after), nil); wrong == 0 || time.Now().After(settle) {
+			break
+		}
+		select {
+		case <-rctx.Done():
+			return fmt.Errorf("describe topics: %w", rctx.Err())
+		case <-time.After(settlePoll(c.Duration("interval"))):
+		}
 	}
-	_, _, wrong := verifyRows(target, assignmentOf(after), nil)
 	if wrong > 0 {
 		return fmt.Errorf("the reassignment ended with %d of %d partition(s) not on their planned replicas "+
 			"(cancelled, or moved by another reassignment); the throttle, if any, stays: see `skein reassign verify`",

@@ -71,8 +71,12 @@ func formatConfigs(configs []kadm.Config) string {
 // writeTopicDescription writes a topic the way `kafka-topics.sh --describe`
 // does: a summary line, then one aligned line per partition. configs are
 // the topic's non-default configs; elrs, when not nil, the partitions'
-// eligible leader replicas (Elr and LastKnownElr columns, as Kafka 3.8+).
-func writeTopicDescription(w io.Writer, d kadm.TopicDetail, configs []kadm.Config, elrs map[int32]partitionELR) error {
+// eligible leader replicas (Elr and LastKnownElr columns, as Kafka 3.8+);
+// moves the partitions being reassigned (Adding Replicas and Removing
+// Replicas columns on those rows, as kafka-topics.sh; the Replicas column
+// is then the target followed by the replicas leaving).
+func writeTopicDescription(w io.Writer, d kadm.TopicDetail, configs []kadm.Config, elrs map[int32]partitionELR,
+	moves map[int32]partitionMove) error {
 	if _, err := fmt.Fprintf(w, "Topic: %s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\tConfigs: %s\n",
 		d.Topic, formatTopicID(d.ID), len(d.Partitions), replicationFactor(d), formatConfigs(configs)); err != nil {
 		return err
@@ -84,6 +88,9 @@ func writeTopicDescription(w io.Writer, d kadm.TopicDetail, configs []kadm.Confi
 		if elrs != nil {
 			e := elrs[p.Partition]
 			fmt.Fprintf(t, "\tElr: %s\tLastKnownElr: %s", formatNodes(e.elr), formatNodes(e.lastKnown))
+		}
+		if m, ok := moves[p.Partition]; ok {
+			fmt.Fprintf(t, "\tAdding Replicas: %s\tRemoving Replicas: %s", formatNodes(m.adding), formatNodes(m.removing))
 		}
 		fmt.Fprintf(t, "\tOffline: %s", formatNodes(p.OfflineReplicas))
 		if p.Err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -194,12 +195,16 @@ func runTopicDescribe(c *cli.Context) error {
 	if err != nil {
 		log.Warn("cannot read eligible leader replicas (DescribeTopicPartitions); not shown", "error", err)
 	}
+	moves, err := partitionMoves(ctx, cl, names)
+	if err != nil {
+		log.Warn("cannot read ongoing reassignments (ListPartitionReassignments); not shown", "error", err)
+	}
 	for _, name := range topics.Names() {
 		d := topics[name]
 		if d.Err != nil {
 			return fmt.Errorf("describe topic %s: %w", name, d.Err)
 		}
-		if err := writeTopicDescription(c.App.Writer, d, topicConfigs(ctx, adm, name), elrs[name]); err != nil {
+		if err := writeTopicDescription(c.App.Writer, d, topicConfigs(ctx, adm, name), elrs[name], moves[name]); err != nil {
 			return err
 		}
 	}
@@ -247,6 +252,41 @@ func eligibleLeaderReplicas(ctx context.Context, cl *kgo.Client, names []string)
 		req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: resp.NextCursor.Topic, Partition: resp.NextCursor.Partition}
 	}
 	return nil, errors.New("DescribeTopicPartitions: too many pages")
+}
+
+// partitionMove is a partition's ongoing reassignment (KIP-455).
+type partitionMove struct {
+	adding, removing []int32
+}
+
+// partitionMoves reads the ongoing reassignments of topics (every topic
+// when names is empty) with ListPartitionReassignments: topic -> partition
+// -> move, only the partitions being moved. Empty, without an error, when
+// the brokers do not offer the API.
+func partitionMoves(ctx context.Context, cl *kgo.Client, names []string) (map[string]map[int32]partitionMove, error) {
+	out := map[string]map[int32]partitionMove{}
+	req := kmsg.NewPtrListPartitionReassignmentsRequest() // null topics: every move; the named ones are kept
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		if errors.Is(err, kerr.UnsupportedVersion) || strings.Contains(err.Error(), "broker is too old") {
+			return out, nil
+		}
+		return nil, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, err
+	}
+	for _, t := range resp.Topics {
+		if len(names) > 0 && !slices.Contains(names, t.Topic) {
+			continue
+		}
+		m := map[int32]partitionMove{}
+		for _, p := range t.Partitions {
+			m[p.Partition] = partitionMove{adding: p.AddingReplicas, removing: p.RemovingReplicas}
+		}
+		out[t.Topic] = m
+	}
+	return out, nil
 }
 
 // topicConfigs returns the configs set on the topic itself (not defaults),

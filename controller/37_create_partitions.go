@@ -86,7 +86,9 @@ func planNewPartitions(img *image.Image, brokers []*image.Broker, live isLive, t
 	}
 	rf := 1
 	if current > 0 {
-		rf = len(topic.Partitions[0].Replicas)
+		// The target's size while partition 0 is being reassigned: its
+		// replicas are then the target and the replicas leaving.
+		rf = len(targetOf(topic.Partitions[0]))
 	}
 	var assignment [][]int32
 	if t.Assignment != nil {

@@ -22,7 +22,10 @@ package controller
 //
 // The accepted partitions of one request are ONE Raft entry, one
 // ChangePartition per partition (ISR only: partition epoch + 1, leader epoch
-// unchanged), written before the answer. An ISR equal to the current one
+// unchanged), written before the answer. An ISR that brings every target
+// replica of a partition being reassigned into the ISR completes the
+// reassignment in the same record (reassign.go): replicas, ISR and, if the
+// leader leaves, leader (and leader epoch) change with it. An ISR equal to the current one
 // writes nothing. Each accepted partition is answered with its state after
 // the entry: leader, leader epoch, ISR, partition epoch.
 
@@ -73,6 +76,7 @@ func (c *Controller) handleAlterPartition(_ context.Context, ls *leaderState, re
 		c.log.Info("ISR changed", "topic", t.Name, "partition", p.Partition, "leader", p.Leader,
 			"previous_isr", old, "isr", p.ISR, "leader_epoch", p.LeaderEpoch, "partition_epoch", p.PartitionEpoch)
 	}
+	c.logMoves(img, after, plan.recs, "AlterPartition")
 	return resp
 }
 

@@ -40,11 +40,13 @@
 //   - CreateTopic{name, topic_id, configs} + CreatePartition{topic_id,
 //     partition, replicas, isr, leader, leader_epoch, partition_epoch}.
 //   - ChangePartition{topic_id, partition, leader?, isr?, replicas?, elr?,
-//     last_known_elr?}: every change bumps partition_epoch; a leader change
-//     bumps leader_epoch too. Absent fields are unchanged; isr, elr and
-//     last_known_elr may be explicit empty lists ([]). Written by elections
-//     (fence, unfence, registration, ElectLeaders, rebalance),
-//     AlterPartition, and a min.insync.replicas change (ELR cleared).
+//     last_known_elr?, adding?, removing?}: every change bumps
+//     partition_epoch; a leader change bumps leader_epoch too. Absent fields
+//     are unchanged; isr, elr, last_known_elr, adding and removing may be
+//     explicit empty lists ([]). Written by elections (fence, unfence,
+//     registration, ElectLeaders, rebalance), AlterPartition, a
+//     min.insync.replicas change (ELR cleared), and partition reassignment
+//     (replicas, adding, removing: reassign.go).
 //   - DeleteTopic{topic_id}.
 //   - ConfigChange{resource_type, resource_name, key, value (null: delete)}:
 //     a topic's config, the cluster-wide broker default (broker resource
@@ -81,13 +83,20 @@
 // which also retries elections of offline partitions; a config change
 // retries them at once.
 //
+// Partition reassignment (KIP-455: 45_, 46_, reassign.go) is recorded in
+// the partition: while it moves, its replicas are the target followed by
+// the original replicas not in it, with adding and removing sets; the
+// decision whose ISR holds the whole target (an AlterPartition, or the
+// reassignment itself) completes it in the same record.
+//
 // ISR changes come only from partition leaders through AlterPartition
 // (56_alter_partition.go), checked against the leader and partition epochs
 // and the members' liveness and broker epochs; an unfenced broker does not
 // rejoin any ISR by itself. The ELR follows every ISR change (elections.go).
 //
 // Invariants: the ELR is disjoint from the ISR, within the replicas, and
-// empty while len(ISR) >= min.insync.replicas; an ISR is empty only while
+// empty while len(ISR) >= min.insync.replicas; adding and removing are
+// disjoint and within the replicas; an ISR is empty only while
 // the partition is offline; a leader is always a member of its ISR and of
 // its replicas; epochs only grow.
 //

@@ -28,8 +28,12 @@ import (
 //     (uncleanRestartDecision: a registration without a clean shutdown)
 //     removes a broker from it and from the ISR. A change of the topic's
 //     min.insync.replicas empties it (minInsyncChangeDecision). Fenced ELR
-//     members stay. (Reassignment, which would also remove replicas from
-//     it, is not implemented.)
+//     members stay. A reassignment that completes or is cancelled takes
+//     the replicas it drops out of the ISR, ELR and LastKnownELR
+//     (reassign.go).
+//   - while a partition is reassigned its replicas are the target followed
+//     by the original replicas not in it: any ISR member may lead, and the
+//     preferred leader is the first target replica.
 //   - the ISR may become empty (KIP-966): a fenced broker leaves every ISR,
 //     the last member too; it then joins the ELR (0 < min.insync.replicas)
 //     and the partition is offline. This replaces the pre-ELR rule (the
@@ -89,12 +93,15 @@ func minInsync(img *image.Image, t *image.Topic) int {
 }
 
 // partitionState is the leader, ISR, ELR and last-known ELR one decision
-// gives a partition.
+// gives a partition, and its replicas when the decision changes them.
 type partitionState struct {
 	leader       int32
 	isr          []int32
 	elr          []int32
 	lastKnownELR []int32
+	// move is the partition's replicas and reassignment (reassign.go)
+	// after the decision; nil: unchanged.
+	move *assignment
 }
 
 // stateOf is p's current state.
@@ -129,7 +136,19 @@ const (
 // leave the ELR, and, when the current leader is not a live member of the
 // new ISR, a new leader is elected. It is the one place the ISR, ELR and
 // election rules above meet.
+//
+// When p is being reassigned and the resulting ISR holds every target
+// replica, the same state completes the reassignment (completeMove).
 func transition(p *image.Partition, isr []int32, dropped []int32, pol policy, live isLive) (partitionState, electionKind) {
+	st, kind := transitionWithin(p, isr, dropped, pol, live)
+	if done, doneKind, ok := completeMove(p, st, dropped, pol, live); ok {
+		return done, doneKind
+	}
+	return st, kind
+}
+
+// transitionWithin is transition without completing a reassignment.
+func transitionWithin(p *image.Partition, isr []int32, dropped []int32, pol policy, live isLive) (partitionState, electionKind) {
 	st := partitionState{leader: p.Leader, isr: isr}
 	st.elr, st.lastKnownELR = elrAfter(p, isr, dropped, pol.minInsync)
 	if len(st.isr) == 0 && len(st.elr) == 0 && p.Leader != -1 {

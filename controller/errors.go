@@ -106,6 +106,22 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 		resp.(*kmsg.AddRaftVoterResponse).ErrorCode = code
 	case *kmsg.RemoveRaftVoterRequest:
 		resp.(*kmsg.RemoveRaftVoterResponse).ErrorCode = code
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		out := resp.(*kmsg.AlterPartitionAssignmentsResponse)
+		out.ErrorCode = code
+		out.AllowReplicationFactorChange = r.AllowReplicationFactorChange
+		for _, t := range r.Topics {
+			rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+	case *kmsg.ListPartitionReassignmentsRequest:
+		resp.(*kmsg.ListPartitionReassignmentsResponse).ErrorCode = code
 	case *kmsg.IncrementalAlterConfigsRequest:
 		out := resp.(*kmsg.IncrementalAlterConfigsResponse)
 		for _, res := range r.Resources {

@@ -13,7 +13,8 @@ import (
 // what every applied entry must keep (doc.go "Invariants"); a violation is
 // a bug in a decision or in the applier, so it panics.
 //   - a leader is in its ISR and its replicas; ISR and ELR are within the
-//     replicas, without duplicates, and disjoint;
+//     replicas, without duplicates, and disjoint; a reassignment's adding
+//     and removing replicas are within the replicas and disjoint;
 //   - the ELR and last-known ELR are empty while len(ISR) >=
 //     min.insync.replicas;
 //   - leader and partition epochs, and broker epochs, only grow.
@@ -33,6 +34,16 @@ func checkApplied(before, after *image.Image) {
 					if !slices.Contains(p.Replicas, r) || slices.Contains(set[:j], r) {
 						panic(fmt.Sprintf("invariant: %s: %v not a set within replicas %v", where, set, p.Replicas))
 					}
+				}
+			}
+			for _, r := range p.Adding {
+				if !slices.Contains(p.Replicas, r) || slices.Contains(p.Removing, r) {
+					panic(fmt.Sprintf("invariant: %s: adding %v / removing %v not disjoint within replicas %v", where, p.Adding, p.Removing, p.Replicas))
+				}
+			}
+			for _, r := range p.Removing {
+				if !slices.Contains(p.Replicas, r) {
+					panic(fmt.Sprintf("invariant: %s: removing %v not within replicas %v", where, p.Removing, p.Replicas))
 				}
 			}
 			for _, r := range p.ELR {

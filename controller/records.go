@@ -93,5 +93,13 @@ func changeTo(t *image.Topic, p *image.Partition, st partitionState) (record, bo
 	x.ISR = list(st.isr, p.ISR)
 	x.ELR = list(st.elr, p.ELR)
 	x.LastKnownELR = list(st.lastKnownELR, p.LastKnownELR)
+	if m := st.move; m != nil {
+		if !slices.Equal(m.replicas, p.Replicas) {
+			x.Replicas = slices.Clone(m.replicas)
+			changed = true
+		}
+		x.Adding = list(m.adding, p.Adding)
+		x.Removing = list(m.removing, p.Removing)
+	}
 	return record{Type: typeChangePartition, ChangePartition: x}, changed
 }

@@ -20,6 +20,8 @@ func (c *Controller) registry() *wire.Registry {
 	r.Register(37, 0, 3, c.leaderOnly(c.handleCreatePartitions))
 	r.Register(43, 0, 2, c.leaderOnly(c.handleElectLeaders))
 	r.Register(44, 0, 1, c.leaderOnly(c.handleIncrementalAlterConfigs))
+	r.Register(45, 0, 1, c.leaderOnly(c.handleAlterPartitionReassignments))
+	r.Register(46, 0, 0, c.leaderOnly(c.handleListPartitionReassignments))
 	r.Register(56, 0, 3, c.leaderOnly(c.handleAlterPartition))
 	r.Register(62, 0, 4, c.leaderOnly(c.handleBrokerRegistration))
 	r.Register(63, 0, 2, c.leaderOnly(c.handleBrokerHeartbeat))

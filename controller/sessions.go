@@ -193,6 +193,7 @@ func (c *Controller) fenceRecords(img *image.Image, ls *leaderState, b *image.Br
 // lost.
 func (c *Controller) logElections(before *image.Image, recs []record) {
 	img := c.fsm.current()
+	c.logMoves(before, img, recs, "election") // a reassignment an election's ISR completed
 	for _, r := range recs {
 		x := r.ChangePartition
 		if x == nil || x.Leader == nil {

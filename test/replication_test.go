@@ -140,9 +140,16 @@ func partitionLeader(t *testing.T, c *harness.Cluster, topic string, part int32)
 // content.
 func checkReplicasIdentical(t *testing.T, c *harness.Cluster, topic string, partitions int, timeout time.Duration) {
 	t.Helper()
+	checkReplicasIdenticalOn(t, c.Brokers, topic, partitions, timeout)
+}
+
+// checkReplicasIdenticalOn is checkReplicasIdentical over the given brokers
+// only.
+func checkReplicasIdenticalOn(t *testing.T, brokers []*harness.Node, topic string, partitions int, timeout time.Duration) {
+	t.Helper()
 	for p := range partitions {
-		dirs := make([]string, len(c.Brokers))
-		for i, b := range c.Brokers {
+		dirs := make([]string, len(brokers))
+		for i, b := range brokers {
 			dirs[i] = filepath.Join(b.DataDir, topic+"-"+strconv.Itoa(p))
 		}
 		var segs [][]segmentFile

@@ -465,6 +465,19 @@ func notController(resp kmsg.Response) bool {
 		return r.ErrorCode == nc
 	case *kmsg.AlterPartitionResponse:
 		return r.ErrorCode == nc
+	case *kmsg.AlterPartitionAssignmentsResponse:
+		if r.ErrorCode == nc {
+			return true
+		}
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode == nc {
+					return true
+				}
+			}
+		}
+	case *kmsg.ListPartitionReassignmentsResponse:
+		return r.ErrorCode == nc
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, res := range r.Resources {
 			if res.ErrorCode == nc {

@@ -278,6 +278,24 @@ func (a *applier) apply(r *Change) error {
 		if x.LastKnownELR != nil {
 			p.LastKnownELR = slices.Clone(*x.LastKnownELR)
 		}
+		if x.Adding != nil {
+			p.Adding = nonEmpty(*x.Adding)
+		}
+		if x.Removing != nil {
+			p.Removing = nonEmpty(*x.Removing)
+		}
+		for _, r := range p.Adding {
+			if !slices.Contains(p.Replicas, r) || slices.Contains(p.Removing, r) {
+				return fmt.Errorf("topic %q partition %d: adding %v / removing %v not disjoint within replicas %v",
+					t.Name, p.Partition, p.Adding, p.Removing, p.Replicas)
+			}
+		}
+		for _, r := range p.Removing {
+			if !slices.Contains(p.Replicas, r) {
+				return fmt.Errorf("topic %q partition %d: removing %v not within replicas %v",
+					t.Name, p.Partition, p.Removing, p.Replicas)
+			}
+		}
 		for _, r := range p.ELR {
 			if !slices.Contains(p.Replicas, r) || slices.Contains(p.ISR, r) {
 				return fmt.Errorf("topic %q partition %d: ELR %v not disjoint from ISR %v within replicas %v",
@@ -402,6 +420,15 @@ func BrokerResourceID(name string) (int32, error) {
 		return 0, fmt.Errorf("broker resource name %q is not a broker id", name)
 	}
 	return int32(n), nil
+}
+
+// nonEmpty is a copy of v, nil when v is empty (an image's Adding and
+// Removing are nil when no reassignment is in progress).
+func nonEmpty(v []int32) []int32 {
+	if len(v) == 0 {
+		return nil
+	}
+	return slices.Clone(v)
 }
 
 func cloneConfigs(m map[string]string) map[string]string {

@@ -141,6 +141,28 @@ func (a *refApplier) apply(r *Change) error {
 					t.Name, p.Partition, p.ELR, p.ISR, p.Replicas)
 			}
 		}
+		if x.Adding != nil {
+			p.Adding = nil
+			if len(*x.Adding) > 0 {
+				p.Adding = slices.Clone(*x.Adding)
+			}
+		}
+		if x.Removing != nil {
+			p.Removing = nil
+			if len(*x.Removing) > 0 {
+				p.Removing = slices.Clone(*x.Removing)
+			}
+		}
+		for _, r := range p.Adding {
+			if !slices.Contains(p.Replicas, r) || slices.Contains(p.Removing, r) {
+				return fmt.Errorf("adding %v / removing %v within replicas %v", p.Adding, p.Removing, p.Replicas)
+			}
+		}
+		for _, r := range p.Removing {
+			if !slices.Contains(p.Replicas, r) {
+				return fmt.Errorf("removing %v within replicas %v", p.Removing, p.Replicas)
+			}
+		}
 		p.PartitionEpoch++
 	case TypeDeleteTopic:
 		x := r.DeleteTopic

@@ -163,6 +163,15 @@ func (g *entryGen) changes(img *image.Image, earlier []Change) []Change {
 			lk := g.subset(replicas)
 			x.LastKnownELR = &lk
 		}
+		if g.rnd.IntN(5) == 0 {
+			// A reassignment's adding/removing sets: sometimes
+			// overlapping (invalid), sometimes emptied.
+			adding, removing := g.subset(replicas), g.subset(replicas)
+			if g.rnd.IntN(3) > 0 {
+				removing = slices.DeleteFunc(removing, func(r int32) bool { return slices.Contains(adding, r) })
+			}
+			x.Adding, x.Removing = &adding, &removing
+		}
 		return []Change{{Type: TypeChangePartition, ChangePartition: x}}
 	case k < 80:
 		id, _ := g.topicID(img)

@@ -123,6 +123,8 @@ type CreatePartitionRecord struct {
 // The lists that may become empty (ISR, ELR, LastKnownELR: KIP-966) are
 // pointers: nil (absent in JSON, as in records written before ELR) leaves
 // the field unchanged, a pointer to an empty list (JSON []) empties it.
+// Adding and Removing (a reassignment, KIP-455) are such pointers too; they
+// must lie within the replicas after the change and be disjoint.
 type ChangePartitionRecord struct {
 	TopicID      [16]byte `json:"topic_id"`
 	Partition    int32    `json:"partition"`
@@ -131,6 +133,8 @@ type ChangePartitionRecord struct {
 	Replicas     []int32  `json:"replicas,omitempty"`
 	ELR          *[]int32 `json:"elr,omitempty"`
 	LastKnownELR *[]int32 `json:"last_known_elr,omitempty"`
+	Adding       *[]int32 `json:"adding,omitempty"`
+	Removing     *[]int32 `json:"removing,omitempty"`
 }
 
 // DeleteTopicRecord deletes a topic and its partitions.

@@ -10,7 +10,9 @@ package kafka
 //     (v0); otherwise the requested ones, by name, or by TopicID (v10+, name
 //     null). Partitions carry Leader, LeaderEpoch (v7+), Replicas, ISR and
 //     OfflineReplicas (v5+: replicas on fenced or unknown brokers); a
-//     partition without a leader is LEADER_NOT_AVAILABLE.
+//     partition without a leader is LEADER_NOT_AVAILABLE. While a partition
+//     is being reassigned (KIP-455) its Replicas are the target followed by
+//     the replicas leaving (the same in DescribeTopicPartitions, 75_).
 //   - Errors per topic: INVALID_TOPIC_EXCEPTION for a name Kafka would
 //     refuse, UNKNOWN_TOPIC_OR_PARTITION for an unknown name,
 //     UNKNOWN_TOPIC_ID for an unknown id.

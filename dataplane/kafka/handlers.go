@@ -76,6 +76,8 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(42, 0, 2, h.handleDeleteGroups)
 	r.Register(43, 0, 2, h.handleElectLeaders)
 	r.Register(44, 0, 1, h.handleIncrementalAlterConfigs)
+	r.Register(45, 0, 1, h.handleAlterPartitionReassignments)
+	r.Register(46, 0, 0, h.handleListPartitionReassignments)
 	r.Register(47, 0, 0, h.handleOffsetDelete)
 	r.Register(55, 0, 2, h.handleDescribeQuorum)
 	r.Register(60, 0, 2, h.handleDescribeCluster)
