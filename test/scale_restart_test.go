@@ -32,57 +32,10 @@ func TestScaleBrokerRestartISR(t *testing.T) {
 			t.Fatalf("SKEIN_SCALE_RESTART_PARTITIONS=%q: want a positive number", s)
 		}
 	}
-	const perTopic = 100
 	c := harness.StartCluster(t, harness.Options{Brokers: 3, StartTimeout: 2 * time.Minute})
-	adm := kadm.NewClient(c.Client(t, kgo.MetadataMinAge(50*time.Millisecond)))
-	var topics []string
-	for i := 0; i*perTopic < n; i++ {
-		topics = append(topics, fmt.Sprintf("restart-%03d", i))
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	resp, err := adm.CreateTopics(ctx, perTopic, 3, map[string]*string{"min.insync.replicas": strPtr("2")}, topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range resp.Sorted() {
-		if r.Err != nil {
-			t.Fatalf("create %s: %v (%s)", r.Topic, r.Err, r.ErrMessage)
-		}
-	}
-	fullISRs := func(what string, timeout time.Duration) {
-		t.Helper()
-		harness.WaitFor(t, timeout, func() (bool, string) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			md, err := adm.ListTopics(ctx, topics...)
-			if err != nil {
-				return false, err.Error()
-			}
-			short := 0
-			example := ""
-			for _, name := range topics {
-				d, ok := md[name]
-				if !ok || d.Err != nil || len(d.Partitions) != perTopic {
-					return false, name + " not complete in metadata"
-				}
-				for _, p := range d.Partitions {
-					if p.Leader < 0 || len(p.ISR) != 3 {
-						if short++; example == "" {
-							example = fmt.Sprintf("%s-%d: leader %d ISR %v", name, p.Partition, p.Leader, p.ISR)
-						}
-					}
-				}
-			}
-			if short > 0 {
-				return false, fmt.Sprintf("%d partitions without a full ISR, e.g. %s", short, example)
-			}
-			return true, ""
-		})
-		t.Logf("%s: %d partitions with full ISRs after %v", what, len(topics)*perTopic, time.Since(start).Round(time.Millisecond))
-	}
-	fullISRs("created", 3*time.Minute)
+	sc := createScaleTopics(t, c, "restart", n, map[string]*string{"min.insync.replicas": strPtr("2")}, 3*time.Minute)
+	topics := sc.topics
+	sc.waitFullISRs(t, "created", 3*time.Minute)
 
 	cl := c.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordDeliveryTimeout(2*time.Minute))
@@ -90,12 +43,14 @@ func TestScaleBrokerRestartISR(t *testing.T) {
 	produceEach := func(round int) {
 		t.Helper()
 		for _, name := range topics {
-			for p := range int32(perTopic) {
+			for p := range int32(scalePerTopic) {
 				r := &kgo.Record{Topic: name, Partition: p,
 					Value: []byte(harness.Value(fmt.Sprintf("%s-%d", name, p), int64(round)))}
 				cl.Produce(context.Background(), r, ledger.Promise)
 			}
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
 		if err := cl.Flush(ctx); err != nil {
 			t.Fatalf("round %d: flush: %v", round, err)
 		}
@@ -107,11 +62,11 @@ func TestScaleBrokerRestartISR(t *testing.T) {
 
 	b := c.Broker(harness.FirstBrokerID)
 	b.MustKill()
-	start = time.Now()
+	sc.start = time.Now()
 	b.Restart()
-	fullISRs(fmt.Sprintf("broker %d SIGKILLed and restarted", b.ID), 3*time.Minute)
+	sc.waitFullISRs(t, fmt.Sprintf("broker %d SIGKILLed and restarted", b.ID), 3*time.Minute)
 	produceEach(1)
-	if got, want := ledger.Acked(), 2*len(topics)*perTopic; got != want {
+	if got, want := ledger.Acked(), 2*len(topics)*scalePerTopic; got != want {
 		t.Fatalf("%d records acknowledged, want %d", got, want)
 	}
 
@@ -126,5 +81,72 @@ func TestScaleBrokerRestartISR(t *testing.T) {
 		report := harness.Verify(c.ReadAll(t, name, time.Minute), mine)
 		report.Check(t)
 	}
-	checkReplicasIdentical(t, c, topics[0], perTopic, time.Minute)
+	checkReplicasIdentical(t, c, topics[0], scalePerTopic, time.Minute)
+}
+
+// scaleTopics are topics of scalePerTopic partitions, RF 3, created at once.
+type scaleTopics struct {
+	adm    *kadm.Client
+	topics []string
+	// start is when the creation began; waitFullISRs logs the time since.
+	start time.Time
+}
+
+const scalePerTopic = 100
+
+// createScaleTopics creates topics named "<prefix>-NNN" holding n
+// partitions in all (RF 3, the configs) with one CreateTopics request.
+func createScaleTopics(t *testing.T, c *harness.Cluster, prefix string, n int, configs map[string]*string, timeout time.Duration) *scaleTopics {
+	t.Helper()
+	sc := &scaleTopics{adm: kadm.NewClient(c.Client(t, kgo.MetadataMinAge(50*time.Millisecond))), start: time.Now()}
+	for i := 0; i*scalePerTopic < n; i++ {
+		sc.topics = append(sc.topics, fmt.Sprintf("%s-%03d", prefix, i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := sc.adm.CreateTopics(ctx, scalePerTopic, 3, configs, sc.topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil {
+			t.Fatalf("create %s: %v (%s)", r.Topic, r.Err, r.ErrMessage)
+		}
+	}
+	return sc
+}
+
+// waitFullISRs waits until every partition has a leader and all three
+// replicas in its ISR, and logs how long that took since sc.start.
+func (sc *scaleTopics) waitFullISRs(t *testing.T, what string, timeout time.Duration) {
+	t.Helper()
+	harness.WaitFor(t, timeout, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		md, err := sc.adm.ListTopics(ctx, sc.topics...)
+		if err != nil {
+			return false, err.Error()
+		}
+		short := 0
+		example := ""
+		for _, name := range sc.topics {
+			d, ok := md[name]
+			if !ok || d.Err != nil || len(d.Partitions) != scalePerTopic {
+				return false, name + " not complete in metadata"
+			}
+			for _, p := range d.Partitions {
+				if p.Leader < 0 || len(p.ISR) != 3 {
+					if short++; example == "" {
+						example = fmt.Sprintf("%s-%d: leader %d ISR %v", name, p.Partition, p.Leader, p.ISR)
+					}
+				}
+			}
+		}
+		if short > 0 {
+			return false, fmt.Sprintf("%d partitions without a full ISR, e.g. %s", short, example)
+		}
+		return true, ""
+	})
+	t.Logf("%s: %d partitions (RF 3, %d topics) with full ISRs after %v", what, len(sc.topics)*scalePerTopic,
+		len(sc.topics), time.Since(sc.start).Round(time.Millisecond))
 }

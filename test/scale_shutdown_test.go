@@ -1,16 +1,11 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/skein-io/skein/test/harness"
 )
@@ -30,54 +25,17 @@ func TestScaleBrokerShutdown(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set SKEIN_SCALE_PARTITIONS (e.g. 3000) to run this measurement")
 	}
-	const perTopic = 100
 	c := harness.StartCluster(t, harness.Options{Brokers: 3, StartTimeout: 5 * time.Minute})
-	adm := kadm.NewClient(c.Client(t, kgo.MetadataMinAge(50*time.Millisecond)))
-	var topics []string
-	for i := 0; i*perTopic < n; i++ {
-		topics = append(topics, fmt.Sprintf("scale-%03d", i))
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	resp, err := adm.CreateTopics(ctx, perTopic, 3, nil, topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range resp.Sorted() {
-		if r.Err != nil {
-			t.Fatalf("create %s: %v (%s)", r.Topic, r.Err, r.ErrMessage)
-		}
-	}
-	harness.WaitFor(t, 5*time.Minute, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		md, err := adm.ListTopics(ctx, topics...)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, name := range topics {
-			d, ok := md[name]
-			if !ok || d.Err != nil || len(d.Partitions) != perTopic {
-				return false, name + " not complete in metadata"
-			}
-			for _, p := range d.Partitions {
-				if p.Leader < 0 || len(p.ISR) != 3 {
-					return false, fmt.Sprintf("%s-%d: leader %d ISR %v", name, p.Partition, p.Leader, p.ISR)
-				}
-			}
-		}
-		return true, ""
-	})
-	t.Logf("created %d partitions (RF 3, %d topics) with full ISRs in %v", len(topics)*perTopic, len(topics),
-		time.Since(start).Round(time.Millisecond))
+	sc := createScaleTopics(t, c, "scale", n, nil, 5*time.Minute)
+	sc.waitFullISRs(t, "created", 5*time.Minute)
+	topics := sc.topics
 
 	b := c.Broker(harness.FirstBrokerID)
-	start = time.Now()
+	start := time.Now()
 	if err := b.Stop(5 * time.Minute); err != nil {
 		t.Fatalf("stop %s: %v", b.Name, err)
 	}
-	t.Logf("broker %d (hosting %d replicas) stopped cleanly in %v", b.ID, len(topics)*perTopic,
+	t.Logf("broker %d (hosting %d replicas) stopped cleanly in %v", b.ID, len(topics)*scalePerTopic,
 		time.Since(start).Round(time.Millisecond))
 	logText := func() []string {
 		raw, err := os.ReadFile(b.LogPath)
