@@ -102,6 +102,18 @@ func (l *Log) LogStartOffset() int64 { return l.lso.Load() }
 // LogEndOffset is the offset the next appended record will get.
 func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
 
+// Size is the bytes of the log's segment files (the .log files, not their
+// indexes), as Kafka's DescribeLogDirs reports a partition's size.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.mu.segs {
+		n += s.size
+	}
+	return n
+}
+
 // Config returns the log's configuration.
 func (l *Log) Config() LogConfig {
 	l.mu.RLock()

@@ -47,6 +47,7 @@ func TestReplication(t *testing.T) {
 	if report.Acked != records {
 		t.Errorf("checked %d acknowledgements, want %d", report.Acked, records)
 	}
+	checkLogDirSizes(t, c, topic, partitions)
 	t.Logf("checked %d acknowledged records over %d partitions; replicas identical", report.Acked, report.Partitions)
 }
 
@@ -228,4 +229,40 @@ func digest(segs []segmentFile) string {
 		n += len(s.data)
 	}
 	return fmt.Sprintf("%d bytes %x", n, h.Sum(nil)[:6])
+}
+
+// checkLogDirSizes asks every broker for its log dirs (DescribeLogDirs,
+// kadm's DescribeAllLogDirs): each must report every partition of topic
+// with a size above zero, the same on every broker (identical replicas).
+func checkLogDirSizes(t *testing.T, c *harness.Cluster, topic string, partitions int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dirs, err := c.Admin(t).DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		t.Fatalf("describe log dirs: %v", err)
+	}
+	sizes := map[int32]int64{}
+	for _, b := range c.Brokers {
+		bd, ok := dirs[b.ID]
+		if !ok || len(bd) != 1 {
+			t.Fatalf("broker %d: %d log dirs in %v, want 1", b.ID, len(bd), dirs)
+		}
+		for _, d := range bd {
+			if d.Err != nil {
+				t.Fatalf("broker %d: log dir %s: %v", b.ID, d.Dir, d.Err)
+			}
+			for p := range int32(partitions) {
+				lp, ok := d.Topics[topic][p]
+				if !ok || lp.Size <= 0 {
+					t.Fatalf("broker %d: %s-%d: %+v, want a size > 0", b.ID, topic, p, lp)
+				}
+				if want, seen := sizes[p]; seen && want != lp.Size {
+					t.Errorf("broker %d: %s-%d is %d bytes, another replica %d", b.ID, topic, p, lp.Size, want)
+				}
+				sizes[p] = lp.Size
+			}
+		}
+	}
+	t.Logf("DescribeLogDirs: %s sizes %v on every broker", topic, sizes)
 }

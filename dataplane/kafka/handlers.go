@@ -72,6 +72,7 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(23, 2, 4, h.handleOffsetForLeaderEpoch)
 	r.Register(32, 1, 4, h.handleDescribeConfigs)
 	r.Register(33, 0, 2, h.handleAlterConfigs)
+	r.Register(35, 1, 4, h.handleDescribeLogDirs)
 	r.Register(37, 0, 3, h.handleCreatePartitions)
 	r.Register(42, 0, 2, h.handleDeleteGroups)
 	r.Register(43, 0, 2, h.handleElectLeaders)

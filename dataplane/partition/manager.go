@@ -130,6 +130,9 @@ func (m *Manager) goISR(fn func()) {
 // Image is the last image applied (empty before the first).
 func (m *Manager) Image() *image.Image { return m.current.Load().img }
 
+// DataDir is the directory holding the broker's partition logs.
+func (m *Manager) DataDir() string { return m.store.Dir() }
+
 // Get returns the hosted replica of a partition, or nil.
 func (m *Manager) Get(topic string, partition int32) *Partition {
 	return m.current.Load().get(topic, partition)
