@@ -76,4 +76,3 @@ func (h *Handlers) handleDescribeLogDirs(_ context.Context, req *wire.Request) (
 	resp.Dirs = append(resp.Dirs, dir)
 	return resp, nil
 }
-
