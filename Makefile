@@ -26,7 +26,7 @@ FUZZ_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
-.PHONY: all build run test unit fuzz-short fuzz e2e bench bench-nats bench-scale chaos clean
+.PHONY: all build run test unit fuzz-short fuzz e2e test-slow bench bench-nats bench-scale bench-reassign chaos clean
 
 all: build
 
@@ -68,6 +68,13 @@ fuzz:
 # above.
 e2e: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/...
+
+# The end-to-end tests too slow for `make test` (tens of seconds each; they
+# skip unless SKEIN_SLOW_TESTS=1): SLOW_TESTS names them, a -run pattern.
+# Never part of `make test` or .ci/run.
+SLOW_TESTS ?= ^(TestReassignThrottle)$$
+test-slow: build
+	SKEIN_SLOW_TESTS=1 SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(SLOW_TESTS)' -v ./test/
 
 # Benchmarks, never part of `make test`.
 bench: build
