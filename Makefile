@@ -100,6 +100,16 @@ bench-nats: build
 bench-scale: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench/scale
 
+# Partition reassignment (issue 12): 1 controller + 4 brokers as
+# processes; a partition of BENCH_MB MB (default 200) on broker 101 gets a
+# replica on 104, unthrottled and with --throttle BENCH_THROTTLE (10MB/s),
+# under a fixed-rate acks=all load (BENCH_LOAD_RATE, 5000 records/s of
+# 1 KiB) to a partition on the same brokers, after a baseline of the load
+# alone; prints copy time, MB/s and the load's p50/p99/p99.9/max per phase
+# (see test/bench/reassign/main.go). Never part of `make test`.
+bench-reassign: build
+	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench/reassign
+
 clean:
 	rm -rf bin skein-data
 	$(GO) clean -testcache
