@@ -26,7 +26,7 @@ FUZZ_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
-.PHONY: all build run test unit fuzz-short fuzz e2e bench bench-nats bench-scale chaos clean
+.PHONY: all build run test unit fuzz-short fuzz e2e test-slow bench bench-nats bench-scale bench-reassign chaos clean
 
 all: build
 
@@ -69,6 +69,13 @@ fuzz:
 e2e: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/...
 
+# The end-to-end tests too slow for `make test` (tens of seconds each; they
+# skip unless SKEIN_SLOW_TESTS=1): SLOW_TESTS names them, a -run pattern.
+# Never part of `make test` or .ci/run.
+SLOW_TESTS ?= ^(TestReassignThrottle)$$
+test-slow: build
+	SKEIN_SLOW_TESTS=1 SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(SLOW_TESTS)' -v ./test/
+
 # Benchmarks, never part of `make test`.
 bench: build
 	$(GO) test -run=XXX -bench=. -benchmem ./storage/... ./dataplane/...
@@ -92,6 +99,16 @@ bench-nats: build
 # part of `make test`.
 bench-scale: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench/scale
+
+# Partition reassignment (issue 12): 1 controller + 4 brokers as
+# processes; a partition of BENCH_MB MB (default 200) on broker 101 gets a
+# replica on 104, unthrottled and with --throttle BENCH_THROTTLE (10MB/s),
+# under a fixed-rate acks=all load (BENCH_LOAD_RATE, 5000 records/s of
+# 1 KiB) to a partition on the same brokers, after a baseline of the load
+# alone; prints copy time, MB/s and the load's p50/p99/p99.9/max per phase
+# (see test/bench/reassign/main.go). Never part of `make test`.
+bench-reassign: build
+	SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench/reassign
 
 clean:
 	rm -rf bin skein-data

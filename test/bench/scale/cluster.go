@@ -4,171 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// node is one skein controller or broker process. Its ports, data
-// directory and command line stay the same across restarts.
-type node struct {
-	name     string
-	role     string // "controller" or "broker"
-	id       int32
-	addr     string // Kafka listener
-	raftAddr string // controllers only
-	dataDir  string
-	logPath  string
-	args     []string
-	// pprofAddr serves the node's pprof profiles (BENCH_PROFILE); empty:
-	// off.
-	pprofAddr string
-
-	// cmd is the running process; nil before the first start. exited is
-	// closed when it has been reaped.
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// freeAddr returns a loopback host:port that was free a moment ago and
-// that this run has not handed out before.
-func freeAddr(used map[string]bool) (string, error) {
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", fmt.Errorf("allocate a loopback port: %w", err)
-		}
-		a := ln.Addr().String()
-		_ = ln.Close()
-		if !used[a] {
-			used[a] = true
-			return a, nil
-		}
-	}
-	return "", errors.New("no fresh loopback port after 100 tries")
-}
-
-// newCluster lays out controllers 1..nc and brokers 101..101+nb-1 under dir
-// (not started).
-func newCluster(bin, dir, logLevel string, nc, nb int, pprof bool) ([]*node, []*node, error) {
-	used := map[string]bool{}
-	var ctrls, brokers []*node
-	var voters, ctrlAddrs []string
-	for i := range nc {
-		n := &node{role: "controller", id: int32(1 + i)}
-		var err error
-		if n.addr, err = freeAddr(used); err != nil {
-			return nil, nil, err
-		}
-		if n.raftAddr, err = freeAddr(used); err != nil {
-			return nil, nil, err
-		}
-		voters = append(voters, fmt.Sprintf("%d@%s", n.id, n.raftAddr))
-		ctrlAddrs = append(ctrlAddrs, n.addr)
-		ctrls = append(ctrls, n)
-	}
-	for _, n := range ctrls {
-		n.name = fmt.Sprintf("controller-%d", n.id)
-		n.dataDir = filepath.Join(dir, n.name)
-		n.logPath = filepath.Join(dir, n.name+".log")
-		n.args = []string{bin, "controller", "--node-id", strconv.Itoa(int(n.id)), "--data-dir", n.dataDir,
-			"--listen", n.addr, "--raft-listen", n.raftAddr, "--initial-controllers", strings.Join(voters, ","),
-			"--log-level", logLevel,
-			// Snapshot within the run, so the snapshot figures are measured.
-			"--snapshot-threshold", "64", "--snapshot-interval", "10s"}
-	}
-	for i := range nb {
-		n := &node{role: "broker", id: int32(101 + i)}
-		var err error
-		if n.addr, err = freeAddr(used); err != nil {
-			return nil, nil, err
-		}
-		n.name = fmt.Sprintf("broker-%d", n.id)
-		n.dataDir = filepath.Join(dir, n.name)
-		n.logPath = filepath.Join(dir, n.name+".log")
-		n.args = []string{bin, "broker", "--node-id", strconv.Itoa(int(n.id)), "--data-dir", n.dataDir,
-			"--listen", n.addr, "--controllers", strings.Join(ctrlAddrs, ","), "--log-level", logLevel}
-		brokers = append(brokers, n)
-	}
-	if pprof {
-		for _, n := range append(append([]*node{}, ctrls...), brokers...) {
-			var err error
-			if n.pprofAddr, err = freeAddr(used); err != nil {
-				return nil, nil, err
-			}
-			n.args = append(n.args, "--pprof", n.pprofAddr)
-		}
-	}
-	return ctrls, brokers, nil
-}
-
-// start starts the process, appending its output to its log file.
-func (n *node) start() error {
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("%s log: %w", n.name, err)
-	}
-	cmd := exec.Command(n.args[0], n.args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return fmt.Errorf("start %s: %w", n.name, err)
-	}
-	n.cmd = cmd
-	n.exited = make(chan struct{})
-	go func(done chan struct{}) {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(done)
-	}(n.exited)
-	return nil
-}
-
-// running reports whether the process was started and has not exited.
-func (n *node) running() bool {
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (n *node) pid() int { return n.cmd.Process.Pid }
-
-// kill sends SIGKILL and waits until the process is reaped.
-func (n *node) kill() {
-	if !n.running() {
-		return
-	}
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
-}
-
-// stop sends SIGTERM and waits up to timeout, then SIGKILLs.
-func (n *node) stop(timeout time.Duration) {
-	if !n.running() {
-		return
-	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(timeout):
-		n.kill()
-	}
-}
 
 // procSample is one reading of /proc/<pid>: CPU ticks (utime+stime) and
 // resident memory.
@@ -343,16 +189,6 @@ func describeQuorum(ctx context.Context, addr string) (int32, int64, error) {
 		}
 	}
 	return -1, -1, fmt.Errorf("describe quorum at %s: no partition in the answer", addr)
-}
-
-// dialable reports whether something accepts TCP connections on addr.
-func dialable(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	_ = c.Close()
-	return true
 }
 
 // snapshotInfo is the newest Raft snapshot of one controller.

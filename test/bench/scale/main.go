@@ -65,6 +65,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/skein-io/skein/test/bench/benchcluster"
 )
 
 const (
@@ -187,8 +189,8 @@ func raiseOpenFiles(partitions int) {
 // bench holds the running cluster and the figures gathered so far.
 type bench struct {
 	cfg     config
-	ctrls   []*node
-	brokers []*node
+	ctrls   []*benchcluster.Node
+	brokers []*benchcluster.Node
 	rows    [][2]string
 }
 
@@ -197,7 +199,9 @@ func (b *bench) add(name, value string) {
 	fmt.Fprintf(os.Stderr, "%s: %s\n", name, value)
 }
 
-func (b *bench) all() []*node { return append(append([]*node{}, b.ctrls...), b.brokers...) }
+func (b *bench) all() []*benchcluster.Node {
+	return append(append([]*benchcluster.Node{}, b.ctrls...), b.brokers...)
+}
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
@@ -247,16 +251,19 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	b := &bench{cfg: cfg}
-	b.ctrls, b.brokers, err = newCluster(cfg.bin, dir, cfg.logLevel, 3, 3, cfg.profileDir != "")
+	b.ctrls, b.brokers, err = benchcluster.New(benchcluster.Layout{Bin: cfg.bin, Dir: dir, LogLevel: cfg.logLevel,
+		Controllers: 3, Brokers: 3, Pprof: cfg.profileDir != "",
+		// Snapshot within the run, so the snapshot figures are measured.
+		ControllerArgs: []string{"--snapshot-threshold", "64", "--snapshot-interval", "10s"}})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		for _, n := range b.brokers {
-			n.stop(15 * time.Second)
+			n.Stop(15 * time.Second)
 		}
 		for _, n := range b.ctrls {
-			n.stop(15 * time.Second)
+			n.Stop(15 * time.Second)
 		}
 		if cfg.keep {
 			fmt.Fprintf(os.Stderr, "data and node logs kept under %s\n", dir)
@@ -291,26 +298,26 @@ func run(ctx context.Context, cfg config) error {
 func (b *bench) startAll(ctx context.Context) error {
 	start := time.Now()
 	for _, n := range b.all() {
-		if err := n.start(); err != nil {
+		if err := n.Start(); err != nil {
 			return err
 		}
 	}
 	took, ok, last := waitUntil(ctx, start, b.cfg.startBound, func(ctx context.Context) (bool, string, error) {
 		for _, n := range b.all() {
-			if !n.running() {
-				return false, n.name + " exited; see " + n.logPath, nil
+			if !n.Running() {
+				return false, n.Name + " exited; see " + n.LogPath, nil
 			}
-			if !dialable(n.addr) {
-				return false, n.name + " not listening yet", nil
+			if !benchcluster.Dialable(n.Addr) {
+				return false, n.Name + " not listening yet", nil
 			}
 		}
 		for _, n := range b.brokers {
-			st, err := metadataStats(ctx, n.addr, topicPrefix)
+			st, err := metadataStats(ctx, n.Addr, topicPrefix)
 			if err != nil {
 				return false, "", err
 			}
 			if st.brokers < len(b.brokers) {
-				return false, fmt.Sprintf("%s lists %d brokers", n.name, st.brokers), nil
+				return false, fmt.Sprintf("%s lists %d brokers", n.Name, st.brokers), nil
 			}
 		}
 		return true, "", nil
@@ -364,7 +371,7 @@ func (b *bench) phaseCreate(ctx context.Context) {
 	}
 	want := created * partitionsPerTopic
 	took, ok, last := waitUntil(ctx, start, b.cfg.createBound+b.cfg.settleBound, func(ctx context.Context) (bool, string, error) {
-		st, err := metadataStats(ctx, b.brokers[0].addr, topicPrefix)
+		st, err := metadataStats(ctx, b.brokers[0].Addr, topicPrefix)
 		if err != nil {
 			return false, "", err
 		}
@@ -384,8 +391,8 @@ func (b *bench) phaseIdle(ctx context.Context) {
 	nodes := b.all()
 	before := make([]procSample, len(nodes))
 	for i, n := range nodes {
-		if n.running() {
-			before[i], _ = readProc(n.pid())
+		if n.Running() {
+			before[i], _ = readProc(n.Pid())
 		}
 	}
 	start := time.Now()
@@ -400,18 +407,18 @@ func (b *bench) phaseIdle(ctx context.Context) {
 	var total float64
 	var lines []string
 	for i, n := range nodes {
-		if !n.running() {
-			lines = append(lines, fmt.Sprintf("%s: exited", n.name))
+		if !n.Running() {
+			lines = append(lines, fmt.Sprintf("%s: exited", n.Name))
 			continue
 		}
-		after, err := readProc(n.pid())
+		after, err := readProc(n.Pid())
 		if err != nil {
-			lines = append(lines, fmt.Sprintf("%s: %v", n.name, err))
+			lines = append(lines, fmt.Sprintf("%s: %v", n.Name, err))
 			continue
 		}
 		pct := float64(after.ticks-before[i].ticks) / float64(b.cfg.clockTicksHz) / elapsed * 100
 		total += pct
-		b.add(fmt.Sprintf("  idle CPU %s", n.name), fmt.Sprintf("%.1f %% of one core, RSS %.0f MiB", pct, float64(after.rssKB)/1024))
+		b.add(fmt.Sprintf("  idle CPU %s", n.Name), fmt.Sprintf("%.1f %% of one core, RSS %.0f MiB", pct, float64(after.rssKB)/1024))
 	}
 	for _, l := range lines {
 		b.add("  idle CPU", l)
@@ -424,20 +431,20 @@ func (b *bench) phaseIdle(ctx context.Context) {
 func (b *bench) phaseBrokerKillRestart(ctx context.Context) {
 	victim := b.brokers[len(b.brokers)-1]
 	observer := b.brokers[0]
-	st, err := metadataStats(ctx, observer.addr, topicPrefix)
+	st, err := metadataStats(ctx, observer.Addr, topicPrefix)
 	if err == nil {
-		b.add(fmt.Sprintf("partitions led by %s before the kill", victim.name), strconv.Itoa(st.ledBy[victim.id]))
+		b.add(fmt.Sprintf("partitions led by %s before the kill", victim.Name), strconv.Itoa(st.ledBy[victim.ID]))
 	}
 	start := time.Now()
-	victim.kill()
+	victim.Kill()
 	took, ok, last := waitUntil(ctx, start, b.cfg.leaderBound, func(ctx context.Context) (bool, string, error) {
-		st, err := metadataStats(ctx, observer.addr, topicPrefix)
+		st, err := metadataStats(ctx, observer.Addr, topicPrefix)
 		if err != nil {
 			return false, "", err
 		}
-		return st.ledBy[victim.id] == 0, fmt.Sprintf("%d partitions still led by %d, %d leaderless", st.ledBy[victim.id], victim.id, st.leaderless), nil
+		return st.ledBy[victim.ID] == 0, fmt.Sprintf("%d partitions still led by %d, %d leaderless", st.ledBy[victim.ID], victim.ID, st.leaderless), nil
 	})
-	what := fmt.Sprintf("broker %d SIGKILLed: until no partition names it leader", victim.id)
+	what := fmt.Sprintf("broker %d SIGKILLed: until no partition names it leader", victim.ID)
 	if ok {
 		b.add(what, secs(took)+" ("+last+")")
 	} else {
@@ -445,19 +452,19 @@ func (b *bench) phaseBrokerKillRestart(ctx context.Context) {
 	}
 
 	start = time.Now()
-	if err := victim.start(); err != nil {
+	if err := victim.Start(); err != nil {
 		b.add("broker restart", err.Error())
 		return
 	}
 	cpu := b.sampleCPU()
 	took, ok, last = waitUntil(ctx, start, b.cfg.isrBound, func(ctx context.Context) (bool, string, error) {
-		st, err := metadataStats(ctx, observer.addr, topicPrefix)
+		st, err := metadataStats(ctx, observer.Addr, topicPrefix)
 		if err != nil {
 			return false, "", err
 		}
 		return st.shortISR == 0 && st.leaderless == 0, fmt.Sprintf("%d of %d partitions with short ISR, %d leaderless", st.shortISR, st.partitions, st.leaderless), nil
 	})
-	what = fmt.Sprintf("broker %d restarted: until every ISR is full", victim.id)
+	what = fmt.Sprintf("broker %d restarted: until every ISR is full", victim.ID)
 	if ok {
 		b.add(what, secs(took))
 	} else {
@@ -473,9 +480,9 @@ func (b *bench) sampleCPU() func() float64 {
 	nodes := b.all()
 	before := map[int]int64{}
 	for _, n := range nodes {
-		if n.running() {
-			if s, err := readProc(n.pid()); err == nil {
-				before[n.pid()] = s.ticks
+		if n.Running() {
+			if s, err := readProc(n.Pid()); err == nil {
+				before[n.Pid()] = s.ticks
 			}
 		}
 	}
@@ -483,11 +490,11 @@ func (b *bench) sampleCPU() func() float64 {
 	return func() float64 {
 		var ticks int64
 		for _, n := range nodes {
-			if !n.running() {
+			if !n.Running() {
 				continue
 			}
-			if s, err := readProc(n.pid()); err == nil {
-				ticks += s.ticks - before[n.pid()]
+			if s, err := readProc(n.Pid()); err == nil {
+				ticks += s.ticks - before[n.Pid()]
 			}
 		}
 		return float64(ticks) / float64(b.cfg.clockTicksHz) / time.Since(start).Seconds() * 100
@@ -497,18 +504,18 @@ func (b *bench) sampleCPU() func() float64 {
 // phaseControllerFailover SIGKILLs the active controller and times the
 // election of a new one and its first published change.
 func (b *bench) phaseControllerFailover(ctx context.Context) {
-	var active *node
+	var active *benchcluster.Node
 	metaEnd := int64(-1)
 	for _, n := range b.ctrls {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		id, hw, err := describeQuorum(qctx, n.addr)
+		id, hw, err := describeQuorum(qctx, n.Addr)
 		cancel()
 		if err != nil {
 			continue
 		}
 		metaEnd = hw
 		for _, c := range b.ctrls {
-			if c.id == id {
+			if c.ID == id {
 				active = c
 			}
 		}
@@ -530,26 +537,26 @@ func (b *bench) phaseControllerFailover(ctx context.Context) {
 	adm := kadm.NewClient(cl)
 
 	start := time.Now()
-	active.kill()
+	active.Kill()
 	took, ok, last := waitUntil(ctx, start, b.cfg.failoverBnd, func(ctx context.Context) (bool, string, error) {
 		var progress []string
 		for _, n := range b.ctrls {
 			if n == active {
 				continue
 			}
-			id, err := quorumLeader(ctx, n.addr)
+			id, err := quorumLeader(ctx, n.Addr)
 			if err != nil {
 				progress = append(progress, err.Error())
 				continue
 			}
-			if id >= 0 && id != active.id {
+			if id >= 0 && id != active.ID {
 				return true, fmt.Sprintf("controller %d", id), nil
 			}
-			progress = append(progress, fmt.Sprintf("%s names leader %d", n.name, id))
+			progress = append(progress, fmt.Sprintf("%s names leader %d", n.Name, id))
 		}
 		return false, strings.Join(progress, "; "), nil
 	})
-	what := fmt.Sprintf("controller %d SIGKILLed: until a new leader is named", active.id)
+	what := fmt.Sprintf("controller %d SIGKILLed: until a new leader is named", active.ID)
 	if ok {
 		b.add(what, secs(took)+" ("+last+")")
 	} else {
@@ -573,7 +580,7 @@ func (b *bench) phaseControllerFailover(ctx context.Context) {
 		b.add(what, over(b.cfg.failoverBnd, last))
 	}
 	// Back to three controllers for the snapshot figures' completeness.
-	if err := active.start(); err != nil {
+	if err := active.Start(); err != nil {
 		b.add("controller restart", err.Error())
 	}
 }
@@ -581,9 +588,9 @@ func (b *bench) phaseControllerFailover(ctx context.Context) {
 // phaseSnapshots reports what the controllers' snapshot stores and logs show.
 func (b *bench) phaseSnapshots() {
 	for _, n := range b.ctrls {
-		info := latestSnapshot(n.dataDir)
+		info := latestSnapshot(n.DataDir)
 		var ds []string
-		for _, d := range snapshotDurations(n.logPath) {
+		for _, d := range snapshotDurations(n.LogPath) {
 			ds = append(ds, fmt.Sprintf("%.2fs", d.Seconds()))
 		}
 		took := "none in log"
@@ -595,17 +602,17 @@ func (b *bench) phaseSnapshots() {
 			size = fmt.Sprintf("%.2f MiB (%s, %d on disk)", float64(info.bytes)/(1<<20), info.index, info.count)
 		}
 		var dbSize string
-		if fi, err := os.Stat(filepath.Join(n.dataDir, "raft", "raft.db")); err == nil {
+		if fi, err := os.Stat(filepath.Join(n.DataDir, "raft", "raft.db")); err == nil {
 			dbSize = fmt.Sprintf("; raft.db %.1f MiB", float64(fi.Size())/(1<<20))
 		}
-		b.add(fmt.Sprintf("snapshot %s", n.name), fmt.Sprintf("newest %s; durations %s%s", size, took, dbSize))
+		b.add(fmt.Sprintf("snapshot %s", n.Name), fmt.Sprintf("newest %s; durations %s%s", size, took, dbSize))
 	}
 	// Session fencings beyond the one of the SIGKILLed broker are brokers that
 	// missed their session under load. Each controller logs only what it
 	// decided while active, so the counts add up.
 	fenced := 0
 	for _, n := range b.ctrls {
-		fenced += countLines(n.logPath, "broker fenced: session timed out")
+		fenced += countLines(n.LogPath, "broker fenced: session timed out")
 	}
 	b.add("brokers fenced for a timed-out session (controller logs)", strconv.Itoa(fenced))
 }
@@ -613,7 +620,7 @@ func (b *bench) phaseSnapshots() {
 func (b *bench) bootstrap() []string {
 	var out []string
 	for _, n := range b.brokers {
-		out = append(out, n.addr)
+		out = append(out, n.Addr)
 	}
 	return out
 }
@@ -633,7 +640,7 @@ func (b *bench) print() {
 
 // profile starts a CPU profile over the idle window of every node serving
 // pprof, written to cfg.profileDir; the returned func waits for them.
-func (b *bench) profile(ctx context.Context, nodes []*node) (wait func()) {
+func (b *bench) profile(ctx context.Context, nodes []*benchcluster.Node) (wait func()) {
 	if b.cfg.profileDir == "" {
 		return func() {}
 	}
@@ -644,16 +651,16 @@ func (b *bench) profile(ctx context.Context, nodes []*node) (wait func()) {
 	var wg sync.WaitGroup
 	secs := int(b.cfg.idle.Seconds())
 	for _, n := range nodes {
-		if n.pprofAddr == "" || !n.running() {
+		if n.PprofAddr == "" || !n.Running() {
 			continue
 		}
 		wg.Add(1)
-		go func(n *node) {
+		go func(n *benchcluster.Node) {
 			defer wg.Done()
-			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.pprofAddr, secs)
-			path := filepath.Join(b.cfg.profileDir, n.name+".cpu.pprof")
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.PprofAddr, secs)
+			path := filepath.Join(b.cfg.profileDir, n.Name+".cpu.pprof")
 			if err := fetchTo(ctx, url, path); err != nil {
-				fmt.Fprintf(os.Stderr, "profile %s: %v\n", n.name, err)
+				fmt.Fprintf(os.Stderr, "profile %s: %v\n", n.Name, err)
 			}
 		}(n)
 	}
