@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/internal/reassign"
 	"github.com/skein-io/skein/test/harness"
 )
@@ -113,7 +114,7 @@ func TestReassignLeaderKill(t *testing.T) {
 // those committed before the move, and the old coordinator holds no
 // __consumer_offsets directory any more.
 func TestReassignConsumerOffsets(t *testing.T) {
-	const topic, group, offsetsPartitions = "committed", "movers", 3
+	const topic, groupID, offsetsPartitions = "committed", "movers", 3
 	c := harness.StartCluster(t, harness.Options{
 		Brokers: 4,
 		// No 3 s wait for more members before the first rebalance; a
@@ -127,7 +128,7 @@ func TestReassignConsumerOffsets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	member := c.Client(t,
-		kgo.ConsumerGroup(group),
+		kgo.ConsumerGroup(groupID),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -184,7 +185,7 @@ func TestReassignConsumerOffsets(t *testing.T) {
 	adm := c.Admin(t)
 	fetchCommitted := func() map[int32]int64 {
 		t.Helper()
-		offs, err := adm.FetchOffsets(ctx, group)
+		offs, err := adm.FetchOffsets(ctx, groupID)
 		if err != nil {
 			t.Fatalf("fetch offsets: %v", err)
 		}
@@ -197,7 +198,7 @@ func TestReassignConsumerOffsets(t *testing.T) {
 		return out
 	}
 	before := fetchCommitted()
-	coord := groupCoordinator(t, c, group, -1)
+	coord := groupCoordinator(t, c, groupID, -1)
 	current := clusterAssignment(t, c, "__consumer_offsets")
 	if len(current) != offsetsPartitions {
 		t.Fatalf("__consumer_offsets has %d partitions, want %d: %v", len(current), offsetsPartitions, current)
@@ -214,17 +215,50 @@ func TestReassignConsumerOffsets(t *testing.T) {
 		i := int(tp.Partition) % len(others)
 		target[tp.Partition] = append(slices.Clone(others[i:]), others[:i]...)
 	}
-	t.Logf("moving __consumer_offsets %v off the coordinator %d of %s to %v; committed so far %v", current, coord, group, target, before)
+	// The move of the group's partition is held open (the broker it is
+	// copied to paused) while the member commits.
+	gp := group.PartitionFor(groupID, offsetsPartitions)
+	var adding *harness.Node
+	for _, id := range target[gp] {
+		if !slices.Contains(current[reassign.TopicPartition{Topic: "__consumer_offsets", Partition: gp}], id) {
+			adding = c.Broker(id)
+		}
+	}
+	if adding == nil {
+		t.Fatalf("__consumer_offsets-%d: nothing to copy from %v to %v", gp, current, target)
+	}
+	if err := adding.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = adding.Resume()
+		}
+	}()
+	t.Logf("moving __consumer_offsets %v off the coordinator %d of %s (partition %d) to %v, %d paused; committed so far %v",
+		current, coord, groupID, gp, target, adding.ID, before)
 	start := time.Now()
-	alterAssignments(t, c.Broker(others[0]), "__consumer_offsets", target)
-	waitCommits(3, 30*time.Second) // commits go on while it moves
-	waitNoMoves(t, c.Broker(others[0]), time.Minute)
-	t.Logf("__consumer_offsets moved in %v", time.Since(start).Round(time.Millisecond))
+	alterAssignments(t, c.Broker(coord), "__consumer_offsets", target)
+	waitCommits(5, 30*time.Second) // commits go on while it moves
+	moves, err := ongoingMoves(c.Broker(coord))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := moves[fmt.Sprintf("__consumer_offsets-%d", gp)]; !ok {
+		t.Fatalf("__consumer_offsets-%d is not moving while %d is paused: %v", gp, adding.ID, moves)
+	}
+	if err := adding.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	waitNoMoves(t, c.Broker(coord), time.Minute)
+	t.Logf("__consumer_offsets moved in %v; %d successful commits so far", time.Since(start).Round(time.Millisecond), committedCount())
 	waitAssignment(t, c, "__consumer_offsets", target, 30*time.Second)
-	newCoord := groupCoordinator(t, c, group, coord)
+	newCoord := groupCoordinator(t, c, groupID, coord)
 	// The member carries on committing, through the new coordinator.
 	waitCommits(5, 30*time.Second)
-	t.Logf("%s is coordinated by %d now; %d successful commits", group, newCoord, committedCount())
+	t.Logf("%s is coordinated by %d now; %d successful commits", groupID, newCoord, committedCount())
 
 	stopPolling()
 	wg.Wait()
