@@ -23,18 +23,38 @@ import (
 // moved while a group commits, and `skein cluster rebalance` / `skein
 // broker decommission` carried out with --wait.
 
-// TestReassignLeaderKill: two partitions led by broker 101 move from
-// 101-103 to 102-104 under an idempotent acks=all load; the move is held
-// open (the adding broker 104 paused) and their leader 101, the replica
-// being removed, is SIGKILLed. Once 104 resumes the move completes without
-// 101; 101 restarts and deletes the replicas it no longer has. Every
-// acknowledged record is at its offset and the new replicas are
-// byte-identical.
+// TestReassignLeaderKill: two partitions move from 101-103 to 102-104
+// under an idempotent acks=all load; the move is held open (the adding
+// broker 104 paused) and the partitions' leader is SIGKILLed; other
+// replicas take over while the move waits, 104 resumes, the killed broker
+// restarts, and the move completes. Every acknowledged record is at its
+// offset, the target replicas are byte-identical and 101 holds no replica
+// of the topic any more.
+//   - removing-leader: the leader 101 is the replica being removed; the
+//     move completes while it is down, and it deletes its stray replicas
+//     when it restarts.
+//   - staying-leader: the leader 102 is in the target; the move cannot
+//     complete (102 is out of the ISR) until 102 is back and caught up.
 func TestReassignLeaderKill(t *testing.T) {
-	const topic, partitions = "leaderkill", 2
+	t.Run("removing-leader", func(t *testing.T) {
+		testReassignLeaderKill(t, [][]int32{{101, 102, 103}, {101, 103, 102}},
+			map[int32][]int32{0: {102, 103, 104}, 1: {103, 104, 102}})
+	})
+	t.Run("staying-leader", func(t *testing.T) {
+		testReassignLeaderKill(t, [][]int32{{102, 101, 103}, {102, 103, 101}},
+			map[int32][]int32{0: {102, 103, 104}, 1: {102, 104, 103}})
+	})
+}
+
+// testReassignLeaderKill moves the partitions of assignment, all led by
+// their first replica, to target (from 101-103 to 102-104) and kills
+// their leader mid-move.
+func testReassignLeaderKill(t *testing.T, assignment [][]int32, target map[int32][]int32) {
+	const topic = "leaderkill"
+	partitions := len(assignment)
 	// The killed leader fenced within ~3 s.
 	c := harness.StartCluster(t, harness.Options{Brokers: 4, ControllerArgs: []string{"--session-timeout", "3s"}})
-	createAssignedConfigs(t, c, topic, [][]int32{{101, 102, 103}, {101, 103, 102}}, map[string]string{"min.insync.replicas": "2"})
+	createAssignedConfigs(t, c, topic, assignment, map[string]string{"min.insync.replicas": "2"})
 	load := startMoveLoad(t, c, topic)
 	load.more(3_000)
 
@@ -48,13 +68,18 @@ func TestReassignLeaderKill(t *testing.T) {
 			_ = b104.Resume()
 		}
 	}()
-	target := map[int32][]int32{0: {102, 103, 104}, 1: {103, 104, 102}}
-	alterAssignments(t, c.Broker(102), topic, target)
-	// The move is open: both partitions on the union, led by 101.
-	d := waitAssignment(t, c, topic, map[int32][]int32{0: {102, 103, 104, 101}, 1: {103, 104, 102, 101}}, 30*time.Second, 104)
-	leader := d.Partitions[0].Leader
-	if l1 := d.Partitions[1].Leader; l1 != leader {
-		t.Fatalf("partitions led by %d and %d, want one leader", leader, l1)
+	alterAssignments(t, c.Broker(103), topic, target)
+	// The move is open: the partitions on the union (target, then 101).
+	union := map[int32][]int32{}
+	for p, r := range target {
+		union[p] = append(slices.Clone(r), 101)
+	}
+	d := waitAssignment(t, c, topic, union, 30*time.Second, 104)
+	leader := assignment[0][0]
+	for p, pd := range d.Partitions {
+		if pd.Leader != leader {
+			t.Fatalf("partition %d led by %d, want %d", p, pd.Leader, leader)
+		}
 	}
 	load.more(1_000)
 	victim := c.Broker(leader)
@@ -69,7 +94,7 @@ func TestReassignLeaderKill(t *testing.T) {
 	// Other replicas take over while the move still waits for 104.
 	killed := time.Now()
 	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
-		d, err := topicVia(c.Broker(102), topic)
+		d, err := topicVia(c.Broker(103), topic)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -89,10 +114,38 @@ func TestReassignLeaderKill(t *testing.T) {
 	}
 	resumed = true
 	load.more(1_000)
-	waitNoMoves(t, c.Broker(102), time.Minute)
-	t.Logf("move completed with %d down; %d acknowledgements so far", leader, load.ledger.Acked())
-	victim.Restart()
-	restarted = true
+	if slices.Contains(target[0], leader) {
+		// 104 catches up, but the move waits for the killed target replica.
+		harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+			d, err := topicVia(c.Broker(103), topic)
+			if err != nil {
+				return false, err.Error()
+			}
+			for p, pd := range d.Partitions {
+				if !slices.Contains(pd.ISR, 104) {
+					return false, fmt.Sprintf("partition %d: ISR %v without 104", p, pd.ISR)
+				}
+			}
+			return true, ""
+		})
+		moves, err := ongoingMoves(c.Broker(103))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(moves) != partitions {
+			t.Errorf("%d partitions moving with the target replica %d down, want %d: %v", len(moves), leader, partitions, moves)
+		}
+		load.more(1_000)
+		victim.Restart()
+		restarted = true
+		waitNoMoves(t, c.Broker(103), time.Minute)
+		t.Logf("move completed after %d restarted; %d acknowledgements so far", leader, load.ledger.Acked())
+	} else {
+		waitNoMoves(t, c.Broker(103), time.Minute)
+		t.Logf("move completed with %d down; %d acknowledgements so far", leader, load.ledger.Acked())
+		victim.Restart()
+		restarted = true
+	}
 	load.more(1_000)
 	load.finish()
 
@@ -317,6 +370,7 @@ func TestReassignCLIDecommission(t *testing.T) {
 		if spreadOf(replicas, all...) > 1 {
 			return false, fmt.Sprintf("after rebalance: replicas per broker %v", replicas)
 		}
+		t.Logf("after rebalance: replicas per broker %v", replicas)
 		return true, ""
 	})
 
@@ -331,6 +385,8 @@ func TestReassignCLIDecommission(t *testing.T) {
 				return false, fmt.Sprintf("%s still on %v", tp, r)
 			}
 		}
+		replicas, _ := reassign.Loads(a)
+		t.Logf("after decommissioning 101: replicas per broker %v", replicas)
 		return true, ""
 	})
 	res = mustRun("reassign", "list")
