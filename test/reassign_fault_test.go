@@ -174,7 +174,44 @@ func TestReassignConsumerOffsets(t *testing.T) {
 		// small __consumer_offsets (3 replicas, the default).
 		BrokerArgs: []string{"--group-initial-rebalance-delay", "100ms", "--offsets-topic-num-partitions", fmt.Sprint(offsetsPartitions), "--heartbeat-interval", "500ms"},
 	})
-	createAssignedConfigs(t, c, topic, [][]int32{{102, 103, 104}, {103, 104, 102}}, map[string]string{"min.insync.replicas": "2"})
+	// FindCoordinator creates __consumer_offsets.
+	coord := groupCoordinator(t, c, groupID, -1)
+	current := clusterAssignment(t, c, "__consumer_offsets")
+	if len(current) != offsetsPartitions {
+		t.Fatalf("__consumer_offsets has %d partitions, want %d: %v", len(current), offsetsPartitions, current)
+	}
+	// Every partition onto the three other brokers, leaders spread.
+	var others []int32
+	for _, b := range c.Brokers {
+		if b.ID != coord {
+			others = append(others, b.ID)
+		}
+	}
+	target := map[int32][]int32{}
+	for tp := range current {
+		i := int(tp.Partition) % len(others)
+		target[tp.Partition] = append(slices.Clone(others[i:]), others[:i]...)
+	}
+	// The move of the group's partition is held open by pausing the
+	// broker it is copied to; the topic the member reads is kept off that
+	// broker, so that the load and the commits go on meanwhile.
+	gp := group.PartitionFor(groupID, offsetsPartitions)
+	var adding *harness.Node
+	for _, id := range target[gp] {
+		if !slices.Contains(current[reassign.TopicPartition{Topic: "__consumer_offsets", Partition: gp}], id) {
+			adding = c.Broker(id)
+		}
+	}
+	if adding == nil {
+		t.Fatalf("__consumer_offsets-%d: nothing to copy from %v to %v", gp, current, target)
+	}
+	var rest []int32
+	for _, b := range c.Brokers {
+		if b.ID != adding.ID {
+			rest = append(rest, b.ID)
+		}
+	}
+	createAssignedConfigs(t, c, topic, [][]int32{rest, {rest[1], rest[2], rest[0]}}, map[string]string{"min.insync.replicas": "2"})
 	load := startMoveLoad(t, c, topic)
 	load.more(1_000)
 
@@ -251,34 +288,8 @@ func TestReassignConsumerOffsets(t *testing.T) {
 		return out
 	}
 	before := fetchCommitted()
-	coord := groupCoordinator(t, c, groupID, -1)
-	current := clusterAssignment(t, c, "__consumer_offsets")
-	if len(current) != offsetsPartitions {
-		t.Fatalf("__consumer_offsets has %d partitions, want %d: %v", len(current), offsetsPartitions, current)
-	}
-	// Every partition onto the three other brokers, leaders spread.
-	var others []int32
-	for _, b := range c.Brokers {
-		if b.ID != coord {
-			others = append(others, b.ID)
-		}
-	}
-	target := map[int32][]int32{}
-	for tp := range current {
-		i := int(tp.Partition) % len(others)
-		target[tp.Partition] = append(slices.Clone(others[i:]), others[:i]...)
-	}
-	// The move of the group's partition is held open (the broker it is
-	// copied to paused) while the member commits.
-	gp := group.PartitionFor(groupID, offsetsPartitions)
-	var adding *harness.Node
-	for _, id := range target[gp] {
-		if !slices.Contains(current[reassign.TopicPartition{Topic: "__consumer_offsets", Partition: gp}], id) {
-			adding = c.Broker(id)
-		}
-	}
-	if adding == nil {
-		t.Fatalf("__consumer_offsets-%d: nothing to copy from %v to %v", gp, current, target)
+	if got := groupCoordinator(t, c, groupID, -1); got != coord {
+		t.Fatalf("the coordinator of %s moved from %d to %d before the reassignment", groupID, coord, got)
 	}
 	if err := adding.Pause(); err != nil {
 		t.Fatal(err)
