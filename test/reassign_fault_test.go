@@ -160,12 +160,14 @@ func testReassignLeaderKill(t *testing.T, assignment [][]int32, target map[int32
 }
 
 // TestReassignConsumerOffsets moves every partition of __consumer_offsets
-// off the broker coordinating a group while the group's member consumes
-// and commits (explicit CommitRecords) and a producer writes: the group's
-// coordinator moves, the member finds the new one, its commits go on
-// succeeding, the committed offsets read back afterwards are at least
-// those committed before the move, and the old coordinator holds no
-// __consumer_offsets directory any more.
+// (3, with 3 replicas) off the broker coordinating a group while the
+// group's member consumes and commits (explicit CommitRecords) and a
+// producer writes. The group's partition is held on the union (the broker
+// it is copied to paused) while 5 more commits succeed; once the move
+// completes the group's coordinator has moved, the member finds the new
+// one and its commits go on succeeding, the committed offsets read back
+// afterwards are at least those committed before the move, and the old
+// coordinator holds no __consumer_offsets directory any more.
 func TestReassignConsumerOffsets(t *testing.T) {
 	const topic, groupID, offsetsPartitions = "committed", "movers", 3
 	c := harness.StartCluster(t, harness.Options{
