@@ -149,14 +149,7 @@ func testReassignLeaderKill(t *testing.T, assignment [][]int32, target map[int32
 	load.more(1_000)
 	load.finish()
 
-	d = waitAssignment(t, c, topic, target, 30*time.Second)
-	for p, pd := range d.Partitions {
-		if pd.Leader == 101 || slices.Contains(pd.ISR, 101) {
-			t.Errorf("partition %d: leader %d ISR %v after moving off 101", p, pd.Leader, pd.ISR)
-		}
-	}
-	waitDirsGone(t, c.Broker(101), topic, partitions, 30*time.Second)
-	verifyMoved(t, c, topic, partitions, []int32{102, 103, 104}, load)
+	checkMovedOff101(t, c, topic, partitions, target, load)
 }
 
 // TestReassignConsumerOffsets moves every partition of __consumer_offsets

@@ -301,6 +301,15 @@ func TestReassignUnderLoad(t *testing.T) {
 	load.more(2_000)
 	load.finish()
 
+	checkMovedOff101(t, c, topic, partitions, target, load)
+}
+
+// checkMovedOff101 checks a completed move of topic from 101-103 to
+// target (102-104): the assignment is the target, 101 neither leads nor is
+// in an ISR, its directories are gone, and every acknowledged record of the
+// load is on the identical replicas of 102-104.
+func checkMovedOff101(t *testing.T, c *harness.Cluster, topic string, partitions int, target map[int32][]int32, load *moveLoad) {
+	t.Helper()
 	d := waitAssignment(t, c, topic, target, 30*time.Second)
 	for p, pd := range d.Partitions {
 		if pd.Leader == 101 || slices.Contains(pd.ISR, 101) {
