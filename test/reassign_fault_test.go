@@ -59,15 +59,7 @@ func testReassignLeaderKill(t *testing.T, assignment [][]int32, target map[int32
 	load.more(3_000)
 
 	b104 := c.Broker(104)
-	if err := b104.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = b104.Resume()
-		}
-	}()
+	resume104 := pauseUntilResumed(t, b104)
 	alterAssignments(t, c.Broker(103), topic, target)
 	// The move is open: the partitions on the union (target, then 101).
 	union := map[int32][]int32{}
@@ -109,10 +101,7 @@ func testReassignLeaderKill(t *testing.T, assignment [][]int32, target map[int32
 
 	// (With 104 paused, the producer may wait on a metadata request to it:
 	// the load is checked once 104 is back.)
-	if err := b104.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume104()
 	load.more(1_000)
 	if slices.Contains(target[0], leader) {
 		// 104 catches up, but the move waits for the killed target replica.
@@ -286,15 +275,7 @@ func TestReassignConsumerOffsets(t *testing.T) {
 	if got := groupCoordinator(t, c, groupID, -1); got != coord {
 		t.Fatalf("the coordinator of %s moved from %d to %d before the reassignment", groupID, coord, got)
 	}
-	if err := adding.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = adding.Resume()
-		}
-	}()
+	resumeAdding := pauseUntilResumed(t, adding)
 	t.Logf("moving __consumer_offsets %v off the coordinator %d of %s (partition %d) to %v, %d paused; committed so far %v",
 		current, coord, groupID, gp, target, adding.ID, before)
 	start := time.Now()
@@ -307,10 +288,7 @@ func TestReassignConsumerOffsets(t *testing.T) {
 	if _, ok := moves[fmt.Sprintf("__consumer_offsets-%d", gp)]; !ok {
 		t.Fatalf("__consumer_offsets-%d is not moving while %d is paused: %v", gp, adding.ID, moves)
 	}
-	if err := adding.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resumeAdding()
 	waitNoMoves(t, c.Broker(coord), time.Minute)
 	t.Logf("__consumer_offsets moved in %v; %d successful commits so far", time.Since(start).Round(time.Millisecond), committedCount())
 	waitAssignment(t, c, "__consumer_offsets", target, 30*time.Second)

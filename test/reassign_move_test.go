@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,15 +333,7 @@ func TestReassignCancel(t *testing.T) {
 	load.more(2_000)
 
 	b104 := c.Broker(104)
-	if err := b104.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = b104.Resume()
-		}
-	}()
+	resume104 := pauseUntilResumed(t, b104)
 	alterAssignments(t, c.Broker(102), topic, map[int32][]int32{0: {102, 103, 104}})
 	t.Logf("move to the paused broker 104 started")
 	moves, err := ongoingMoves(c.Broker(101))
@@ -375,10 +368,7 @@ func TestReassignCancel(t *testing.T) {
 	load.more(1_000)
 
 	t.Logf("cancelled; %d acknowledgements so far; resuming broker 104", load.ledger.Acked())
-	if err := b104.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume104()
 	// Broker 104 catches up with the metadata and drops what it was given.
 	resumedAt := time.Now()
 	harness.WaitFor(t, time.Minute, func() (bool, string) {
@@ -410,15 +400,7 @@ func TestReassignControllerFailover(t *testing.T) {
 	load.more(3_000)
 
 	b104 := c.Broker(104)
-	if err := b104.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = b104.Resume()
-		}
-	}()
+	resume104 := pauseUntilResumed(t, b104)
 	target := map[int32][]int32{0: {102, 103, 104}, 1: {104, 102, 103}}
 	alterAssignments(t, c.Broker(102), topic, target)
 	load.more(1_000)
@@ -440,10 +422,7 @@ func TestReassignControllerFailover(t *testing.T) {
 	if moves, err := ongoingMoves(c.Broker(102)); err == nil && len(moves) != 2 {
 		t.Errorf("after the failover %d partitions are listed as moving, want 2: %v", len(moves), moves)
 	}
-	if err := b104.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume104()
 	waitNoMoves(t, c.Broker(102), 2*time.Minute)
 	load.more(2_000)
 	load.finish()
@@ -509,4 +488,24 @@ func TestReassignBrokerRestart(t *testing.T) {
 	waitAssignment(t, c, topic, target, 30*time.Second)
 	waitDirsGone(t, c.Broker(101), topic, 1, 30*time.Second)
 	verifyMoved(t, c, topic, 1, []int32{104, 102, 103}, load)
+}
+
+// pauseUntilResumed pauses n (SIGSTOP) and returns the function that
+// resumes it; it fails the test if the resume fails, runs at most once, and
+// runs at the end of the test if the test did not call it.
+func pauseUntilResumed(t *testing.T, n *harness.Node) func() {
+	t.Helper()
+	if err := n.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume := func() {
+		once.Do(func() {
+			if err := n.Resume(); err != nil {
+				t.Errorf("resume %s: %v", n.Name, err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	return resume
 }
