@@ -189,3 +189,19 @@ func Dialable(addr string) bool {
 	_ = c.Close()
 	return true
 }
+
+// Teardown stops the brokers, then the controllers (each given 15 s), and
+// removes dir unless keep, saying where the data is when kept.
+func Teardown(dir string, keep bool, ctrls, brokers []*Node) {
+	for _, n := range brokers {
+		n.Stop(15 * time.Second)
+	}
+	for _, n := range ctrls {
+		n.Stop(15 * time.Second)
+	}
+	if keep {
+		fmt.Fprintf(os.Stderr, "data and node logs kept under %s\n", dir)
+	} else {
+		_ = os.RemoveAll(dir)
+	}
+}

@@ -259,17 +259,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer func() {
-		for _, n := range b.brokers {
-			n.Stop(15 * time.Second)
-		}
-		for _, n := range b.ctrls {
-			n.Stop(15 * time.Second)
-		}
-		if cfg.keep {
-			fmt.Fprintf(os.Stderr, "data and node logs kept under %s\n", dir)
-		} else {
-			_ = os.RemoveAll(dir)
-		}
+		benchcluster.Teardown(dir, cfg.keep, b.ctrls, b.brokers)
 	}()
 	fmt.Fprintf(os.Stderr, "bench-scale: %d partitions, data and logs under %s\n", cfg.partitions, dir)
 	b.add("command", cfg.cmdLine)
