@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -133,8 +134,12 @@ func writeFileResponse(c net.Conn, frame []byte, f *FileResponse, flexible bool)
 	if err != nil {
 		return err
 	}
+	var fileBytes int64
+	for _, p := range pieces {
+		fileBytes += p.file.Size
+	}
 	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	if !ok || fileBytes <= copyResponseBytes {
 		return writePieces(c, pieces)
 	}
 	rc, err := tc.SyscallConn()
@@ -193,23 +198,34 @@ func sendfile(rc interface {
 	return serr
 }
 
-// writePieces is the fallback without sendfile: read the ranges into memory.
+// copyResponseBytes is the most file data a response copies through
+// user space instead of sending with sendfile: for a small response (a
+// caught-up follower's or consumer's fetch), reading the ranges into the
+// frame and sending it with one write costs fewer system calls than
+// corking, writing each head, sendfile for each range and uncorking.
+const copyResponseBytes = 64 << 10
+
+// writePieces sends the pieces with one write, the file ranges read into
+// memory: the path for small responses, and the fallback without sendfile.
 func writePieces(c net.Conn, pieces []piece) error {
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
 	for _, p := range pieces {
-		if _, err := c.Write(p.head); err != nil {
-			return err
-		}
+		buf = append(buf, p.head...)
 		if p.file.Size > 0 {
-			buf := make([]byte, p.file.Size)
-			if _, err := p.file.File.ReadAt(buf, p.file.Pos); err != nil {
-				return err
-			}
-			if _, err := c.Write(buf); err != nil {
+			n := len(buf)
+			buf = slices.Grow(buf, int(p.file.Size))[:n+int(p.file.Size)]
+			if _, err := p.file.File.ReadAt(buf[n:], p.file.Pos); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	_, err := c.Write(buf)
+	if cap(buf) <= maxPooledBytes {
+		*bp = buf[:0]
+		bufPool.Put(bp)
+	}
+	return err
 }
 
 // Resolve returns the response as a client decodes it: encoded, with the

@@ -31,8 +31,16 @@ func TestFileResponseOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	ranges := []FileRange{{f, 0, 100}, {f, 1000, 200_000}, {f, 250_000, 50_000}}
+	// Large ranges go out with sendfile, small ones copied in one write.
+	t.Run("sendfile", func(t *testing.T) {
+		testFileResponseOverTCP(t, data, []FileRange{{f, 0, 100}, {f, 1000, 200_000}, {f, 250_000, 50_000}})
+	})
+	t.Run("copied", func(t *testing.T) {
+		testFileResponseOverTCP(t, data, []FileRange{{f, 0, 100}, {f, 1000, 2_000}, {f, 250_000, 5_000}})
+	})
+}
 
+func testFileResponseOverTCP(t *testing.T, data []byte, ranges []FileRange) {
 	r := NewRegistry()
 	r.Register(1, 4, 16, func(_ context.Context, req *Request) (kmsg.Response, error) {
 		resp := req.Body.ResponseKind().(*kmsg.FetchResponse)

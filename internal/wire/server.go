@@ -21,6 +21,7 @@
 package wire
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -259,6 +260,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &
 // pooled buffers (see serveConn).
 const produceKey = 0
 
+// readBufferBytes is each connection's read buffer: room for a typical
+// request whole (an unbatched produce of a few records, a fetch naming a
+// few partitions).
+const readBufferBytes = 16 << 10
+
 // maxPooledBytes keeps the pools from pinning huge buffers.
 const maxPooledBytes = 8 << 20
 
@@ -280,11 +286,15 @@ func (s *Server) serveConn(c *Conn) {
 	var sizeBuf [4]byte
 	var keyBuf [2]byte
 	var body []byte
+	// Buffered, so a small request (its size, key and body) costs one read
+	// system call rather than three; a large body past the buffered bytes
+	// is read straight into its own buffer.
+	br := bufio.NewReaderSize(c.Conn, readBufferBytes)
 	for {
 		if s.cfg.IdleTimeout > 0 {
 			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		}
-		if _, err := io.ReadFull(c.Conn, sizeBuf[:]); err != nil {
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			return
 		}
 		_ = c.SetReadDeadline(time.Time{})
@@ -299,7 +309,7 @@ func (s *Server) serveConn(c *Conn) {
 		// the records into the log and keeps nothing of the request once it
 		// returns, so its frame goes back to a pool after the response is
 		// written.
-		if _, err := io.ReadFull(c.Conn, keyBuf[:]); err != nil {
+		if _, err := io.ReadFull(br, keyBuf[:]); err != nil {
 			return
 		}
 		var pooled *[]byte
@@ -313,7 +323,7 @@ func (s *Server) serveConn(c *Conn) {
 			body = make([]byte, size)
 		}
 		copy(body, keyBuf[:])
-		if _, err := io.ReadFull(c.Conn, body[len(keyBuf):]); err != nil {
+		if _, err := io.ReadFull(br, body[len(keyBuf):]); err != nil {
 			return
 		}
 		resp, hdr, err := s.handle(ctx, c, body)
