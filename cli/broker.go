@@ -38,6 +38,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
 			pprofFlag(),
+			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
 		}, groupFlags()...)...),
 		Action: runBroker,
@@ -255,6 +256,9 @@ func runBroker(c *cli.Context) error {
 	}
 	ctx, stop := signalContext(c)
 	defer stop()
+	if err := keepHeapHeadroom(ctx, c, log); err != nil {
+		return err
+	}
 	if addr := c.String("pprof"); addr != "" {
 		stopPprof, err := servePprof(addr, log)
 		if err != nil {

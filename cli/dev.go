@@ -43,6 +43,7 @@ func devCommand() *cli.Command {
 			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
 			pprofFlag(),
+			heapHeadroomFlag(),
 		}, groupFlags()...)...),
 		Action: runDev,
 	}
@@ -115,6 +116,9 @@ func runDev(c *cli.Context) error {
 	}
 	ctx, stop := signalContext(c)
 	defer stop()
+	if err := keepHeapHeadroom(ctx, c, log); err != nil {
+		return err
+	}
 	if addr := c.String("pprof"); addr != "" {
 		stopPprof, err := servePprof(addr, log)
 		if err != nil {

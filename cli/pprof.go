@@ -9,8 +9,11 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/skein-io/skein/internal/heaptune"
 )
 
 // pprofFlag is --pprof: Go's profiling endpoints, off by default.
@@ -47,4 +50,21 @@ func servePprof(addr string, log hclog.Logger) (stop func(), err error) {
 		_ = srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// heapHeadroomFlag sets how much the heap may grow between collections
+// while the live heap is small (internal/heaptune).
+func heapHeadroomFlag() cli.Flag {
+	return stringFlag("heap-headroom", "the Go heap may grow by at least this much between garbage collections (fewer collections on a small heap; ignored when GOGC is set; 0: Go's default)", "64MiB")
+}
+
+// keepHeapHeadroom applies --heap-headroom until ctx ends.
+func keepHeapHeadroom(ctx context.Context, c *cli.Context, log hclog.Logger) error {
+	s := c.String("heap-headroom")
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return fmt.Errorf("--heap-headroom %q: %w (a size such as 64MiB, or 0)", s, err)
+	}
+	heaptune.Keep(ctx, n, log)
+	return nil
 }
