@@ -445,6 +445,16 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 		if s.next <= offset {
 			continue
 		}
+		if start, end, found, known := s.recent.span(offset, maxBytes, maxOffset, s.size); known {
+			if !found {
+				continue
+			}
+			if end > start {
+				res.Ranges = []FileRange{{File: s.f, Pos: start, Size: end - start}}
+				res.Size = end - start
+			}
+			return res, nil
+		}
 		start, h, ok, err := s.find(offset)
 		if err != nil {
 			return res, err

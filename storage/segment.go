@@ -61,6 +61,7 @@ type segment struct {
 	idxWritten int // entries of index already in the .index file
 	tixWritten int
 	sinceIndex int64
+	recent     recentBatches
 	created    time.Time
 	// deleted: the files were renamed to "*.deleted" (the segment left
 	// the log and waits for its delayed delete).
@@ -223,6 +224,7 @@ func (s *segment) recover(indexInterval int32, allowGaps bool) (bool, error) {
 	}
 	fileSize := st.Size()
 	s.index, s.tindex = s.index[:0], s.tindex[:0]
+	s.recent.reset()
 	s.idxWritten, s.tixWritten = 0, 0
 	s.size, s.next, s.maxTs, s.maxTsOffset, s.sinceIndex = 0, s.base, -1, -1, 0
 	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, fileSize), 1<<20)
@@ -298,6 +300,7 @@ func (s *segment) track(h BatchHeader, pos int64, indexInterval int32) {
 		s.addTimeEntry()
 		s.sinceIndex = 0
 	}
+	s.recent.push(batchSpan{pos: pos, size: h.Size(), last: h.LastOffset()})
 	s.sinceIndex += h.Size()
 	s.next = h.LastOffset() + 1
 }
