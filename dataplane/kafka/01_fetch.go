@@ -171,7 +171,7 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 	}
 	total, failed, _ := h.readFetch(r.Version, parts, maxBytes)
 	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
-		h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes))
+		h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes), fetchWakeOn(replicaID))
 	}
 	h.recordThrottled(parts)
 
@@ -307,11 +307,21 @@ func (h *Handlers) throttleWake(held bool, deadline time.Time) time.Time {
 	return at
 }
 
+// fetchWakeOn is what a parked fetch waits for: a follower reads up to
+// the log end, so appends; a consumer up to the high watermark, so its
+// advances.
+func fetchWakeOn(replicaID int32) partition.Event {
+	if replicaID >= 0 {
+		return partition.WakeFollowerFetch
+	}
+	return partition.WakeConsumerFetch
+}
+
 // waitFetch parks the fetch on its partitions until MinBytes are available,
 // the deadline passes or ctx ends; it re-reads after every wake-up (and
 // when the replication quota held back records and has room again).
-func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64) {
-	w := partition.NewWaiter()
+func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64, on partition.Event) {
+	w := partition.NewWaiter(on)
 	defer w.Close()
 	for i := range parts {
 		if parts[i].p != nil {

@@ -301,6 +301,14 @@ func (s *fetchSession) unwatchLocked() {
 	}
 }
 
+// wakeOn is what the session's parked fetches wait for (fetchWakeOn).
+func (s *fetchSession) wakeOn() partition.Event {
+	if s.follower {
+		return partition.WakeFollowerFetch
+	}
+	return partition.WakeConsumerFetch
+}
+
 // watch makes p the partition sp watches (nil: none).
 func (s *fetchSession) watch(sp *sessionPartition, p *partition.Partition) {
 	if sp.p == p {
@@ -311,7 +319,7 @@ func (s *fetchSession) watch(sp *sessionPartition, p *partition.Partition) {
 	}
 	sp.p = p
 	if p != nil {
-		p.AddWaker(s.wake)
+		p.AddWaker(s.wake, s.wakeOn())
 	}
 }
 

@@ -61,7 +61,7 @@ func (p *Partition) AppendAsFollower(leaderEpoch int32, batches []byte) (storage
 		return info, err
 	}
 	p.mu.Lock()
-	p.notifyLocked()
+	p.notifyLocked(EventAppend)
 	p.mu.Unlock()
 	return info, nil
 }
@@ -111,7 +111,7 @@ func (p *Partition) RestartAt(leaderEpoch int32, offset int64) error {
 func (p *Partition) capHighWatermark() {
 	p.mu.Lock()
 	p.setHighWatermarkLocked(max(min(p.mu.highWatermark, p.log.LogEndOffset()), p.log.LogStartOffset()))
-	p.notifyLocked()
+	p.notifyLocked(EventOther)
 	p.mu.Unlock()
 }
 
@@ -131,7 +131,7 @@ func (p *Partition) UpdateFollowerHighWatermark(leaderEpoch int32, leaderHighWat
 	p.mu.Lock()
 	if hw != p.mu.highWatermark {
 		p.setHighWatermarkLocked(hw)
-		p.notifyLocked()
+		p.notifyLocked(EventHighWatermark)
 	}
 	p.mu.Unlock()
 	return nil

@@ -246,7 +246,7 @@ func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offse
 	if p.mu.followerLEO[replica] != offset {
 		p.mu.followerLEO[replica] = offset
 		if p.advanceHighWatermarkLocked() {
-			p.notifyLocked()
+			p.notifyLocked(EventHighWatermark)
 		}
 	}
 	pc := p.expansionLocked(replica, now)
@@ -404,7 +404,7 @@ func (p *Partition) handleISRAnswer(pc *pendingISR, rp *kmsg.AlterPartitionRespo
 			p.mu.isr.pending = nil
 			p.mu.isr.retryAfter = p.now().Add(isrRetryBackoff)
 		}
-		p.notifyLocked()
+		p.notifyLocked(EventOther)
 		p.mu.Unlock()
 		return true
 	default:
@@ -440,7 +440,7 @@ func (p *Partition) adoptISR(pc *pendingISR, rp *kmsg.AlterPartitionResponseTopi
 			"partition_epoch", p.partitionEpoch)
 	}
 	p.advanceHighWatermarkLocked()
-	p.notifyLocked()
+	p.notifyLocked(EventOther)
 }
 
 // runISRChecks runs the periodic shrink check over every replica until ctx

@@ -71,7 +71,7 @@ type Partition struct {
 		// followerLEO holds each follower's log end offset as reported by
 		// its fetches; reset on every new leader epoch.
 		followerLEO map[int32]int64
-		waiters     map[chan struct{}]struct{}
+		waiters     map[chan struct{}]Event
 		// isr: follower caught-up times, the pending ISR change (isr.go).
 		isr isrState
 	}
@@ -89,7 +89,7 @@ func newPartition(tp storage.TopicPartition, topicID [16]byte, log *storage.Log,
 	}
 	p.mu.highWatermark = log.LogStartOffset()
 	p.mu.followerLEO = map[int32]int64{}
-	p.mu.waiters = map[chan struct{}]struct{}{}
+	p.mu.waiters = map[chan struct{}]Event{}
 	return p
 }
 
@@ -179,7 +179,7 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	if p.role == RoleLeader {
 		p.advanceHighWatermarkLocked()
 	}
-	p.notifyLocked()
+	p.notifyLocked(EventOther)
 	p.mu.Unlock()
 }
 
@@ -190,7 +190,7 @@ func (p *Partition) close() {
 	p.roleMu.Unlock()
 	p.mu.Lock()
 	p.mu.isr.pending = nil
-	p.notifyLocked()
+	p.notifyLocked(EventOther)
 	p.mu.Unlock()
 }
 

@@ -436,7 +436,7 @@ func TestFetchWaiterWokenByAppend(t *testing.T) {
 	m, _ := newTestManager(t)
 	m.ApplyImage(testImage(1, testTopic("t", 1, 2, testNode, 0, []int32{testNode}, nil)))
 	p0, p1 := mustPartition(t, m, "t", 0), mustPartition(t, m, "t", 1)
-	w := NewWaiter()
+	w := NewWaiter(WakeFollowerFetch)
 	w.Watch(p0)
 	w.Watch(p1)
 	woken := make(chan bool, 1)
@@ -453,7 +453,7 @@ func TestFetchWaiterWokenByAppend(t *testing.T) {
 		t.Fatal("Close left the waiter registered")
 	}
 	// An expired deadline returns at once.
-	if NewWaiter().Wait(context.Background(), time.Now().Add(-time.Second)) {
+	if NewWaiter(WakeConsumerFetch).Wait(context.Background(), time.Now().Add(-time.Second)) {
 		t.Fatal("expired wait reported a wake-up")
 	}
 }
@@ -478,5 +478,43 @@ func TestISRShrinkBelowMinimumEndsAcksAllWait(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("ISR shrink did not wake the waiter")
+	}
+}
+
+// TestWaitersWokenOnlyByTheirEvents: with a follower in the ISR, an append
+// does not move the high watermark, so it wakes follower fetches and not
+// consumer fetches or acks=all produces; the follower's fetch that
+// advances the high watermark wakes those two and not the follower fetch.
+func TestWaitersWokenOnlyByTheirEvents(t *testing.T) {
+	m, _ := newTestManager(t)
+	m.ApplyImage(testImage(1, testTopic("t", 1, 1, testNode, 1, []int32{testNode, 2}, nil)))
+	p := mustPartition(t, m, "t", 0)
+	follower, consumer := NewWaiter(WakeFollowerFetch), NewWaiter(WakeConsumerFetch)
+	defer follower.Close()
+	defer consumer.Close()
+	follower.Watch(p)
+	consumer.Watch(p)
+	woken := func(w *Waiter) bool {
+		select {
+		case <-w.ch:
+			return true
+		default:
+			return false
+		}
+	}
+	if _, err := p.AppendAsLeader(batchOf(3, 50), -1); err != nil {
+		t.Fatal(err)
+	}
+	if !woken(follower) || woken(consumer) {
+		t.Fatal("an append that leaves the high watermark should wake the follower fetch and only it")
+	}
+	if err := p.UpdateFollowerFetch(2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if p.HighWatermark() != 3 {
+		t.Fatalf("high watermark %d, want 3", p.HighWatermark())
+	}
+	if woken(follower) || !woken(consumer) {
+		t.Fatal("a high watermark advance should wake the consumer fetch and only it")
 	}
 }

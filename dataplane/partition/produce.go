@@ -79,8 +79,11 @@ func (p *Partition) AppendAsLeader(batch []byte, requiredAcks int16) (AppendResu
 		}
 	}
 	p.mu.Lock()
-	p.advanceHighWatermarkLocked()
-	p.notifyLocked() // the log end moved: wakes follower fetches too
+	ev := EventAppend // wakes follower fetches
+	if p.advanceHighWatermarkLocked() {
+		ev |= EventHighWatermark // a leader alone in its ISR commits at once
+	}
+	p.notifyLocked(ev)
 	p.mu.Unlock()
 	return res, nil
 }
@@ -115,7 +118,7 @@ func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) error {
 	if ok, err := p.committed(res); ok || err != nil {
 		return err
 	}
-	w := NewWaiter()
+	w := NewWaiter(WakeProduce)
 	defer w.Close()
 	w.Watch(p)
 	for {

@@ -5,28 +5,53 @@ import (
 	"time"
 )
 
+// Event is a kind of partition state change; a waiter names the kinds
+// that can satisfy it and sleeps through the others.
+type Event uint8
+
+const (
+	// EventAppend: the log end moved (records appended). What a
+	// follower's fetch waits for: followers read up to the log end.
+	EventAppend Event = 1 << iota
+	// EventHighWatermark: the high watermark moved. What an acks=all
+	// produce and a consumer's fetch (which reads up to it) wait for.
+	EventHighWatermark
+	// EventOther: anything else (role, leader epoch, ISR change,
+	// truncation, close). It wakes every waiter.
+	EventOther
+
+	// WakeFollowerFetch and WakeConsumerFetch are what a fetch from a
+	// follower replica and from a consumer wait for.
+	WakeFollowerFetch = EventAppend | EventOther
+	WakeConsumerFetch = EventHighWatermark | EventOther
+	// WakeProduce is what an acks=all produce waits for.
+	WakeProduce = EventHighWatermark | EventOther
+)
+
 // Waiter is one request parked in the purgatory of one or more partitions
 // (an acks=all produce waiting for the high watermark, a fetch waiting for
-// MinBytes). Every state change of a watched partition (append, high
-// watermark advance, role change, close) wakes it; the caller then re-checks
-// its condition. A wake-up that arrives between the check and Wait is kept
-// (the channel holds one pending signal), so none is lost.
+// MinBytes). A state change of a watched partition of a kind the waiter
+// asked for (Event) wakes it; the caller then re-checks its condition. A
+// wake-up that arrives between the check and Wait is kept (the channel
+// holds one pending signal), so none is lost.
 //
 // A Waiter belongs to one goroutine; Close it when done.
 type Waiter struct {
 	ch      chan struct{}
+	on      Event
 	watched []*Partition
 }
 
-// NewWaiter returns a waiter watching nothing yet.
-func NewWaiter() *Waiter {
-	return &Waiter{ch: make(chan struct{}, 1)}
+// NewWaiter returns a waiter watching nothing yet, woken by the changes
+// in on (EventOther is always included).
+func NewWaiter(on Event) *Waiter {
+	return &Waiter{ch: make(chan struct{}, 1), on: on | EventOther}
 }
 
 // Watch adds p to the partitions whose changes wake the waiter.
 func (w *Waiter) Watch(p *Partition) {
 	p.mu.Lock()
-	p.mu.waiters[w.ch] = struct{}{}
+	p.mu.waiters[w.ch] = w.on
 	p.mu.Unlock()
 	w.watched = append(w.watched, p)
 }
@@ -64,11 +89,14 @@ func (w *Waiter) Close() {
 	w.watched = nil
 }
 
-// notifyLocked wakes every waiter of p and counts the change (Changes).
-// Caller holds p.mu.
-func (p *Partition) notifyLocked() {
+// notifyLocked wakes the waiters of p that wait for a change of kind ev
+// and counts the change (Changes). Caller holds p.mu.
+func (p *Partition) notifyLocked(ev Event) {
 	p.changes.Add(1)
-	for ch := range p.mu.waiters {
+	for ch, on := range p.mu.waiters {
+		if on&ev == 0 {
+			continue
+		}
 		select {
 		case ch <- struct{}{}:
 		default: // a signal is already pending
@@ -92,12 +120,12 @@ func (p *Partition) Waiting() int {
 func (p *Partition) Changes() uint64 { return p.changes.Load() }
 
 // AddWaker registers ch to get a signal (non-blocking send) on every state
-// change of p until RemoveWaker: a fetch session parks on one channel for
-// all its partitions, registered once rather than on every fetch. ch should
-// have a buffer of 1.
-func (p *Partition) AddWaker(ch chan struct{}) {
+// change of p of a kind in on (EventOther always) until RemoveWaker: a
+// fetch session parks on one channel for all its partitions, registered
+// once rather than on every fetch. ch should have a buffer of 1.
+func (p *Partition) AddWaker(ch chan struct{}, on Event) {
 	p.mu.Lock()
-	p.mu.waiters[ch] = struct{}{}
+	p.mu.waiters[ch] = on | EventOther
 	p.mu.Unlock()
 }
 
