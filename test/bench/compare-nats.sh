@@ -19,18 +19,23 @@
 #   2. fixed rate, the latency scenario of issue 13: RATE msg/s (default
 #      20000; "auto": half of JetStream's unthrottled 1 KiB rate; 0 skips)
 #      of 1 KiB incompressible records from CLIENTS producers (default 4),
-#      WARMUP seconds (default 5) not measured, then RATE_SECONDS (default
-#      30) measured; REPEAT times (default 1), one report row per run.
-#      skein: a fresh topic of PARTITIONS partitions (default 6) per run,
-#      `--linger 0`, latency per record from its Produce call to its
-#      acknowledgement, the warm-up in the same run (--warmup).
+#      each with its own connection(s), open loop; WARMUP seconds (default
+#      5) not measured, then RATE_SECONDS (default 30) measured; REPEAT
+#      times (default 1), one report row per run. Latency per message, from
+#      its publish call to its acknowledgement.
+#      skein: a fresh topic of PARTITIONS partitions (default 6) per run;
+#      `skein bench produce --clients --throughput --warmup --duration
+#      --linger 0`.
 #      JetStream: a fresh R3 stream per run (one stream: JetStream does not
-#      partition), a separate warm-up run (nats bench has no warm-up), then
-#      the measured run; latency per batch of NATS_RATE_BATCH (default 100)
-#      async publishes: from the batch's first publish, less the pacing
-#      sleeps, to its last acknowledgement (about the latency of the
-#      batch's last message, sampled once per batch), so over_50ms is not
-#      available and p99.9 rests on fewer samples.
+#      partition); test/bench/natsref (nats.go async publishes, the same
+#      pacing, warm-up and report as skein bench produce; a Go module of its
+#      own, built by this script). NATS_RATE_TOOL=bench uses `nats bench js
+#      pub async --clients --throughput` instead, after a separate warm-up
+#      run (it has none); its latency is per batch of NATS_RATE_BATCH
+#      (default 100) publishes less the pacing sleeps it asked for, so each
+#      sleep's overshoot counts as latency: at 2000 msg/s its p50 read 4.8,
+#      43 and 229 ms with batches of 10, 100 and 500. Only its msgs/s and
+#      CPU are comparable.
 # Every phase reports the servers' CPU time per GB (1e9 bytes) of
 # acknowledged message bytes: skein's from `skein bench produce
 # --server-pids` (the measured window), JetStream's from /proc/PID/stat of
@@ -57,11 +62,16 @@ WARMUP=${WARMUP:-5}
 RATE_SECONDS=${RATE_SECONDS:-30}
 REPEAT=${REPEAT:-1}
 ONLY=${ONLY:-}
+NATS_RATE_TOOL=${NATS_RATE_TOOL:-natsref}
 NATS_RATE_BATCH=${NATS_RATE_BATCH:-100}
 NATS_SERVER_VERSION=${NATS_SERVER_VERSION:-v2.15.2}
 NATSCLI_VERSION=${NATSCLI_VERSION:-v0.5.0}
 NATS_GOBIN=${NATS_GOBIN:-${TMPDIR:-/tmp}/skein-bench-gobin}
 
+case "$NATS_RATE_TOOL" in
+natsref | bench) ;;
+*) echo "NATS_RATE_TOOL=$NATS_RATE_TOOL: want natsref or bench" >&2; exit 2 ;;
+esac
 case "$ONLY" in
 "" | skein | jetstream) ;;
 *) echo "ONLY=$ONLY: want skein, jetstream or nothing (both)" >&2; exit 2 ;;
@@ -97,6 +107,10 @@ tool() { # name module@version
 if run_nats; then
 	NATS_SERVER=$(tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION")
 	NATS=$(tool nats "github.com/nats-io/natscli/nats@$NATSCLI_VERSION")
+	if [ "$NATS_RATE_TOOL" = natsref ]; then
+		NATSREF=$work/natsref
+		(cd test/bench/natsref && go build -o "$NATSREF" .)
+	fi
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -132,6 +146,12 @@ echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $v
 # Report rows: label|system|msgs/s|MiB/s|p50|p99|p99.9|max|over_50ms|cpu s/GB
 rows=()
 declare -A result # system-phase -> "msgs/s MiB/s p99_ms" for the ratios
+
+# json_row label system json: a report row from the JSON of skein bench
+# produce or natsref.
+json_row() {
+	python3 -c 'import json,sys; d=json.loads(sys.argv[3]); print("%s|%s|%.0f|%.2f|%.2f|%.2f|%.2f|%.2f|%d|%.2f" % (sys.argv[1], sys.argv[2], d["records_per_sec"], d["mb_per_sec"], d["p50_ms"], d["p99_ms"], d["p999_ms"], d["max_ms"], d["over_50ms"], d["server_cpu_s_per_gb"]))' "$1" "$2" "$3"
+}
 
 # ---- JetStream: 3-node cluster, R3 file streams ---------------------------
 if run_nats; then
@@ -173,11 +193,24 @@ nats_max() { # size num: one client, unthrottled
 	cpu=$(python3 -c "print($(cpu_seconds "${nats_pids[@]}") - $before)")
 	grep -m1 'stats:' "$out" | sed "s/^/jetstream ${size}B unthrottled: /"
 	# MsgsPerSec, BytesPerSec, Max, P50, P99, P99.9 latency in µs (columns 5, 6, 10, 11, 13, 14).
-	read -r mps mib p50 p99 p999 max < <(awk -F, 'NR==2 { printf "%s %.2f %.2f %.2f %.2f %.2f", $5, $6/1048576, $11/1000, $13/1000, $14/1000, $10/1000 }' "$csv")
+	read -r mps mib p50 p99 p999 max < <(awk -F, 'NR==2 { printf "%s %.2f %.2f %.2f %.2f %.2f\n", $5, $6/1048576, $11/1000, $13/1000, $14/1000, $10/1000 }' "$csv")
 	rows+=("${size}B unthrottled|jetstream|$mps|$mib|$p50|$p99|$p999|$max|-|$(per_gb "$cpu" "$num" "$size")")
 	result["jetstream-max-$size"]="$mps $mib $p99"
 }
-nats_rate() { # run: CLIENTS clients at RATE msg/s of 1 KiB, after a warm-up run
+nats_rate() { # run: CLIENTS clients at RATE msg/s of 1 KiB, warm-up included
+	local run=$1 stream="b-rate-$1" out row
+	[ "$NATS_RATE_TOOL" = bench ] && { nats_rate_bench "$run"; return; }
+	out=$("$NATSREF" --server "$urls" --stream "$stream" --subject "bench.rate.$run" --create --replicas 3 \
+		--clients "$CLIENTS" --rate "$RATE" --warmup "${WARMUP}s" --duration "${RATE_SECONDS}s" --size 1024 \
+		--server-pids "$(IFS=,; echo "${nats_pids[*]}")")
+	"$NATS" -s "$urls" stream rm -f "$stream" >/dev/null 2>&1 || true
+	echo "jetstream 1024B at $RATE msg/s, run $run: $out"
+	row=$(json_row "1024B at $RATE msg/s" jetstream "$out")
+	rows+=("$row")
+	IFS='|' read -r _ _ mps mib _ p99 _ <<<"$row"
+	result["jetstream-rate-$run"]="$mps $mib $p99"
+}
+nats_rate_bench() { # run: as nats_rate with nats bench, after a warm-up run
 	local run=$1 stream="b-rate-$1" subject="bench.rate.$1" out="$work/rate-$1.out" before cpu num maxmb
 	head -c 1024 /dev/urandom >"$work/payload-1k"
 	num=$((RATE * RATE_SECONDS))
@@ -209,8 +242,8 @@ nats_rate() { # run: CLIENTS clients at RATE msg/s of 1 KiB, after a warm-up run
 	EOF
 	) || { echo "cannot parse nats bench output:" >&2; cat "$out" >&2; return 1; }
 	read -r mps mib p50 p99 p999 max <<<"$parsed"
-	echo "jetstream 1024B at $RATE msg/s, run $run: $mps msgs/s, p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms, max $max ms, server CPU $cpu s"
-	rows+=("1024B at $RATE msg/s|jetstream|$mps|$mib|$p50|$p99|$p999|$max|-|$(per_gb "$cpu" "$num" 1024)")
+	echo "jetstream (nats bench) 1024B at $RATE msg/s, run $run: $mps msgs/s, p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms, max $max ms, server CPU $cpu s"
+	rows+=("1024B at $RATE msg/s|js-bench|$mps|$mib|$p50|$p99|$p999|$max|-|$(per_gb "$cpu" "$num" 1024)")
 	result["jetstream-rate-$run"]="$mps $mib $p99"
 }
 
@@ -249,16 +282,13 @@ start_skein() {
 	return 1
 }
 skein() { "$SKEIN" "$@" --bootstrap-server "127.0.0.1:$sport" --log-level error; }
-skein_row() { # label json: a report row from bench produce's JSON
-	python3 -c 'import json,sys; d=json.loads(sys.argv[2]); print("%s|skein|%.0f|%.2f|%.2f|%.2f|%.2f|%.2f|%d|%.2f" % (sys.argv[1], d["records_per_sec"], d["mb_per_sec"], d["p50_ms"], d["p99_ms"], d["p999_ms"], d["max_ms"], d["over_50ms"], d["server_cpu_s_per_gb"]))' "$1" "$2"
-}
 skein_max() { # size num: one client, unthrottled, one partition
 	local size=$1 num=$2 topic="bench-max-$1" out row
 	skein topic create "$topic" --partitions 1 --replication-factor 3 --config min.insync.replicas=2 >/dev/null
 	out=$(skein bench produce --topic "$topic" --partitions 1 --record-size "$size" --num-records "$num" --acks all \
 		--server-pids "$skein_pid" --no-progress --json)
 	echo "skein ${size}B unthrottled: $out"
-	row=$(skein_row "${size}B unthrottled" "$out")
+	row=$(json_row "${size}B unthrottled" skein "$out")
 	rows+=("$row")
 	IFS='|' read -r _ _ mps mib _ p99 _ <<<"$row"
 	result["skein-max-$size"]="$mps $mib $p99"
@@ -271,7 +301,7 @@ skein_rate() { # run: CLIENTS clients at RATE msg/s of 1 KiB, warm-up included
 		--no-progress --json)
 	skein topic delete "$topic" >/dev/null 2>&1 || true
 	echo "skein 1024B at $RATE msg/s, run $run: $out"
-	row=$(skein_row "1024B at $RATE msg/s" "$out")
+	row=$(json_row "1024B at $RATE msg/s" skein "$out")
 	rows+=("$row")
 	IFS='|' read -r _ _ mps mib _ p99 _ <<<"$row"
 	result["skein-rate-$run"]="$mps $mib $p99"
@@ -313,5 +343,7 @@ median_p99() { # system: the median p99 of its fixed-rate runs
 	[ "${#v[@]}" -gt 0 ] && python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "${v[@]}"
 }
 if [ "$RATE" != 0 ] && run_skein && run_nats; then
-	echo "p99 at $RATE msg/s, 1 KiB (median of $REPEAT): skein $(median_p99 skein) ms, JetStream $(median_p99 jetstream) ms (target: skein <= JetStream)"
+	note=""
+	[ "$NATS_RATE_TOOL" = bench ] && note="; nats bench's latency counts its pacing sleeps' overshoot, not comparable"
+	echo "p99 at $RATE msg/s, 1 KiB (median of $REPEAT): skein $(median_p99 skein) ms, JetStream $(median_p99 jetstream) ms (target: skein <= JetStream$note)"
 fi
