@@ -85,8 +85,10 @@ bench: build
 
 # Replicated produce, skein (3 brokers, RF=3, min.insync.replicas=2,
 # acks=all) against a 3-node NATS JetStream cluster with an R3 file stream,
-# side by side. Installs nats-server and natscli with `go install` into a
-# temporary GOBIN when they are not on PATH. Never part of `make test`.
+# side by side; the last phase is bench-latency's fixed-load scenario for
+# both (JetStream's load from test/bench/natsref, a module of its own).
+# Installs nats-server and natscli with `go install` into a temporary GOBIN
+# when they are not on PATH. Never part of `make test`.
 bench-nats: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) test/bench/compare-nats.sh
 
