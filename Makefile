@@ -27,7 +27,7 @@ FUZZ_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 # Bound on the end-to-end tests (they start real processes).
 E2E_TIMEOUT ?= 8m
 
-.PHONY: all build run test unit fuzz-short fuzz e2e test-slow bench bench-nats bench-scale bench-reassign chaos clean
+.PHONY: all build run test unit fuzz-short fuzz e2e test-slow bench bench-nats bench-latency bench-scale bench-reassign chaos clean
 
 all: build
 
@@ -85,10 +85,24 @@ bench: build
 
 # Replicated produce, skein (3 brokers, RF=3, min.insync.replicas=2,
 # acks=all) against a 3-node NATS JetStream cluster with an R3 file stream,
-# side by side. Installs nats-server and natscli with `go install` into a
-# temporary GOBIN when they are not on PATH. Never part of `make test`.
+# side by side; the last phase is bench-latency's fixed-load scenario for
+# both (JetStream's load from test/bench/natsref, a module of its own).
+# Installs nats-server and natscli with `go install` into a temporary GOBIN
+# when they are not on PATH. Never part of `make test`.
 bench-nats: build
 	SKEIN_BIN=$(CURDIR)/$(BIN) test/bench/compare-nats.sh
+
+# Produce latency at a fixed load (issue 13), skein alone: `skein dev`
+# (3 brokers), a topic of 6 partitions, RF 3, min.insync.replicas=2; 4
+# clients at 20,000 msg/s of 1 KiB, acks=all, linger 0, 5 s warm-up, 30 s
+# measured; REPEAT runs (default 3), each a row with p50/p99/p99.9/max,
+# records over 50 ms and the brokers' CPU s/GB. RATE, CLIENTS, PARTITIONS,
+# WARMUP and RATE_SECONDS override the scenario (see
+# test/bench/compare-nats.sh, whose fixed-rate phase this is; `make
+# bench-nats` runs it against JetStream too). Never part of `make test`.
+bench-latency: REPEAT ?= 3
+bench-latency: build
+	ONLY=skein NUM_1K=0 NUM_100=0 REPEAT=$(REPEAT) SKEIN_BIN=$(CURDIR)/$(BIN) test/bench/compare-nats.sh
 
 # Metadata at scale (issue 11): 3 controllers + 3 brokers as processes,
 # BENCH_PARTITIONS (default 10000) partitions of RF 3 in topics of 100;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 )
 
 // Latency histogram bounds, in microseconds.
@@ -21,22 +23,37 @@ const (
 	latencyMaxMicros = int64(10 * time.Minute / time.Microsecond)
 )
 
+// slowRecord is the latency over which a record counts in over_50ms.
+const slowRecord = 50 * time.Millisecond
+
+// maxBenchClients bounds --clients.
+const maxBenchClients = 1000
+
 func benchProduceCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "produce",
 		Usage: "produce fixed-size records as fast as possible (or at --throughput) and report throughput and latency",
+		Description: "Latency is from each record's Produce call to its acknowledgement. With --warmup, records\n" +
+			"   produced in the warm-up are produced but left out of the report: its records, seconds, rates,\n" +
+			"   latencies and CPU times cover the measured window, from the end of the warm-up to the end of\n" +
+			"   the final flush. --server-pids reports the CPU time of the given processes (all their threads,\n" +
+			"   from /proc/PID/stat) in that window, and per GB: per 1e9 bytes of acknowledged record values.",
 		Flags: withCommon(append([]cli.Flag{
 			bootstrapServerFlag(),
 			stringFlag("topic", "topic to produce to (created if missing)", "skein-bench"),
-			int64Flag("num-records", "records to produce", 1_000_000),
+			int64Flag("num-records", "records to produce, the warm-up's included", 1_000_000),
 			intFlag("record-size", "bytes per record value", 1024),
-			float64Flag("throughput", "records per second to aim for (-1: unlimited)", -1),
+			float64Flag("throughput", "records per second to aim for, all clients together (-1: unlimited)", -1),
+			durationFlag("duration", "with --throughput: produce for this long after --warmup instead of --num-records (records = throughput x (warmup + duration))", 0),
+			durationFlag("warmup", "produce for this long before measuring; those records are not in the report", 0),
+			intFlag("clients", "independent producers (a client with its own connections each), sharing --throughput and --num-records", 1),
+			stringFlag("server-pids", "comma-separated pids of the server processes whose CPU time to report (server_cpu_seconds, server_cpu_s_per_gb per 1e9 bytes of acknowledged values)", ""),
 			acksFlag(),
 			intFlag("partitions", "partitions of the topic when it is created", 1),
 			intFlag("replication-factor", "replication factor of the topic when it is created (-1: the broker's default)", -1),
 			intFlag("batch-max-bytes", "producer batch size limit in bytes (0: the client's default)", 0),
 			durationFlag("linger", "how long the producer waits to fill a batch (0: no linger)", 0),
-			intFlag("max-buffered-records", "records the producer buffers before Produce blocks (0: the client's default)", 0),
+			intFlag("max-buffered-records", "records each producer buffers before Produce blocks (0: the client's default)", 0),
 			boolFlag("idempotent", "idempotent producer (needs --acks all)", true),
 			stringFlag("compression", "batch compression: none, gzip, snappy, lz4, zstd", "none"),
 			durationFlag("delivery-timeout", "fail a record not acknowledged after this long", 2*time.Minute),
@@ -45,7 +62,9 @@ func benchProduceCommand() *cli.Command {
 	}
 }
 
-// produceResult is the final report; compare.sh reads the JSON form.
+// produceResult is the final report; compare.sh and compare-nats.sh read
+// the JSON form. Everything but Clients and WarmupSeconds covers the
+// measured window only (after the warm-up, to the end of the flush).
 type produceResult struct {
 	Records       int64   `json:"records"`
 	Failed        int64   `json:"failed"`
@@ -58,12 +77,119 @@ type produceResult struct {
 	P50Ms         float64 `json:"p50_ms"`
 	P99Ms         float64 `json:"p99_ms"`
 	P999Ms        float64 `json:"p999_ms"`
+	P9999Ms       float64 `json:"p9999_ms"`
+	// Over50Ms counts the records acknowledged more than 50 ms after their
+	// Produce call.
+	Over50Ms      int64   `json:"over_50ms"`
+	WarmupSeconds float64 `json:"warmup_seconds"`
+	Clients       int     `json:"clients"`
+	// BehindMsMax is how far the paced generator fell behind its schedule
+	// at worst (0 without --throughput): a saturated client shows here.
+	BehindMsMax      float64 `json:"behind_ms_max"`
+	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+	// Set with --server-pids only.
+	ServerCPUSeconds *float64 `json:"server_cpu_seconds,omitempty"`
+	ServerCPUSPerGB  *float64 `json:"server_cpu_s_per_gb,omitempty"`
 }
 
-// String is the kafka-producer-perf-test style summary line.
+// String is the kafka-producer-perf-test style summary line, with the
+// extra figures after it.
 func (r produceResult) String() string {
-	return fmt.Sprintf("%d records sent, %.1f records/sec (%.2f MB/sec), %.1f ms avg latency, %.1f ms max latency, %d ms 50th, %d ms 99th, %d ms 99.9th.",
-		r.Records, r.RecordsPerSec, r.MBPerSec, r.AvgMs, r.MaxMs, int64(r.P50Ms), int64(r.P99Ms), int64(r.P999Ms))
+	s := fmt.Sprintf("%d records sent, %.1f records/sec (%.2f MB/sec), %.1f ms avg latency, %.1f ms max latency, %d ms 50th, %d ms 99th, %d ms 99.9th, %d ms 99.99th; %d records over 50 ms; client CPU %.2f s",
+		r.Records, r.RecordsPerSec, r.MBPerSec, r.AvgMs, r.MaxMs, int64(r.P50Ms), int64(r.P99Ms), int64(r.P999Ms), int64(r.P9999Ms),
+		r.Over50Ms, r.ClientCPUSeconds)
+	if r.ServerCPUSeconds != nil {
+		s += fmt.Sprintf("; server CPU %.2f s (%.2f s/GB)", *r.ServerCPUSeconds, *r.ServerCPUSPerGB)
+	}
+	if r.BehindMsMax > 0 {
+		s += fmt.Sprintf("; generator at most %.1f ms behind", r.BehindMsMax)
+	}
+	return s + "."
+}
+
+// withCPU fills in the CPU figures of the measured window.
+func (r *produceResult) withCPU(used cpuSample, server bool) {
+	r.ClientCPUSeconds = used.client.Seconds()
+	if !server {
+		return
+	}
+	seconds := used.server.Seconds()
+	perGB := 0.0
+	if bytes := float64(r.Records) * float64(r.RecordSize); bytes > 0 {
+		perGB = seconds / (bytes / 1e9)
+	}
+	r.ServerCPUSeconds, r.ServerCPUSPerGB = &seconds, &perGB
+}
+
+// producePlan is what one run produces: how many records, how fast, by
+// how many clients.
+type producePlan struct {
+	records   int64         // all clients' records, the warm-up's included
+	perSecond float64       // all clients together; <= 0: unlimited
+	warmup    time.Duration // not measured
+	clients   int
+}
+
+// newProducePlan checks the flags and derives the record count: --duration
+// (with --throughput) stands for --num-records.
+func newProducePlan(numRecords int64, numSet bool, perSecond float64, duration, warmup time.Duration, clients int) (producePlan, error) {
+	p := producePlan{records: numRecords, perSecond: perSecond, warmup: warmup, clients: clients}
+	switch {
+	case clients < 1 || clients > maxBenchClients:
+		return p, fmt.Errorf("--clients %d: want 1..%d", clients, maxBenchClients)
+	case warmup < 0:
+		return p, fmt.Errorf("--warmup %s: want 0 or more", warmup)
+	case duration < 0:
+		return p, fmt.Errorf("--duration %s: want 0 or more", duration)
+	case duration > 0 && perSecond <= 0:
+		return p, errors.New("--duration needs --throughput: the record count is throughput x (warmup + duration)")
+	case duration > 0 && numSet:
+		return p, errors.New("give --num-records or --duration, not both")
+	}
+	if duration > 0 {
+		p.records = int64(math.Round(perSecond * (warmup + duration).Seconds()))
+	}
+	if p.records <= 0 {
+		return p, fmt.Errorf("%d records: want at least 1", p.records)
+	}
+	return p, nil
+}
+
+// schedule returns client k's share: every clients-th record, starting at
+// the k-th, so the remainder goes to the first clients and the clients'
+// records interleave evenly in time.
+func (p producePlan) schedule(start time.Time, k int) schedule {
+	n, stride := p.records, int64(p.clients)
+	num := n / stride
+	if int64(k) < n%stride {
+		num++
+	}
+	return schedule{start: start, first: int64(k), stride: stride, num: num, perSecond: p.perSecond}
+}
+
+// schedule is one client's records: its record i is record first+i*stride
+// of the run, due at (first+i*stride)/perSecond after the start.
+type schedule struct {
+	start     time.Time
+	first     int64
+	stride    int64
+	num       int64   // this client's records
+	perSecond float64 // the whole run's; <= 0: unpaced
+}
+
+// due is when this client's record i is due.
+func (s schedule) due(i int64) time.Time {
+	return s.start.Add(time.Duration(float64(s.first+i*s.stride) / s.perSecond * float64(time.Second)))
+}
+
+// dueBy is how many of this client's records are due elapsed after the
+// start (at most num).
+func (s schedule) dueBy(elapsed time.Duration) int64 {
+	last := int64(math.Floor(elapsed.Seconds() * s.perSecond)) // the run's last due record
+	if last < s.first {
+		return 0
+	}
+	return min(s.num, (last-s.first)/s.stride+1)
 }
 
 // compressionCodec maps --compression onto franz-go's codec.
@@ -127,24 +253,41 @@ func benchPayload(size int) []byte {
 	return payload
 }
 
-// producerBench is one running produce bench. The promise (done) runs on
-// the client's goroutines; the histograms are guarded by mu.
-type producerBench struct {
-	records sync.Pool // *kgo.Record, reused across Produce calls
+// benchRecord is a pooled record with its Produce call's time: franz-go
+// truncates Record.Timestamp to the millisecond, which would add up to
+// 1 ms to every latency. It is its own record's Context (never cancelled),
+// so the promise finds it again without an allocation.
+type benchRecord struct {
+	context.Context // context.Background()
+	rec             kgo.Record
+	sent            time.Time
+}
 
-	acked  atomic.Int64
-	failed atomic.Int64
-	mu     struct {
+// producerBench is one running produce bench, shared by its clients. The
+// promise (done) runs on the clients' goroutines; the histograms are
+// guarded by mu.
+type producerBench struct {
+	records sync.Pool // *benchRecord, reused across Produce calls
+	// measureStart is the end of the warm-up: records produced before it
+	// are not measured. Set before the first record.
+	measureStart time.Time
+
+	acked       atomic.Int64 // every record, the warm-up's included
+	failed      atomic.Int64
+	behindNanos atomic.Int64 // max over the clients
+	mu          struct {
 		sync.Mutex
-		total       *hdrhistogram.Histogram // every acked record's latency, µs
+		total       *hdrhistogram.Histogram // every measured record's latency, µs
+		over        int64                   // measured records slower than slowRecord
 		window      *hdrhistogram.Histogram // since the last stats line, µs
 		windowStart time.Time
 		firstErr    error
 	}
 }
 
-func newProducerBench() *producerBench {
-	b := &producerBench{records: sync.Pool{New: func() any { return new(kgo.Record) }}}
+func newProducerBench(measureStart time.Time) *producerBench {
+	b := &producerBench{measureStart: measureStart}
+	b.records.New = func() any { return &benchRecord{Context: context.Background()} }
 	b.mu.total = hdrhistogram.New(latencyMinMicros, latencyMaxMicros, 3)
 	b.mu.window = hdrhistogram.New(latencyMinMicros, latencyMaxMicros, 3)
 	b.mu.windowStart = time.Now()
@@ -152,10 +295,18 @@ func newProducerBench() *producerBench {
 }
 
 // done is the promise of every record: latency is from the Produce call
-// (the record's timestamp) to the acknowledgement.
+// to the acknowledgement.
 func (b *producerBench) done(r *kgo.Record, err error) {
-	latency := time.Since(r.Timestamp).Microseconds()
-	b.records.Put(r)
+	now := time.Now()
+	br := r.Context.(*benchRecord)
+	sent := br.sent
+	b.records.Put(br)
+	b.observe(sent, now, err)
+}
+
+// observe accounts one record produced at sent and acknowledged (or
+// failed) at acked.
+func (b *producerBench) observe(sent, acked time.Time, err error) {
 	if err != nil {
 		b.failed.Add(1)
 		b.mu.Lock()
@@ -165,15 +316,33 @@ func (b *producerBench) done(r *kgo.Record, err error) {
 		b.mu.Unlock()
 		return
 	}
-	latency = min(max(latency, latencyMinMicros), latencyMaxMicros)
+	latency := acked.Sub(sent)
+	micros := min(max(latency.Microseconds(), latencyMinMicros), latencyMaxMicros)
+	measured := !sent.Before(b.measureStart)
 	b.mu.Lock()
-	_ = b.mu.total.RecordValue(latency)
-	_ = b.mu.window.RecordValue(latency)
+	_ = b.mu.window.RecordValue(micros)
+	if measured {
+		_ = b.mu.total.RecordValue(micros)
+		if latency > slowRecord {
+			b.mu.over++
+		}
+	}
 	b.mu.Unlock()
 	b.acked.Add(1)
 }
 
-// windowLine is the periodic stats line; it starts a new window.
+// noteBehind keeps the largest lag of a client's generator.
+func (b *producerBench) noteBehind(d time.Duration) {
+	for {
+		cur := b.behindNanos.Load()
+		if int64(d) <= cur || b.behindNanos.CompareAndSwap(cur, int64(d)) {
+			return
+		}
+	}
+}
+
+// windowLine is the periodic stats line; it starts a new window. It counts
+// the warm-up's records too.
 func (b *producerBench) windowLine(recordSize int) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -188,6 +357,8 @@ func (b *producerBench) windowLine(recordSize int) string {
 	return line
 }
 
+// result is the report of the measured records over elapsed, the length
+// of the measured window.
 func (b *producerBench) result(recordSize int, elapsed time.Duration) produceResult {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -205,6 +376,9 @@ func (b *producerBench) result(recordSize int, elapsed time.Duration) produceRes
 		P50Ms:         float64(h.ValueAtQuantile(50)) / 1000,
 		P99Ms:         float64(h.ValueAtQuantile(99)) / 1000,
 		P999Ms:        float64(h.ValueAtQuantile(99.9)) / 1000,
+		P9999Ms:       float64(h.ValueAtQuantile(99.99)) / 1000,
+		Over50Ms:      b.mu.over,
+		BehindMsMax:   float64(b.behindNanos.Load()) / float64(time.Millisecond),
 	}
 }
 
@@ -214,39 +388,64 @@ func (b *producerBench) firstErr() error {
 	return b.mu.firstErr
 }
 
-// produceLoop produces num records of payload, paced to perSecond when it
-// is positive, until ctx ends or a record fails. It returns how many
-// records it handed to the client. Nothing is allocated per record beyond
-// what the pool cannot reuse.
-func (b *producerBench) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte, num int64, perSecond float64) int64 {
+// produceLoop produces one client's records of payload on its schedule
+// until ctx ends or a record fails. It returns how many records it handed
+// to the client. Nothing is allocated per record beyond what the pool
+// cannot reuse.
+//
+// Pacing is open-loop: after each sleep, every record due by then goes out
+// at once. Sleeps overshoot (short ones by about a millisecond when the
+// runtime parks in the network poller) and a slow Produce call (a full
+// buffer) delays the next records; catching up keeps the offered load at
+// --throughput instead of drifting below it, and the largest lag behind
+// the schedule in the measured window goes to behind_ms_max.
+func (b *producerBench) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte, s schedule) int64 {
 	promise := b.done
-	start := time.Now()
+	paced := s.perSecond > 0
+	var behind time.Duration
+	defer func() { b.noteBehind(behind) }()
 	var i int64
-	for ; i < num; i++ {
-		if ctx.Err() != nil || b.failed.Load() > 0 {
-			break
-		}
-		if perSecond > 0 {
-			due := start.Add(time.Duration(float64(i) / perSecond * float64(time.Second)))
-			if wait := time.Until(due); wait > 0 {
+	for i < s.num {
+		burst := s.num
+		if paced {
+			if wait := time.Until(s.due(i)); wait > 0 {
 				time.Sleep(wait) // pacing to --throughput, not waiting for a condition
 			}
+			burst = max(i+1, s.dueBy(time.Since(s.start)))
 		}
-		r := b.records.Get().(*kgo.Record)
-		*r = kgo.Record{Value: payload, Timestamp: time.Now()}
-		cl.Produce(context.Background(), r, promise)
+		for ; i < burst; i++ {
+			if ctx.Err() != nil || b.failed.Load() > 0 {
+				return i
+			}
+			br := b.records.Get().(*benchRecord)
+			now := time.Now()
+			br.rec = kgo.Record{Value: payload, Timestamp: now, Context: br}
+			br.sent = now
+			if paced && !now.Before(b.measureStart) {
+				behind = max(behind, now.Sub(s.due(i)))
+			}
+			cl.Produce(context.Background(), &br.rec, promise)
+		}
 	}
 	return i
 }
 
 func runBenchProduce(c *cli.Context) error {
-	num := c.Int64("num-records")
 	size := c.Int("record-size")
-	switch {
-	case num <= 0:
-		return fmt.Errorf("--num-records %d: want at least 1", num)
-	case size < 0 || size > 100<<20:
+	if size < 0 || size > 100<<20 {
 		return fmt.Errorf("--record-size %d: want 0..%d", size, 100<<20)
+	}
+	plan, err := newProducePlan(c.Int64("num-records"), c.IsSet("num-records"), c.Float64("throughput"),
+		c.Duration("duration"), c.Duration("warmup"), c.Int("clients"))
+	if err != nil {
+		return err
+	}
+	pids, err := parsePids(c.String("server-pids"))
+	if err != nil {
+		return err
+	}
+	if _, err := processCPU(pids); err != nil { // a wrong pid fails now, not after the run
+		return fmt.Errorf("--server-pids: %w", err)
 	}
 	partitions, err := int32Value(c, "partitions")
 	if err != nil {
@@ -265,47 +464,77 @@ func runBenchProduce(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c, log, opts...)
-	if err != nil {
-		return err
+	clients := make([]*kgo.Client, 0, plan.clients)
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
+	for range plan.clients {
+		cl, err := newClient(c, log, opts...)
+		if err != nil {
+			return err
+		}
+		clients = append(clients, cl)
 	}
-	defer cl.Close()
-	if err := prepareBenchTopic(c.Context, cl, topic, partitions, rf); err != nil {
+	if err := prepareBenchTopic(c.Context, clients[0], topic, partitions, rf); err != nil {
 		return err
 	}
 
 	ctx, stop := signalContext(c)
 	defer stop()
-	b := newProducerBench()
 	payload := benchPayload(size)
-	log.Debug("bench produce starting", "topic", topic, "records", num, "record_size", size)
+	log.Debug("bench produce starting", "topic", topic, "records", plan.records, "record_size", size,
+		"clients", plan.clients, "warmup", plan.warmup)
 
-	show := startProgress(c.App.ErrWriter, showBar(c), num, "producing", c.Duration("report-interval"),
-		b.acked.Load, func() string { return b.windowLine(size) })
 	start := time.Now()
-	sent := b.produceLoop(ctx, cl, payload, num, c.Float64("throughput"))
+	b := newProducerBench(start.Add(plan.warmup))
+	show := startProgress(c.App.ErrWriter, showBar(c), plan.records, "producing", c.Duration("report-interval"),
+		b.acked.Load, func() string { return b.windowLine(size) })
+	cpu := startCPUWindow(pids, b.measureStart)
+	var sent atomic.Int64
+	var producers sync.WaitGroup
+	for k, cl := range clients {
+		producers.Go(func() { sent.Add(b.produceLoop(ctx, cl, payload, plan.schedule(start, k))) })
+	}
+	producers.Wait()
 	stop() // a second SIGINT now kills the process if the flush hangs
-	flushErr := cl.Flush(context.Background())
-	elapsed := time.Since(start)
+	flushErr := flushAll(clients)
+	end := time.Now()
+	used, cpuErr := cpu.end()
 	show.stop()
 
-	res := b.result(size, elapsed)
-	if c.Bool("json") {
-		if err := writeJSON(c.App.Writer, res); err != nil {
-			return err
+	res := b.result(size, end.Sub(b.measureStart))
+	res.Clients, res.WarmupSeconds = plan.clients, plan.warmup.Seconds()
+	res.withCPU(used, len(pids) > 0)
+	if cpuErr == nil {
+		if c.Bool("json") {
+			if err := writeJSON(c.App.Writer, res); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintln(c.App.Writer, res.String())
 		}
-	} else {
-		fmt.Fprintln(c.App.Writer, res.String())
 	}
 	switch {
 	case flushErr != nil:
 		return fmt.Errorf("flush: %w", flushErr)
 	case res.Failed > 0:
 		return fmt.Errorf("%d records failed, first error: %w", res.Failed, b.firstErr())
-	case sent < num:
-		return fmt.Errorf("interrupted after %d of %d records", sent, num)
+	case sent.Load() < plan.records:
+		return fmt.Errorf("interrupted after %d of %d records", sent.Load(), plan.records)
 	}
-	return nil
+	return cpuErr
+}
+
+// flushAll waits until every client's buffered records are acknowledged
+// or failed.
+func flushAll(clients []*kgo.Client) error {
+	var g errgroup.Group
+	for _, cl := range clients {
+		g.Go(func() error { return cl.Flush(context.Background()) })
+	}
+	return g.Wait()
 }
 
 // prepareBenchTopic creates the bench topic if it is missing.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -124,4 +125,80 @@ func first(s []string, n int) []string {
 		return s[:n]
 	}
 	return s
+}
+
+// TestCLIBenchProduceMeasuredWindow runs `skein bench produce` as the
+// latency benchmarks do: two clients at a fixed rate for a duration after
+// a warm-up, with the broker's CPU time. The report must cover the
+// measured window only and carry every field the scripts read.
+func TestCLIBenchProduceMeasuredWindow(t *testing.T) {
+	const (
+		rate     = 2000
+		warmup   = time.Second
+		duration = 2 * time.Second
+	)
+	c := harness.StartCluster(t, harness.Options{})
+	res := c.RunCLI(t, time.Minute, nil, "bench", "produce", "--topic", "bench-window",
+		"--partitions", "2", "--replication-factor", "1", "--record-size", "100",
+		"--clients", "2", "--warmup", warmup.String(), "--duration", duration.String(),
+		"--throughput", fmt.Sprint(rate), "--server-pids", fmt.Sprint(c.Brokers[0].Pid()),
+		"--json", "--no-progress", "--log-level", "error")
+	if res.Err != nil {
+		t.Fatalf("bench produce: %v\nstdout: %s\nstderr: %s", res.Err, res.Stdout, res.Stderr)
+	}
+	var got struct {
+		Records          int64    `json:"records"`
+		Failed           int64    `json:"failed"`
+		Seconds          float64  `json:"seconds"`
+		RecordsPerSec    float64  `json:"records_per_sec"`
+		P50Ms            float64  `json:"p50_ms"`
+		P99Ms            float64  `json:"p99_ms"`
+		P999Ms           float64  `json:"p999_ms"`
+		P9999Ms          float64  `json:"p9999_ms"`
+		MaxMs            float64  `json:"max_ms"`
+		Over50Ms         *int64   `json:"over_50ms"`
+		WarmupSeconds    float64  `json:"warmup_seconds"`
+		Clients          int      `json:"clients"`
+		BehindMsMax      *float64 `json:"behind_ms_max"`
+		ClientCPUSeconds float64  `json:"client_cpu_seconds"`
+		ServerCPUSeconds float64  `json:"server_cpu_seconds"`
+		ServerCPUSPerGB  float64  `json:"server_cpu_s_per_gb"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, res.Stdout)
+	}
+	t.Logf("report: %s", res.Stdout)
+	// The records due in the measured window are rate*duration; a
+	// generator that fell behind in the warm-up moves more of them past
+	// its end, up to the whole run.
+	measured, all := int64(rate*duration.Seconds()), int64(rate*(warmup+duration).Seconds())
+	if got.Records < measured || got.Records > all || got.Failed != 0 {
+		t.Errorf("records %d (failed %d), want %d..%d, none failed", got.Records, got.Failed, measured, all)
+	}
+	// The window runs from the end of the warm-up to the last
+	// acknowledgement, after the last record's due time.
+	if got.Seconds < duration.Seconds()-0.01 || got.RecordsPerSec <= 0 {
+		t.Errorf("seconds %v, records/s %v; want at least %v s", got.Seconds, got.RecordsPerSec, duration.Seconds())
+	}
+	if got.Clients != 2 || got.WarmupSeconds != warmup.Seconds() {
+		t.Errorf("clients %d, warmup_seconds %v; want 2 and %v", got.Clients, got.WarmupSeconds, warmup.Seconds())
+	}
+	if !(0 < got.P50Ms && got.P50Ms <= got.P99Ms && got.P99Ms <= got.P999Ms && got.P999Ms <= got.P9999Ms && got.P9999Ms <= got.MaxMs) {
+		t.Errorf("latency quantiles out of order: p50 %v p99 %v p99.9 %v p99.99 %v max %v",
+			got.P50Ms, got.P99Ms, got.P999Ms, got.P9999Ms, got.MaxMs)
+	}
+	if got.Over50Ms == nil || *got.Over50Ms < 0 || *got.Over50Ms > got.Records || got.BehindMsMax == nil || *got.BehindMsMax < 0 {
+		t.Errorf("over_50ms %v, behind_ms_max %v: missing or out of range", got.Over50Ms, got.BehindMsMax)
+	}
+	if got.ServerCPUSeconds <= 0 || got.ServerCPUSPerGB <= 0 || got.ClientCPUSeconds <= 0 {
+		t.Errorf("server CPU %v s (%v s/GB), client CPU %v s; want all > 0",
+			got.ServerCPUSeconds, got.ServerCPUSPerGB, got.ClientCPUSeconds)
+	}
+
+	// A pid that is not running fails before producing anything.
+	res = c.RunCLI(t, time.Minute, nil, "bench", "produce", "--topic", "bench-window", "--num-records", "10",
+		"--server-pids", "1073741824", "--no-progress", "--log-level", "error")
+	if res.Err == nil || !strings.Contains(res.Stderr, "--server-pids") {
+		t.Errorf("bench produce with a pid that cannot exist: err %v, stderr %q; want a --server-pids error", res.Err, res.Stderr)
+	}
 }
