@@ -45,6 +45,15 @@ type Options struct {
 	// data directory, appended to across restarts), for Node.MachineCrash.
 	FsyncJournal bool
 
+	// RaftHeartbeatTimeout is the controllers' --raft-heartbeat-timeout
+	// (how long a voter waits for the leader before it starts an
+	// election). Default: LoneControllerRaftTimeout for a cluster of one
+	// controller, which elects itself after that long instead of the
+	// binary's 1-2 s; the binary's default (1s) for a quorum of several,
+	// whose voters must not start elections because a loaded machine
+	// delayed a heartbeat. Ignored when the binary has no such flag.
+	RaftHeartbeatTimeout time.Duration
+
 	// StartTimeout bounds each node's readiness wait (default 60s).
 	StartTimeout time.Duration
 	// LogTailLines is how many lines of each node's log a failed test
@@ -62,11 +71,18 @@ func (o Options) withDefaults() Options {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 60 * time.Second
 	}
+	if o.RaftHeartbeatTimeout <= 0 && o.Controllers == 1 {
+		o.RaftHeartbeatTimeout = LoneControllerRaftTimeout
+	}
 	if o.LogTailLines <= 0 {
 		o.LogTailLines = 60
 	}
 	return o
 }
+
+// LoneControllerRaftTimeout is the default Options.RaftHeartbeatTimeout of
+// a cluster with one controller: a one-voter quorum has nobody to wait for.
+const LoneControllerRaftTimeout = 100 * time.Millisecond
 
 // Cluster is a set of running skein processes: a controller quorum and
 // brokers, each with its own data directory under t.TempDir().
@@ -103,6 +119,10 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		voters = append(voters, fmt.Sprintf("%d@%s", id, n.RaftAddr))
 		c.Controllers = append(c.Controllers, n)
 	}
+	var raftArgs []string
+	if opts.RaftHeartbeatTimeout > 0 && SupportsFlag(t, "controller", "raft-heartbeat-timeout") {
+		raftArgs = []string{"--raft-heartbeat-timeout", opts.RaftHeartbeatTimeout.String()}
+	}
 	for _, n := range c.Controllers {
 		n.DataDir = filepath.Join(c.dir, n.name())
 		args := []string{"controller",
@@ -113,6 +133,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 			"--initial-controllers", strings.Join(voters, ","),
 			"--log-level", logLevel(),
 		}
+		args = append(args, raftArgs...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.ControllerArgs...))
 	}
 	for i := range opts.Brokers {
