@@ -76,7 +76,7 @@ func TestReplicationLeaderKill(t *testing.T) {
 		kgo.RetryTimeout(time.Minute),
 	)
 	var ledger harness.Ledger
-	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger)
+	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger, harness.LoadRate)
 	waitAcked := func(want int, timeout time.Duration) { t.Helper(); ledger.WaitAcked(t, want, timeout) }
 
 	waitAcked(3_000+rng.IntN(5_000), 30*time.Second)
