@@ -269,13 +269,21 @@ func (c *Cluster) Broker(id int32) *Node {
 	return nil
 }
 
+// ClientMetadataMinAge is the default kgo.MetadataMinAge of Client: how
+// soon a client may ask for metadata again. franz-go's default, 5 s, is
+// how long a client keeps sending to a killed leader (or asking a dead
+// coordinator) after the cluster has moved on.
+const ClientMetadataMinAge = 250 * time.Millisecond
+
 // Client returns a franz-go client seeded with the brokers, with opts
-// applied after the defaults; it is closed at cleanup.
+// applied after the defaults (ClientMetadataMinAge among them); it is
+// closed at cleanup.
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	all := append([]kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.Bootstrap(), ",")...),
 		kgo.ClientID("skein-harness"),
+		kgo.MetadataMinAge(ClientMetadataMinAge),
 	}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
