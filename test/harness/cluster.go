@@ -269,21 +269,32 @@ func (c *Cluster) Broker(id int32) *Node {
 	return nil
 }
 
-// ClientMetadataMinAge is the default kgo.MetadataMinAge of Client: how
-// soon a client may ask for metadata again. franz-go's default, 5 s, is
-// how long a client keeps sending to a killed leader (or asking a dead
-// coordinator) after the cluster has moved on.
-const ClientMetadataMinAge = 250 * time.Millisecond
+// Defaults of Client that franz-go sets for long-lived production
+// clients, where a test waits on them:
+//   - ClientMetadataMinAge (kgo.MetadataMinAge): how soon a client may ask
+//     for metadata again. At franz-go's 5 s, a client kept sending to a
+//     killed leader (or asking a dead coordinator) for seconds after the
+//     cluster had moved on.
+//   - ClientFetchMaxWait (kgo.FetchMaxWait): how long a broker holds a
+//     fetch that finds nothing new. A partition a consumer adds while its
+//     fetch to that broker is held (say, once its start offset is listed)
+//     waits for the held fetch to return: at franz-go's 5 s, a group
+//     member took 5 s to read records that were there when it joined.
+const (
+	ClientMetadataMinAge = 250 * time.Millisecond
+	ClientFetchMaxWait   = 500 * time.Millisecond
+)
 
 // Client returns a franz-go client seeded with the brokers, with opts
-// applied after the defaults (ClientMetadataMinAge among them); it is
-// closed at cleanup.
+// applied after the defaults (ClientMetadataMinAge, ClientFetchMaxWait);
+// it is closed at cleanup.
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	all := append([]kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.Bootstrap(), ",")...),
 		kgo.ClientID("skein-harness"),
 		kgo.MetadataMinAge(ClientMetadataMinAge),
+		kgo.FetchMaxWait(ClientFetchMaxWait),
 	}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
