@@ -52,8 +52,8 @@ func TestReassignLeaderKill(t *testing.T) {
 func testReassignLeaderKill(t *testing.T, assignment [][]int32, target map[int32][]int32) {
 	const topic = "leaderkill"
 	partitions := len(assignment)
-	// The killed leader fenced within ~3 s.
-	c := harness.StartCluster(t, harness.Options{Brokers: 4, ControllerArgs: []string{"--session-timeout", "3s"}})
+	// The killed leader fenced within 1.5 s.
+	c := harness.StartCluster(t, harness.Options{Brokers: 4, ControllerArgs: fastFenceControllerArgs, BrokerArgs: fastFenceBrokerArgs})
 	createAssignedConfigs(t, c, topic, assignment, map[string]string{"min.insync.replicas": "2"})
 	load := startMoveLoad(t, c, topic)
 	load.more(3_000)

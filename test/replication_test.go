@@ -64,7 +64,7 @@ func TestReplicationLeaderKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	t.Logf("seed %d (repeat with SKEIN_TEST_SEED=%d)", seed, seed)
 
-	c := harness.StartCluster(t, harness.Options{Brokers: 3, ControllerArgs: []string{"--session-timeout", "3s"}})
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, ControllerArgs: fastFenceControllerArgs, BrokerArgs: fastFenceBrokerArgs})
 	createTopic(t, c, topic, 1, 3, map[string]*string{"min.insync.replicas": strPtr("2")})
 
 	cl := c.Client(t,
