@@ -47,11 +47,11 @@ type Options struct {
 
 	// RaftHeartbeatTimeout is the controllers' --raft-heartbeat-timeout
 	// (how long a voter waits for the leader before it starts an
-	// election). Default: LoneControllerRaftTimeout for a cluster of one
-	// controller, which elects itself after that long instead of the
-	// binary's 1-2 s; the binary's default (1s) for a quorum of several,
-	// whose voters must not start elections because a loaded machine
-	// delayed a heartbeat. Ignored when the binary has no such flag.
+	// election; the leader's lease is half of it). Default:
+	// LoneControllerRaftTimeout for a cluster of one controller, which
+	// elects itself after that long instead of the binary's 1-2 s;
+	// QuorumRaftTimeout for a quorum of several. Ignored when the binary
+	// has no such flag.
 	RaftHeartbeatTimeout time.Duration
 
 	// StartTimeout bounds each node's readiness wait (default 60s).
@@ -71,8 +71,11 @@ func (o Options) withDefaults() Options {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 60 * time.Second
 	}
-	if o.RaftHeartbeatTimeout <= 0 && o.Controllers == 1 {
-		o.RaftHeartbeatTimeout = LoneControllerRaftTimeout
+	if o.RaftHeartbeatTimeout <= 0 {
+		o.RaftHeartbeatTimeout = QuorumRaftTimeout
+		if o.Controllers == 1 {
+			o.RaftHeartbeatTimeout = LoneControllerRaftTimeout
+		}
 	}
 	if o.LogTailLines <= 0 {
 		o.LogTailLines = 60
@@ -80,9 +83,16 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// LoneControllerRaftTimeout is the default Options.RaftHeartbeatTimeout of
-// a cluster with one controller: a one-voter quorum has nobody to wait for.
-const LoneControllerRaftTimeout = 100 * time.Millisecond
+// The default Options.RaftHeartbeatTimeout: of a cluster with one
+// controller (a one-voter quorum has nobody to wait for), and of one with
+// several, where half the binary's 1 s still leaves a leader whose
+// followers answer within its 250 ms lease on a loaded machine (its
+// heartbeats go out every 50 ms), and halves what a test waits for the
+// first election and for each one after a controller is killed.
+const (
+	LoneControllerRaftTimeout = 100 * time.Millisecond
+	QuorumRaftTimeout         = 500 * time.Millisecond
+)
 
 // Cluster is a set of running skein processes: a controller quorum and
 // brokers, each with its own data directory under t.TempDir().
