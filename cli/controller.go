@@ -31,6 +31,7 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", intFlag("snapshot-threshold", "take a metadata snapshot once this many Raft entries follow the last one (and compact the Raft log, keeping as many)", 0)),
 			fromComponent("controller", durationFlag("snapshot-interval", "how often the snapshot threshold is checked (plus up to as much random jitter)", 0)),
 			fromComponent("controller", durationFlag("session-timeout", "fence a broker without heartbeats for this long", 0)),
+			fromComponent("controller", durationFlag("raft-heartbeat-timeout", "Raft heartbeat and election timeout (1s; the leader lease is half of it): how long a voter waits for the leader before it starts an election. Lower it only in tests", 0)),
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
 			pprofFlag(),
@@ -85,6 +86,9 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	}
 	if c.IsSet("session-timeout") {
 		cfg.SessionTimeout = c.Duration("session-timeout")
+	}
+	if c.IsSet("raft-heartbeat-timeout") {
+		cfg.RaftHeartbeatTimeout = c.Duration("raft-heartbeat-timeout")
 	}
 	if c.IsSet("auto-leader-rebalance-enable") {
 		cfg.AutoLeaderRebalanceEnable = c.Bool("auto-leader-rebalance-enable")

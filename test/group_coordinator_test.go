@@ -30,9 +30,9 @@ func TestGroupCoordinator(t *testing.T) {
 	c := harness.StartCluster(t, harness.Options{
 		Brokers: 3,
 		// No 3 s wait for more members before the first rebalance; a
-		// small __consumer_offsets; a killed broker fenced within ~3 s.
-		BrokerArgs:     []string{"--group-initial-rebalance-delay", "100ms", "--offsets-topic-num-partitions", "10", "--heartbeat-interval", "500ms"},
-		ControllerArgs: []string{"--session-timeout", "3s"},
+		// small __consumer_offsets; a killed broker fenced within 1.5 s.
+		BrokerArgs:     append([]string{"--group-initial-rebalance-delay", "100ms", "--offsets-topic-num-partitions", "10"}, fastFenceBrokerArgs...),
+		ControllerArgs: fastFenceControllerArgs,
 	})
 	// A Metadata request that auto-creates __consumer_offsets gets the
 	// coordinator's settings (10 partitions, compacted), not num.partitions.

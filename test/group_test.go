@@ -27,15 +27,14 @@ import (
 // groupBrokerArgs are the broker flags of the consumer-group tests: the
 // first rebalance of a new group does not wait the default 3 s for more
 // members, and __consumer_offsets is small.
-var groupBrokerArgs = []string{
+var groupBrokerArgs = append([]string{
 	"--group-initial-rebalance-delay", "100ms",
 	"--offsets-topic-num-partitions", "6",
-	"--heartbeat-interval", "500ms",
-}
+}, fastFenceBrokerArgs...)
 
 // groupControllerArgs fence a killed broker quickly so leadership of its
 // partitions (and of its __consumer_offsets partitions) moves on.
-var groupControllerArgs = []string{"--session-timeout", "3s"}
+var groupControllerArgs = fastFenceControllerArgs
 
 // printedRecord is one "partition offset value" line a group member
 // printed (`skein consume --print-offsets`, `kcat -f '%p %o %s\n'`).

@@ -57,7 +57,7 @@ func TestISRShrinkExpand(t *testing.T) {
 	var ledger harness.Ledger
 	// Cleanups run last-in first-out: followers resume before the
 	// producer's cleanup cancels what is still blocked.
-	stopProducing := harness.ProduceLoop(t, cl, "isr", &ledger)
+	stopProducing := harness.ProduceLoop(t, cl, "isr", &ledger, harness.LoadRate)
 	t.Cleanup(func() {
 		for _, f := range followers {
 			_ = f.Resume()

@@ -60,7 +60,7 @@ func TestBrokerKillDuringIdempotentProduce(t *testing.T) {
 	)
 
 	var ledger harness.Ledger
-	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger)
+	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger, 0)
 
 	waitAcked := func(want int, timeout time.Duration) { t.Helper(); ledger.WaitAcked(t, want, timeout) }
 

@@ -15,6 +15,22 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 
+// The fast fencing of the tests that kill brokers and wait for the
+// cluster to move on: the controller fences a broker fastFenceSession
+// after its last heartbeat, and brokers heartbeat every
+// fastFenceHeartbeat, so a killed broker is fenced 1.25-1.5 s after the
+// kill (with the default heartbeat, 2 s, against a 3 s session: 1-3 s).
+// A live broker is fenced only if six heartbeats in a row are late.
+const (
+	fastFenceSession   = 1500 * time.Millisecond
+	fastFenceHeartbeat = 250 * time.Millisecond
+)
+
+var (
+	fastFenceControllerArgs = []string{"--session-timeout", fastFenceSession.String()}
+	fastFenceBrokerArgs     = []string{"--heartbeat-interval", fastFenceHeartbeat.String()}
+)
+
 // produceNumbered produces n records Value(stream, 0..n-1) to topic,
 // waits for every acknowledgement, and fails the test unless all n were
 // acknowledged.

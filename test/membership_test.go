@@ -21,7 +21,11 @@ import (
 // data is not replicated yet (followers hold nothing), so these tests check
 // the metadata decisions and what clients see, not the data.
 
-const membershipSessionTimeout = 3 * time.Second
+// membershipSessionTimeout is the controller's --session-timeout; brokers
+// heartbeat every fastFenceHeartbeat. It stays above the one second in
+// which a controlled shutdown must show (a fence after the exit would come
+// at least 1.75 s after the last heartbeat).
+const membershipSessionTimeout = 2 * time.Second
 
 func membershipCluster(t *testing.T, rebalanceInterval time.Duration) *harness.Cluster {
 	t.Helper()
@@ -31,7 +35,7 @@ func membershipCluster(t *testing.T, rebalanceInterval time.Duration) *harness.C
 			"--session-timeout", membershipSessionTimeout.String(),
 			"--leader-imbalance-check-interval", rebalanceInterval.String(),
 		},
-		BrokerArgs: []string{"--heartbeat-interval", "300ms"},
+		BrokerArgs: fastFenceBrokerArgs,
 	})
 }
 

@@ -52,8 +52,8 @@ func TestReassignLeaderKill(t *testing.T) {
 func testReassignLeaderKill(t *testing.T, assignment [][]int32, target map[int32][]int32) {
 	const topic = "leaderkill"
 	partitions := len(assignment)
-	// The killed leader fenced within ~3 s.
-	c := harness.StartCluster(t, harness.Options{Brokers: 4, ControllerArgs: []string{"--session-timeout", "3s"}})
+	// The killed leader fenced within 1.5 s.
+	c := harness.StartCluster(t, harness.Options{Brokers: 4, ControllerArgs: fastFenceControllerArgs, BrokerArgs: fastFenceBrokerArgs})
 	createAssignedConfigs(t, c, topic, assignment, map[string]string{"min.insync.replicas": "2"})
 	load := startMoveLoad(t, c, topic)
 	load.more(3_000)
@@ -158,8 +158,10 @@ func TestReassignConsumerOffsets(t *testing.T) {
 		// small __consumer_offsets (3 replicas, the default).
 		BrokerArgs: []string{"--group-initial-rebalance-delay", "100ms", "--offsets-topic-num-partitions", fmt.Sprint(offsetsPartitions), "--heartbeat-interval", "500ms"},
 	})
-	// FindCoordinator creates __consumer_offsets.
+	// FindCoordinator creates __consumer_offsets; the broker the next
+	// Metadata request goes to may learn of it a moment later.
 	coord := groupCoordinator(t, c, groupID, -1)
+	waitForLeaders(t, c, "__consumer_offsets", offsetsPartitions)
 	current := clusterAssignment(t, c, "__consumer_offsets")
 	if len(current) != offsetsPartitions {
 		t.Fatalf("__consumer_offsets has %d partitions, want %d: %v", len(current), offsetsPartitions, current)

@@ -216,7 +216,7 @@ func startMoveLoad(t *testing.T, c *harness.Cluster, topic string) *moveLoad {
 		kgo.RetryTimeout(2*time.Minute),
 	)
 	l := &moveLoad{t: t, cl: cl, ledger: &harness.Ledger{}}
-	l.stop = harness.ProduceLoop(t, cl, topic, l.ledger)
+	l.stop = harness.ProduceLoop(t, cl, topic, l.ledger, harness.LoadRate)
 	return l
 }
 

@@ -64,7 +64,7 @@ func TestReplicationLeaderKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	t.Logf("seed %d (repeat with SKEIN_TEST_SEED=%d)", seed, seed)
 
-	c := harness.StartCluster(t, harness.Options{Brokers: 3, ControllerArgs: []string{"--session-timeout", "3s"}})
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, ControllerArgs: fastFenceControllerArgs, BrokerArgs: fastFenceBrokerArgs})
 	createTopic(t, c, topic, 1, 3, map[string]*string{"min.insync.replicas": strPtr("2")})
 
 	cl := c.Client(t,
@@ -76,7 +76,7 @@ func TestReplicationLeaderKill(t *testing.T) {
 		kgo.RetryTimeout(time.Minute),
 	)
 	var ledger harness.Ledger
-	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger)
+	stopProducing := harness.ProduceLoop(t, cl, "kill", &ledger, harness.LoadRate)
 	waitAcked := func(want int, timeout time.Duration) { t.Helper(); ledger.WaitAcked(t, want, timeout) }
 
 	waitAcked(3_000+rng.IntN(5_000), 30*time.Second)

@@ -15,13 +15,13 @@ import (
 	"github.com/skein-io/skein/test/harness"
 )
 
-// rf2Cluster is 1 controller (session timeout 3 s) and 2 brokers (replica
-// lag limit 2 s).
-func rf2Cluster(t *testing.T) *harness.Cluster {
+// rf2Cluster is 1 controller (fast fencing, and controllerArgs) and 2
+// brokers (replica lag limit 2 s).
+func rf2Cluster(t *testing.T, controllerArgs ...string) *harness.Cluster {
 	return harness.StartCluster(t, harness.Options{
 		Brokers:        2,
-		ControllerArgs: []string{"--session-timeout", "3s"},
-		BrokerArgs:     []string{"--replica-lag-time-max", "2s"},
+		ControllerArgs: append(slices.Clone(fastFenceControllerArgs), controllerArgs...),
+		BrokerArgs:     append([]string{"--replica-lag-time-max", "2s"}, fastFenceBrokerArgs...),
 	})
 }
 

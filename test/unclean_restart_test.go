@@ -26,8 +26,16 @@ import (
 // resumes: it is elected from the ELR, the old leader follows and catches
 // up, every acknowledged record is there and the replicas are identical.
 func TestUncleanRestartNotElected(t *testing.T) {
-	const topic = "unclean-restart"
-	c := rf2Cluster(t)
+	const (
+		topic = "unclean-restart"
+		// The controller's periodic check elects leaders for offline
+		// partitions (and would rebalance leaders: off here) every
+		// electionCheck; the restarted leader must not be elected for
+		// notElected, several such checks.
+		electionCheck = 250 * time.Millisecond
+		notElected    = 2 * time.Second
+	)
+	c := rf2Cluster(t, "--leader-imbalance-check-interval", electionCheck.String(), "--auto-leader-rebalance-enable=false")
 	createTopic(t, c, topic, 1, 2, map[string]*string{"min.insync.replicas": strPtr("2")})
 	all := []int32{c.Brokers[0].ID, c.Brokers[1].ID}
 	waitTopicState(t, c.Brokers[0], topic, 1, 20*time.Second, all...)
@@ -59,11 +67,11 @@ func TestUncleanRestartNotElected(t *testing.T) {
 	leader.Restart() // returns once the broker lists itself: registered and unfenced
 
 	// The unfence decision is applied by now; the periodic election check
-	// must not elect it either.
+	// (every electionCheck) must not elect it either.
 	// (A negative: it is checked every 100 ms for a bounded window.)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); <-tick.C {
+	for deadline := time.Now().Add(notElected); time.Now().Before(deadline); <-tick.C {
 		parts, err := topicStateVia(leader, topic)
 		if err != nil {
 			continue
@@ -72,7 +80,7 @@ func TestUncleanRestartNotElected(t *testing.T) {
 			t.Fatalf("%s was elected leader after an unclean restart while the only other replica was away (ISR %v)", leader.Name, p.isr)
 		}
 	}
-	t.Logf("%s restarted uncleanly and was not elected for 5 s", leader.Name)
+	t.Logf("%s restarted uncleanly and was not elected for %v (periodic election checks every %v)", leader.Name, notElected, electionCheck)
 	elr, err := describeELR(leader, topic)
 	if err != nil {
 		t.Fatal(err)

@@ -96,9 +96,29 @@ func moduleRoot() (string, error) {
 
 // SupportsFlag reports whether `skein <command> --help` lists --flag: a
 // test can use a flag the binary under test may predate, and say so when
-// it cannot.
+// it cannot. The answer is kept for the rest of the test binary run (the
+// binary does not change), so only the first question runs the binary.
 func SupportsFlag(t testing.TB, command, flag string) bool {
 	t.Helper()
+	supported.Lock()
+	defer supported.Unlock()
+	if help, ok := supported.help[command]; ok {
+		return strings.Contains(help, "--"+flag+" ")
+	}
 	res := RunCommand(t, 30*time.Second, nil, Binary(t), command, "--help")
-	return strings.Contains(res.Stdout+res.Stderr, "--"+flag+" ")
+	if res.Err != nil {
+		// Not kept: a failed run says nothing about the binary.
+		return strings.Contains(res.Stdout+res.Stderr, "--"+flag+" ")
+	}
+	if supported.help == nil {
+		supported.help = make(map[string]string)
+	}
+	supported.help[command] = res.Stdout + res.Stderr
+	return strings.Contains(supported.help[command], "--"+flag+" ")
+}
+
+// supported holds `skein <command> --help` per command for SupportsFlag.
+var supported struct {
+	sync.Mutex
+	help map[string]string
 }

@@ -45,6 +45,15 @@ type Options struct {
 	// data directory, appended to across restarts), for Node.MachineCrash.
 	FsyncJournal bool
 
+	// RaftHeartbeatTimeout is the controllers' --raft-heartbeat-timeout
+	// (how long a voter waits for the leader before it starts an
+	// election; the leader's lease is half of it). Default:
+	// LoneControllerRaftTimeout for a cluster of one controller, which
+	// elects itself after that long instead of the binary's 1-2 s;
+	// QuorumRaftTimeout for a quorum of several. Ignored when the binary
+	// has no such flag.
+	RaftHeartbeatTimeout time.Duration
+
 	// StartTimeout bounds each node's readiness wait (default 60s).
 	StartTimeout time.Duration
 	// LogTailLines is how many lines of each node's log a failed test
@@ -62,11 +71,28 @@ func (o Options) withDefaults() Options {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 60 * time.Second
 	}
+	if o.RaftHeartbeatTimeout <= 0 {
+		o.RaftHeartbeatTimeout = QuorumRaftTimeout
+		if o.Controllers == 1 {
+			o.RaftHeartbeatTimeout = LoneControllerRaftTimeout
+		}
+	}
 	if o.LogTailLines <= 0 {
 		o.LogTailLines = 60
 	}
 	return o
 }
+
+// The default Options.RaftHeartbeatTimeout: of a cluster with one
+// controller (a one-voter quorum has nobody to wait for), and of one with
+// several, where half the binary's 1 s still leaves a leader whose
+// followers answer within its 250 ms lease on a loaded machine (its
+// heartbeats go out every 50 ms), and halves what a test waits for the
+// first election and for each one after a controller is killed.
+const (
+	LoneControllerRaftTimeout = 100 * time.Millisecond
+	QuorumRaftTimeout         = 500 * time.Millisecond
+)
 
 // Cluster is a set of running skein processes: a controller quorum and
 // brokers, each with its own data directory under t.TempDir().
@@ -103,6 +129,10 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		voters = append(voters, fmt.Sprintf("%d@%s", id, n.RaftAddr))
 		c.Controllers = append(c.Controllers, n)
 	}
+	var raftArgs []string
+	if opts.RaftHeartbeatTimeout > 0 && SupportsFlag(t, "controller", "raft-heartbeat-timeout") {
+		raftArgs = []string{"--raft-heartbeat-timeout", opts.RaftHeartbeatTimeout.String()}
+	}
 	for _, n := range c.Controllers {
 		n.DataDir = filepath.Join(c.dir, n.name())
 		args := []string{"controller",
@@ -113,6 +143,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 			"--initial-controllers", strings.Join(voters, ","),
 			"--log-level", logLevel(),
 		}
+		args = append(args, raftArgs...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.ControllerArgs...))
 	}
 	for i := range opts.Brokers {
@@ -248,13 +279,32 @@ func (c *Cluster) Broker(id int32) *Node {
 	return nil
 }
 
+// Defaults of Client that franz-go sets for long-lived production
+// clients, where a test waits on them:
+//   - ClientMetadataMinAge (kgo.MetadataMinAge): how soon a client may ask
+//     for metadata again. At franz-go's 5 s, a client kept sending to a
+//     killed leader (or asking a dead coordinator) for seconds after the
+//     cluster had moved on.
+//   - ClientFetchMaxWait (kgo.FetchMaxWait): how long a broker holds a
+//     fetch that finds nothing new. A partition a consumer adds while its
+//     fetch to that broker is held (say, once its start offset is listed)
+//     waits for the held fetch to return: at franz-go's 5 s, a group
+//     member took 5 s to read records that were there when it joined.
+const (
+	ClientMetadataMinAge = 250 * time.Millisecond
+	ClientFetchMaxWait   = 500 * time.Millisecond
+)
+
 // Client returns a franz-go client seeded with the brokers, with opts
-// applied after the defaults; it is closed at cleanup.
+// applied after the defaults (ClientMetadataMinAge, ClientFetchMaxWait);
+// it is closed at cleanup.
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	all := append([]kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.Bootstrap(), ",")...),
 		kgo.ClientID("skein-harness"),
+		kgo.MetadataMinAge(ClientMetadataMinAge),
+		kgo.FetchMaxWait(ClientFetchMaxWait),
 	}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
