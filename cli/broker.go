@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -20,12 +22,21 @@ func brokerCommand() *cli.Command {
 		Description: "Example:\n" +
 			"   skein broker --node-id 101 --data-dir /var/lib/skein/b101 --listen 127.0.0.1:9092 \\\n" +
 			"       --controllers 127.0.0.1:9093\n\n" +
+			"   Two listeners, one for the brokers' network and one for clients elsewhere:\n" +
+			"   skein broker ... --listeners INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092 \\\n" +
+			"       --advertised-listeners INTERNAL://broker-1:9092,EXTERNAL://203.0.113.7:19092 \\\n" +
+			"       --inter-broker-listener-name INTERNAL\n" +
+			"   A client is given the brokers' addresses on the listener it connected through.\n\n" +
 			"   Runs until SIGINT or SIGTERM, then shuts down cleanly (controlled shutdown).",
 		Flags: withCommon(append([]cli.Flag{
 			checkedByAction(requiredIntFlag("node-id", "this broker's node id (unique among controllers and brokers)")),
 			checkedByAction(requiredStringFlag("data-dir", "directory for partition logs")),
-			stringFlag("listen", "Kafka listener, host:port", ""),
-			stringFlag("advertised-listener", "host:port given to clients (default: --listen)", ""),
+			stringFlag("listen", "Kafka listener, host:port: one listener, named PLAINTEXT (or --listeners)", ""),
+			stringFlag("advertised-listener", "host:port given to clients of --listen (default: --listen)", ""),
+			stringFlag("listeners", "named Kafka listeners, NAME://host:port[,NAME://host:port...] (Kafka's listeners; instead of --listen)", ""),
+			stringFlag("advertised-listeners", "addresses given to the clients of each listener, NAME://host:port[,...]; "+
+				"a listener not named here advertises its own address (Kafka's advertised.listeners)", ""),
+			stringFlag("inter-broker-listener-name", "the listener followers dial leaders on; every broker needs one of that name (default: the first listener)", ""),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
 			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
@@ -103,6 +114,9 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	if c.IsSet("advertised-listener") {
 		cfg.AdvertisedListener = c.String("advertised-listener")
 	}
+	if err := listenerFlags(c, &cfg); err != nil {
+		return cfg, err
+	}
 	if c.IsSet("rack") {
 		cfg.Rack = c.String("rack")
 	}
@@ -168,6 +182,74 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	cfg.Groups = gc
 	return cfg, nil
+}
+
+// listenerFlags maps --listeners, --advertised-listeners and
+// --inter-broker-listener-name onto cfg.
+func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
+	if c.IsSet("inter-broker-listener-name") {
+		cfg.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(c.String("inter-broker-listener-name")))
+	}
+	if !c.IsSet("listeners") {
+		if c.IsSet("advertised-listeners") {
+			return errors.New("--advertised-listeners needs --listeners (with --listen, use --advertised-listener host:port)")
+		}
+		return nil
+	}
+	if c.IsSet("listen") || c.IsSet("advertised-listener") {
+		return errors.New("give either --listeners (with --advertised-listeners) or --listen (with --advertised-listener), not both")
+	}
+	listeners, err := parseListeners(c.String("listeners"))
+	if err != nil {
+		return fmt.Errorf("--listeners: %w", err)
+	}
+	if len(listeners) == 0 {
+		return errors.New("--listeners is empty: give NAME://host:port[,NAME://host:port...]")
+	}
+	index := map[string]int{}
+	for i, l := range listeners {
+		if _, dup := index[l.Name]; dup {
+			return fmt.Errorf("--listeners: listener %s is given twice", l.Name)
+		}
+		index[l.Name] = i
+	}
+	if c.IsSet("advertised-listeners") {
+		adv, err := parseListeners(c.String("advertised-listeners"))
+		if err != nil {
+			return fmt.Errorf("--advertised-listeners: %w", err)
+		}
+		seen := map[string]bool{}
+		for _, a := range adv {
+			i, ok := index[a.Name]
+			if !ok {
+				return fmt.Errorf("--advertised-listeners: %s is not one of --listeners", a.Name)
+			}
+			if seen[a.Name] {
+				return fmt.Errorf("--advertised-listeners: listener %s is given twice", a.Name)
+			}
+			seen[a.Name] = true
+			listeners[i].Advertised = a.Addr
+		}
+	}
+	cfg.Listeners = listeners
+	return nil
+}
+
+// parseListeners parses NAME://host:port[,NAME://host:port...] (names in
+// upper case; host may be empty or an [IPv6] literal).
+func parseListeners(s string) ([]dataplane.Listener, error) {
+	var out []dataplane.Listener
+	for _, part := range splitList(s) {
+		name, addr, ok := strings.Cut(part, "://")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q: want NAME://host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%q: %w", part, err)
+		}
+		out = append(out, dataplane.Listener{Name: strings.ToUpper(name), Addr: addr})
+	}
+	return out, nil
 }
 
 // groupFlags are the group coordinator's settings (broker and dev).

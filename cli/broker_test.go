@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -44,5 +46,58 @@ func TestBrokerRecoveryThreadsFlag(t *testing.T) {
 	}
 	if _, err = brokerConfigFrom(t, append(base, "--recovery-threads", "0")...); err == nil {
 		t.Fatal("--recovery-threads 0 accepted")
+	}
+}
+
+func TestBrokerListenersFlags(t *testing.T) {
+	base := []string{"--node-id", "101", "--data-dir", t.TempDir(), "--controllers", "127.0.0.1:9093"}
+	cfg, err := brokerConfigFrom(t, append(base,
+		"--listeners", "internal://0.0.0.0:9092, EXTERNAL://[::]:19092,LOCAL://:9094",
+		"--advertised-listeners", "INTERNAL://broker-1:9092,external://127.0.0.1:19092",
+		"--inter-broker-listener-name", "internal")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []dataplane.Listener{
+		{Name: "INTERNAL", Addr: "0.0.0.0:9092", Advertised: "broker-1:9092"},
+		{Name: "EXTERNAL", Addr: "[::]:19092", Advertised: "127.0.0.1:19092"},
+		{Name: "LOCAL", Addr: ":9094"},
+	}
+	if !slices.Equal(cfg.Listeners, want) || cfg.InterBrokerListenerName != "INTERNAL" {
+		t.Fatalf("listeners %+v inter-broker %q, want %+v INTERNAL", cfg.Listeners, cfg.InterBrokerListenerName, want)
+	}
+
+	// Environment twins.
+	t.Setenv("SKEIN_LISTENERS", "A://127.0.0.1:1,B://127.0.0.1:2")
+	t.Setenv("SKEIN_ADVERTISED_LISTENERS", "B://b.example:2")
+	t.Setenv("SKEIN_INTER_BROKER_LISTENER_NAME", "B")
+	cfg, err = brokerConfigFrom(t, base...)
+	if err != nil || len(cfg.Listeners) != 2 || cfg.Listeners[1].Advertised != "b.example:2" || cfg.InterBrokerListenerName != "B" {
+		t.Fatalf("from the environment: %+v %q %v", cfg.Listeners, cfg.InterBrokerListenerName, err)
+	}
+	os.Unsetenv("SKEIN_LISTENERS")
+	os.Unsetenv("SKEIN_ADVERTISED_LISTENERS")
+	os.Unsetenv("SKEIN_INTER_BROKER_LISTENER_NAME")
+
+	// --listen alone keeps working: no named listeners.
+	cfg, err = brokerConfigFrom(t, append(base, "--listen", "127.0.0.1:9092", "--advertised-listener", "h:9092")...)
+	if err != nil || cfg.Listeners != nil || cfg.Listen != "127.0.0.1:9092" || cfg.AdvertisedListener != "h:9092" {
+		t.Fatalf("--listen: %+v %v", cfg, err)
+	}
+
+	for _, bad := range [][]string{
+		{"--listeners", "127.0.0.1:9092"},
+		{"--listeners", "A://nowhere"},
+		{"--listeners", "A://:1,a://:2"},
+		{"--listeners", " , "},
+		{"--listeners", "A://:1", "--listen", "127.0.0.1:9092"},
+		{"--listeners", "A://:1", "--advertised-listener", "h:1"},
+		{"--listeners", "A://:1", "--advertised-listeners", "B://h:1"},
+		{"--listeners", "A://:1", "--advertised-listeners", "A://h:1,A://h:2"},
+		{"--advertised-listeners", "PLAINTEXT://h:1"},
+	} {
+		if _, err := brokerConfigFrom(t, append(base, bad...)...); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

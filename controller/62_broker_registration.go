@@ -7,7 +7,10 @@ package controller
 // broker starts fenced and is unfenced by a heartbeat showing it applied
 // metadata up to its registration. A registration replaces the previous one
 // of the same id whatever its incarnation (a restarted broker need not wait
-// out its old session). The first listener is the one advertised to clients.
+// out its old session). Every listener of the request is kept, by name
+// (Kafka's advertised.listeners): a client is given the brokers' addresses
+// on the listener it connected through; the first listener's address is
+// also the record's Host and Port (what older readers of the log use).
 //
 // Clean or unclean restart (KIP-966, v3+): PreviousBrokerEpoch is the epoch
 // the broker had when it last shut down cleanly (from its clean-shutdown
@@ -23,15 +26,20 @@ package controller
 // joins the ELR where that leaves the ISR below min.insync.replicas).
 //
 // Errors: INCONSISTENT_CLUSTER_ID when the request names another cluster;
-// INVALID_REQUEST for a negative id or a listener without host or port.
+// INVALID_REQUEST for a negative id, no listener, a listener without name,
+// host or port, or two listeners of the same name.
 
 import (
 	"context"
+	"net"
+	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -82,7 +90,7 @@ func (c *Controller) handleBrokerRegistration(_ context.Context, ls *leaderState
 			"incarnation", reg.Incarnation, "partition_changes", len(recs)-1)
 	} else {
 		c.log.Info("broker registered", "broker", reg.ID, "epoch", index, "incarnation", reg.Incarnation,
-			"host", reg.Host, "port", reg.Port, "rack", reg.Rack, "replaces_epoch", replaced,
+			"listeners", endpointsString(reg.Listeners), "rack", reg.Rack, "replaces_epoch", replaced,
 			"previous_broker_epoch", previous, "clean", clean)
 	}
 	c.logElections(img, recs)
@@ -96,8 +104,21 @@ func registrationRecord(clusterID string, r *kmsg.BrokerRegistrationRequest) (*r
 	if r.BrokerID < 0 {
 		return nil, errf(kerr.InvalidRequest, "broker id %d is negative", r.BrokerID)
 	}
-	if len(r.Listeners) == 0 || r.Listeners[0].Host == "" || r.Listeners[0].Port == 0 {
-		return nil, errf(kerr.InvalidRequest, "broker %d gave no listener with a host and port", r.BrokerID)
+	if len(r.Listeners) == 0 {
+		return nil, errf(kerr.InvalidRequest, "broker %d gave no listener", r.BrokerID)
+	}
+	seen := map[string]bool{}
+	for _, l := range r.Listeners {
+		name := strings.ToUpper(l.Name)
+		switch {
+		case name == "":
+			return nil, errf(kerr.InvalidRequest, "broker %d gave a listener without a name", r.BrokerID)
+		case l.Host == "" || l.Port == 0:
+			return nil, errf(kerr.InvalidRequest, "broker %d gave listener %s without a host and port", r.BrokerID, l.Name)
+		case seen[name]:
+			return nil, errf(kerr.InvalidRequest, "broker %d gave listener %s twice", r.BrokerID, l.Name)
+		}
+		seen[name] = true
 	}
 	l := r.Listeners[0]
 	rec := &registerBrokerRecord{
@@ -106,8 +127,20 @@ func registrationRecord(clusterID string, r *kmsg.BrokerRegistrationRequest) (*r
 		Host:        l.Host,
 		Port:        int32(l.Port),
 	}
+	for _, l := range r.Listeners {
+		rec.Listeners = append(rec.Listeners, image.Endpoint{Name: strings.ToUpper(l.Name), Host: l.Host, Port: int32(l.Port)})
+	}
 	if r.Rack != nil {
 		rec.Rack = *r.Rack
 	}
 	return rec, nil
+}
+
+// endpointsString is NAME://host:port,... for logs.
+func endpointsString(ls []image.Endpoint) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = l.Name + "://" + net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
+	}
+	return strings.Join(parts, ",")
 }

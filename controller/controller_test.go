@@ -86,10 +86,12 @@ func startController(t *testing.T, cfg Config) *Controller {
 
 // startClientConfig starts a broker's controller client from cfg
 // (Controllers, NodeID and whatever else the test sets) with the tests'
-// listener, fast heartbeats and, unless cfg has one, a named logger.
+// listener (unless cfg has Listeners), fast heartbeats and, unless cfg has one, a named logger.
 func startClientConfig(t *testing.T, cfg client.Config) *client.Client {
 	t.Helper()
-	cfg.AdvertisedHost, cfg.AdvertisedPort = "127.0.0.1", 9092
+	if len(cfg.Listeners) == 0 {
+		cfg.AdvertisedHost, cfg.AdvertisedPort = "127.0.0.1", 9092
+	}
 	cfg.HeartbeatInterval, cfg.MetadataMaxWait = 100*time.Millisecond, time.Second
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t, fmt.Sprintf("broker-%d", cfg.NodeID))

@@ -26,6 +26,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,11 +48,25 @@ import (
 type Config struct {
 	NodeID  int32
 	DataDir string
-	// Listen is the Kafka listener address.
+	// Listen is the Kafka listener address when Listeners is empty: the
+	// broker's one listener, named image.DefaultListenerName.
 	Listen string
-	// AdvertisedListener is host:port given to clients; defaults to Listen.
+	// AdvertisedListener is host:port given to clients of Listen; defaults
+	// to Listen.
 	AdvertisedListener string
-	Rack               string
+	// Listeners are the broker's named Kafka listeners (Kafka's listeners
+	// and advertised.listeners), at least one when set; Listen and
+	// AdvertisedListener are then unused. A client gets the brokers'
+	// addresses on the listener it connected through (Metadata,
+	// FindCoordinator, DescribeCluster, Produce's leader hints), and
+	// brokers without that listener are left out of the answer.
+	Listeners []Listener
+	// InterBrokerListenerName names the listener followers dial leaders
+	// on (Kafka's inter.broker.listener.name): every broker of the
+	// cluster needs a listener of that name. "" means the first of
+	// Listeners (image.DefaultListenerName with Listen).
+	InterBrokerListenerName string
+	Rack                    string
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
 
@@ -84,6 +99,19 @@ type Config struct {
 	// offsets.retention.*); the broker sets its NodeID and Logger.
 	Groups group.Config
 	Logger hclog.Logger
+}
+
+// Listener is one named Kafka listener of a broker.
+type Listener struct {
+	// Name is the listener's name, such as INTERNAL or EXTERNAL (compared
+	// case-insensitively; registered in upper case).
+	Name string
+	// Addr is the host:port to bind; port 0 takes a free port.
+	Addr string
+	// Advertised is the host:port given to clients that connect through a
+	// listener of this name (port 0: the bound port). "" advertises Addr (the bound port when
+	// Addr's is 0; this host's name when Addr binds every interface).
+	Advertised string
 }
 
 // Kafka's defaults.
@@ -130,16 +158,47 @@ func (c Config) Validate() error {
 	if c.RecoveryThreads < 0 {
 		return fmt.Errorf("broker: RecoveryThreads %d must be >= 0", c.RecoveryThreads)
 	}
-	if _, _, err := splitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("broker: Listen %q: %w", c.Listen, err)
-	}
-	if c.AdvertisedListener != "" {
-		host, _, err := splitHostPort(c.AdvertisedListener)
-		if err != nil {
-			return fmt.Errorf("broker: AdvertisedListener %q: %w", c.AdvertisedListener, err)
+	if len(c.Listeners) == 0 {
+		if _, _, err := splitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("broker: Listen %q: %w", c.Listen, err)
 		}
-		if host == "" || isUnspecified(host) {
-			return fmt.Errorf("broker: AdvertisedListener %q needs a host clients can dial", c.AdvertisedListener)
+		if c.AdvertisedListener != "" {
+			host, _, err := splitHostPort(c.AdvertisedListener)
+			if err != nil {
+				return fmt.Errorf("broker: AdvertisedListener %q: %w", c.AdvertisedListener, err)
+			}
+			if host == "" || isUnspecified(host) {
+				return fmt.Errorf("broker: AdvertisedListener %q needs a host clients can dial", c.AdvertisedListener)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, l := range c.Listeners {
+		name := strings.ToUpper(l.Name)
+		if !validListenerName(name) {
+			return fmt.Errorf("broker: listener name %q: use letters, digits, '_' and '-'", l.Name)
+		}
+		if seen[name] {
+			return fmt.Errorf("broker: listener %s is given twice", name)
+		}
+		seen[name] = true
+		if _, _, err := splitHostPort(l.Addr); err != nil {
+			return fmt.Errorf("broker: listener %s address %q: %w", name, l.Addr, err)
+		}
+		if l.Advertised != "" {
+			host, _, err := splitHostPort(l.Advertised)
+			if err != nil {
+				return fmt.Errorf("broker: listener %s advertised address %q: %w", name, l.Advertised, err)
+			}
+			if host == "" || isUnspecified(host) {
+				return fmt.Errorf("broker: listener %s advertised address %q needs a host clients can dial", name, l.Advertised)
+			}
+		}
+	}
+	if c.InterBrokerListenerName != "" {
+		if !seen[strings.ToUpper(c.InterBrokerListenerName)] &&
+			(len(c.Listeners) > 0 || !strings.EqualFold(c.InterBrokerListenerName, image.DefaultListenerName)) {
+			return fmt.Errorf("broker: inter-broker listener %q is not one of the listeners", c.InterBrokerListenerName)
 		}
 	}
 	if c.FetchSessionCacheSlots < 0 {
@@ -186,6 +245,41 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// listeners are the listeners the broker binds: Listeners, or Listen as
+// image.DefaultListenerName. Names are in upper case.
+func (c Config) listeners() []Listener {
+	if len(c.Listeners) == 0 {
+		return []Listener{{Name: image.DefaultListenerName, Addr: c.Listen, Advertised: c.AdvertisedListener}}
+	}
+	out := make([]Listener, len(c.Listeners))
+	for i, l := range c.Listeners {
+		out[i] = l
+		out[i].Name = strings.ToUpper(l.Name)
+	}
+	return out
+}
+
+// interBrokerListener is the name of the listener followers dial.
+func (c Config) interBrokerListener() string {
+	if c.InterBrokerListenerName != "" {
+		return strings.ToUpper(c.InterBrokerListenerName)
+	}
+	return c.listeners()[0].Name
+}
+
+// validListenerName accepts what Kafka's listener names use in practice.
+func validListenerName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // splitHostPort parses host:port with a numeric port in 0-65535.
 func splitHostPort(addr string) (string, uint16, error) {
 	host, p, err := net.SplitHostPort(addr)
@@ -225,8 +319,9 @@ type Broker struct {
 		closed  bool
 	}
 
-	// ln is set by Start under mu (Addr reads it meanwhile).
-	ln net.Listener
+	// lns are the bound listeners, in Config.listeners() order; set by
+	// Start under mu (Addr reads them meanwhile).
+	lns []net.Listener
 	// Set by Start before it returns; read by shutdown after starting.Wait
 	// (or by Start itself when it fails).
 	store      *storage.Manager
@@ -234,7 +329,7 @@ type Broker struct {
 	replicas   *replica.Manager
 	groups     *group.Coordinator
 	controller *client.Client
-	server     *wire.Server
+	servers    []*wire.Server // one per listener
 	serving    bool
 }
 
@@ -279,17 +374,22 @@ func (b *Broker) start() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	// Bind first: the registration carries the real port.
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	b.mu.Lock()
-	b.ln = ln
-	b.mu.Unlock()
-	host, port, err := advertised(cfg, ln.Addr())
-	if err != nil {
-		return err
+	// Bind first: the registration carries the real ports.
+	listeners := cfg.listeners()
+	var endpoints []image.Endpoint
+	for _, l := range listeners {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (listener %s): %w", l.Addr, l.Name, err)
+		}
+		b.mu.Lock()
+		b.lns = append(b.lns, ln)
+		b.mu.Unlock()
+		host, port, err := advertised(l, ln.Addr())
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		endpoints = append(endpoints, image.Endpoint{Name: l.Name, Host: host, Port: port})
 	}
 
 	scfg := storage.DefaultConfig(cfg.DataDir)
@@ -325,6 +425,7 @@ func (b *Broker) start() error {
 	pcfg.Logger = b.log
 	pcfg.OnFollowers = b.replicas.Update
 	pcfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax
+	pcfg.InterBrokerListener = cfg.interBrokerListener()
 	pcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	pcfg.AlterPartition = func(ctx context.Context, req *kmsg.AlterPartitionRequest) (*kmsg.AlterPartitionResponse, error) {
 		return ctl.AlterPartition(ctx, req)
@@ -341,11 +442,10 @@ func (b *Broker) start() error {
 	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
 
 	ctl, err = client.New(client.Config{
-		Controllers:    cfg.Controllers,
-		NodeID:         cfg.NodeID,
-		AdvertisedHost: host,
-		AdvertisedPort: port,
-		Rack:           cfg.Rack,
+		Controllers: cfg.Controllers,
+		NodeID:      cfg.NodeID,
+		Listeners:   endpoints,
+		Rack:        cfg.Rack,
 		// The epoch of the last clean shutdown: the controller counts the
 		// registration as an unclean restart unless it matches (KIP-966).
 		PreviousBrokerEpoch: store.PreviousBrokerEpoch(),
@@ -380,16 +480,20 @@ func (b *Broker) start() error {
 	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)
-	wcfg := wire.DefaultConfig()
-	wcfg.Name = "broker"
-	wcfg.Logger = b.log.Named("wire")
-	server, err := wire.NewServer(wcfg, registry)
-	if err != nil {
-		return err
+	for _, l := range listeners {
+		wcfg := wire.DefaultConfig()
+		wcfg.Name = "broker"
+		wcfg.Listener = l.Name
+		wcfg.Logger = b.log.Named("wire")
+		server, err := wire.NewServer(wcfg, registry)
+		if err != nil {
+			return err
+		}
+		b.servers = append(b.servers, server)
 	}
-	b.server = server
 
-	b.log.Info("broker registering", "node_id", cfg.NodeID, "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
+	b.log.Info("broker registering", "node_id", cfg.NodeID, "advertised", endpointsString(endpoints),
+		"inter_broker_listener", pcfg.InterBrokerListener,
 		"controllers", cfg.Controllers, "clean_shutdown", store.CleanShutdown(), "previous_broker_epoch", store.PreviousBrokerEpoch())
 	if err := ctl.Start(b.ctx); err != nil {
 		return fmt.Errorf("register with the controllers: %w", err)
@@ -409,23 +513,37 @@ func (b *Broker) start() error {
 		b.log.Warn("still fenced by the controller; serving anyway", "node_id", cfg.NodeID, "waited", unfenceWait)
 	}
 	store.Start()
-	server.Serve(ln)
+	bound := make([]string, len(b.servers))
+	for i, server := range b.servers {
+		server.Serve(b.lns[i])
+		bound[i] = listeners[i].Name + "://" + b.lns[i].Addr().String()
+	}
 	b.serving = true
-	b.log.Info("broker started", "node_id", cfg.NodeID, "listen", ln.Addr().String(), "data_dir", cfg.DataDir)
+	b.log.Info("broker started", "node_id", cfg.NodeID, "listen", strings.Join(bound, ","), "data_dir", cfg.DataDir)
 	return nil
 }
 
-// advertised is the host and port clients are told to dial: the advertised
-// listener, else the bound address (with the bound port when the listener
-// asked for port 0, and this host's name when it bound every interface).
-func advertised(cfg Config, bound net.Addr) (string, int32, error) {
+// endpointsString is NAME://host:port,... for logs.
+func endpointsString(es []image.Endpoint) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Name + "://" + net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+	}
+	return strings.Join(parts, ",")
+}
+
+// advertised is the host and port clients of listener l are told to dial:
+// its advertised address, else the bound address (with the bound port when
+// the listener asked for port 0, and this host's name when it bound every
+// interface).
+func advertised(l Listener, bound net.Addr) (string, int32, error) {
 	boundHost, boundPort, err := splitHostPort(bound.String())
 	if err != nil {
 		return "", 0, fmt.Errorf("bound address %s: %w", bound, err)
 	}
-	addr := cfg.AdvertisedListener
+	addr := l.Advertised
 	if addr == "" {
-		addr = cfg.Listen
+		addr = l.Addr
 	}
 	host, port, err := splitHostPort(addr)
 	if err != nil {
@@ -435,7 +553,7 @@ func advertised(cfg Config, bound net.Addr) (string, int32, error) {
 		port = boundPort
 	}
 	if host == "" || isUnspecified(host) {
-		if cfg.AdvertisedListener == "" && !isUnspecified(boundHost) {
+		if l.Advertised == "" && !isUnspecified(boundHost) {
 			host = boundHost
 		} else if host, err = os.Hostname(); err != nil {
 			return "", 0, fmt.Errorf("advertised host: %w", err)
@@ -444,14 +562,27 @@ func advertised(cfg Config, bound net.Addr) (string, int32, error) {
 	return host, int32(port), nil
 }
 
-// Addr is the Kafka listener's address ("" before Start).
+// Addr is the first Kafka listener's bound address ("" before Start).
 func (b *Broker) Addr() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.ln == nil {
+	if len(b.lns) == 0 {
 		return ""
 	}
-	return b.ln.Addr().String()
+	return b.lns[0].Addr().String()
+}
+
+// ListenerAddr is the bound address of the listener named name ("" before
+// Start or for an unknown name).
+func (b *Broker) ListenerAddr(name string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, l := range b.cfg.listeners() {
+		if i < len(b.lns) && strings.EqualFold(l.Name, name) {
+			return b.lns[i].Addr().String()
+		}
+	}
+	return ""
 }
 
 // Close shuts down cleanly (leaving the clean-shutdown marker): a
@@ -484,11 +615,13 @@ func (b *Broker) shutdown() {
 			}
 			cancel()
 		}
-		if b.server != nil {
-			errs = append(errs, b.server.Close()) // also closes the listener once served
+		for _, server := range b.servers {
+			errs = append(errs, server.Close()) // also closes the listener once served
 		}
-		if b.ln != nil && !serving {
-			_ = b.ln.Close()
+		if !serving {
+			for _, ln := range b.lns {
+				_ = ln.Close()
+			}
 		}
 		if b.controller != nil {
 			errs = append(errs, b.controller.Close())

@@ -53,6 +53,23 @@ func TestConfigValidate(t *testing.T) {
 		{"MessageMaxBytes", func(c *Config) { c.MessageMaxBytes = 0 }},
 		{"HeartbeatInterval", func(c *Config) { c.HeartbeatInterval = 0 }},
 		{"Logger", func(c *Config) { c.Logger = nil }},
+		{"listener name", func(c *Config) { c.Listeners = []Listener{{Name: "", Addr: "127.0.0.1:0"}} }},
+		{"listener name", func(c *Config) { c.Listeners = []Listener{{Name: "IN TERNAL", Addr: "127.0.0.1:0"}} }},
+		{"given twice", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}, {Name: "a", Addr: "127.0.0.1:0"}}
+		}},
+		{"listener A address", func(c *Config) { c.Listeners = []Listener{{Name: "A", Addr: "nowhere"}} }},
+		{"listener A advertised", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "0.0.0.0:9092", Advertised: "0.0.0.0:9092"}}
+		}},
+		{"listener A advertised", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "0.0.0.0:9092", Advertised: ":9092"}}
+		}},
+		{"inter-broker listener", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
+			c.InterBrokerListenerName = "B"
+		}},
+		{"inter-broker listener", func(c *Config) { c.InterBrokerListenerName = "INTERNAL" }},
 	}
 	for _, tc := range cases {
 		c := validConfig("/tmp/x")
@@ -61,6 +78,37 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: want an error naming it, got %v", tc.field, err)
 		}
+	}
+}
+
+func TestListenersDefaults(t *testing.T) {
+	c := validConfig("/tmp/x")
+	c.AdvertisedListener = "kafka.example:9092"
+	if got := c.listeners(); !slices.Equal(got, []Listener{{Name: "PLAINTEXT", Addr: "127.0.0.1:0", Advertised: "kafka.example:9092"}}) {
+		t.Fatalf("--listen alone: %+v", got)
+	}
+	if c.interBrokerListener() != "PLAINTEXT" {
+		t.Fatalf("inter-broker listener of --listen: %q", c.interBrokerListener())
+	}
+	c.InterBrokerListenerName = "plaintext"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("PLAINTEXT names --listen's listener: %v", err)
+	}
+	c.InterBrokerListenerName = ""
+	c.Listeners = []Listener{{Name: "internal", Addr: "0.0.0.0:9092"}, {Name: "External", Addr: "0.0.0.0:19092", Advertised: "127.0.0.1:19092"}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []Listener{{Name: "INTERNAL", Addr: "0.0.0.0:9092"}, {Name: "EXTERNAL", Addr: "0.0.0.0:19092", Advertised: "127.0.0.1:19092"}}
+	if got := c.listeners(); !slices.Equal(got, want) {
+		t.Fatalf("listeners: %+v, want %+v", got, want)
+	}
+	if c.interBrokerListener() != "INTERNAL" {
+		t.Fatalf("inter-broker listener defaults to the first: %q", c.interBrokerListener())
+	}
+	c.InterBrokerListenerName = "external"
+	if err := c.Validate(); err != nil || c.interBrokerListener() != "EXTERNAL" {
+		t.Fatalf("inter-broker listener external: %q %v", c.interBrokerListener(), err)
 	}
 }
 
@@ -77,13 +125,13 @@ func TestAdvertised(t *testing.T) {
 		{"127.0.0.1:0", "kafka.example:0", "kafka.example", 4321},
 	}
 	for _, c := range cases {
-		host, port, err := advertised(Config{Listen: c.listen, AdvertisedListener: c.advertised}, bound)
+		host, port, err := advertised(Listener{Addr: c.listen, Advertised: c.advertised}, bound)
 		if err != nil || host != c.host || port != c.port {
 			t.Errorf("listen %q advertised %q: got %s:%d %v, want %s:%d", c.listen, c.advertised, host, port, err, c.host, c.port)
 		}
 	}
 	// Bound to every interface: clients get this host's name.
-	host, _, err := advertised(Config{Listen: ":0"}, &net.TCPAddr{IP: net.IPv6unspecified, Port: 1})
+	host, _, err := advertised(Listener{Addr: ":0"}, &net.TCPAddr{IP: net.IPv6unspecified, Port: 1})
 	if err != nil || host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		t.Fatalf("unspecified bind: %q %v", host, err)
 	}
@@ -254,5 +302,64 @@ func TestBrokerServesKafkaClients(t *testing.T) {
 	slices.Sort(got)
 	if len(got) != n || got[0] != "v0" || got[n-1] != "v9" {
 		t.Fatalf("after restart: %v", got)
+	}
+}
+
+// TestBrokerListeners runs a broker with two named listeners: a client on
+// each is given the broker's address on that listener, and the broker
+// serves both (produce through one, consume through the other).
+func TestBrokerListeners(t *testing.T) {
+	log := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: os.Stderr})
+	ctl := startController(t, log)
+	cfg := validConfig(t.TempDir())
+	cfg.Listeners = []Listener{{Name: "internal", Addr: "127.0.0.1:0"}, {Name: "EXTERNAL", Addr: "127.0.0.1:0", Advertised: "localhost:0"}}
+	cfg.Controllers = []string{ctl.Addr()}
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	cfg.Logger = log.Named("broker")
+	b, err := NewBroker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		_ = b.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	internal, external := b.ListenerAddr("INTERNAL"), b.ListenerAddr("external")
+	if internal == "" || external == "" || internal == external || b.Addr() != internal {
+		t.Fatalf("bound INTERNAL %q EXTERNAL %q, Addr %q", internal, external, b.Addr())
+	}
+	_, externalPort, _ := net.SplitHostPort(external)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct{ seed, want string }{
+		{internal, internal},
+		{external, net.JoinHostPort("localhost", externalPort)},
+	} {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+		cl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(md.Brokers) != 1 || net.JoinHostPort(md.Brokers[0].Host, fmt.Sprint(md.Brokers[0].Port)) != c.want {
+			t.Fatalf("metadata through %s: brokers %+v, want one at %s", c.seed, md.Brokers, c.want)
+		}
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(internal), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "both", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := consumeAll(t, ctx, external, "both", 1); len(got) != 1 || got[0] != "v" {
+		t.Fatalf("consumed through EXTERNAL: %q", got)
 	}
 }

@@ -48,7 +48,13 @@ type Config struct {
 	// Controllers are the controllers' Kafka listeners, host:port.
 	Controllers []string
 	NodeID      int32
-	// AdvertisedHost and AdvertisedPort are what clients are told to dial.
+	// Listeners are the broker's advertised listeners, registered with the
+	// controller in this order (the first is also the registration's
+	// legacy Host and Port). When empty, AdvertisedHost and AdvertisedPort
+	// are its one listener, named image.DefaultListenerName.
+	Listeners []image.Endpoint
+	// AdvertisedHost and AdvertisedPort are what clients are told to dial
+	// when Listeners is empty.
 	AdvertisedHost string
 	AdvertisedPort int32
 	Rack           string
@@ -85,16 +91,34 @@ func (c Config) Validate() error {
 		return errors.New("Controllers is empty")
 	case c.NodeID < 0:
 		return fmt.Errorf("NodeID %d: must be >= 0", c.NodeID)
-	case c.AdvertisedHost == "":
+	case len(c.Listeners) == 0 && c.AdvertisedHost == "":
 		return errors.New("AdvertisedHost is empty")
-	case c.AdvertisedPort < 1 || c.AdvertisedPort > 65535:
+	case len(c.Listeners) == 0 && (c.AdvertisedPort < 1 || c.AdvertisedPort > 65535):
 		return fmt.Errorf("AdvertisedPort %d: must be 1..65535", c.AdvertisedPort)
 	case c.HeartbeatInterval < 0:
 		return fmt.Errorf("HeartbeatInterval %v: must be >= 0", c.HeartbeatInterval)
 	case c.MetadataMaxWait < 0:
 		return fmt.Errorf("MetadataMaxWait %v: must be >= 0", c.MetadataMaxWait)
 	}
+	for _, l := range c.Listeners {
+		switch {
+		case l.Name == "":
+			return errors.New("a listener has no name")
+		case l.Host == "":
+			return fmt.Errorf("listener %s: host is empty", l.Name)
+		case l.Port < 1 || l.Port > 65535:
+			return fmt.Errorf("listener %s: port %d must be 1..65535", l.Name, l.Port)
+		}
+	}
 	return nil
+}
+
+// listeners are the listeners to register.
+func (c Config) listeners() []image.Endpoint {
+	if len(c.Listeners) > 0 {
+		return c.Listeners
+	}
+	return []image.Endpoint{{Name: image.DefaultListenerName, Host: c.AdvertisedHost, Port: c.AdvertisedPort}}
 }
 
 // Client is a broker's session with the controller quorum.
@@ -349,9 +373,12 @@ func (c *Client) register(ctx context.Context) error {
 	req.BrokerID = c.cfg.NodeID
 	req.ClusterID = c.Image().ClusterID
 	req.IncarnationID = c.incarnation
-	l := kmsg.NewBrokerRegistrationRequestListener()
-	l.Name, l.Host, l.Port = "PLAINTEXT", c.cfg.AdvertisedHost, uint16(c.cfg.AdvertisedPort)
-	req.Listeners = []kmsg.BrokerRegistrationRequestListener{l}
+	for _, e := range c.cfg.listeners() {
+		l := kmsg.NewBrokerRegistrationRequestListener()
+		l.Name, l.Host, l.Port = e.Name, e.Host, uint16(e.Port)
+		l.SecurityProtocol = 0 // PLAINTEXT: the only protocol
+		req.Listeners = append(req.Listeners, l)
+	}
 	if c.cfg.Rack != "" {
 		req.Rack = kmsg.StringPtr(c.cfg.Rack)
 	}

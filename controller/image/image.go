@@ -29,7 +29,9 @@
 package image
 
 import (
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Image is the whole cluster metadata as of Raft index Index.
@@ -70,11 +72,52 @@ type Broker struct {
 	ID          int32  `json:"id"`
 	Incarnation string `json:"incarnation"`
 	// Epoch bumps on every registration; stale sessions are fenced by it.
-	Epoch  int64  `json:"epoch"`
-	Host   string `json:"host"`
-	Port   int32  `json:"port"`
-	Rack   string `json:"rack,omitempty"`
-	Fenced bool   `json:"fenced"`
+	Epoch int64 `json:"epoch"`
+	// Host and Port are the address of the broker's first listener
+	// (Listeners[0]), the only one registrations made before brokers had
+	// named listeners carry.
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+	// Listeners are the broker's advertised listeners, by name, as it
+	// registered them (Kafka's advertised.listeners). Empty in
+	// registrations made before named listeners: the broker then has one,
+	// DefaultListenerName at Host:Port. Use Endpoint.
+	Listeners []Endpoint `json:"listeners,omitempty"`
+	Rack      string     `json:"rack,omitempty"`
+	Fenced    bool       `json:"fenced"`
+}
+
+// Endpoint is one named listener of a broker: the address clients that
+// reached any broker through the listener of that name are given for it.
+type Endpoint struct {
+	Name string `json:"name"`
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+}
+
+// DefaultListenerName names a broker's listener when it has only one
+// (`--listen`), as Kafka names its default listener.
+const DefaultListenerName = "PLAINTEXT"
+
+// Endpoint returns the broker's address on the listener named name (names
+// compare case-insensitively, as Kafka's normalised listener names), and
+// false when the broker has no such listener: Kafka's rule is that a
+// client is given only the brokers, and the addresses, of the listener it
+// connected through. The empty name is the first listener (a request that
+// did not come through a named listener).
+func (b *Broker) Endpoint(name string) (host string, port int32, ok bool) {
+	if name == "" {
+		return b.Host, b.Port, true
+	}
+	if len(b.Listeners) == 0 {
+		return b.Host, b.Port, strings.EqualFold(name, DefaultListenerName)
+	}
+	for _, l := range b.Listeners {
+		if strings.EqualFold(l.Name, name) {
+			return l.Host, l.Port, true
+		}
+	}
+	return "", 0, false
 }
 
 // Topic is one topic and its partitions.
@@ -135,6 +178,7 @@ func (img *Image) Clone() *Image {
 	out.Brokers = make(map[int32]*Broker, len(img.Brokers))
 	for k, v := range img.Brokers {
 		b := *v
+		b.Listeners = slices.Clone(v.Listeners)
 		out.Brokers[k] = &b
 	}
 	out.Topics = make(map[string]*Topic, len(img.Topics))

@@ -195,7 +195,7 @@ func (a *applier) apply(r *Change) error {
 			return fmt.Errorf("broker id %d", x.ID)
 		}
 		b := &image.Broker{ID: x.ID, Incarnation: x.Incarnation, Epoch: int64(a.index),
-			Host: x.Host, Port: x.Port, Rack: x.Rack, Fenced: true}
+			Host: x.Host, Port: x.Port, Listeners: slices.Clone(x.Listeners), Rack: x.Rack, Fenced: true}
 		a.brokers()[x.ID] = b
 		a.ownedBrokers[b] = true
 	case TypeFenceBroker, TypeUnfenceBroker:

@@ -64,7 +64,7 @@ func (a *refApplier) apply(r *Change) error {
 			return fmt.Errorf("broker id %d", x.ID)
 		}
 		a.img.Brokers[x.ID] = &image.Broker{ID: x.ID, Incarnation: x.Incarnation, Epoch: int64(a.index),
-			Host: x.Host, Port: x.Port, Rack: x.Rack, Fenced: true}
+			Host: x.Host, Port: x.Port, Listeners: append([]image.Endpoint(nil), x.Listeners...), Rack: x.Rack, Fenced: true}
 	case TypeFenceBroker, TypeUnfenceBroker:
 		x := r.FenceBroker
 		if r.Type == TypeUnfenceBroker {

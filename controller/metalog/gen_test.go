@@ -75,8 +75,13 @@ func (g *entryGen) changes(img *image.Image, earlier []Change) []Change {
 	case k < 10:
 		return []Change{{Type: TypeUnregisterController, UnregisterController: &UnregisterControllerRecord{ID: int32(g.rnd.IntN(4))}}}
 	case k < 18:
-		return []Change{{Type: TypeRegisterBroker, RegisterBroker: &RegisterBrokerRecord{
-			ID: int32(g.rnd.IntN(7)) - 1, Incarnation: fmt.Sprint(g.rnd.IntN(1000)), Host: "b", Port: 9092, Rack: []string{"", "r1"}[g.rnd.IntN(2)]}}}
+		rec := &RegisterBrokerRecord{
+			ID: int32(g.rnd.IntN(7)) - 1, Incarnation: fmt.Sprint(g.rnd.IntN(1000)), Host: "b", Port: 9092, Rack: []string{"", "r1"}[g.rnd.IntN(2)]}
+		// Records from before named listeners have none; others one or two.
+		for i := range g.rnd.IntN(3) {
+			rec.Listeners = append(rec.Listeners, image.Endpoint{Name: []string{"INTERNAL", "EXTERNAL"}[i], Host: "b", Port: int32(9092 + 1000*i)})
+		}
+		return []Change{{Type: TypeRegisterBroker, RegisterBroker: rec}}
 	case k < 28:
 		id := g.pick(brokers)
 		epoch := int64(g.rnd.IntN(5))

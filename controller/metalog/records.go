@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/skein-io/skein/controller/image"
 )
 
 // ChangeType tags a Change in the Raft log. The strings are part of the
@@ -86,12 +88,16 @@ type RegisterControllerRecord struct {
 
 // RegisterBrokerRecord (re)registers a broker, fenced. Its epoch is the Raft
 // index of the entry holding this record (as in KRaft), so it is not carried.
+// Host and Port are the first listener's address (all that records written
+// before named listeners hold); Listeners are all of them, in the order
+// the broker gave them, absent in those older records.
 type RegisterBrokerRecord struct {
-	ID          int32  `json:"id"`
-	Incarnation string `json:"incarnation"`
-	Host        string `json:"host"`
-	Port        int32  `json:"port"`
-	Rack        string `json:"rack,omitempty"`
+	ID          int32            `json:"id"`
+	Incarnation string           `json:"incarnation"`
+	Host        string           `json:"host"`
+	Port        int32            `json:"port"`
+	Listeners   []image.Endpoint `json:"listeners,omitempty"`
+	Rack        string           `json:"rack,omitempty"`
 }
 
 // BrokerEpochRecord fences or unfences the registration with that epoch.

@@ -18,7 +18,8 @@ package kafka
 //   - Transactional batches get INVALID_TXN_STATE (transactions are not
 //     implemented; see 22_init_producer_id.go).
 //   - v10+: a NOT_LEADER_OR_FOLLOWER answer carries CurrentLeader and the
-//     leader's NodeEndpoints when the image knows them (KIP-951).
+//     leader's NodeEndpoints when the image knows them (KIP-951), on the
+//     listener the request came in on.
 //   - Topics are not auto-created here (clients ask Metadata first, which
 //     auto-creates).
 
@@ -66,7 +67,7 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 				res, err = p.AppendAsLeader(rp.Records, r.Acks)
 			}
 			if err != nil {
-				h.setProduceError(resp, rt.Topic, op, err)
+				h.setProduceError(resp, req.Listener, rt.Topic, op, err)
 				continue
 			}
 			op.BaseOffset = res.BaseOffset
@@ -85,7 +86,7 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 		defer cancel()
 		for _, w := range pending {
 			if err := w.p.WaitCommitted(wctx, w.res); err != nil {
-				h.setProduceError(resp, w.p.Topic(), w.out, err)
+				h.setProduceError(resp, req.Listener, w.p.Topic(), w.out, err)
 			}
 		}
 	}
@@ -93,7 +94,7 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 }
 
 // setProduceError fills a failed partition's answer.
-func (h *Handlers) setProduceError(resp *kmsg.ProduceResponse, topic string, op *kmsg.ProduceResponseTopicPartition, err error) {
+func (h *Handlers) setProduceError(resp *kmsg.ProduceResponse, listener, topic string, op *kmsg.ProduceResponseTopicPartition, err error) {
 	op.ErrorCode = errorCode(err)
 	op.BaseOffset = -1
 	op.LogAppendTime = -1
@@ -104,9 +105,9 @@ func (h *Handlers) setProduceError(resp *kmsg.ProduceResponse, topic string, op 
 	if op.ErrorCode == kerr.NotLeaderForPartition.Code && resp.Version >= 10 {
 		if leader, epoch, ok := h.leaderHint(topic, op.Partition); ok {
 			op.CurrentLeader.LeaderID, op.CurrentLeader.LeaderEpoch = leader, epoch
-			if b, ok := h.leaderEndpoint(leader); ok && !hasProduceBroker(resp.Brokers, leader) {
+			if b, host, port, ok := h.leaderEndpoint(leader, listener); ok && !hasProduceBroker(resp.Brokers, leader) {
 				rb := kmsg.NewProduceResponseBroker()
-				rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, b.rack()
+				rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, host, port, b.rack()
 				resp.Brokers = append(resp.Brokers, rb)
 			}
 		}

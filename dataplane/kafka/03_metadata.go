@@ -2,7 +2,11 @@ package kafka
 
 // Metadata (API key 3), versions 0-12, served from this broker's image.
 //
-//   - Brokers: the unfenced brokers, with their advertised host, port, rack.
+//   - Brokers: the unfenced brokers, with their advertised host, port, rack
+//     on the listener the request came in on (Kafka's rule: the listener
+//     name of the connection picks the endpoint); a broker without a
+//     listener of that name is left out, as are partitions' leaders and
+//     replicas on it (they stay listed by id only).
 //   - ControllerID: this broker's node id. As in KRaft, admin requests that
 //     clients send to "the controller" come to a broker, which forwards them
 //     to the active controller (19_, 20_, 37_, 44_).
@@ -47,7 +51,7 @@ func (h *Handlers) handleMetadata(ctx context.Context, req *wire.Request) (kmsg.
 		created, img = h.autoCreateTopics(ctx, names)
 	}
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
-	buildMetadata(resp, img, h.Config.NodeID, r, created)
+	buildMetadata(resp, img, h.Config.NodeID, req.Listener, r, created)
 	return resp, nil
 }
 
@@ -82,16 +86,21 @@ func autoCreateCandidates(img *image.Image, r *kmsg.MetadataRequest, enabled boo
 	return names
 }
 
-// buildMetadata fills resp (at r's version) from img. created holds the
-// outcome of auto-creation for the names it tried (see autoCreateTopics).
-func buildMetadata(resp *kmsg.MetadataResponse, img *image.Image, nodeID int32, r *kmsg.MetadataRequest, created map[string]int16) {
+// buildMetadata fills resp (at r's version) from img, with the brokers'
+// addresses on the listener named listener. created holds the outcome of
+// auto-creation for the names it tried (see autoCreateTopics).
+func buildMetadata(resp *kmsg.MetadataResponse, img *image.Image, nodeID int32, listener string, r *kmsg.MetadataRequest, created map[string]int16) {
 	for _, id := range img.BrokerIDs() {
 		b := img.Brokers[id]
 		if b.Fenced {
 			continue
 		}
+		host, port, ok := b.Endpoint(listener)
+		if !ok {
+			continue
+		}
 		rb := kmsg.NewMetadataResponseBroker()
-		rb.NodeID, rb.Host, rb.Port = b.ID, b.Host, b.Port
+		rb.NodeID, rb.Host, rb.Port = b.ID, host, port
 		rb.Rack = leaderBroker{b}.rack()
 		resp.Brokers = append(resp.Brokers, rb)
 	}

@@ -55,7 +55,7 @@ func (h *Handlers) handleFindCoordinator(ctx context.Context, req *wire.Request)
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
 		c.NodeID, c.Port = -1, -1
-		c.ErrorCode = h.findCoordinator(img, r.CoordinatorType, key, &c)
+		c.ErrorCode = h.findCoordinator(img, req.Listener, r.CoordinatorType, key, &c)
 		if c.ErrorCode != 0 {
 			msg := kerr.ErrorForCode(c.ErrorCode).Error()
 			if r.CoordinatorType == 1 {
@@ -74,7 +74,7 @@ func (h *Handlers) handleFindCoordinator(ctx context.Context, req *wire.Request)
 	return resp, nil
 }
 
-func (h *Handlers) findCoordinator(img *image.Image, keyType int8, key string, c *kmsg.FindCoordinatorResponseCoordinator) int16 {
+func (h *Handlers) findCoordinator(img *image.Image, listener string, keyType int8, key string, c *kmsg.FindCoordinatorResponseCoordinator) int16 {
 	switch {
 	case keyType != 0:
 		return kerr.InvalidRequest.Code
@@ -95,7 +95,13 @@ func (h *Handlers) findCoordinator(img *image.Image, keyType int8, key string, c
 	if b == nil || b.Fenced {
 		return kerr.CoordinatorNotAvailable.Code
 	}
-	c.NodeID, c.Host, c.Port = b.ID, b.Host, b.Port
+	host, port, ok := b.Endpoint(listener)
+	if !ok {
+		// The coordinator cannot be reached through this listener (Kafka
+		// answers the same when the leader lacks the listener).
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	c.NodeID, c.Host, c.Port = b.ID, host, port
 	return 0
 }
 

@@ -3,7 +3,9 @@ package kafka
 // DescribeCluster (API key 60), versions 0-2, served from this broker's image.
 //
 //   - Brokers: the unfenced brokers; v2 with IncludeFencedBrokers: every
-//     registered broker, IsFenced set for the fenced ones; ControllerID: this broker (admin
+//     registered broker, IsFenced set for the fenced ones; each at its
+//     address on the listener the request came in on, and without the
+//     brokers that have no listener of that name (as Metadata); ControllerID: this broker (admin
 //     requests sent to it are forwarded, see 03_metadata.go); ClusterID.
 //   - v1 EndpointType: a broker answers for endpoint type 1 (brokers); a
 //     request for controller endpoints (2) gets MISMATCHED_ENDPOINT_TYPE,
@@ -26,11 +28,11 @@ const endpointTypeBrokers = 1
 func (h *Handlers) handleDescribeCluster(_ context.Context, req *wire.Request) (kmsg.Response, error) {
 	r := req.Body.(*kmsg.DescribeClusterRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
-	describeCluster(resp, h.image(), h.Config.NodeID, r)
+	describeCluster(resp, h.image(), h.Config.NodeID, req.Listener, r)
 	return resp, nil
 }
 
-func describeCluster(resp *kmsg.DescribeClusterResponse, img *image.Image, nodeID int32, r *kmsg.DescribeClusterRequest) {
+func describeCluster(resp *kmsg.DescribeClusterResponse, img *image.Image, nodeID int32, listener string, r *kmsg.DescribeClusterRequest) {
 	resp.EndpointType = endpointTypeBrokers
 	resp.ClusterAuthorizedOperations = authorizedOperationsOmitted
 	if r.Version >= 1 && r.EndpointType != endpointTypeBrokers {
@@ -45,8 +47,12 @@ func describeCluster(resp *kmsg.DescribeClusterResponse, img *image.Image, nodeI
 		if b.Fenced && (r.Version < 2 || !r.IncludeFencedBrokers) {
 			continue
 		}
+		host, port, ok := b.Endpoint(listener)
+		if !ok {
+			continue
+		}
 		rb := kmsg.NewDescribeClusterResponseBroker()
-		rb.NodeID, rb.Host, rb.Port = b.ID, b.Host, b.Port
+		rb.NodeID, rb.Host, rb.Port = b.ID, host, port
 		rb.IsFenced = b.Fenced
 		rb.Rack = leaderBroker{b}.rack()
 		resp.Brokers = append(resp.Brokers, rb)

@@ -26,13 +26,15 @@ func (b leaderBroker) rack() *string {
 	return &r
 }
 
-// leaderEndpoint is a live broker's advertised listener from the image.
-func (h *Handlers) leaderEndpoint(id int32) (leaderBroker, bool) {
-	b := h.Partitions.Image().Brokers[id]
-	if b == nil || b.Fenced {
-		return leaderBroker{}, false
+// leaderEndpoint is a live broker's address on the named listener, from
+// the image; false when it is fenced, unknown or has no such listener.
+func (h *Handlers) leaderEndpoint(id int32, listener string) (b leaderBroker, host string, port int32, ok bool) {
+	ib := h.Partitions.Image().Brokers[id]
+	if ib == nil || ib.Fenced {
+		return leaderBroker{}, "", 0, false
 	}
-	return leaderBroker{b}, true
+	host, port, ok = ib.Endpoint(listener)
+	return leaderBroker{ib}, host, port, ok
 }
 
 func (h *Handlers) dataLog() hclog.Logger {

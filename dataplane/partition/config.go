@@ -35,6 +35,11 @@ type Config struct {
 	// caught up for this long is dropped from the ISR. Zero means
 	// DefaultReplicaLagTimeMax.
 	ReplicaLagTimeMax time.Duration
+	// InterBrokerListener names the listener of the leaders that this
+	// broker's followers dial (Kafka's inter.broker.listener.name); ""
+	// takes each broker's first listener. A leader without a listener of
+	// that name is not followed (its partitions wait for one that has).
+	InterBrokerListener string
 }
 
 // DefaultConfig returns working values for a broker id.

@@ -522,9 +522,18 @@ func (m *Manager) updateBrokerAddrs(img *image.Image) bool {
 	}
 	addrs := make(map[int32]string, len(img.Brokers))
 	for id, b := range img.Brokers {
-		if b != nil {
-			addrs[id] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		if b == nil {
+			continue
 		}
+		host, port, ok := b.Endpoint(m.cfg.InterBrokerListener)
+		if !ok {
+			if id != m.cfg.NodeID {
+				m.cfg.Logger.Warn("broker has no inter-broker listener: its partitions are not followed from it",
+					"broker", id, "listener", m.cfg.InterBrokerListener)
+			}
+			continue
+		}
+		addrs[id] = net.JoinHostPort(host, strconv.Itoa(int(port)))
 	}
 	st.brokers = maps.Clone(img.Brokers)
 	changed := !maps.Equal(st.addrs, addrs)

@@ -56,6 +56,9 @@ type Request struct {
 	Body     kmsg.Request
 	Conn     *Conn
 	Received time.Time
+	// Listener is the name of the listener the request came in on
+	// (Config.Listener of the server that accepted the connection).
+	Listener string
 }
 
 // HandlerFunc serves one request. It returns the response to send, or a nil
@@ -124,6 +127,10 @@ func (r *Registry) handleAPIVersions(_ context.Context, req *Request) (kmsg.Resp
 type Config struct {
 	// Name is used in log lines ("broker", "controller").
 	Name string
+	// Listener names the listener this server serves (a broker's
+	// "INTERNAL", "EXTERNAL", ...): handlers read it from
+	// Request.Listener to answer with that listener's addresses. Optional.
+	Listener string
 	// MaxRequestBytes bounds one request frame (socket.request.max.bytes).
 	MaxRequestBytes int32
 	// IdleTimeout closes connections idle that long (connections.max.idle.ms).
@@ -397,7 +404,7 @@ func (s *Server) handle(ctx context.Context, c *Conn, frame []byte) (kmsg.Respon
 		}
 		return nil, h, fmt.Errorf("malformed %s v%d: %w", kmsg.NameForKey(h.Key), h.Version, err)
 	}
-	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: time.Now()})
+	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: time.Now(), Listener: s.cfg.Listener})
 	if err != nil {
 		return nil, h, err
 	}
