@@ -40,6 +40,14 @@ type Options struct {
 	// Node.ControllerProxies. Cluster.Isolate and CutControllers use them.
 	Proxies bool
 
+	// ExternalListener gives every broker two named listeners: INTERNAL
+	// on Node.Addr (what the harness and Bootstrap use) and EXTERNAL on
+	// Node.ExternalAddr, each advertising its own address.
+	// InterBrokerListener is then --inter-broker-listener-name ("": the
+	// first, INTERNAL).
+	ExternalListener    bool
+	InterBrokerListener string
+
 	// FsyncJournal starts every broker with FsyncJournalEnv set to its own
 	// journal file, Node.JournalPath (next to its log file, outside its
 	// data directory, appended to across restarts), for Node.MachineCrash.
@@ -151,18 +159,31 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		n := &Node{Role: RoleBroker, ID: id, Addr: FreeAddr(t), cluster: c}
 		n.DataDir = filepath.Join(c.dir, n.name())
 		controllers := c.ControllerAddrs()
+		listen := []string{"--listen", n.Addr}
 		var extra []string
 		if opts.Proxies {
 			controllers = c.proxyBroker(n)
 			extra = []string{"--advertised-listener", n.Proxy.Addr}
 		}
+		if opts.ExternalListener {
+			if opts.Proxies {
+				t.Fatal("harness: Options.ExternalListener does not go with Proxies")
+			}
+			n.ExternalAddr = FreeAddr(t)
+			listen = []string{"--listeners", "INTERNAL://" + n.Addr + ",EXTERNAL://" + n.ExternalAddr}
+			if opts.InterBrokerListener != "" {
+				listen = append(listen, "--inter-broker-listener-name", opts.InterBrokerListener)
+			}
+		}
 		args := []string{"broker",
 			"--node-id", strconv.Itoa(int(n.ID)),
 			"--data-dir", n.DataDir,
-			"--listen", n.Addr,
+		}
+		args = append(args, listen...)
+		args = append(args,
 			"--controllers", controllers,
 			"--log-level", logLevel(),
-		}
+		)
 		args = append(args, extra...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.BrokerArgs...))
 		if opts.FsyncJournal {

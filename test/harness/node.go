@@ -25,11 +25,14 @@ const (
 // directory stay the same across restarts.
 type Node struct {
 	*Process
-	Role     Role
-	ID       int32
-	Addr     string // Kafka listener, host:port
-	RaftAddr string // Raft transport (controllers only)
-	DataDir  string
+	Role Role
+	ID   int32
+	Addr string // Kafka listener, host:port (INTERNAL with Options.ExternalListener)
+	// ExternalAddr is the broker's EXTERNAL listener
+	// (Options.ExternalListener; empty otherwise).
+	ExternalAddr string
+	RaftAddr     string // Raft transport (controllers only)
+	DataDir      string
 	// JournalPath is the broker's fsync journal (Options.FsyncJournal;
 	// empty otherwise). The file exists only if the binary writes it.
 	JournalPath string
