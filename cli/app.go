@@ -42,6 +42,7 @@ func App() *cli.App {
 			consumeCommand(),
 			groupCommand(),
 			benchCommand(),
+			healthCommand(),
 		},
 	}
 }
