@@ -35,7 +35,8 @@ E2E_TIMEOUT ?= 8m
 # E2E_TMPDIR= (empty) keeps them on $TMPDIR.
 E2E_TMPDIR ?= $(FUZZ_TMPDIR)
 
-.PHONY: all build run test unit fuzz-short fuzz e2e test-slow bench bench-nats bench-latency bench-scale bench-reassign chaos clean
+.PHONY: all build run test unit fuzz-short fuzz e2e test-slow bench bench-nats bench-latency bench-scale bench-reassign chaos clean \
+	image compose-up compose-down
 
 all: build
 
@@ -146,3 +147,34 @@ CHAOS_FOR     ?= 6m
 CHAOS_TIMEOUT ?= 40m
 chaos: build
 	SKEIN_CHAOS=long SKEIN_CHAOS_FOR=$(CHAOS_FOR) SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -run '^TestChaosLong$$' -v ./test/
+
+# Containers (deploy/): `make image` builds the FROM-scratch image of the
+# static binary (IMAGE, default skein:dev); `make compose-up` starts
+# deploy/docker-compose.yml (3 controllers, 3 brokers, project
+# COMPOSE_PROJECT) and waits until every container is healthy (at most
+# COMPOSE_WAIT seconds); `make compose-down` removes its containers,
+# network and volumes (the data).
+COMPOSE         ?= docker-compose
+COMPOSE_FILE    := deploy/docker-compose.yml
+COMPOSE_PROJECT ?= skein
+COMPOSE_WAIT    ?= 120
+IMAGE           ?= skein:dev
+
+image: build
+	deploy/build-image.sh $(BIN) $(IMAGE)
+
+compose-up: image
+	SKEIN_IMAGE=$(IMAGE) $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) up -d
+	COMPOSE="$(COMPOSE)" deploy/wait-healthy.sh $(COMPOSE_PROJECT) $(COMPOSE_FILE) $(COMPOSE_WAIT)
+	@echo
+	@echo "skein is up: 3 controllers, 3 brokers (project $(COMPOSE_PROJECT), image $(IMAGE))."
+	@echo "  bootstrap server (from this host): 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+	@echo "  kcat -b 127.0.0.1:19092 -L"
+	@echo "  $(BIN) topic create demo --partitions 3 --bootstrap-server 127.0.0.1:19092"
+	@echo "  $(BIN) cluster describe --bootstrap-server 127.0.0.1:19092"
+	@echo "  from a container on the network $(COMPOSE_PROJECT)_skein: broker-1:9092,broker-2:9092,broker-3:9092"
+	@echo "  logs: $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) logs -f broker-1"
+	@echo "  stop and remove everything, data included: make compose-down"
+
+compose-down:
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans

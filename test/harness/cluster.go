@@ -321,8 +321,15 @@ const (
 // it is closed at cleanup.
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
+	return newClient(t, c.Bootstrap(), opts...)
+}
+
+// newClient is a client of Cluster.Client (or Compose.Client) seeded with
+// bootstrap (host:port,...).
+func newClient(t testing.TB, bootstrap string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
 	all := append([]kgo.Opt{
-		kgo.SeedBrokers(strings.Split(c.Bootstrap(), ",")...),
+		kgo.SeedBrokers(strings.Split(bootstrap, ",")...),
 		kgo.ClientID("skein-harness"),
 		kgo.MetadataMinAge(ClientMetadataMinAge),
 		kgo.FetchMaxWait(ClientFetchMaxWait),

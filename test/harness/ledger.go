@@ -115,9 +115,16 @@ type Stored struct {
 // fails the test if that does not finish within timeout.
 func (c *Cluster) ReadAll(t testing.TB, topic string, timeout time.Duration) map[int32][]Stored {
 	t.Helper()
+	return readAll(t, c.Client, topic, timeout)
+}
+
+// readAll is ReadAll with clients from newClient (a Cluster's or a
+// Compose's Client).
+func readAll(t testing.TB, newClient func(testing.TB, ...kgo.Opt) *kgo.Client, topic string, timeout time.Duration) map[int32][]Stored {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	adm := c.Admin(t)
+	adm := kadm.NewClient(newClient(t))
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
@@ -147,7 +154,7 @@ func (c *Cluster) ReadAll(t testing.TB, topic string, timeout time.Duration) map
 	if len(starts) == 0 {
 		return out
 	}
-	cl := c.Client(t,
+	cl := newClient(t,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)
