@@ -163,8 +163,14 @@ func (c *Controller) Start() error {
 	default:
 		var conf raft.Configuration
 		for _, v := range c.cfg.InitialControllers {
+			// Every voter bootstraps the same configuration, with the
+			// addresses as --initial-controllers gives them: a host name
+			// stays a name, dialled afresh each time, so a voter whose
+			// address changes (a container restarted with another IP)
+			// is still reached. Only a port-0 entry of this node takes
+			// the bound address.
 			addr := raft.ServerAddress(v.RaftAddr)
-			if v.ID == c.cfg.NodeID {
+			if v.ID == c.cfg.NodeID && hasZeroPort(v.RaftAddr) {
 				addr = trans.LocalAddr()
 			}
 			conf.Servers = append(conf.Servers, raft.Server{
