@@ -236,7 +236,7 @@ func runVerifyWorkload(c *cli.Context) error {
 	r.rec.Add(workload.Event{Type: workload.Start, Topic: plan.topic, Partition: workload.NoOffset,
 		Offset: workload.NoOffset, Offsets: start})
 
-	undrained, err := r.run(adm)
+	undrained, interrupted, err := r.run(adm)
 	if ferr := r.rec.Flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("write %s: %w", historyFile.Name(), ferr)
 	}
@@ -264,6 +264,9 @@ func runVerifyWorkload(c *cli.Context) error {
 			what = "anomaly"
 		}
 		problems = append(problems, fmt.Sprintf("%d %s found (all listed in %s)", n, what, path))
+	}
+	if interrupted {
+		problems = append(problems, "interrupted before --duration was over")
 	}
 	if len(undrained) > 0 {
 		problems = append(problems, fmt.Sprintf("%s did not read to the high watermarks within --drain-timeout %s",
@@ -345,9 +348,10 @@ func waitEndOffsets(ctx context.Context, adm *kadm.Client, topic string, want in
 	}
 }
 
-// run produces for the duration, drains the consumers, reads the final
-// log. It returns the readers that did not reach the end in time.
-func (r *verifyRun) run(adm *kadm.Client) (undrained []string, err error) {
+// run produces for the duration (or until SIGINT or SIGTERM), drains the
+// consumers, reads the final log. It returns the readers that did not
+// reach the end in time, and whether a signal cut the run short.
+func (r *verifyRun) run(adm *kadm.Client) (undrained []string, interrupted bool, err error) {
 	plan := r.plan
 	ctx, stop := signalContext(r.c)
 	defer stop()
@@ -371,7 +375,7 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, err error) {
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		producers = append(producers, cl)
 	}
@@ -419,7 +423,7 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, err error) {
 		producing.Go(func() { r.produce(produceCtx, recordsCtx, cl, k, perProducer, &pending) })
 	}
 	<-produceCtx.Done()
-	interrupted := ctx.Err() != nil
+	interrupted = ctx.Err() != nil
 	stop() // a second SIGINT now kills the process
 	drainDeadline := time.Now().Add(plan.drainTimeout)
 	timer := time.AfterFunc(plan.drainTimeout, cancelRecords)
@@ -442,7 +446,7 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, err error) {
 	defer cancelEnd()
 	end, err := waitEndOffsets(endCtx, adm, plan.topic, plan.partitions)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	r.mu.Lock()
 	r.mu.end = end
@@ -453,7 +457,7 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, err error) {
 	consuming.Wait()
 	close(consumerErrs)
 	for err := range consumerErrs {
-		return nil, err
+		return nil, false, err
 	}
 
 	fmt.Fprintln(r.c.App.ErrWriter, "Reading the final log")
@@ -464,12 +468,9 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, err error) {
 	undrained = append(undrained, r.drain(map[string]context.CancelFunc{workload.FinalReader: cancelFinal},
 		time.Now().Add(plan.drainTimeout))...)
 	if err := <-finalErr; err != nil {
-		return nil, fmt.Errorf("final read: %w", err)
+		return nil, false, fmt.Errorf("final read: %w", err)
 	}
-	if interrupted {
-		return undrained, errors.New("interrupted")
-	}
-	return undrained, nil
+	return undrained, interrupted, nil
 }
 
 // groupKey is how the drain and the progress name a group's members

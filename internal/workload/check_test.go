@@ -181,6 +181,16 @@ func want(t *testing.T, events []Event, counts map[Kind]int) *Report {
 	return r
 }
 
+// firstOf returns the first anomaly of kind k; the test fails without one.
+func firstOf(t *testing.T, r *Report, k Kind) Anomaly {
+	t.Helper()
+	a := r.Examples(k, 1)
+	if len(a) == 0 {
+		t.Fatalf("no %s anomaly", k)
+	}
+	return a[0]
+}
+
 func TestCleanHistory(t *testing.T) {
 	r := want(t, standard(newBuilder(2, 0)), nil)
 	if !r.OK() || r.Invoked != 12 || r.Acknowledged != 12 || r.Indeterminate != 0 || r.FinalRecords != 12 || r.Partitions != 2 {
@@ -236,7 +246,7 @@ func TestDuplicated(t *testing.T) {
 	b.consumeAll("c0")
 	b.groupConsumeAll()
 	r := want(t, b.finish(), map[Kind]int{Duplicated: 1})
-	if a := r.Examples(Duplicated, 1)[0]; a.Value != "p0-3" || a.Process != "p0" {
+	if a := firstOf(t, r, Duplicated); a.Value != "p0-3" || a.Process != "p0" {
 		t.Errorf("duplicated %v, want p0-3", a)
 	}
 }
@@ -311,7 +321,7 @@ func TestUnseenByGroup(t *testing.T) {
 	b.assign("g1", "g", map[int32]int64{1: NoOffset})
 	b.poll("g1", 1, 3, 5)
 	r := want(t, b.finish(), map[Kind]int{Unseen: 1})
-	if a := r.Examples(Unseen, 1)[0]; a.Process != "group g" || a.Offset != 5 {
+	if a := firstOf(t, r, Unseen); a.Process != "group g" || a.Offset != 5 {
 		t.Errorf("unseen %+v: want group g at offset 5", a)
 	}
 }
@@ -328,7 +338,7 @@ func TestPollSkip(t *testing.T) {
 	b.poll("c0", 0, 2, 3) // sought back: it sees offset 2 after all (not unseen)
 	b.poll("c0", 1, 0, 6)
 	r := want(t, b.finish(), map[Kind]int{PollSkip: 1})
-	if a := r.Examples(PollSkip, 1)[0]; a.Process != "c0" || a.Offset != 3 {
+	if a := firstOf(t, r, PollSkip); a.Process != "c0" || a.Offset != 3 {
 		t.Errorf("poll skip %+v: want c0 at offset 3", a)
 	}
 }
@@ -367,7 +377,7 @@ func TestPollSkipInGroup(t *testing.T) {
 	b.assign("g0", "g", map[int32]int64{1: NoOffset})
 	b.poll("g0", 1, 2, 3) // re-reading below the group's reads is fine
 	r := want(t, b.finish(), map[Kind]int{PollSkip: 1})
-	if a := r.Examples(PollSkip, 1)[0]; a.Process != "g1" || a.Offset != 3 {
+	if a := firstOf(t, r, PollSkip); a.Process != "g1" || a.Offset != 3 {
 		t.Errorf("poll skip %+v: want g1 at offset 3", a)
 	}
 }
@@ -382,7 +392,7 @@ func TestNonMonotonic(t *testing.T) {
 	b.poll("c0", 0, 1, 6) // back to offset 1 without a seek
 	b.poll("c0", 1, 0, 6)
 	r := want(t, b.finish(), map[Kind]int{NonMonotonic: 1})
-	if a := r.Examples(NonMonotonic, 1)[0]; a.Process != "c0" || a.Offset != 1 {
+	if a := firstOf(t, r, NonMonotonic); a.Process != "c0" || a.Offset != 1 {
 		t.Errorf("nonmonotonic %+v: want c0 at offset 1", a)
 	}
 }
@@ -461,7 +471,7 @@ func TestIndeterminate(t *testing.T) {
 				t.Errorf("indeterminate %d, found %d: want 2, %d", r.Indeterminate, r.IndeterminateFound, min(copies, 1))
 			}
 			if copies > 1 {
-				if a := r.Examples(Duplicated, 1)[0]; a.Value != "p0-6" || a.Partition != 1 || a.Offset != 6 {
+				if a := firstOf(t, r, Duplicated); a.Value != "p0-6" || a.Partition != 1 || a.Offset != 6 {
 					t.Errorf("duplicated %+v: want p0-6 from partition 1 offset 6", a)
 				}
 			}
