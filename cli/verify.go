@@ -532,9 +532,10 @@ func (r *verifyRun) read(key string, p int32, last int64, n int) {
 // value is an invoke event, then an ok or info event from its promise.
 func (r *verifyRun) produce(ctx, recordsCtx context.Context, cl *kgo.Client, k int, perSecond float64, pending *sync.WaitGroup) {
 	name := fmt.Sprintf("p%d", k)
-	// Wake up about 100 times a second at most, sending what is due.
-	burst := max(1, int(perSecond/100))
-	limiter := ratelimit.NewLimiter(ratelimit.Limit(perSecond), burst)
+	// Wake up about 100 times a second at most, sending what is due; the
+	// bucket holds two such batches so that oversleeping is made up.
+	batch := max(1, int(perSecond/100))
+	limiter := ratelimit.NewLimiter(ratelimit.Limit(perSecond), 2*batch)
 	promise := func(rec *kgo.Record, err error) {
 		defer pending.Done()
 		if err != nil {
@@ -548,10 +549,10 @@ func (r *verifyRun) produce(ctx, recordsCtx context.Context, cl *kgo.Client, k i
 			Offset: rec.Offset, Value: string(rec.Value)})
 	}
 	for seq := 0; ; {
-		if limiter.WaitN(ctx, burst) != nil {
+		if limiter.WaitN(ctx, batch) != nil {
 			return
 		}
-		for range burst {
+		for range batch {
 			value := r.plan.value(k, seq)
 			p := int32((k + seq) % int(r.plan.partitions))
 			seq++
