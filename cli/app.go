@@ -6,7 +6,8 @@
 //
 // One file per command group: controller.go, broker.go, dev.go, topic.go,
 // leader.go, reassign.go (with reassign_progress.go; plans in
-// internal/reassign), replicas.go, produce.go, consume.go, group.go, bench_produce.go, bench_consume.go; flags.go
+// internal/reassign), replicas.go, produce.go, consume.go, group.go, bench_produce.go, bench_consume.go,
+// verify.go (the checks in internal/workload); flags.go
 // builds every flag (each with its environment twin), table.go formats
 // topic tables, client.go dials the cluster.
 package cli
@@ -42,6 +43,7 @@ func App() *cli.App {
 			consumeCommand(),
 			groupCommand(),
 			benchCommand(),
+			verifyCommand(),
 			healthCommand(),
 		},
 	}

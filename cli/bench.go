@@ -37,8 +37,8 @@ func benchOutputFlags() []cli.Flag {
 	}
 }
 
-// ensureTopic creates topic unless it exists.
-func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, rf int16) error {
+// ensureTopic creates topic, with configs (may be nil), unless it exists.
+func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, rf int16, configs map[string]*string) error {
 	topics, err := adm.ListTopics(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("look up topic %s: %w", topic, err)
@@ -50,7 +50,7 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 		}
 		return nil
 	}
-	resp, err := adm.CreateTopic(ctx, partitions, rf, nil, topic)
+	resp, err := adm.CreateTopic(ctx, partitions, rf, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}

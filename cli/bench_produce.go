@@ -541,5 +541,5 @@ func flushAll(clients []*kgo.Client) error {
 func prepareBenchTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32, rf int16) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return ensureTopic(ctx, kadm.NewClient(cl), topic, partitions, rf)
+	return ensureTopic(ctx, kadm.NewClient(cl), topic, partitions, rf, nil)
 }

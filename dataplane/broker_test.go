@@ -154,7 +154,7 @@ func TestCloseWithoutStartAndTwice(t *testing.T) {
 }
 
 // startController runs a one-voter controller quorum on loopback.
-func startController(t *testing.T, log hclog.Logger) *controller.Controller {
+func startController(t testing.TB, log hclog.Logger) *controller.Controller {
 	t.Helper()
 	cfg := controller.DefaultConfig()
 	cfg.NodeID = 1000

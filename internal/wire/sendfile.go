@@ -85,22 +85,15 @@ func (f *FileResponse) layout(frame []byte, flexible bool) ([]piece, error) {
 	heads := make([]int, 0, len(f.ranges)+1)
 	total := int64(0)
 	for i, r := range f.ranges {
-		at := bytes.Index(frame[cursor:], f.marks[i][:])
-		if at < 0 {
-			return nil, fmt.Errorf("sendfile: placeholder %d not found in the encoded response", i)
+		at, err := f.markAt(frame, cursor, i, flexible)
+		if err != nil {
+			return nil, err
 		}
-		at += cursor
 		// The length prefix right before the mark.
 		if flexible {
-			if at < 1 || frame[at-1] != markSize+1 {
-				return nil, errors.New("sendfile: placeholder is not a compact bytes field")
-			}
 			out = append(out, frame[cursor:at-1]...)
 			out = binary.AppendUvarint(out, uint64(r.Size)+1)
 		} else {
-			if at < 4 || binary.BigEndian.Uint32(frame[at-4:]) != markSize {
-				return nil, errors.New("sendfile: placeholder is not a bytes field")
-			}
 			out = append(out, frame[cursor:at-4]...)
 			out = binary.BigEndian.AppendUint32(out, uint32(r.Size))
 		}
@@ -130,21 +123,21 @@ func (f *FileResponse) layout(frame []byte, flexible bool) ([]piece, error) {
 
 // writeFileResponse sends an encoded FileResponse frame to c.
 func writeFileResponse(c net.Conn, frame []byte, f *FileResponse, flexible bool) error {
+	var fileBytes int64
+	for _, r := range f.ranges {
+		fileBytes += r.Size
+	}
+	tc, isTCP := c.(*net.TCPConn)
+	if !isTCP || fileBytes <= copyResponseBytes {
+		return f.writeCopied(c, frame, flexible)
+	}
 	pieces, err := f.layout(frame, flexible)
 	if err != nil {
 		return err
 	}
-	var fileBytes int64
-	for _, p := range pieces {
-		fileBytes += p.file.Size
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok || fileBytes <= copyResponseBytes {
-		return writePieces(c, pieces)
-	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return writePieces(c, pieces)
+		return f.writeCopied(c, frame, flexible)
 	}
 	// Cork so the small heads and the file data leave in full segments.
 	_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_CORK, 1) })
@@ -205,22 +198,14 @@ func sendfile(rc interface {
 // corking, writing each head, sendfile for each range and uncorking.
 const copyResponseBytes = 64 << 10
 
-// writePieces sends the pieces with one write, the file ranges read into
-// memory: the path for small responses, and the fallback without sendfile.
-func writePieces(c net.Conn, pieces []piece) error {
+// writeCopied sends the frame with the file ranges read into it, with one
+// write: the path for small responses, and the fallback without sendfile.
+func (f *FileResponse) writeCopied(c net.Conn, frame []byte, flexible bool) error {
 	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
-	for _, p := range pieces {
-		buf = append(buf, p.head...)
-		if p.file.Size > 0 {
-			n := len(buf)
-			buf = slices.Grow(buf, int(p.file.Size))[:n+int(p.file.Size)]
-			if _, err := p.file.File.ReadAt(buf[n:], p.file.Pos); err != nil {
-				return err
-			}
-		}
+	buf, err := f.appendResolved((*bp)[:0], frame, flexible)
+	if err == nil {
+		_, err = c.Write(buf)
 	}
-	_, err := c.Write(buf)
 	if cap(buf) <= maxPooledBytes {
 		*bp = buf[:0]
 		bufPool.Put(bp)
@@ -228,32 +213,66 @@ func writePieces(c net.Conn, pieces []piece) error {
 	return err
 }
 
+// appendResolved appends the frame (size prefix included) as the client
+// receives it: each placeholder replaced by its file range, read in, and
+// its length prefix and the frame size rewritten.
+func (f *FileResponse) appendResolved(dst, frame []byte, flexible bool) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0) // the size, set below
+	cursor := 4
+	for i, r := range f.ranges {
+		at, err := f.markAt(frame, cursor, i, flexible)
+		if err != nil {
+			return dst, err
+		}
+		if flexible {
+			dst = append(dst, frame[cursor:at-1]...)
+			dst = binary.AppendUvarint(dst, uint64(r.Size)+1)
+		} else {
+			dst = append(dst, frame[cursor:at-4]...)
+			dst = binary.BigEndian.AppendUint32(dst, uint32(r.Size))
+		}
+		n := len(dst)
+		dst = slices.Grow(dst, int(r.Size))[:n+int(r.Size)]
+		if _, err := r.File.ReadAt(dst[n:], r.Pos); err != nil {
+			return dst[:n], err
+		}
+		cursor = at + markSize
+	}
+	dst = append(dst, frame[cursor:]...)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst, nil
+}
+
+// markAt finds placeholder i in frame from cursor on and checks the
+// length prefix before it; it returns the placeholder's position.
+func (f *FileResponse) markAt(frame []byte, cursor, i int, flexible bool) (int, error) {
+	at := bytes.Index(frame[cursor:], f.marks[i][:])
+	if at < 0 {
+		return 0, fmt.Errorf("sendfile: placeholder %d not found in the encoded response", i)
+	}
+	at += cursor
+	if flexible {
+		if at < cursor+1 || frame[at-1] != markSize+1 {
+			return 0, errors.New("sendfile: placeholder is not a compact bytes field")
+		}
+	} else if at < cursor+4 || binary.BigEndian.Uint32(frame[at-4:]) != markSize {
+		return 0, errors.New("sendfile: placeholder is not a bytes field")
+	}
+	return at, nil
+}
+
 // Resolve returns the response as a client decodes it: encoded, with the
 // file ranges read in, and decoded again. For tests and tools.
 func (f *FileResponse) Resolve() (kmsg.Response, error) {
-	frame := f.Response.AppendTo(make([]byte, 4))
-	pieces, err := f.layout(frame, f.Response.IsFlexible())
+	flexible := f.Response.IsFlexible()
+	frame, err := f.appendResolved(nil, f.Response.AppendTo(make([]byte, 4)), flexible)
 	if err != nil {
 		return nil, err
 	}
-	var body []byte
-	for i, p := range pieces {
-		head := p.head
-		if i == 0 {
-			head = head[4:]
-		}
-		body = append(body, head...)
-		if p.file.Size > 0 {
-			n := len(body)
-			body = append(body, make([]byte, p.file.Size)...)
-			if _, err := p.file.File.ReadAt(body[n:], p.file.Pos); err != nil {
-				return nil, err
-			}
-		}
-	}
 	out := kmsg.ResponseForKey(f.Response.Key())
 	out.SetVersion(f.Response.GetVersion())
-	if err := out.ReadFrom(body); err != nil {
+	if err := out.ReadFrom(frame[4:]); err != nil {
 		return nil, err
 	}
 	return out, nil
