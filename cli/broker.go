@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
@@ -45,6 +46,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", intFlag("message-max-bytes", "message.max.bytes", 0)),
 			fromComponent("broker", durationFlag("heartbeat-interval", "interval of heartbeats to the controller", 0)),
 			fromComponent("broker", durationFlag("replica-lag-time-max", "replica.lag.time.max.ms: an in-sync follower not caught up for this long leaves the ISR", 0)),
+			fromComponent("broker", durationFlag("replica-fetch-wait-max", "replica.fetch.wait.max.ms: how long a leader may hold a follower's fetch that finds nothing new (500ms)", 0)),
 			fromComponent("broker", durationFlag("log-retention-check-interval", "log.retention.check.interval.ms: how often retention looks for segments to delete (5m)", 0)),
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
@@ -155,6 +157,13 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("replica-lag-time-max") {
 		cfg.ReplicaLagTimeMax = c.Duration("replica-lag-time-max")
+	}
+	if c.IsSet("replica-fetch-wait-max") {
+		d := c.Duration("replica-fetch-wait-max")
+		if d < time.Millisecond {
+			return cfg, fmt.Errorf("--replica-fetch-wait-max %v must be at least 1ms", d)
+		}
+		cfg.ReplicaFetchWaitMax = d
 	}
 	if c.IsSet("log-retention-check-interval") {
 		cfg.LogRetentionCheckInterval = c.Duration("log-retention-check-interval")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -99,5 +100,25 @@ func TestBrokerListenersFlags(t *testing.T) {
 		if _, err := brokerConfigFrom(t, append(base, bad...)...); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestBrokerReplicaFetchWaitMaxFlag(t *testing.T) {
+	base := []string{"--node-id", "101", "--data-dir", t.TempDir(), "--controllers", "127.0.0.1:9093"}
+	cfg, err := brokerConfigFrom(t, base...)
+	if err != nil || cfg.ReplicaFetchWaitMax != 500*time.Millisecond {
+		t.Fatalf("default: %v, %v (want Kafka's 500ms)", cfg.ReplicaFetchWaitMax, err)
+	}
+	cfg, err = brokerConfigFrom(t, append(base, "--replica-fetch-wait-max", "20s")...)
+	if err != nil || cfg.ReplicaFetchWaitMax != 20*time.Second {
+		t.Fatalf("--replica-fetch-wait-max 20s: %v, %v", cfg.ReplicaFetchWaitMax, err)
+	}
+	t.Setenv("SKEIN_REPLICA_FETCH_WAIT_MAX", "250ms")
+	cfg, err = brokerConfigFrom(t, base...)
+	if err != nil || cfg.ReplicaFetchWaitMax != 250*time.Millisecond {
+		t.Fatalf("SKEIN_REPLICA_FETCH_WAIT_MAX=250ms: %v, %v", cfg.ReplicaFetchWaitMax, err)
+	}
+	if _, err = brokerConfigFrom(t, append(base, "--replica-fetch-wait-max", "0s")...); err == nil {
+		t.Fatal("--replica-fetch-wait-max 0s accepted")
 	}
 }

@@ -81,6 +81,10 @@ type Config struct {
 	// ReplicaLagTimeMax is replica.lag.time.max.ms (default 30 s): an
 	// in-sync follower not caught up for this long leaves the ISR.
 	ReplicaLagTimeMax time.Duration
+	// ReplicaFetchWaitMax is replica.fetch.wait.max.ms (default 500 ms):
+	// how long a leader may hold this broker's follower fetch when there
+	// is nothing new to replicate.
+	ReplicaFetchWaitMax time.Duration
 	// LogRetentionCheckInterval is log.retention.check.interval.ms: how
 	// often retention looks for segments to delete (0: storage's default).
 	LogRetentionCheckInterval time.Duration
@@ -141,6 +145,7 @@ func DefaultConfig() Config {
 		MessageMaxBytes:          defaultMessageMaxBytes,
 		HeartbeatInterval:        defaultHeartbeatInterval,
 		ReplicaLagTimeMax:        partition.DefaultReplicaLagTimeMax,
+		ReplicaFetchWaitMax:      replica.DefaultConfig(0).MaxWait,
 		FetchSessionCacheSlots:   kafka.DefaultFetchSessionSlots,
 		Groups:                   group.DefaultConfig(0),
 		Logger:                   hclog.NewNullLogger(),
@@ -233,6 +238,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplicaLagTimeMax < 0 {
 		return fmt.Errorf("broker: ReplicaLagTimeMax %v must be >= 0 (0: the default)", c.ReplicaLagTimeMax)
+	}
+	if c.ReplicaFetchWaitMax <= 0 {
+		return fmt.Errorf("broker: ReplicaFetchWaitMax %v must be > 0", c.ReplicaFetchWaitMax)
 	}
 	if c.Logger == nil {
 		return errors.New("broker: Logger is nil")
@@ -416,6 +424,7 @@ func (b *Broker) start() error {
 	throttles := throttle.New(cfg.NodeID, b.log.Named("throttle"), nil)
 	rcfg := replica.DefaultConfig(cfg.NodeID)
 	rcfg.Throttle = throttles.Follower()
+	rcfg.MaxWait = cfg.ReplicaFetchWaitMax
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
 	if b.replicas, err = replica.New(rcfg); err != nil {

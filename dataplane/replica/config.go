@@ -3,6 +3,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,8 +60,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.NodeID < 0:
 		return fmt.Errorf("replica: NodeID %d must be >= 0", c.NodeID)
-	case c.MaxWait <= 0:
-		return fmt.Errorf("replica: MaxWait %v must be > 0", c.MaxWait)
+	case c.MaxWait <= 0 || c.MaxWait.Milliseconds() > math.MaxInt32:
+		return fmt.Errorf("replica: MaxWait %v must be > 0 and at most %d ms", c.MaxWait, math.MaxInt32)
 	case c.MinBytes < 1:
 		return fmt.Errorf("replica: MinBytes %d must be >= 1", c.MinBytes)
 	case c.PartitionMaxBytes < 1:
