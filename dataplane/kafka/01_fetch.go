@@ -171,7 +171,7 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 	}
 	total, failed, _ := h.readFetch(r.Version, parts, maxBytes)
 	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
-		h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes), fetchWakeOn(replicaID))
+		h.waitFetch(ctx, r.Version, req.Received.Add(time.Duration(r.MaxWaitMillis)*time.Millisecond), parts, maxBytes, int64(r.MinBytes), replicaID)
 	}
 	h.recordThrottled(parts)
 
@@ -319,10 +319,19 @@ func fetchWakeOn(replicaID int32) partition.Event {
 
 // waitFetch parks the fetch on its partitions until MinBytes are available,
 // the deadline passes or ctx ends; it re-reads after every wake-up (and
-// when the replication quota held back records and has room again).
-func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64, on partition.Event) {
-	w := partition.NewWaiter(on)
+// when the replication quota held back records and has room again). A
+// follower's fetch (replicaID >= 0) also answers when the follower must
+// fetch another partition from here, and parks only briefly soon after
+// such a change (partition.FollowerWatch).
+func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64, replicaID int32) {
+	w := partition.NewWaiter(fetchWakeOn(replicaID))
 	defer w.Close()
+	var follower *partition.FollowerWatch
+	if replicaID >= 0 {
+		follower = h.Partitions.WatchFollowerWaiter(replicaID, w)
+		defer follower.Close()
+		deadline = follower.Deadline(deadline)
+	}
 	for i := range parts {
 		if parts[i].p != nil {
 			w.Watch(parts[i].p)
@@ -331,7 +340,7 @@ func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.T
 	for {
 		// Read again right after watching, so a change in between is seen.
 		total, failed, held := h.readFetch(version, parts, maxBytes)
-		if total >= minBytes || failed {
+		if total >= minBytes || failed || (follower != nil && follower.Due()) {
 			return
 		}
 		wake := h.throttleWake(held, deadline)

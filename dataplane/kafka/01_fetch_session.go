@@ -33,9 +33,15 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 	case <-s.wake:
 	default:
 	}
+	var follower *partition.FollowerWatch
 	var clock *partition.SessionClock
 	if replicaID >= 0 {
 		clock = &s.clock
+		// A partition this follower must now fetch from here wakes the
+		// session and answers it (partition.FollowerWatch).
+		fw := h.Partitions.WatchFollower(replicaID, s.wake)
+		defer fw.Close()
+		follower = fw
 	}
 	img := h.Partitions.Image()
 	// inFetch marks the session partitions already in parts.
@@ -62,11 +68,17 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 	}
 	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
 		deadline := req.Received.Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
+		if follower != nil {
+			deadline = follower.Deadline(deadline)
+		}
 		for total < int64(r.MinBytes) && !failed {
 			// Wake for a change, or when the replication quota that held
 			// back records has room again.
 			wake := h.throttleWake(held, deadline)
 			if !parkSession(ctx, s.wake, wake) && (ctx.Err() != nil || !wake.Before(deadline)) {
+				break
+			}
+			if follower != nil && follower.Due() {
 				break
 			}
 			collect()

@@ -42,6 +42,9 @@ type Manager struct {
 	isrCancel context.CancelFunc
 	isrWG     sync.WaitGroup
 
+	// followers are the follower fetches parked here, by replica
+	// (followerwait.go).
+	followers *followerWaits
 	// onLeaders is the leadership hook (SetOnLeaders); nil: none.
 	onLeaders atomic.Pointer[leaderHook]
 	// fdHintOnce: the open-file limit hint was logged.
@@ -103,7 +106,7 @@ func New(cfg Config, store *storage.Manager) (*Manager, error) {
 		cfg.ReplicaLagTimeMax = DefaultReplicaLagTimeMax
 	}
 	cfg.Logger = cfg.Logger.Named("partition")
-	m := &Manager{cfg: cfg, store: store}
+	m := &Manager{cfg: cfg, store: store, followers: newFollowerWaits(cfg.Now)}
 	m.applied.retry = map[string]bool{}
 	m.current.Store(&snapshot{img: image.New(), topics: map[string]*hostedTopic{}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -251,6 +254,8 @@ func (m *Manager) ApplyImage(img *image.Image) {
 	clear(st.retry)
 
 	var fc FollowerChanges
+	// due are the followers that must start fetching a partition from here.
+	due := map[int32]bool{}
 	for _, name := range gone {
 		ht := old.topics[name]
 		for _, idx := range sortedKeys(ht.parts) {
@@ -319,7 +324,7 @@ func (m *Manager) ApplyImage(img *image.Image) {
 
 	// Apply the metadata of what changed.
 	for _, pl := range plans {
-		topics[pl.name] = m.applyTopic(pl, &fc)
+		topics[pl.name] = m.applyTopic(pl, &fc, due)
 	}
 
 	if img.Index > 0 && !st.strayScanDone {
@@ -335,6 +340,11 @@ func (m *Manager) ApplyImage(img *image.Image) {
 		}
 	}
 	m.current.Store(&snapshot{img: img, topics: topics})
+	if len(due) > 0 {
+		// Once published: a woken follower's next fetch finds the
+		// partitions.
+		m.followers.changed(sortedKeys(due))
+	}
 	if m.cfg.OnFollowers != nil && (len(fc.Followed) > 0 || len(fc.Unfollowed) > 0) {
 		m.cfg.OnFollowers(fc)
 	}
@@ -451,10 +461,11 @@ func (m *Manager) openAll(jobs []openJob) {
 }
 
 // applyTopic applies a changed topic's metadata to its hosted replicas and
-// records its follower changes in fc; it returns the topic's new state.
+// records its follower changes in fc, and in due the followers that must
+// start fetching a partition it leads; it returns the topic's new state.
 // A replica whose partition and configs are those applied last time is
 // left alone.
-func (m *Manager) applyTopic(pl *topicPlan, fc *FollowerChanges) *hostedTopic {
+func (m *Manager) applyTopic(pl *topicPlan, fc *FollowerChanges, due map[int32]bool) *hostedTopic {
 	log := m.cfg.Logger
 	ht := &hostedTopic{topic: pl.t, parts: pl.parts, followers: map[int32]Follower{}, logCfg: pl.logCfg, settings: pl.settings}
 	var prevParts []*image.Partition
@@ -485,7 +496,9 @@ func (m *Manager) applyTopic(pl *topicPlan, fc *FollowerChanges) *hostedTopic {
 					log.Info("topic config applied", "topic", pl.name, "partition", ip.Partition)
 				}
 			}
-			p.applyMetadata(ip, pl.settings)
+			for _, r := range p.applyMetadata(ip, pl.settings) {
+				due[r] = true
+			}
 		}
 		if ip.Leader < 0 || ip.Leader == m.cfg.NodeID {
 			continue

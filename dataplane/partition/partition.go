@@ -133,12 +133,13 @@ func (p *Partition) State() LeaderState {
 	}
 }
 
-// applyMetadata sets role, epochs, ISR and settings from the image. Called
-// by the manager's single apply goroutine.
-func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
+// applyMetadata sets role, epochs, ISR and settings from the image, and
+// returns the followers that must now start fetching the partition from
+// here (newFollowers). Called by the manager's single apply goroutine.
+func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) (newFollowers []int32) {
 	p.roleMu.Lock()
 	defer p.roleMu.Unlock()
-	oldRole, oldEpoch, oldPartitionEpoch := p.role, p.leaderEpoch, p.partitionEpoch
+	oldRole, oldEpoch, oldPartitionEpoch, oldReplicas := p.role, p.leaderEpoch, p.partitionEpoch, p.replicas
 	newRole := RoleFollower
 	if ip.Leader == p.nodeID {
 		newRole = RoleLeader
@@ -181,6 +182,7 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) {
 	}
 	p.notifyLocked(EventOther)
 	p.mu.Unlock()
+	return p.newFollowers(oldRole, oldEpoch, oldReplicas)
 }
 
 // close makes the replica refuse everything and wakes its waiters.

@@ -243,6 +243,7 @@ func (f *fetcher) run() {
 	failing := false
 	for f.ctx.Err() == nil {
 		states, wakeAt := f.ready(time.Now())
+		backoffEnd := wakeAt
 		var req *kmsg.FetchRequest
 		if len(states) > 0 {
 			var heldUntil time.Time
@@ -255,7 +256,10 @@ func (f *fetcher) run() {
 			f.idle(wakeAt)
 			continue
 		}
-		// The leader may hold the fetch for MaxWait before answering.
+		// The leader may hold the fetch for MaxWait before answering, but
+		// not past the end of a partition's backoff: it then joins the
+		// fetch.
+		req.MaxWaitMillis = maxWaitMillis(f.cfg.MaxWait, backoffEnd, time.Now())
 		resp := kmsg.NewPtrFetchResponse()
 		err := f.roundTrip(req, resp, true, f.cfg.MaxWait+requestTimeout)
 		if err == nil && resp.ErrorCode != 0 {
@@ -291,6 +295,19 @@ func (f *fetcher) run() {
 		// they alias is free again once this returns.
 		f.handleResponse(resp)
 	}
+}
+
+// maxWaitMillis is a fetch's MaxWaitMillis sent at now: maxWait, or less
+// when a partition's backoff ends sooner (backoffEnd; zero: none in
+// backoff), so that it is fetched again then rather than after a fetch
+// parked at the leader for maxWait (at least 1 ms: the fetch still
+// parks).
+func maxWaitMillis(maxWait time.Duration, backoffEnd, now time.Time) int32 {
+	if !backoffEnd.IsZero() {
+		// Rounded up to whole ms: not before the backoff ends.
+		maxWait = min(maxWait, (backoffEnd.Sub(now) + time.Millisecond - 1).Truncate(time.Millisecond))
+	}
+	return int32(max(maxWait.Milliseconds(), 1))
 }
 
 // answered moves the session on after the leader answered req without
@@ -594,13 +611,35 @@ func (f *fetcher) leaderLogEnd(st *fetchState) (int64, error) {
 	return rp.Offset, nil
 }
 
+// leaderBehindBackoff is the first backoff of a partition whose leader
+// answered that its metadata is behind this follower's (leaderBehind),
+// when it is below BackoffInitial.
+const leaderBehindBackoff = 5 * time.Millisecond
+
+// leaderBehind says whether a partition's fetch error means the leader has
+// not yet applied the metadata this follower has: it does not know the
+// topic or partition, does not lead it yet, or leads it at an older
+// epoch. Both learn metadata from the controllers at about the same time,
+// so the leader usually catches up within ms (a new partition, a leader
+// change).
+func leaderBehind(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition) ||
+		errors.Is(err, kerr.NotLeaderForPartition) || errors.Is(err, kerr.UnknownLeaderEpoch)
+}
+
 // retry puts a partition in backoff after a failure, logging the first of
-// a streak.
+// a streak. The backoff starts at BackoffInitial, or leaderBehindBackoff
+// when the leader's metadata is behind (the partition is fetched again as
+// soon as it ends, see maxWaitMillis).
 func (f *fetcher) retry(st *fetchState, err error) {
 	st.posKnown = false
 	f.reshaped = true
 	st.failures++
-	d := f.cfg.BackoffInitial << min(st.failures-1, 16)
+	initial := f.cfg.BackoffInitial
+	if leaderBehind(err) {
+		initial = min(initial, leaderBehindBackoff)
+	}
+	d := initial << min(st.failures-1, 16)
 	st.retryAt = time.Now().Add(min(d, f.cfg.BackoffMax))
 	if st.failures == 1 {
 		f.log.Info("partition fetch failed; retrying with backoff", "topic", st.tp.Topic, "partition", st.tp.Partition,
