@@ -29,6 +29,12 @@ package kafka
 //   - Long poll: while fewer than MinBytes are available and MaxWaitMillis
 //     has not passed, the request waits on the partitions' state changes
 //     (no polling), then reads again. Any partition error answers at once.
+//   - A follower's long poll also answers when the follower must now fetch
+//     another partition from here (this broker became its leader, or the
+//     follower joined its replicas), so that its next fetch adds it; and
+//     for a while after such a change it waits no longer than the time
+//     since the change, for a follower that learns of it after this broker
+//     does (partition.FollowerWatch, issue 13).
 //   - OFFSET_OUT_OF_RANGE answers carry the high watermark and log start.
 //   - Fetch sessions (KIP-227, v7+; fetch_session.go): a full fetch with
 //     epoch 0 creates one, incremental fetches name only what changed and

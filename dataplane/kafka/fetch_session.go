@@ -33,7 +33,9 @@ package kafka
 // or found the fetching follower outside the ISR (its expansion may need
 // another try with nothing changed on the partition).
 // A session parks on one channel registered once with each of its
-// partitions (partition.AddWaker), not per fetch. A follower's session
+// partitions (partition.AddWaker), not per fetch; a follower's session
+// also registers it for the fetch with partition.WatchFollower, which
+// answers the fetch when the follower must add a partition to it. A follower's session
 // keeps the leader's view of the follower caught up without touching
 // skipped partitions (partition.SessionClock).
 //

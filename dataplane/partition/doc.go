@@ -33,7 +33,10 @@
 //   - Consumers never read at or above the high watermark.
 //   - Waiters (acks=all produces, long-poll fetches) are woken by the
 //     partition's state changes (append, HW advance, role change), never by
-//     polling.
+//     polling. A follower's long-poll fetch is also answered when an image
+//     makes this broker leader of a partition that follower replicates, or
+//     adds it to a led partition's replicas (followerwait.go: indexed by
+//     replica id, so the cost is that follower's fetches).
 //
 // Replication: on the leader, a follower's fetch (Read with ReplicaID >= 0)
 // reads up to the log end, is checked against the epoch history

@@ -602,6 +602,7 @@ func (m *Manager) open(tp storage.TopicPartition, topicID [16]byte, cfg storage.
 	l.SetCleanBound(p.HighWatermark)
 	p.logConfig = cfg
 	p.env = m.isr
+	p.followers = m.followers
 	return p, nil
 }
 

@@ -61,6 +61,10 @@ type Partition struct {
 	env *isrEnv
 	// changes counts notifyLocked calls (Changes).
 	changes atomic.Uint64
+	// followers is the manager's follower state (followerwait.go); set at
+	// creation. awaited: mu.awaiting is not empty.
+	followers *followerWaits
+	awaited   atomic.Bool
 
 	// mu is taken after roleMu when both are needed.
 	mu struct {
@@ -74,6 +78,10 @@ type Partition struct {
 		waiters     map[chan struct{}]Event
 		// isr: follower caught-up times, the pending ISR change (isr.go).
 		isr isrState
+		// awaiting are the followers that must start fetching the
+		// partition from here and have not read it yet (followerwait.go).
+		// Replaced, never changed in place.
+		awaiting []int32
 	}
 }
 
@@ -182,13 +190,16 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) (
 	}
 	p.notifyLocked(EventOther)
 	p.mu.Unlock()
-	return p.newFollowers(oldRole, oldEpoch, oldReplicas)
+	due, fresh := p.newFollowers(oldRole, oldEpoch, oldReplicas)
+	p.awaitFollowers(fresh, due)
+	return due
 }
 
 // close makes the replica refuse everything and wakes its waiters.
 func (p *Partition) close() {
 	p.roleMu.Lock()
 	p.role = RoleNone
+	p.awaitFollowers(true, nil)
 	p.roleMu.Unlock()
 	p.mu.Lock()
 	p.mu.isr.pending = nil

@@ -75,6 +75,7 @@ func (p *Partition) Read(params ReadParams) (ReadResult, error) {
 		if err := p.checkReplicaLocked(params.ReplicaID, params.CurrentLeaderEpoch); err != nil {
 			return out, err
 		}
+		p.followerRead(params.ReplicaID)
 		if d := p.divergence(params.LastFetchedEpoch, params.FetchOffset); d != nil {
 			out.Diverging = d
 			out.ReadResult.LogStartOffset = out.LogStartOffset

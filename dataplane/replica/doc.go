@@ -20,6 +20,13 @@
 //     it changed, partition.Changes) and forgets those no longer fetched.
 //     A session error, or any failed round trip, starts over with a full
 //     fetch. Config.NoFetchSessions sends sessionless full fetches.
+//   - A partition added while a fetch is parked at the leader joins the
+//     next fetch; the leader answers the parked one as soon as it knows the
+//     partition too (partition.FollowerWatch), so neither waits out
+//     MaxWait. A fetch asks for no more than the time left on the earliest
+//     partition backoff, and a partition whose leader's metadata is behind
+//     ours (it does not know the partition, or that it leads it, yet) backs
+//     off for 5 ms at first rather than BackoffInitial.
 //   - Replication throttle (KIP-73, Config.Throttle, package throttle):
 //     while the follower quota is exceeded, a partition listed for this
 //     broker in follower.replication.throttled.replicas that is not caught

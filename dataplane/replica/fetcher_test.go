@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"math"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
@@ -176,4 +178,57 @@ func recordsAt(t *testing.T, l *storage.Log, offset int64) []byte {
 	}
 	t.Fatalf("offset %d not in the log", offset)
 	return nil
+}
+
+// A fetch asks the leader to wait no longer than the end of the earliest
+// partition backoff (rounded up to a whole ms, at least 1 ms), so that the
+// partition joins the next fetch then.
+func TestMaxWaitMillis(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	for _, c := range []struct {
+		backoffEnd time.Time
+		want       int32
+	}{
+		{time.Time{}, 500},
+		{now.Add(time.Second), 500},
+		{now.Add(50 * time.Millisecond), 50},
+		{now.Add(4*time.Millisecond + time.Microsecond), 5},
+		{now.Add(time.Microsecond), 1},
+		{now.Add(-time.Millisecond), 1},
+	} {
+		if got := maxWaitMillis(500*time.Millisecond, c.backoffEnd, now); got != c.want {
+			t.Errorf("backoff ends in %v: MaxWaitMillis %d, want %d", c.backoffEnd.Sub(now), got, c.want)
+		}
+	}
+}
+
+// A partition whose leader answered that its metadata is behind this
+// follower's is fetched again after leaderBehindBackoff, doubling; other
+// errors back off from BackoffInitial.
+func TestRetryBackoffWhenLeaderBehind(t *testing.T) {
+	cfg := DefaultConfig(2)
+	f, err := newFetcher(cfg, 1, "127.0.0.1:9092")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		err   error
+		first time.Duration
+	}{
+		{kerr.UnknownTopicID, leaderBehindBackoff},
+		{kerr.UnknownTopicOrPartition, leaderBehindBackoff},
+		{kerr.NotLeaderForPartition, leaderBehindBackoff},
+		{kerr.UnknownLeaderEpoch, leaderBehindBackoff},
+		{kerr.FencedLeaderEpoch, cfg.BackoffInitial},
+		{kerr.KafkaStorageError, cfg.BackoffInitial},
+	} {
+		st := &fetchState{}
+		for i, want := range []time.Duration{c.first, 2 * c.first} {
+			before := time.Now()
+			f.retry(st, c.err)
+			if d := st.retryAt.Sub(before); d < want || d > want+time.Second {
+				t.Errorf("%v, failure %d: backoff %v, want %v", c.err, i+1, d, want)
+			}
+		}
+	}
 }

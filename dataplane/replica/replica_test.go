@@ -33,6 +33,12 @@ func startNode(t *testing.T, id int32) *node { return startNodeWith(t, id, true)
 // startNodeWith starts a node; without sessions its fetchers send
 // sessionless full fetches and its leader side keeps none.
 func startNodeWith(t *testing.T, id int32, sessions bool) *node {
+	return startNodeOpts(t, id, sessions, 100*time.Millisecond, nil)
+}
+
+// startNodeOpts is startNodeWith with the fetchers' MaxWait and the
+// partitions' clock (nil: time.Now).
+func startNodeOpts(t *testing.T, id int32, sessions bool, maxWait time.Duration, now func() time.Time) *node {
 	t.Helper()
 	store, err := storage.OpenManager(storage.DefaultConfig(t.TempDir()))
 	if err != nil {
@@ -40,7 +46,7 @@ func startNodeWith(t *testing.T, id int32, sessions bool) *node {
 	}
 	rcfg := replica.DefaultConfig(id)
 	rcfg.BrokerEpoch = func() int64 { return 7 }
-	rcfg.MaxWait = 100 * time.Millisecond
+	rcfg.MaxWait = maxWait
 	rcfg.NoFetchSessions = !sessions
 	replicas, err := replica.New(rcfg)
 	if err != nil {
@@ -48,6 +54,9 @@ func startNodeWith(t *testing.T, id int32, sessions bool) *node {
 	}
 	pcfg := partition.DefaultConfig(id)
 	pcfg.OnFollowers = replicas.Update
+	if now != nil {
+		pcfg.Now = now
+	}
 	parts, err := partition.New(pcfg, store)
 	if err != nil {
 		t.Fatal(err)
