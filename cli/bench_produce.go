@@ -13,6 +13,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 )
@@ -541,5 +542,61 @@ func flushAll(clients []*kgo.Client) error {
 func prepareBenchTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32, rf int16) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return ensureTopic(ctx, kadm.NewClient(cl), topic, partitions, rf, nil)
+	if err := ensureTopic(ctx, kadm.NewClient(cl), topic, partitions, rf, nil); err != nil {
+		return err
+	}
+	return waitTopicLed(ctx, cl, topic)
+}
+
+// waitTopicLed waits until every broker's metadata names a leader for
+// every partition of topic, so the first records do not meet a broker that
+// has not heard of a just-created topic yet (franz-go backs off about
+// 250 ms on UNKNOWN_TOPIC_OR_PARTITION, which would count as latency).
+func waitTopicLed(ctx context.Context, cl *kgo.Client, topic string) error {
+	adm := kadm.NewClient(cl)
+	var last string
+	for {
+		brokers, err := adm.ListBrokers(ctx)
+		ready := err == nil && len(brokers) > 0
+		last = fmt.Sprint(err)
+		for _, b := range brokers {
+			req := kmsg.NewPtrMetadataRequest()
+			t := kmsg.NewMetadataRequestTopic()
+			t.Topic = kmsg.StringPtr(topic)
+			req.Topics = append(req.Topics, t)
+			resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+			if err != nil || !allLed(resp, topic) {
+				ready, last = false, fmt.Sprintf("broker %d has no leader for every partition yet (%v)", b.NodeID, err)
+				break
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s: %s", topic, last)
+		case <-time.After(50 * time.Millisecond): // polling the brokers' metadata
+		}
+	}
+}
+
+// allLed reports whether resp lists topic with a leader for every
+// partition.
+func allLed(resp *kmsg.MetadataResponse, topic string) bool {
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
+		}
+		if t.ErrorCode != 0 || len(t.Partitions) == 0 {
+			return false
+		}
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 || p.Leader < 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
