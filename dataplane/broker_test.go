@@ -179,9 +179,16 @@ func startController(t testing.TB, log hclog.Logger) *controller.Controller {
 func startBroker(t *testing.T, log hclog.Logger, ctl *controller.Controller, dir string) *Broker {
 	t.Helper()
 	cfg := validConfig(dir)
+	cfg.Logger = log.Named("broker")
+	return startBrokerWith(t, ctl, cfg)
+}
+
+// startBrokerWith starts a broker of cfg that registers with ctl and
+// heartbeats every 100 ms; it stops at the end of the test.
+func startBrokerWith(t testing.TB, ctl *controller.Controller, cfg Config) *Broker {
+	t.Helper()
 	cfg.Controllers = []string{ctl.Addr()}
 	cfg.HeartbeatInterval = 100 * time.Millisecond
-	cfg.Logger = log.Named("broker")
 	b, err := NewBroker(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -313,18 +320,8 @@ func TestBrokerListeners(t *testing.T) {
 	ctl := startController(t, log)
 	cfg := validConfig(t.TempDir())
 	cfg.Listeners = []Listener{{Name: "internal", Addr: "127.0.0.1:0"}, {Name: "EXTERNAL", Addr: "127.0.0.1:0", Advertised: "localhost:0"}}
-	cfg.Controllers = []string{ctl.Addr()}
-	cfg.HeartbeatInterval = 100 * time.Millisecond
 	cfg.Logger = log.Named("broker")
-	b, err := NewBroker(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		_ = b.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := startBrokerWith(t, ctl, cfg)
 	internal, external := b.ListenerAddr("INTERNAL"), b.ListenerAddr("external")
 	if internal == "" || external == "" || internal == external || b.Addr() != internal {
 		t.Fatalf("bound INTERNAL %q EXTERNAL %q, Addr %q", internal, external, b.Addr())

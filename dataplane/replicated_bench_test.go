@@ -35,19 +35,8 @@ func benchmarkReplicatedProduce(b *testing.B, records int) {
 	for i := 0; i < 3; i++ {
 		cfg := validConfig(filepath.Join(b.TempDir(), fmt.Sprintf("broker-%d", i)))
 		cfg.NodeID = int32(101 + i)
-		cfg.Controllers = []string{ctl.Addr()}
-		cfg.HeartbeatInterval = 100 * time.Millisecond
 		cfg.Logger = log
-		br, err := NewBroker(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := br.Start(); err != nil {
-			_ = br.Close()
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = br.Close() })
-		bootstrap = append(bootstrap, br.Addr())
+		bootstrap = append(bootstrap, startBrokerWith(b, ctl, cfg).Addr())
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...), kgo.DefaultProduceTopic("bench"),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))

@@ -89,14 +89,7 @@ func (f *FileResponse) layout(frame []byte, flexible bool) ([]piece, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The length prefix right before the mark.
-		if flexible {
-			out = append(out, frame[cursor:at-1]...)
-			out = binary.AppendUvarint(out, uint64(r.Size)+1)
-		} else {
-			out = append(out, frame[cursor:at-4]...)
-			out = binary.BigEndian.AppendUint32(out, uint32(r.Size))
-		}
+		out = appendUpToMark(out, frame[cursor:at], r.Size, flexible)
 		heads = append(heads, len(out))
 		total += r.Size
 		cursor = at + markSize
@@ -225,13 +218,7 @@ func (f *FileResponse) appendResolved(dst, frame []byte, flexible bool) ([]byte,
 		if err != nil {
 			return dst, err
 		}
-		if flexible {
-			dst = append(dst, frame[cursor:at-1]...)
-			dst = binary.AppendUvarint(dst, uint64(r.Size)+1)
-		} else {
-			dst = append(dst, frame[cursor:at-4]...)
-			dst = binary.BigEndian.AppendUint32(dst, uint32(r.Size))
-		}
+		dst = appendUpToMark(dst, frame[cursor:at], r.Size, flexible)
 		n := len(dst)
 		dst = slices.Grow(dst, int(r.Size))[:n+int(r.Size)]
 		if _, err := r.File.ReadAt(dst[n:], r.Pos); err != nil {
@@ -242,6 +229,18 @@ func (f *FileResponse) appendResolved(dst, frame []byte, flexible bool) ([]byte,
 	dst = append(dst, frame[cursor:]...)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst, nil
+}
+
+// appendUpToMark appends the encoded bytes before a placeholder (before
+// ends with the placeholder's length prefix) with that prefix rewritten
+// for a field of size bytes.
+func appendUpToMark(dst, before []byte, size int64, flexible bool) []byte {
+	if flexible {
+		dst = append(dst, before[:len(before)-1]...)
+		return binary.AppendUvarint(dst, uint64(size)+1)
+	}
+	dst = append(dst, before[:len(before)-4]...)
+	return binary.BigEndian.AppendUint32(dst, uint32(size))
 }
 
 // markAt finds placeholder i in frame from cursor on and checks the
