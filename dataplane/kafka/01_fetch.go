@@ -206,6 +206,9 @@ func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
 		}
 		fp.out.RecordBatches = data
 	}
+	if fp.read.Size > 0 {
+		fp.p.CountFetched(fp.params.ReplicaID >= 0, fp.read.Size, fp.params.FetchOffset, fp.read.NextOffset)
+	}
 }
 
 // noRecords is the empty (not null) record set of a partition without data.
@@ -321,6 +324,8 @@ func fetchWakeOn(replicaID int32) partition.Event {
 // the deadline passes or ctx ends; it re-reads after every wake-up (and
 // when the replication quota held back records and has room again).
 func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64, on partition.Event) {
+	h.waiting.fetch.Add(1)
+	defer h.waiting.fetch.Add(-1)
 	w := partition.NewWaiter(on)
 	defer w.Close()
 	for i := range parts {
