@@ -29,6 +29,8 @@ type Node struct {
 	ID       int32
 	Addr     string // Kafka listener, host:port
 	RaftAddr string // Raft transport (controllers only)
+	// HTTPAddr is the HTTP endpoint, host:port (Options.HTTP; "" otherwise).
+	HTTPAddr string
 	DataDir  string
 	// JournalPath is the broker's fsync journal (Options.FsyncJournal;
 	// empty otherwise). The file exists only if the binary writes it.
