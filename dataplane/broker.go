@@ -17,6 +17,9 @@
 // requests only once the controller client has applied an image in which
 // this broker is registered and unfenced (or after unfenceWait). Close undoes
 // it in reverse.
+//
+// Metrics (metrics.go) and readiness (Ready) read the components' state
+// when asked; the request path only bumps counters.
 package dataplane
 
 import (
