@@ -13,6 +13,8 @@ import (
 
 	"github.com/skein-io/skein/dataplane"
 	"github.com/skein-io/skein/dataplane/group"
+	"github.com/skein-io/skein/internal/httpserver"
+	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/storage"
 )
 
@@ -50,6 +52,8 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("log-retention-check-interval", "log.retention.check.interval.ms: how often retention looks for segments to delete (5m)", 0)),
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
+			httpListenFlag(""),
+			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
@@ -177,6 +181,9 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("log-cleaner-backoff") {
 		cfg.LogCleanerBackoff = c.Duration("log-cleaner-backoff")
+	}
+	if c.IsSet("metrics-per-partition") {
+		cfg.MetricsPerPartition = c.Bool("metrics-per-partition")
 	}
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
@@ -342,6 +349,8 @@ func runBroker(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = log.Named("broker")
+	reg := metrics.NewRegistry()
+	cfg.Metrics = reg
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid broker configuration: %w", err)
 	}
@@ -350,13 +359,11 @@ func runBroker(c *cli.Context) error {
 	if err := keepHeapHeadroom(ctx, c, log); err != nil {
 		return err
 	}
-	if addr := c.String("pprof"); addr != "" {
-		stopPprof, err := servePprof(addr, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
+	stopPprof, err := servePprofFlag(c, log)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 	// Fault injection for the machine-crash test: journal every fsync,
 	// rename and remove of the data directory (format in
 	// storage.FsyncJournal). Not an operator setting.
@@ -370,25 +377,25 @@ func runBroker(c *cli.Context) error {
 		log.Warn("fsync journal on (a test hook)", "env", storage.FsyncJournalEnv, "path", path)
 	}
 
-	b, err := startBroker(cfg)
+	b, err := dataplane.NewBroker(cfg)
+	if err != nil {
+		return fmt.Errorf("broker %d: %w", cfg.NodeID, err)
+	}
+	// Served before the broker starts, so /readyz says what it waits for.
+	srv, err := startHTTP(c, reg, []httpserver.Check{{Ready: b.Ready}}, log)
 	if err != nil {
 		return err
+	}
+	if srv != nil {
+		defer srv.Close()
+	}
+	if err := b.Start(); err != nil {
+		_ = b.Close()
+		return fmt.Errorf("start broker %d: %w", cfg.NodeID, err)
 	}
 	log.Info("broker running", "node_id", cfg.NodeID, "listen", b.Addr(), "controllers", cfg.Controllers)
 	<-ctx.Done()
 	return closeBroker(log, b)
-}
-
-func startBroker(cfg dataplane.Config) (*dataplane.Broker, error) {
-	b, err := dataplane.NewBroker(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("broker %d: %w", cfg.NodeID, err)
-	}
-	if err := b.Start(); err != nil {
-		_ = b.Close()
-		return nil, fmt.Errorf("start broker %d: %w", cfg.NodeID, err)
-	}
-	return b, nil
 }
 
 func closeBroker(log hclog.Logger, b *dataplane.Broker) error {

@@ -7,6 +7,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skein-io/skein/controller"
+	"github.com/skein-io/skein/internal/httpserver"
+	"github.com/skein-io/skein/internal/metrics"
 )
 
 func controllerCommand() *cli.Command {
@@ -34,6 +36,7 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", durationFlag("raft-heartbeat-timeout", "Raft heartbeat and election timeout (1s; the leader lease is half of it): how long a voter waits for the leader before it starts an election. Lower it only in tests", 0)),
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
+			httpListenFlag(""),
 			pprofFlag(),
 		),
 		Action: runController,
@@ -115,38 +118,37 @@ func runController(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = log.Named("controller")
+	reg := metrics.NewRegistry()
+	cfg.Metrics = reg
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid controller configuration: %w", err)
 	}
 	ctx, stop := signalContext(c)
 	defer stop()
-	if addr := c.String("pprof"); addr != "" {
-		stopPprof, err := servePprof(addr, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-	}
-
-	ctl, err := startController(cfg)
+	stopPprof, err := servePprofFlag(c, log)
 	if err != nil {
 		return err
+	}
+	defer stopPprof()
+
+	ctl, err := controller.New(cfg)
+	if err != nil {
+		return fmt.Errorf("controller %d: %w", cfg.NodeID, err)
+	}
+	srv, err := startHTTP(c, reg, []httpserver.Check{{Ready: ctl.Ready}}, log)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		defer srv.Close()
+	}
+	if err := ctl.Start(); err != nil {
+		_ = ctl.Close()
+		return fmt.Errorf("start controller %d: %w", cfg.NodeID, err)
 	}
 	log.Info("controller running", "node_id", cfg.NodeID, "listen", ctl.Addr(), "raft_listen", cfg.RaftListen)
 	<-ctx.Done()
 	return closeController(log, ctl)
-}
-
-func startController(cfg controller.Config) (*controller.Controller, error) {
-	ctl, err := controller.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("controller %d: %w", cfg.NodeID, err)
-	}
-	if err := ctl.Start(); err != nil {
-		_ = ctl.Close()
-		return nil, fmt.Errorf("start controller %d: %w", cfg.NodeID, err)
-	}
-	return ctl, nil
 }
 
 func closeController(log hclog.Logger, ctl *controller.Controller) error {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/urfave/cli/v2"
@@ -19,6 +20,8 @@ import (
 	"github.com/skein-io/skein/controller"
 	"github.com/skein-io/skein/dataplane"
 	"github.com/skein-io/skein/dataplane/group"
+	"github.com/skein-io/skein/internal/httpserver"
+	"github.com/skein-io/skein/internal/metrics"
 )
 
 // devControllerID is the node id of the dev cluster's controller; brokers
@@ -27,6 +30,10 @@ const (
 	devControllerID  = 1
 	devFirstBrokerID = 101
 )
+
+// defaultDevHTTP is where `skein dev` serves /metrics, /healthz and
+// /readyz for all its nodes.
+const defaultDevHTTP = "127.0.0.1:8080"
 
 func devCommand() *cli.Command {
 	return &cli.Command{
@@ -42,6 +49,8 @@ func devCommand() *cli.Command {
 			intFlag("base-port", "Kafka port of the first broker; the others and the controller follow it", 9092),
 			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
+			httpListenFlag(defaultDevHTTP),
+			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
 		}, groupFlags()...)...),
@@ -56,6 +65,9 @@ type devLayout struct {
 	raftAddr       string
 	brokerIDs      []int32
 	brokerAddrs    []string
+	// httpURL is where /metrics, /healthz and /readyz are served ("":
+	// not served).
+	httpURL string
 }
 
 // planDev computes the dev cluster's layout. raftPort 0 must have been
@@ -119,21 +131,31 @@ func runDev(c *cli.Context) error {
 	if err := keepHeapHeadroom(ctx, c, log); err != nil {
 		return err
 	}
-	if addr := c.String("pprof"); addr != "" {
-		stopPprof, err := servePprof(addr, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
+	stopPprof, err := servePprofFlag(c, log)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 
 	groups, err := groupConfig(c, dataplane.DefaultConfig().Groups)
 	if err != nil {
 		return err
 	}
-	cluster := &devCluster{log: log, groups: &groups}
+	reg := metrics.NewRegistry()
+	cluster := &devCluster{log: log, groups: &groups, metrics: reg, perPartition: c.Bool("metrics-per-partition")}
 	defer cluster.close()
-	if err := cluster.start(layout); err != nil {
+	if err := cluster.create(layout); err != nil {
+		return err
+	}
+	srv, err := startHTTP(c, reg, cluster.checks(), log)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		defer srv.Close()
+		layout.httpURL = srv.URL()
+	}
+	if err := cluster.start(); err != nil {
 		return err
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, c.Duration("startup-timeout"))
@@ -151,7 +173,8 @@ func runDev(c *cli.Context) error {
 	return cluster.close()
 }
 
-// devCluster is the running nodes of a dev cluster.
+// devCluster is the nodes of a dev cluster: create makes them, start
+// runs them.
 type devCluster struct {
 	log        hclog.Logger
 	controller *controller.Controller
@@ -159,9 +182,16 @@ type devCluster struct {
 	closed     bool
 	// groups, when set, configures every broker's group coordinator.
 	groups *group.Config
+	// metrics, when set, is where every node registers its metrics;
+	// perPartition turns on the brokers' per-partition series.
+	metrics      prometheus.Registerer
+	perPartition bool
+	layout       devLayout
 }
 
-func (d *devCluster) start(l devLayout) error {
+// create makes the controller and the brokers of l, without starting them.
+func (d *devCluster) create(l devLayout) error {
+	d.layout = l
 	ccfg := controller.DefaultConfig()
 	ccfg.NodeID = devControllerID
 	ccfg.DataDir = filepath.Join(l.dataDir, "controller-"+strconv.Itoa(devControllerID))
@@ -169,15 +199,16 @@ func (d *devCluster) start(l devLayout) error {
 	ccfg.RaftListen = l.raftAddr
 	ccfg.InitialControllers = []controller.Voter{{ID: devControllerID, RaftAddr: l.raftAddr}}
 	ccfg.Logger = d.log.Named("controller-" + strconv.Itoa(devControllerID))
+	ccfg.Metrics = d.metrics
 	if err := os.MkdirAll(ccfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	if err := ccfg.Validate(); err != nil {
 		return fmt.Errorf("invalid controller configuration: %w", err)
 	}
-	ctl, err := startController(ccfg)
+	ctl, err := controller.New(ccfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("controller %d: %w", ccfg.NodeID, err)
 	}
 	d.controller = ctl
 
@@ -188,6 +219,8 @@ func (d *devCluster) start(l devLayout) error {
 		bcfg.Listen = l.brokerAddrs[i]
 		bcfg.Controllers = []string{l.controllerAddr}
 		bcfg.Logger = d.log.Named("broker-" + strconv.Itoa(int(id)))
+		bcfg.Metrics = d.metrics
+		bcfg.MetricsPerPartition = d.perPartition
 		if d.groups != nil {
 			bcfg.Groups = *d.groups
 		}
@@ -197,11 +230,35 @@ func (d *devCluster) start(l devLayout) error {
 		if err := bcfg.Validate(); err != nil {
 			return fmt.Errorf("invalid broker configuration: %w", err)
 		}
-		b, err := startBroker(bcfg)
+		b, err := dataplane.NewBroker(bcfg)
 		if err != nil {
-			return err
+			return fmt.Errorf("broker %d: %w", id, err)
 		}
 		d.brokers = append(d.brokers, b)
+	}
+	return nil
+}
+
+// checks are the nodes' readiness checks, for /readyz.
+func (d *devCluster) checks() []httpserver.Check {
+	checks := []httpserver.Check{{Name: "controller " + strconv.Itoa(devControllerID), Ready: d.controller.Ready}}
+	for i, b := range d.brokers {
+		checks = append(checks, httpserver.Check{Name: "broker " + strconv.Itoa(int(d.layout.brokerIDs[i])), Ready: b.Ready})
+	}
+	return checks
+}
+
+// start starts the nodes create made: the controller, then each broker
+// (each returns once registered and unfenced).
+func (d *devCluster) start() error {
+	l := d.layout
+	if err := d.controller.Start(); err != nil {
+		return fmt.Errorf("start controller %d: %w", devControllerID, err)
+	}
+	for i, b := range d.brokers {
+		if err := b.Start(); err != nil {
+			return fmt.Errorf("start broker %d: %w", l.brokerIDs[i], err)
+		}
 	}
 	d.log.Info("dev cluster started", "controller", l.controllerAddr, "raft", l.raftAddr, "brokers", l.brokerAddrs)
 	return nil
@@ -296,7 +353,11 @@ func printDevWelcome(w io.Writer, l devLayout) {
 		fmt.Fprintf(t, "  broker %d\t%s\t\n", id, l.brokerAddrs[i])
 	}
 	_ = t.Flush()
-	fmt.Fprintf(w, "  data dir: %s\n\n", l.dataDir)
+	fmt.Fprintf(w, "  data dir: %s\n", l.dataDir)
+	if l.httpURL != "" {
+		fmt.Fprintf(w, "  metrics and health: %smetrics  %shealthz  %sreadyz\n", l.httpURL, l.httpURL, l.httpURL)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Topics get %s by default.\n", defaultReplicationText(len(l.brokerIDs)))
 	fmt.Fprintf(w, "Try:\n")
 	fmt.Fprintf(w, "  skein topic create demo --partitions 3%s\n", flag)

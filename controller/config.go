@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Voter is one member of the initial quorum: "ID@host:port" of its Raft listener.
@@ -103,7 +104,11 @@ type Config struct {
 	AutoLeaderRebalanceEnable          bool
 	LeaderImbalanceCheckInterval       time.Duration
 	LeaderImbalancePerBrokerPercentage int
-	Logger                             hclog.Logger
+	// Metrics is where the controller registers its Prometheus metrics,
+	// every series labelled with its node id (metrics.go); it unregisters
+	// them when it closes. nil: nothing is registered.
+	Metrics prometheus.Registerer
+	Logger  hclog.Logger
 }
 
 // DefaultConfig returns working values; NodeID, DataDir, the listeners and

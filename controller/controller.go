@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -32,6 +33,7 @@ type Controller struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
+	snaps     raft.SnapshotStore
 	server    *wire.Server
 	addr      string           // bound Kafka listener
 	self      image.Controller // advertised Kafka listener
@@ -59,6 +61,12 @@ type Controller struct {
 	peers        *peerClients
 	quorum       *quorumTracker
 	membershipMu sync.Mutex
+
+	// started is set once Start succeeded: Ready and the metrics read
+	// raft only then.
+	started atomic.Bool
+	// metrics are the controller's registered collectors.
+	metrics *metrics.Registrations
 
 	closeOnce sync.Once
 	closeErr  error
@@ -103,6 +111,7 @@ func (c *Controller) Start() error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	c.snaps = snaps
 	var advertise net.Addr
 	var selfVoter *Voter
 	for i, v := range c.cfg.InitialControllers {
@@ -200,16 +209,29 @@ func (c *Controller) Start() error {
 	port, _ := strconv.Atoi(portStr)
 	c.self = image.Controller{ID: c.cfg.NodeID, Host: host, Port: int32(port)}
 
+	registry := c.registry()
+	var keys []int16
+	for _, v := range registry.Versions() {
+		keys = append(keys, v.ApiKey)
+	}
+	requests := metrics.NewRequests(keys)
 	wcfg := wire.DefaultConfig()
 	wcfg.Name = "controller"
 	wcfg.Logger = c.log.Named("wire")
-	srv, err := wire.NewServer(wcfg, c.registry())
+	wcfg.Observer = requests
+	srv, err := wire.NewServer(wcfg, registry)
 	if err != nil {
 		_ = ln.Close()
 		return err
 	}
+	c.metrics = metrics.NewRegistrations(metrics.ForNode(c.cfg.Metrics, c.cfg.NodeID))
+	if err := c.metrics.Register(append(requests.Collectors(), &controllerCollector{c: c})...); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("register metrics: %w", err)
+	}
 	c.server = srv
 	srv.Serve(ln)
+	c.started.Store(true)
 
 	c.goTracked(c.watchLeadership)
 	c.goTracked(c.publishListener)
@@ -227,6 +249,9 @@ func (c *Controller) Addr() string { return c.addr }
 func (c *Controller) Close() error {
 	c.closeOnce.Do(func() {
 		c.cancel()
+		if c.metrics != nil {
+			c.metrics.UnregisterAll()
+		}
 		var errs []error
 		if c.raft != nil {
 			if err := c.raft.Shutdown().Error(); err != nil {

@@ -17,6 +17,9 @@
 // requests only once the controller client has applied an image in which
 // this broker is registered and unfenced (or after unfenceWait). Close undoes
 // it in reverse.
+//
+// Metrics (metrics.go) and readiness (Ready) read the components' state
+// when asked; the request path only bumps counters.
 package dataplane
 
 import (
@@ -28,9 +31,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/client"
@@ -40,6 +45,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 )
@@ -102,7 +108,15 @@ type Config struct {
 	// Groups configures the group coordinator (offsets.topic.*, group.*,
 	// offsets.retention.*); the broker sets its NodeID and Logger.
 	Groups group.Config
-	Logger hclog.Logger
+	// Metrics is where the broker registers its Prometheus metrics, every
+	// series labelled with its node id (metrics.go, internal/metrics); the
+	// broker unregisters them when it closes. nil: it counts but registers
+	// nothing.
+	Metrics prometheus.Registerer
+	// MetricsPerPartition adds per-partition series (log size and
+	// segments, offsets, under-replication) for every hosted replica.
+	MetricsPerPartition bool
+	Logger              hclog.Logger
 }
 
 // Listener is one named Kafka listener of a broker.
@@ -338,7 +352,14 @@ type Broker struct {
 	groups     *group.Coordinator
 	controller *client.Client
 	servers    []*wire.Server // one per listener
-	serving    bool
+	// serving is set once the listeners serve (Start is about to return).
+	serving atomic.Bool
+	// ctl is controller, published for Ready (which may run during Start).
+	ctl atomic.Pointer[client.Client]
+	// metrics are the broker's registered collectors; endOffsets the
+	// client the group lag asks other brokers with.
+	metrics    *metrics.Registrations
+	endOffsets *endOffsetsClient
 }
 
 // NewBroker creates a broker; Start runs it.
@@ -469,6 +490,7 @@ func (b *Broker) start() error {
 		return fmt.Errorf("controller client: %w", err)
 	}
 	b.controller = ctl
+	b.ctl.Store(ctl)
 
 	handlers := &kafka.Handlers{
 		Config: kafka.Config{
@@ -489,16 +511,29 @@ func (b *Broker) start() error {
 	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)
+	requests := metrics.NewRequests(registeredKeys(registry))
 	for _, l := range listeners {
 		wcfg := wire.DefaultConfig()
 		wcfg.Name = "broker"
 		wcfg.Listener = l.Name
 		wcfg.Logger = b.log.Named("wire")
+		wcfg.Observer = requests
 		server, err := wire.NewServer(wcfg, registry)
 		if err != nil {
 			return err
 		}
 		b.servers = append(b.servers, server)
+	}
+	b.endOffsets = &endOffsetsClient{addr: b.Addr}
+	collector := &brokerCollector{
+		nodeID: cfg.NodeID, perPartition: cfg.MetricsPerPartition,
+		partitions: b.partitions, replicas: b.replicas, groups: b.groups, handlers: handlers,
+		metadata:   func() (uint64, bool) { return ctl.Image().Index, ctl.Fenced() },
+		endOffsets: b.endOffsets,
+	}
+	b.metrics = metrics.NewRegistrations(metrics.ForNode(cfg.Metrics, cfg.NodeID))
+	if err := b.metrics.Register(append(requests.Collectors(), collector)...); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
 	}
 
 	b.log.Info("broker registering", "node_id", cfg.NodeID, "advertised", endpointsString(endpoints),
@@ -527,7 +562,7 @@ func (b *Broker) start() error {
 		server.Serve(b.lns[i])
 		bound[i] = listeners[i].Name + "://" + b.lns[i].Addr().String()
 	}
-	b.serving = true
+	b.serving.Store(true)
 	b.log.Info("broker started", "node_id", cfg.NodeID, "listen", strings.Join(bound, ","), "data_dir", cfg.DataDir)
 	return nil
 }
@@ -569,6 +604,52 @@ func advertised(l Listener, bound net.Addr) (string, int32, error) {
 		}
 	}
 	return host, int32(port), nil
+}
+
+// registeredKeys are the API keys a registry serves.
+func registeredKeys(r *wire.Registry) []int16 {
+	var keys []int16
+	for _, v := range r.Versions() {
+		keys = append(keys, v.ApiKey)
+	}
+	return keys
+}
+
+// metadataStaleAfter is how long a broker stays ready without an answer
+// to its metadata long poll (each answers within the poll's 5 s wait).
+const metadataStaleAfter = 3 * client.DefaultMetadataMaxWait
+
+// Ready says whether the broker serves with current metadata: it is
+// registered with the controllers, unfenced, and caught up with the
+// metadata log (its last poll answered within metadataStaleAfter, and
+// everything that answer carried applied). Otherwise it says why not.
+func (b *Broker) Ready() (bool, string) {
+	b.mu.Lock()
+	closed, started := b.mu.closed, b.mu.started
+	b.mu.Unlock()
+	ctl := b.ctl.Load()
+	switch {
+	case closed:
+		return false, "shutting down"
+	case !started:
+		return false, "not started"
+	case ctl == nil || ctl.BrokerEpoch() < 0:
+		return false, "not registered with the controllers yet"
+	case ctl.Fenced():
+		return false, "fenced by the controller"
+	}
+	caughtUp, answered := ctl.MetadataCaughtUp()
+	switch {
+	case answered.IsZero():
+		return false, "no metadata from the controllers yet"
+	case time.Since(answered) > metadataStaleAfter:
+		return false, fmt.Sprintf("no metadata from the controllers for %v", time.Since(answered).Round(time.Second))
+	case !caughtUp:
+		return false, fmt.Sprintf("catching up with the metadata log (applied offset %d)", ctl.Image().Index)
+	case !b.serving.Load():
+		return false, "not serving yet"
+	}
+	return true, ""
 }
 
 // Addr is the first Kafka listener's bound address ("" before Start).
@@ -613,7 +694,7 @@ func (b *Broker) Close() error {
 func (b *Broker) shutdown() {
 	b.release.Do(func() {
 		var errs []error
-		serving := b.serving
+		serving := b.serving.Load()
 		if serving {
 			// Controlled shutdown first, while still serving (as Kafka
 			// does): the controller moves leaderships away and takes this
@@ -623,6 +704,12 @@ func (b *Broker) shutdown() {
 				b.log.Warn("controlled shutdown did not complete; stopping anyway", "node_id", b.cfg.NodeID, "error", err)
 			}
 			cancel()
+		}
+		if b.metrics != nil {
+			b.metrics.UnregisterAll()
+		}
+		if b.endOffsets != nil {
+			b.endOffsets.close()
 		}
 		for _, server := range b.servers {
 			errs = append(errs, server.Close()) // also closes the listener once served

@@ -95,6 +95,9 @@ type FileRange struct {
 type ReadResult struct {
 	Ranges []FileRange
 	Size   int64
+	// NextOffset is one past the last offset of the last batch returned
+	// (0 when none is); the batches hold records up to it.
+	NextOffset int64
 	// LogStartOffset and LogEndOffset as of the read.
 	LogStartOffset int64
 	LogEndOffset   int64

@@ -114,6 +114,13 @@ func (l *Log) Size() int64 {
 	return n
 }
 
+// Segments is the number of the log's segments (the active one included).
+func (l *Log) Segments() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.mu.segs)
+}
+
 // Config returns the log's configuration.
 func (l *Log) Config() LogConfig {
 	l.mu.RLock()
@@ -445,13 +452,14 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 		if s.next <= offset {
 			continue
 		}
-		if start, end, found, known := s.recent.span(offset, maxBytes, maxOffset, s.size); known {
+		if start, end, last, found, known := s.recent.span(offset, maxBytes, maxOffset, s.size); known {
 			if !found {
 				continue
 			}
 			if end > start {
 				res.Ranges = []FileRange{{File: s.f, Pos: start, Size: end - start}}
 				res.Size = end - start
+				res.NextOffset = last + 1
 			}
 			return res, nil
 		}
@@ -462,7 +470,7 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 		if !ok {
 			continue
 		}
-		pos := start
+		pos, next := start, int64(0)
 		for {
 			if h.LastOffset() >= maxOffset {
 				break
@@ -471,6 +479,7 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 				break
 			}
 			pos += h.Size()
+			next = h.LastOffset() + 1
 			if pos >= s.size {
 				break
 			}
@@ -481,6 +490,7 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 		if pos > start {
 			res.Ranges = []FileRange{{File: s.f, Pos: start, Size: pos - start}}
 			res.Size = pos - start
+			res.NextOffset = next
 		}
 		return res, nil
 	}

@@ -38,35 +38,37 @@ func (r *recentBatches) at(i int) batchSpan {
 // batches alone: the byte range [start, end) of the batches from the first
 // whose last offset is >= offset, stopping before a batch whose last offset
 // is >= maxOffset or that would take the range past maxBytes (the first
-// batch always counts). known is false when the ring cannot tell (offset
+// batch always counts), and the last offset of the last batch in it (-1
+// for an empty range). known is false when the ring cannot tell (offset
 // before the oldest entry, or the ring does not end at size); the caller
 // then reads headers from the file.
-func (r *recentBatches) span(offset int64, maxBytes int32, maxOffset, size int64) (start, end int64, found, known bool) {
+func (r *recentBatches) span(offset int64, maxBytes int32, maxOffset, size int64) (start, end, last int64, found, known bool) {
 	if r.n == 0 {
-		return 0, 0, false, false
+		return 0, 0, -1, false, false
 	}
 	if newest := r.at(r.n - 1); newest.pos+newest.size != size {
-		return 0, 0, false, false
+		return 0, 0, -1, false, false
 	}
 	oldest := r.at(0)
 	if oldest.pos != 0 && oldest.last >= offset {
-		return 0, 0, false, false // an earlier batch may hold offset
+		return 0, 0, -1, false, false // an earlier batch may hold offset
 	}
 	i := 0
 	for i < r.n && r.at(i).last < offset {
 		i++
 	}
 	if i == r.n {
-		return 0, 0, false, true // nothing at or after offset here
+		return 0, 0, -1, false, true // nothing at or after offset here
 	}
 	start = r.at(i).pos
-	end = start
+	end, last = start, -1
 	for ; i < r.n; i++ {
 		b := r.at(i)
 		if b.last >= maxOffset || end > start && end-start+b.size > int64(maxBytes) {
 			break
 		}
 		end += b.size
+		last = b.last
 	}
-	return start, end, true, true
+	return start, end, last, true, true
 }

@@ -66,11 +66,13 @@ func readAll(t testing.TB, l *storage.Log, from int64) (bases []int64, recs int6
 		if err != nil {
 			t.Fatal(err)
 		}
+		var next int64
 		if err := storage.SplitBatches(data, func(b []byte) error {
 			if err := storage.ValidateBatch(b); err != nil {
 				return err
 			}
 			h, _ := storage.ParseBatchHeader(b)
+			next = h.LastOffset() + 1
 			if h.LastOffset() >= off {
 				bases = append(bases, h.BaseOffset)
 				recs += int64(h.RecordCount)
@@ -79,6 +81,9 @@ func readAll(t testing.TB, l *storage.Log, from int64) (bases []int64, recs int6
 			return nil
 		}); err != nil {
 			t.Fatal(err)
+		}
+		if rr.NextOffset != next {
+			t.Fatalf("read at %d: NextOffset %d, the batches end at %d", off, rr.NextOffset, next)
 		}
 	}
 	return bases, recs
@@ -102,6 +107,9 @@ func TestAppendReadRollAndReopen(t *testing.T) {
 	segs, _ := filepath.Glob(filepath.Join(l.Dir(), "*.log"))
 	if len(segs) < 5 {
 		t.Fatalf("%d segments, want the log to have rolled", len(segs))
+	}
+	if l.Segments() != len(segs) {
+		t.Fatalf("Segments() = %d, %d segment files", l.Segments(), len(segs))
 	}
 	check := func(l *storage.Log) {
 		t.Helper()

@@ -140,6 +140,8 @@ type Client struct {
 	epoch      atomic.Int64
 	fenced     atomic.Bool
 	state      atomic.Pointer[published]
+	// lastAnswer is the last metadata poll answered (MetadataCaughtUp).
+	lastAnswer atomic.Pointer[metadataAnswer]
 
 	heartbeatKick chan struct{}
 	wantShutdown  atomic.Bool

@@ -102,7 +102,7 @@ func (c *Client) metadataLoop() {
 		if reset {
 			base = image.New()
 		}
-		ups, active, err := c.fetchUpdates(base.Index)
+		ups, active, hw, err := c.fetchUpdates(base.Index)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -134,6 +134,7 @@ func (c *Client) metadataLoop() {
 		}
 		if next == base { // no records
 			if reset || active == nil || *active == cur.ActiveController {
+				c.answered(hw)
 				continue // nothing new
 			}
 			next = cur // only the active controller changed
@@ -144,7 +145,32 @@ func (c *Client) metadataLoop() {
 			pub.ActiveController = *active
 		}
 		c.apply(&pub)
+		c.answered(hw)
 	}
+}
+
+// metadataAnswer is the last metadata poll answered: the controller's high
+// watermark then (its index + 1), and when.
+type metadataAnswer struct {
+	hw int64
+	at time.Time
+}
+
+// answered records a metadata poll answered with hw, once what it carried
+// is applied.
+func (c *Client) answered(hw int64) {
+	c.lastAnswer.Store(&metadataAnswer{hw: hw, at: time.Now()})
+}
+
+// MetadataCaughtUp says whether the applied image holds every record the
+// controller had when it last answered a metadata poll, and when that
+// answer came (zero before the first).
+func (c *Client) MetadataCaughtUp() (caughtUp bool, answered time.Time) {
+	a := c.lastAnswer.Load()
+	if a == nil {
+		return false, time.Time{}
+	}
+	return int64(c.Image().Index)+1 >= a.hw, a.at
 }
 
 // follow applies the updates of one answer to img and returns the result
@@ -185,10 +211,11 @@ func (c *Client) apply(img *image.Image) {
 }
 
 // fetchUpdates long-polls for the metadata log after offset after and
-// returns the decoded updates (none when the poll ended without records)
-// and the active controller the answer names (nil when it names none: an
-// answer below Fetch v12, without CurrentLeader).
-func (c *Client) fetchUpdates(after uint64) ([]metalog.Update, *int32, error) {
+// returns the decoded updates (none when the poll ended without records),
+// the active controller the answer names (nil when it names none: an
+// answer below Fetch v12, without CurrentLeader) and the controller's high
+// watermark (its applied index + 1).
+func (c *Client) fetchUpdates(after uint64) ([]metalog.Update, *int32, int64, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = int32(c.cfg.MetadataMaxWait.Milliseconds())
@@ -206,11 +233,11 @@ func (c *Client) fetchUpdates(after uint64) ([]metalog.Update, *int32, error) {
 
 	kresp, err := c.send(c.ctx, req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return nil, nil, fmt.Errorf("metadata fetch: %w", err)
+		return nil, nil, 0, fmt.Errorf("metadata fetch: %w", err)
 	}
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
@@ -218,7 +245,7 @@ func (c *Client) fetchUpdates(after uint64) ([]metalog.Update, *int32, error) {
 				continue
 			}
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-				return nil, nil, fmt.Errorf("metadata fetch: %w", err)
+				return nil, nil, 0, fmt.Errorf("metadata fetch: %w", err)
 			}
 			var active *int32
 			if resp.GetVersion() >= 12 {
@@ -226,10 +253,10 @@ func (c *Client) fetchUpdates(after uint64) ([]metalog.Update, *int32, error) {
 			}
 			ups, err := metalog.DecodeUpdates(rp.RecordBatches)
 			if err != nil {
-				return nil, nil, fmt.Errorf("metadata fetch: %w", err)
+				return nil, nil, 0, fmt.Errorf("metadata fetch: %w", err)
 			}
-			return ups, active, nil
+			return ups, active, rp.HighWatermark, nil
 		}
 	}
-	return nil, nil, errors.New("metadata fetch: the response lacks the metadata partition")
+	return nil, nil, 0, errors.New("metadata fetch: the response lacks the metadata partition")
 }

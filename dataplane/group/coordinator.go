@@ -24,6 +24,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -165,6 +166,8 @@ type Coordinator struct {
 	numPartitions int32
 	shards        map[int32]*shard
 	closed        bool
+	// rebalances counts the rebalances completed here (Rebalances).
+	rebalances atomic.Int64
 
 	stop chan struct{}
 	wg   sync.WaitGroup

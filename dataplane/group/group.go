@@ -423,6 +423,7 @@ func (g *group) completeJoin() {
 	if g.rebalanceTimer != nil {
 		g.rebalanceTimer.Stop()
 	}
+	g.c.rebalances.Add(1)
 	for _, m := range g.members {
 		if m.join == nil {
 			g.c.log.Info("group member removed: did not rejoin within the rebalance timeout", "group", g.id, "member", m.id, "generation", g.generation)

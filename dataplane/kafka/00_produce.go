@@ -82,6 +82,8 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 		return nil, nil
 	}
 	if len(pending) > 0 {
+		h.waiting.produce.Add(1)
+		defer h.waiting.produce.Add(-1)
 		wctx, cancel := context.WithDeadline(ctx, req.Received.Add(time.Duration(r.TimeoutMillis)*time.Millisecond))
 		defer cancel()
 		for _, w := range pending {

@@ -212,6 +212,9 @@ func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
 		}
 		fp.out.RecordBatches = data
 	}
+	if fp.read.Size > 0 {
+		fp.p.CountFetched(fp.params.ReplicaID >= 0, fp.read.Size, fp.params.FetchOffset, fp.read.NextOffset)
+	}
 }
 
 // noRecords is the empty (not null) record set of a partition without data.
@@ -330,6 +333,8 @@ func fetchWakeOn(replicaID int32) partition.Event {
 // fetch another partition from here, and parks only briefly soon after
 // such a change (partition.FollowerWatch).
 func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.Time, parts []fetchPartition, maxBytes int32, minBytes int64, replicaID int32) {
+	h.waiting.fetch.Add(1)
+	defer h.waiting.fetch.Add(-1)
 	w := partition.NewWaiter(fetchWakeOn(replicaID))
 	defer w.Close()
 	var follower *partition.FollowerWatch

@@ -67,6 +67,8 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 		clock.Set(start)
 	}
 	if total < int64(r.MinBytes) && r.MaxWaitMillis > 0 && !failed {
+		h.waiting.fetch.Add(1)
+		defer h.waiting.fetch.Add(-1)
 		deadline := req.Received.Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
 		if follower != nil {
 			deadline = follower.Deadline(deadline)

@@ -5,6 +5,8 @@
 package kafka
 
 import (
+	"sync/atomic"
+
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/skein-io/skein/controller/client"
@@ -44,11 +46,20 @@ type Handlers struct {
 	// nothing. Fetch uses the leader side.
 	Throttles *throttle.Throttles
 
+	// waiting counts the requests parked in purgatory (Purgatory).
+	waiting struct{ produce, fetch atomic.Int64 }
 	// producerIDs hands out InitProducerId ids (22_init_producer_id.go);
 	// its zero value is ready.
 	producerIDs producerIDAllocator
 	// offsetsTopic serialises the creation of __consumer_offsets.
 	offsetsTopic offsetsTopicCreator
+}
+
+// Purgatory returns how many requests wait in purgatory now: acks=all
+// produces waiting for the ISR, and fetches waiting for MinBytes (long
+// polls, followers' included).
+func (h *Handlers) Purgatory() (produce, fetch int64) {
+	return h.waiting.produce.Load(), h.waiting.fetch.Load()
 }
 
 // Register registers every API the broker implements, with its versions.

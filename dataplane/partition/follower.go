@@ -60,6 +60,7 @@ func (p *Partition) AppendAsFollower(leaderEpoch int32, batches []byte) (storage
 	if err != nil {
 		return info, err
 	}
+	p.traffic.ReplicationBytesIn.Add(int64(len(batches)))
 	p.mu.Lock()
 	p.notifyLocked(EventAppend)
 	p.mu.Unlock()

@@ -77,6 +77,9 @@ type isrEnv struct {
 	// sender batches the partitions' changes into AlterPartition requests;
 	// nil exactly when alter is.
 	sender *isrSender
+	// shrinks and expands count the ISR changes of the replicas led here
+	// (countISRChange), for metrics.
+	shrinks, expands atomic.Int64
 }
 
 // followerState is the leader's view of one follower, under Partition.mu.
@@ -426,6 +429,7 @@ func (p *Partition) adoptISR(pc *pendingISR, rp *kmsg.AlterPartitionResponseTopi
 	if p.role == RoleLeader && rp.LeaderID == p.nodeID && rp.LeaderEpoch == p.leaderEpoch && rp.PartitionEpoch > p.partitionEpoch {
 		old := p.isr
 		p.isr = slices.Clone(rp.ISR)
+		p.countISRChange(old, p.isr)
 		p.partitionEpoch = rp.PartitionEpoch
 		if invariantsEnabled {
 			assertInvariant(checkISR(p.nodeID, p.isr, p.replicas))

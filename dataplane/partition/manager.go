@@ -257,6 +257,7 @@ func (m *Manager) ApplyImage(img *image.Image) {
 	// due are the followers that must start fetching a partition from here.
 	due := map[int32]bool{}
 	for _, name := range gone {
+		delete(st.traffic, name)
 		ht := old.topics[name]
 		for _, idx := range sortedKeys(ht.parts) {
 			p := ht.parts[idx]
@@ -273,7 +274,8 @@ func (m *Manager) ApplyImage(img *image.Image) {
 	var jobs []openJob
 	for _, name := range changed {
 		t := img.Topics[name]
-		pl := &topicPlan{name: name, t: t, parts: make(map[int32]*Partition, len(t.Partitions)), opened: map[int32]bool{}}
+		pl := &topicPlan{name: name, t: t, parts: make(map[int32]*Partition, len(t.Partitions)), opened: map[int32]bool{},
+			traffic: st.trafficOf(name)}
 		var cfgErr error
 		pl.logCfg, pl.settings, cfgErr = TopicConfigs(img, t)
 		if cfgErr != nil {
@@ -378,6 +380,9 @@ type hostedTopic struct {
 	followers map[int32]Follower
 	logCfg    storage.LogConfig
 	settings  TopicSettings
+	// traffic counts the topic's bytes and records through this broker;
+	// the same counters while the topic (by name) exists.
+	traffic *Traffic
 }
 
 // applyState is what ApplyImage remembers of the images it applied, to
@@ -397,6 +402,22 @@ type applyState struct {
 	// leadersTold is the leader hook last called (a hook just installed
 	// is called with the next image whatever it changed).
 	leadersTold *leaderHook
+	// traffic holds each topic's counters, kept across images (and a
+	// re-creation under the same name) until the topic is deleted.
+	traffic map[string]*Traffic
+}
+
+// trafficOf returns the counters of topic, created on first use.
+func (st *applyState) trafficOf(topic string) *Traffic {
+	if st.traffic == nil {
+		st.traffic = map[string]*Traffic{}
+	}
+	t := st.traffic[topic]
+	if t == nil {
+		t = &Traffic{}
+		st.traffic[topic] = t
+	}
+	return t
 }
 
 // topicPlan is one changed topic being applied.
@@ -408,6 +429,7 @@ type topicPlan struct {
 	settings TopicSettings
 	parts    map[int32]*Partition
 	opened   map[int32]bool // partitions whose replica was created for this image
+	traffic  *Traffic
 }
 
 // openJob is one log to open for a topic plan; p is set when it opened.
@@ -425,7 +447,7 @@ func (m *Manager) openAll(jobs []openJob) {
 	}
 	start := time.Now()
 	run := func(j *openJob) {
-		p, err := m.open(j.tp, j.plan.t.ID, j.plan.logCfg)
+		p, err := m.open(j.tp, j.plan.t.ID, j.plan.logCfg, j.plan.traffic)
 		if err != nil {
 			m.cfg.Logger.Error("cannot open partition log", "topic", j.tp.Topic, "partition", j.tp.Partition, "error", err)
 			if errors.Is(err, syscall.EMFILE) && m.fdHintOnce.CompareAndSwap(false, true) {
@@ -467,7 +489,8 @@ func (m *Manager) openAll(jobs []openJob) {
 // left alone.
 func (m *Manager) applyTopic(pl *topicPlan, fc *FollowerChanges, due map[int32]bool) *hostedTopic {
 	log := m.cfg.Logger
-	ht := &hostedTopic{topic: pl.t, parts: pl.parts, followers: map[int32]Follower{}, logCfg: pl.logCfg, settings: pl.settings}
+	ht := &hostedTopic{topic: pl.t, parts: pl.parts, followers: map[int32]Follower{}, logCfg: pl.logCfg, settings: pl.settings,
+		traffic: pl.traffic}
 	var prevParts []*image.Partition
 	prevFollowers := map[int32]Follower{}
 	sameCfg := false
@@ -574,9 +597,10 @@ func sortedKeys[V any](m map[int32]V) []int32 {
 	return out
 }
 
-// open opens (or creates) the log of a newly assigned partition. A log on
-// disk that belongs to an older topic of the same name is deleted first.
-func (m *Manager) open(tp storage.TopicPartition, topicID [16]byte, cfg storage.LogConfig) (*Partition, error) {
+// open opens (or creates) the log of a newly assigned partition, whose
+// traffic counts in traffic (its topic's). A log on disk that belongs to an
+// older topic of the same name is deleted first.
+func (m *Manager) open(tp storage.TopicPartition, topicID [16]byte, cfg storage.LogConfig, traffic *Traffic) (*Partition, error) {
 	existing := m.store.Get(tp)
 	// A zero id is a log without partition.metadata: assume it is ours.
 	if existing != nil && existing.TopicID() != topicID && existing.TopicID() != [16]byte{} {
@@ -597,6 +621,7 @@ func (m *Manager) open(tp storage.TopicPartition, topicID [16]byte, cfg storage.
 		}
 	}
 	p := newPartition(tp, topicID, l, m.cfg)
+	p.traffic = traffic
 	// The cleaner stays below the high watermark: records above it may be
 	// truncated away, and what they superseded must survive that.
 	l.SetCleanBound(p.HighWatermark)

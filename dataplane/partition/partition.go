@@ -65,6 +65,9 @@ type Partition struct {
 	// creation. awaited: mu.awaiting is not empty.
 	followers *followerWaits
 	awaited   atomic.Bool
+	// traffic counts the bytes and records through this replica, shared
+	// by the topic's replicas (stats.go); set at creation.
+	traffic *Traffic
 
 	// mu is taken after roleMu when both are needed.
 	mu struct {
@@ -94,6 +97,7 @@ func newPartition(tp storage.TopicPartition, topicID [16]byte, log *storage.Log,
 		logger:   cfg.Logger.With("topic", tp.Topic, "partition", tp.Partition),
 		now:      cfg.Now,
 		leaderID: -1,
+		traffic:  &Traffic{},
 	}
 	p.mu.highWatermark = log.LogStartOffset()
 	p.mu.followerLEO = map[int32]int64{}
@@ -161,6 +165,9 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) (
 	p.leaderID = ip.Leader
 	p.leaderEpoch = ip.LeaderEpoch
 	if !staleISR {
+		if newRole == RoleLeader && oldRole == RoleLeader && oldEpoch == ip.LeaderEpoch {
+			p.countISRChange(p.isr, ip.ISR)
+		}
 		p.partitionEpoch = ip.PartitionEpoch
 		p.isr = slices.Clone(ip.ISR)
 	}

@@ -77,6 +77,9 @@ func (p *Partition) AppendAsLeader(batch []byte, requiredAcks int16) (AppendResu
 		if p.settings.LogAppendTime {
 			res.LogAppendTime = info.MaxTimestamp
 		}
+	} else {
+		p.traffic.BytesIn.Add(int64(len(batch)))
+		p.traffic.RecordsIn.Add(info.LastOffset - info.FirstOffset + 1)
 	}
 	p.mu.Lock()
 	ev := EventAppend // wakes follower fetches

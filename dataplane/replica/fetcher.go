@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -84,6 +85,9 @@ type fetchState struct {
 	// leader's high watermark (Kafka's "in sync" for the follower-side
 	// replication throttle, which never holds back such a partition).
 	caughtUp bool
+	// lag is how many records the log end was behind the leader's high
+	// watermark after the last answer (metrics read it: atomic).
+	lag atomic.Int64
 }
 
 // session is the follower's side of a fetch session: its id and the epoch
@@ -202,6 +206,17 @@ func (f *fetcher) followers() map[storage.TopicPartition]partition.Follower {
 		out[tp] = partition.Follower{Partition: st.p, LeaderID: f.leaderID, LeaderEpoch: st.leaderEpoch, LeaderAddr: f.addr}
 	}
 	return out
+}
+
+// stats returns how many partitions the fetcher follows and the largest
+// lag among them.
+func (f *fetcher) stats() (partitions int, maxLag int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, st := range f.mu.parts {
+		maxLag = max(maxLag, st.lag.Load())
+	}
+	return len(f.mu.parts), maxLag
 }
 
 // current says whether st is still the partition's fetch state.
@@ -554,7 +569,9 @@ func (f *fetcher) handlePartition(st *fetchState, rp *kmsg.FetchResponseTopicPar
 				q.Record(int64(len(batches)))
 			}
 		}
-		st.caughtUp = st.p.Log().LogEndOffset() >= rp.HighWatermark
+		leo := st.p.Log().LogEndOffset()
+		st.caughtUp = leo >= rp.HighWatermark
+		st.lag.Store(max(rp.HighWatermark-leo, 0))
 		if err := st.p.UpdateFollowerHighWatermark(st.leaderEpoch, rp.HighWatermark); err != nil {
 			f.retry(st, err)
 			return

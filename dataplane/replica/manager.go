@@ -162,6 +162,30 @@ func (m *Manager) Leaders() []int32 {
 	return out
 }
 
+// FetcherStats is one fetcher's state, for metrics.
+type FetcherStats struct {
+	// Leader is the broker fetched from.
+	Leader int32
+	// Partitions is how many partitions it follows from that leader.
+	Partitions int
+	// MaxLag is the largest number of records a followed partition's log
+	// end was behind the leader's high watermark after its last answer.
+	MaxLag int64
+}
+
+// Fetchers returns the state of every running fetcher.
+func (m *Manager) Fetchers() []FetcherStats {
+	m.mu.Lock()
+	fetchers := maps.Clone(m.mu.fetchers)
+	m.mu.Unlock()
+	out := make([]FetcherStats, 0, len(fetchers))
+	for id, fe := range fetchers {
+		n, lag := fe.stats()
+		out = append(out, FetcherStats{Leader: id, Partitions: n, MaxLag: lag})
+	}
+	return out
+}
+
 // Close stops every fetcher and waits for them. Idempotent.
 func (m *Manager) Close() error {
 	m.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -128,7 +129,7 @@ func FuzzRequestDecoding(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		resp, hdr, err := s.handle(context.Background(), nil, frame)
+		resp, hdr, err := s.handle(context.Background(), nil, frame, time.Now())
 		if err != nil {
 			return // the connection would be closed: allowed for bad input
 		}

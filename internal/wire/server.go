@@ -50,7 +50,9 @@ type Header struct {
 	ClientID      string
 }
 
-// Request is one decoded request handed to a handler.
+// Request is one decoded request handed to a handler. Received is when its
+// frame had been read whole, before it was decoded: request timeouts and
+// latency metrics count from it.
 type Request struct {
 	Header   Header
 	Body     kmsg.Request
@@ -135,7 +137,19 @@ type Config struct {
 	MaxRequestBytes int32
 	// IdleTimeout closes connections idle that long (connections.max.idle.ms).
 	IdleTimeout time.Duration
-	Logger      hclog.Logger
+	// Observer, when set, is told about every request served (metrics).
+	Observer Observer
+	Logger   hclog.Logger
+}
+
+// Observer is told about each request served, for metrics. Served is
+// called on the connection's goroutine once the response is written (for
+// a request answered with nothing, Produce with acks=0, once its handler
+// returned), with the time the request was read whole. It is on the
+// request path: it must be cheap, must not block, and must not keep resp.
+// A request that closes the connection is not reported.
+type Observer interface {
+	Served(h Header, resp kmsg.Response, received time.Time)
 }
 
 // DefaultConfig returns working values.
@@ -333,7 +347,8 @@ func (s *Server) serveConn(c *Conn) {
 		if _, err := io.ReadFull(br, body[len(keyBuf):]); err != nil {
 			return
 		}
-		resp, hdr, err := s.handle(ctx, c, body)
+		received := time.Now()
+		resp, hdr, err := s.handle(ctx, c, body, received)
 		if err != nil {
 			log.Warn("closing connection", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "error", err)
 			return
@@ -342,6 +357,9 @@ func (s *Server) serveConn(c *Conn) {
 			if err := s.writeResponse(c, hdr, resp); err != nil {
 				return
 			}
+		}
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.Served(hdr, resp, received)
 		}
 		if pooled != nil && cap(*pooled) <= maxPooledBytes {
 			requestPool.Put(pooled)
@@ -382,7 +400,8 @@ func ParseHeader(frame []byte) (Header, kmsg.Request, []byte, error) {
 	return h, req, r.Src, nil
 }
 
-func (s *Server) handle(ctx context.Context, c *Conn, frame []byte) (kmsg.Response, Header, error) {
+// handle decodes and serves one request frame read whole at received.
+func (s *Server) handle(ctx context.Context, c *Conn, frame []byte, received time.Time) (kmsg.Response, Header, error) {
 	h, req, rest, err := ParseHeader(frame)
 	if err != nil {
 		if h.Key == 18 && len(frame) >= 8 {
@@ -404,7 +423,7 @@ func (s *Server) handle(ctx context.Context, c *Conn, frame []byte) (kmsg.Respon
 		}
 		return nil, h, fmt.Errorf("malformed %s v%d: %w", kmsg.NameForKey(h.Key), h.Version, err)
 	}
-	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: time.Now(), Listener: s.cfg.Listener})
+	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: received, Listener: s.cfg.Listener})
 	if err != nil {
 		return nil, h, err
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	// first, INTERNAL).
 	ExternalListener    bool
 	InterBrokerListener string
+	// HTTP gives every node an HTTP endpoint (--http-listen on a free
+	// loopback port, Node.HTTPAddr): /metrics, /healthz, /readyz.
+	HTTP bool
 
 	// FsyncJournal starts every broker with FsyncJournalEnv set to its own
 	// journal file, Node.JournalPath (next to its log file, outside its
@@ -152,6 +155,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 			"--log-level", logLevel(),
 		}
 		args = append(args, raftArgs...)
+		args = append(args, c.httpArgs(n)...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.ControllerArgs...))
 	}
 	for i := range opts.Brokers {
@@ -185,6 +189,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 			"--log-level", logLevel(),
 		)
 		args = append(args, extra...)
+		args = append(args, c.httpArgs(n)...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.BrokerArgs...))
 		if opts.FsyncJournal {
 			n.JournalPath = filepath.Join(c.dir, n.name()+".fsync-journal")
@@ -215,6 +220,16 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 }
 
 func (n *Node) name() string { return fmt.Sprintf("%s-%d", n.Role, n.ID) }
+
+// httpArgs gives n an HTTP endpoint with Options.HTTP: a free port and
+// --http-listen.
+func (c *Cluster) httpArgs(n *Node) []string {
+	if !c.opts.HTTP {
+		return nil
+	}
+	n.HTTPAddr = FreeAddr(c.t)
+	return []string{"--http-listen", n.HTTPAddr}
+}
 
 func logLevel() string {
 	if l := os.Getenv("SKEIN_TEST_LOG_LEVEL"); l != "" {

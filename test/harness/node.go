@@ -32,7 +32,9 @@ type Node struct {
 	// (Options.ExternalListener; empty otherwise).
 	ExternalAddr string
 	RaftAddr     string // Raft transport (controllers only)
-	DataDir      string
+	// HTTPAddr is the HTTP endpoint, host:port (Options.HTTP; "" otherwise).
+	HTTPAddr string
+	DataDir  string
 	// JournalPath is the broker's fsync journal (Options.FsyncJournal;
 	// empty otherwise). The file exists only if the binary writes it.
 	JournalPath string

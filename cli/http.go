@@ -11,14 +11,55 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/skein-io/skein/internal/heaptune"
+	"github.com/skein-io/skein/internal/httpserver"
 )
 
 // pprofFlag is --pprof: Go's profiling endpoints, off by default.
 func pprofFlag() cli.Flag {
-	return stringFlag("pprof", "serve Go's pprof profiles (/debug/pprof/) on this host:port; empty: off", "")
+	return stringFlag("pprof", "serve Go's pprof profiles (/debug/pprof/) on this host:port (the same as --http-listen: on that server); empty: off", "")
+}
+
+// httpListenFlag is --http-listen: the node's HTTP endpoint (/metrics,
+// /healthz, /readyz), off unless given a default.
+func httpListenFlag(value string) cli.Flag {
+	return stringFlag("http-listen", "serve Prometheus /metrics, /healthz and /readyz over HTTP on this host:port; empty: off", value)
+}
+
+// metricsPerPartitionFlag is --metrics-per-partition.
+func metricsPerPartitionFlag() cli.Flag {
+	return boolFlag("metrics-per-partition", "also export per-partition metrics (log size, segments, offsets, under-replication) for every hosted replica", false)
+}
+
+// startHTTP serves the node's HTTP endpoint on --http-listen (nil when
+// it is empty) with the process's metrics and the readiness checks, and
+// Go's profiles too when --pprof names the same address (then
+// servePprofFlag does nothing).
+func startHTTP(c *cli.Context, reg *prometheus.Registry, checks []httpserver.Check, log hclog.Logger) (*httpserver.Server, error) {
+	addr := c.String("http-listen")
+	if addr == "" {
+		return nil, nil
+	}
+	srv, err := httpserver.Start(httpserver.Config{
+		Addr: addr, Gatherer: reg, Checks: checks, Pprof: c.String("pprof") == addr, Logger: log.Named("http"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--http-listen %s: %w", addr, err)
+	}
+	return srv, nil
+}
+
+// servePprofFlag serves --pprof on its own listener unless it is off or
+// --http-listen's address (startHTTP serves it there); stop is never nil.
+func servePprofFlag(c *cli.Context, log hclog.Logger) (stop func(), err error) {
+	addr := c.String("pprof")
+	if addr == "" || addr == c.String("http-listen") {
+		return func() {}, nil
+	}
+	return servePprof(addr, log)
 }
 
 // servePprof serves /debug/pprof/ on addr until the returned stop is
