@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -148,7 +149,13 @@ func runDev(c *cli.Context) error {
 		return err
 	}
 	srv, err := startHTTP(c, reg, cluster.checks(), log)
-	if err != nil {
+	switch {
+	case err != nil && !c.IsSet("http-listen") && errors.Is(err, syscall.EADDRINUSE):
+		// The default port is taken (another dev cluster, another
+		// program): the cluster runs without the HTTP endpoint.
+		log.Warn("HTTP endpoint off: its default address is in use; pick one with --http-listen", "address", c.String("http-listen"))
+		srv = nil
+	case err != nil:
 		return err
 	}
 	if srv != nil {
