@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,6 +95,33 @@ func TestVerifyWorkloadBrokerKill(t *testing.T) {
 	t.Logf("stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
 	if res.Err != nil {
 		t.Fatalf("skein verify workload: %v", res.Err)
+	}
+	checkWorkloadHistory(t, history)
+}
+
+// TestVerifyWorkloadUntilSignal: with --duration 0 the workload runs until
+// SIGTERM, which ends it normally: the checks run and it exits 0 (the
+// fault tests across containers run it so, for as long as a fault and its
+// healing take).
+func TestVerifyWorkloadUntilSignal(t *testing.T) {
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, BrokerArgs: verifyWorkloadBrokerArgs})
+	history := filepath.Join(t.TempDir(), "history.jsonl")
+	var stdout strings.Builder
+	var mu sync.Mutex
+	w := harness.StartChild(t, "verify workload", harness.Binary(t),
+		append(verifyWorkloadArgs("until-signal", history, "0"), "--bootstrap-server", c.Bootstrap()),
+		harness.ChildOutput{Stdout: func(line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			stdout.WriteString(line + "\n")
+		}})
+	waitWorkloadRunning(t, history)
+	err := w.Stop(time.Minute)
+	mu.Lock()
+	t.Logf("stdout:\n%s\nstderr (tail):\n%s", stdout.String(), strings.Join(w.Tail(), "\n"))
+	mu.Unlock()
+	if err != nil {
+		t.Fatalf("skein verify workload --duration 0, stopped with SIGTERM: %v", err)
 	}
 	checkWorkloadHistory(t, history)
 }
