@@ -165,8 +165,9 @@ func containsRow(out string, fields ...string) bool {
 }
 
 // checkWorkloadHistory parses the history file and checks it again: no
-// anomaly, records acknowledged and read by every reader.
-func checkWorkloadHistory(t *testing.T, path string) {
+// anomaly, records acknowledged and read by every reader. It returns the
+// checker's report.
+func checkWorkloadHistory(t *testing.T, path string) *workload.Report {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -203,4 +204,5 @@ func checkWorkloadHistory(t *testing.T, path string) {
 	if group := report.Reads["g0"] + report.Reads["g1"]; group < report.Acknowledged {
 		t.Errorf("the group read %d records, fewer than the %d acknowledged", group, report.Acknowledged)
 	}
+	return report
 }
