@@ -66,18 +66,18 @@ const (
 
 // The faults, one at a time.
 const (
-	dockerLeaderKill    = "leader-kill"     // docker kill the leader of a partition, docker start
-	dockerControllerKil = "controller-kill" // docker kill the active controller, docker start
-	dockerPause         = "pause"           // docker pause the leader of a partition, unpause
-	dockerNetCut        = "net-cut"         // the leader of a partition off the network (and the host), reconnected
-	dockerCtrlIsolate   = "ctrl-isolate"    // the active controller off the network, reconnected
-	dockerMinority      = "minority"        // a broker and a controller on a network of their own, back
-	dockerRolling       = "rolling-restart" // docker restart of every node, one by one
+	dockerLeaderKill     = "leader-kill"     // docker kill the leader of a partition, docker start
+	dockerControllerKill = "controller-kill" // docker kill the active controller, docker start
+	dockerPause          = "pause"           // docker pause the leader of a partition, unpause
+	dockerNetCut         = "net-cut"         // the leader of a partition off the network (and the host), reconnected
+	dockerCtrlIsolate    = "ctrl-isolate"    // the active controller off the network, reconnected
+	dockerMinority       = "minority"        // a broker and a controller on a network of their own, back
+	dockerRolling        = "rolling-restart" // docker restart of every node, one by one
 )
 
 var (
-	dockerShortFaults = []string{dockerLeaderKill, dockerNetCut, dockerControllerKil}
-	dockerAllFaults   = []string{dockerLeaderKill, dockerControllerKil, dockerPause, dockerNetCut,
+	dockerShortFaults = []string{dockerLeaderKill, dockerNetCut, dockerControllerKill}
+	dockerAllFaults   = []string{dockerLeaderKill, dockerControllerKill, dockerPause, dockerNetCut,
 		dockerCtrlIsolate, dockerMinority, dockerRolling}
 )
 
@@ -247,7 +247,7 @@ func (d *dockerChaos) run(round int, fault string, p int32) {
 		healAt = d.brokerNetCut(&row, p)
 	case dockerMinority:
 		healAt = d.minorityIsolate(&row, p)
-	case dockerControllerKil:
+	case dockerControllerKill:
 		healAt = d.controllerFault(&row, false)
 	case dockerCtrlIsolate:
 		healAt = d.controllerFault(&row, true)
@@ -285,7 +285,7 @@ func (d *dockerChaos) run(round int, fault string, p int32) {
 	t.Logf("replicas verify:\n%s%s", res.Stdout, res.Stderr)
 	row.replicas = "identical"
 	if res.Err != nil {
-		row.replicas = "DIFFER"
+		row.replicas = "FAILED"
 		t.Errorf("%s: skein replicas verify %s: %v", fault, dockerTopic, res.Err)
 	}
 	// The next fault starts from a whole cluster.
