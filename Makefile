@@ -192,7 +192,7 @@ compose-down:
 # rolling-restart). A summary table at the end; the histories and the
 # containers' logs are kept in a directory it names. `make test` runs three
 # of the faults (TestComposeFaults). Never part of `make test`.
-CHAOS_DOCKER_ROUNDS  ?= 1
+CHAOS_DOCKER_ROUNDS  ?= 2
 CHAOS_DOCKER_FAULTS  ?=
 CHAOS_DOCKER_TIMEOUT ?= 60m
 chaos-docker: build

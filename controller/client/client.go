@@ -40,6 +40,10 @@ const (
 	DefaultMetadataMaxWait = 5 * time.Second
 )
 
+// metadataPollSlack is how much longer than MetadataMaxWait a metadata poll
+// may take before it is given up and the next controller asked.
+const metadataPollSlack = 2 * time.Second
+
 // ErrClosed is returned by calls on a closed client.
 var ErrClosed = errors.New("controller client closed")
 
