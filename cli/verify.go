@@ -45,6 +45,10 @@ const (
 	verifyHeartbeat = 500 * time.Millisecond
 	// verifyMaxProcesses bounds --producers, --consumers, --group-consumers.
 	verifyMaxProcesses = 100
+	// verifyJoinStep spaces the later consumers' starts in a run without
+	// a --duration (until interrupted): consumer k of a kind joins k steps
+	// after the producers started (group members half a step later).
+	verifyJoinStep = 5 * time.Second
 )
 
 func verifyCommand() *cli.Command {
@@ -75,13 +79,15 @@ func verifyWorkloadCommand() *cli.Command {
 			"   that exist), unseen (a plain consumer, or a whole group, never read an acknowledged value) and\n" +
 			"   unknown-value (a value this run never wrote). Records older than the run are ignored; no one\n" +
 			"   else may write to the topic while it runs. Prints a table of the checks and writes the whole\n" +
-			"   history as JSON lines to --history. Exits 0 only when every check found nothing.",
+			"   history as JSON lines to --history. Exits 0 only when every check found nothing.\n" +
+			"   With --duration 0 the producers write until SIGINT or SIGTERM (say, until a restart or an\n" +
+			"   upgrade is over); the signal then ends the run as --duration would, and the checks follow.",
 		Flags: withCommon(
 			bootstrapServerFlag(),
 			stringFlag("topic", "topic to write and read (created if missing)", "skein-verify"),
 			intFlag("partitions", "partitions of the topic when it is created", 3),
 			intFlag("replication-factor", "replication factor of the topic when it is created", 3),
-			durationFlag("duration", "how long the producers write", time.Minute),
+			durationFlag("duration", "how long the producers write (0: until SIGINT or SIGTERM, which then end the run normally)", time.Minute),
 			float64Flag("rate", "records per second, all producers together", 1000),
 			intFlag("producers", "idempotent acks=all producers", 2),
 			intFlag("consumers", "plain consumers, assigned every partition (the first starts with the producers, the others join later)", 2),
@@ -133,8 +139,8 @@ func newVerifyPlan(c *cli.Context) (verifyPlan, error) {
 		return p, fmt.Errorf("--partitions %d: want at least 1", p.partitions)
 	case p.replicationFactor < 1:
 		return p, fmt.Errorf("--replication-factor %d: want at least 1", p.replicationFactor)
-	case p.duration <= 0:
-		return p, fmt.Errorf("--duration %s: want more than 0", p.duration)
+	case p.duration < 0:
+		return p, fmt.Errorf("--duration %s: want 0 (until interrupted) or more", p.duration)
 	case p.drainTimeout <= 0:
 		return p, fmt.Errorf("--drain-timeout %s: want more than 0", p.drainTimeout)
 	case p.rate <= 0:
@@ -156,9 +162,10 @@ func newVerifyPlan(c *cli.Context) (verifyPlan, error) {
 }
 
 // joinDelay is when consumer k of n of one kind starts, after the
-// producers: the first at once, the others spread over the run; group
-// members shifted by half a step so that plain consumers and members do
-// not join at the same moment.
+// producers: the first at once, the others spread over the run (in a run
+// until interrupted, every verifyJoinStep); group members shifted by half
+// a step so that plain consumers and members do not join at the same
+// moment.
 func (p verifyPlan) joinDelay(k, n int, group bool) time.Duration {
 	if k == 0 {
 		return 0
@@ -166,6 +173,9 @@ func (p verifyPlan) joinDelay(k, n int, group bool) time.Duration {
 	step := float64(k)
 	if group {
 		step += 0.5
+	}
+	if p.duration == 0 {
+		return time.Duration(float64(verifyJoinStep) * step)
 	}
 	return time.Duration(float64(p.duration) * step / float64(n+1))
 }
@@ -355,7 +365,15 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, interrupted bool,
 	plan := r.plan
 	ctx, stop := signalContext(r.c)
 	defer stop()
-	produceCtx, endProduce := context.WithTimeout(ctx, plan.duration)
+	// Without a duration, the producers write until a signal: then the
+	// signal is the normal end of the run, not an interruption.
+	var produceCtx context.Context
+	var endProduce context.CancelFunc
+	if plan.duration > 0 {
+		produceCtx, endProduce = context.WithTimeout(ctx, plan.duration)
+	} else {
+		produceCtx, endProduce = context.WithCancel(ctx)
+	}
 	defer endProduce()
 	// Records may wait for buffer space and be flushed until the drain
 	// timeout after the producing ends.
@@ -412,8 +430,12 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, interrupted bool,
 		}
 	}
 
-	fmt.Fprintf(r.c.App.ErrWriter, "Producing to %s (%d partitions) for %s at %g records/s with %d producers; %d consumers and %d group members (group %s) reading\n",
-		plan.topic, plan.partitions, plan.duration, plan.rate, plan.producers, plan.consumers, plan.groupConsumers, plan.group)
+	howLong := "for " + plan.duration.String()
+	if plan.duration == 0 {
+		howLong = "until SIGINT or SIGTERM"
+	}
+	fmt.Fprintf(r.c.App.ErrWriter, "Producing to %s (%d partitions) %s at %g records/s with %d producers; %d consumers and %d group members (group %s) reading\n",
+		plan.topic, plan.partitions, howLong, plan.rate, plan.producers, plan.consumers, plan.groupConsumers, plan.group)
 	stopProgress := r.startProgress(r.c.Duration("report-interval"))
 	defer stopProgress()
 	var producing sync.WaitGroup
@@ -423,7 +445,7 @@ func (r *verifyRun) run(adm *kadm.Client) (undrained []string, interrupted bool,
 		producing.Go(func() { r.produce(produceCtx, recordsCtx, cl, k, perProducer, &pending) })
 	}
 	<-produceCtx.Done()
-	interrupted = ctx.Err() != nil
+	interrupted = plan.duration > 0 && ctx.Err() != nil
 	stop() // a second SIGINT now kills the process
 	drainDeadline := time.Now().Add(plan.drainTimeout)
 	timer := time.AfterFunc(plan.drainTimeout, cancelRecords)

@@ -65,3 +65,24 @@ func TestVerifyJoinDelay(t *testing.T) {
 		}
 	}
 }
+
+// A run without a duration (until interrupted) spaces the later
+// consumers verifyJoinStep apart.
+func TestVerifyJoinDelayUntilInterrupted(t *testing.T) {
+	p := verifyPlan{}
+	for _, tc := range []struct {
+		k, n  int
+		group bool
+		want  time.Duration
+	}{
+		{0, 2, false, 0},
+		{0, 2, true, 0},
+		{1, 2, false, verifyJoinStep},
+		{1, 2, true, verifyJoinStep * 3 / 2},
+		{2, 3, false, 2 * verifyJoinStep},
+	} {
+		if got := p.joinDelay(tc.k, tc.n, tc.group); got != tc.want {
+			t.Errorf("joinDelay(%d, %d, %v) = %s, want %s", tc.k, tc.n, tc.group, got, tc.want)
+		}
+	}
+}

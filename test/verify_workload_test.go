@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,6 +99,33 @@ func TestVerifyWorkloadBrokerKill(t *testing.T) {
 	checkWorkloadHistory(t, history)
 }
 
+// TestVerifyWorkloadUntilSignal: with --duration 0 the workload runs until
+// SIGTERM, which ends it normally: the checks run and it exits 0 (the
+// fault tests across containers run it so, for as long as a fault and its
+// healing take).
+func TestVerifyWorkloadUntilSignal(t *testing.T) {
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, BrokerArgs: verifyWorkloadBrokerArgs})
+	history := filepath.Join(t.TempDir(), "history.jsonl")
+	var stdout strings.Builder
+	var mu sync.Mutex
+	w := harness.StartChild(t, "verify workload", harness.Binary(t),
+		append(verifyWorkloadArgs("until-signal", history, "0"), "--bootstrap-server", c.Bootstrap()),
+		harness.ChildOutput{Stdout: func(line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			stdout.WriteString(line + "\n")
+		}})
+	waitWorkloadRunning(t, history)
+	err := w.Stop(time.Minute)
+	mu.Lock()
+	t.Logf("stdout:\n%s\nstderr (tail):\n%s", stdout.String(), strings.Join(w.Tail(), "\n"))
+	mu.Unlock()
+	if err != nil {
+		t.Fatalf("skein verify workload --duration 0, stopped with SIGTERM: %v", err)
+	}
+	checkWorkloadHistory(t, history)
+}
+
 // startWorkload runs skein verify workload in the background; its result
 // arrives on the channel. The test waits for it to end before it ends.
 func startWorkload(t *testing.T, c *harness.Cluster, topic, history, duration string) <-chan harness.CLIResult {
@@ -137,8 +165,9 @@ func containsRow(out string, fields ...string) bool {
 }
 
 // checkWorkloadHistory parses the history file and checks it again: no
-// anomaly, records acknowledged and read by every reader.
-func checkWorkloadHistory(t *testing.T, path string) {
+// anomaly, records acknowledged and read by every reader. It returns the
+// checker's report.
+func checkWorkloadHistory(t *testing.T, path string) *workload.Report {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -175,4 +204,5 @@ func checkWorkloadHistory(t *testing.T, path string) {
 	if group := report.Reads["g0"] + report.Reads["g1"]; group < report.Acknowledged {
 		t.Errorf("the group read %d records, fewer than the %d acknowledged", group, report.Acknowledged)
 	}
+	return report
 }

@@ -40,6 +40,10 @@ const (
 	DefaultMetadataMaxWait = 5 * time.Second
 )
 
+// metadataPollSlack is how much longer than MetadataMaxWait a metadata poll
+// may take before it is given up and the next controller asked.
+const metadataPollSlack = 2 * time.Second
+
 // ErrClosed is returned by calls on a closed client.
 var ErrClosed = errors.New("controller client closed")
 
@@ -411,7 +415,12 @@ func (c *Client) register(ctx context.Context) error {
 }
 
 // send sends req to the active controller, moving to the next seed on
-// NOT_CONTROLLER or a connection error, with backoff, until ctx ends.
+// NOT_CONTROLLER or a connection error, with backoff, until ctx ends. A
+// seed that did not answer before ctx ended is left too: the next request
+// goes to the next seed. A controller whose host dropped off the network
+// answers nothing and resets nothing; franz-go gives such a connection up
+// only after its read timeout (10 s), and until then every heartbeat
+// would wait on it again, while another controller leads.
 func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	bo := newBackoff()
 	for attempt := 1; ; attempt++ {
@@ -431,6 +440,7 @@ func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, err
 			return nil, ErrClosed
 		}
 		if ctx.Err() != nil {
+			c.activeSeed.CompareAndSwap(int32(i), int32((i+1)%len(seeds)))
 			if errors.Is(err, ctx.Err()) {
 				return nil, err
 			}

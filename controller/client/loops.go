@@ -231,7 +231,14 @@ func (c *Client) fetchUpdates(after uint64) ([]metalog.Update, *int32, int64, er
 	t.Partitions = []kmsg.FetchRequestTopicPartition{p}
 	req.Topics = []kmsg.FetchRequestTopic{t}
 
-	kresp, err := c.send(c.ctx, req)
+	// A voter answers within MaxWait. One that does not, with some slack,
+	// may be cut off from this broker without a reset (a host off the
+	// network, an address that changed): the poll is given up and the
+	// next goes to the next controller (send moves on), instead of
+	// waiting for franz-go to give the connection up (MaxWait plus 10 s).
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.MetadataMaxWait+metadataPollSlack)
+	defer cancel()
+	kresp, err := c.send(ctx, req)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,6 +83,12 @@ type Compose struct {
 
 	t   testing.TB
 	env []string
+
+	mu struct {
+		sync.Mutex
+		ids      map[string]string // container id by service
+		networks []string          // networks of NewNetwork, removed at cleanup
+	}
 }
 
 // StartCompose builds the image, starts the cluster and waits until every
@@ -204,23 +211,83 @@ func (c *Compose) Containers() (map[string]string, error) {
 // healthy.
 func (c *Compose) WaitHealthy(timeout time.Duration) {
 	c.t.Helper()
-	WaitFor(c.t, timeout, func() (bool, string) {
-		states, err := c.Containers()
-		if err != nil {
-			return false, err.Error()
+	WaitFor(c.t, timeout, c.Healthy)
+}
+
+// Healthy reports whether the project's six containers are running and
+// healthy (their health checks, `skein health`, pass), and if not, which
+// are not; a condition for WaitFor or Poll.
+func (c *Compose) Healthy() (bool, string) {
+	states, err := c.Containers()
+	if err != nil {
+		return false, err.Error()
+	}
+	var waiting []string
+	for name, s := range states {
+		if s != "running healthy" {
+			waiting = append(waiting, name+" "+s)
 		}
-		var waiting []string
-		for name, s := range states {
-			if s != "running healthy" {
-				waiting = append(waiting, name+" "+s)
-			}
-		}
-		sort.Strings(waiting)
-		if len(states) < 6 || len(waiting) > 0 {
-			return false, fmt.Sprintf("%d containers, not healthy yet: %v", len(states), waiting)
-		}
-		return true, ""
-	})
+	}
+	sort.Strings(waiting)
+	if len(states) < 6 || len(waiting) > 0 {
+		return false, fmt.Sprintf("%d containers, not healthy yet: %v", len(states), waiting)
+	}
+	return true, ""
+}
+
+// Docker runs the docker command with args (bounded by timeout) and
+// returns its combined output.
+func (c *Compose) Docker(timeout time.Duration, args ...string) (string, error) {
+	out, err := c.command(timeout, "docker", args...)
+	if err != nil {
+		return out, fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// Container returns the id of the container of a service (broker-1,
+// controller-2, ...). It stays the same across stops, starts, pauses and
+// network changes.
+func (c *Compose) Container(service string) (string, error) {
+	c.mu.Lock()
+	id, ok := c.mu.ids[service]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	out, err := c.Compose(30*time.Second, "ps", "-q", service)
+	if err != nil {
+		return "", fmt.Errorf("docker-compose ps -q %s: %w: %s", service, err, out)
+	}
+	ids := strings.Fields(out)
+	if len(ids) != 1 {
+		return "", fmt.Errorf("service %s: containers %v, want one", service, ids)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.ids == nil {
+		c.mu.ids = map[string]string{}
+	}
+	c.mu.ids[service] = ids[0]
+	return ids[0], nil
+}
+
+// Network is the name of the project's network (the `skein` network of
+// the Compose file).
+func (c *Compose) Network() string { return c.Project + "_skein" }
+
+// NewNetwork creates a bridge network of this project, named
+// PROJECT_suffix, and returns its name; it is removed at cleanup, after
+// the containers.
+func (c *Compose) NewNetwork(suffix string) (string, error) {
+	name := c.Project + "_" + suffix
+	if _, err := c.Docker(time.Minute, "network", "create", "--label", "com.docker.compose.project="+c.Project, name); err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.mu.networks = append(c.mu.networks, name)
+	c.mu.Unlock()
+	return name, nil
 }
 
 // down prints the containers' logs when the test failed, then removes the
@@ -232,8 +299,29 @@ func (c *Compose) down() {
 		}
 	}
 	start := time.Now()
+	// A test that failed in the middle of a fault may leave containers
+	// paused, which docker-compose down cannot stop.
+	if out, err := c.Compose(time.Minute, "ps", "-q"); err == nil && len(strings.Fields(out)) > 0 {
+		if out, err := c.command(time.Minute, "docker", append([]string{"inspect", "--format", "{{.Id}} {{.State.Paused}}"}, strings.Fields(out)...)...); err == nil {
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if id, paused, _ := strings.Cut(line, " "); paused == "true" {
+					if out, err := c.command(time.Minute, "docker", "unpause", id); err != nil {
+						c.t.Errorf("docker unpause %s: %v\n%s", id, err, out)
+					}
+				}
+			}
+		}
+	}
 	if out, err := c.Compose(2*time.Minute, "down", "-v", "--remove-orphans", "--timeout", "20"); err != nil {
 		c.t.Errorf("docker-compose down: %v\n%s", err, out)
+	}
+	c.mu.Lock()
+	networks := c.mu.networks
+	c.mu.Unlock()
+	for _, n := range networks {
+		if out, err := c.command(time.Minute, "docker", "network", "rm", n); err != nil {
+			c.t.Errorf("docker network rm %s: %v\n%s", n, err, out)
+		}
 	}
 	c.t.Logf("docker-compose down -v took %v", time.Since(start).Round(time.Millisecond))
 }
