@@ -65,7 +65,7 @@ func TestMetadataPollLeavesASilentController(t *testing.T) {
 	poll := func() result {
 		done := make(chan result, 1)
 		go func() {
-			ups, active, err := c.fetchUpdates(0)
+			ups, active, _, err := c.fetchUpdates(0)
 			done <- result{len(ups), active, err}
 		}()
 		limit := maxWait + metadataPollSlack + 2*time.Second
