@@ -150,7 +150,7 @@ declare -A result # system-phase -> "msgs/s MiB/s p99_ms" for the ratios
 # json_row label system json: a report row from the JSON of skein bench
 # produce or natsref.
 json_row() {
-	python3 -c 'import json,sys; d=json.loads(sys.argv[3]); print("%s|%s|%.0f|%.2f|%.2f|%.2f|%.2f|%.2f|%d|%.2f" % (sys.argv[1], sys.argv[2], d["records_per_sec"], d["mb_per_sec"], d["p50_ms"], d["p99_ms"], d["p999_ms"], d["max_ms"], d["over_50ms"], d["server_cpu_s_per_gb"]))' "$1" "$2" "$3"
+	python3 -c 'import json,sys; d=json.loads(sys.argv[3]); f=d.get("failed", 0); print("%s|%s|%.0f|%.2f|%.2f|%.2f|%.2f|%.2f|%d|%.2f" % (sys.argv[1] + (" (%d refused)" % f if f else ""), sys.argv[2], d["records_per_sec"], d["mb_per_sec"], d["p50_ms"], d["p99_ms"], d["p999_ms"], d["max_ms"], d["over_50ms"], d["server_cpu_s_per_gb"]))' "$1" "$2" "$3"
 }
 
 # ---- JetStream: 3-node cluster, R3 file streams ---------------------------
