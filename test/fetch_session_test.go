@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
@@ -181,6 +182,8 @@ type kcatConsumer struct {
 	got  map[int32][]harness.Stored
 	bad  []string
 	done chan struct{}
+	// stderr is kcat's, for the failure report.
+	stderr bytes.Buffer
 }
 
 func startKcatConsumer(t *testing.T, kcat, bootstrap, topic string, count int) *kcatConsumer {
@@ -191,10 +194,11 @@ func startKcatConsumer(t *testing.T, kcat, bootstrap, topic string, count int) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	kc := &kcatConsumer{cmd: cmd, got: map[int32][]harness.Stored{}, done: make(chan struct{})}
+	cmd.Stderr = &kc.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start kcat: %v", err)
 	}
-	kc := &kcatConsumer{cmd: cmd, got: map[int32][]harness.Stored{}, done: make(chan struct{})}
 	go func() {
 		defer close(kc.done)
 		sc := bufio.NewScanner(out)
@@ -237,6 +241,9 @@ func (kc *kcatConsumer) wait(t *testing.T, timeout time.Duration) map[int32][]ha
 	}
 	if len(kc.bad) > 0 {
 		t.Errorf("kcat printed %d unparsable lines, first %q", len(kc.bad), kc.bad[0])
+	}
+	if err := kc.cmd.ProcessState; err != nil && !err.Success() {
+		t.Errorf("kcat exited with %v: %s", err, kc.stderr.String())
 	}
 	return kc.got
 }

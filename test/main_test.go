@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/test/harness"
 )
@@ -92,6 +93,32 @@ func waitForLeaders(t *testing.T, c *harness.Cluster, topic string, partitions i
 		for _, p := range d.Partitions {
 			if p.Leader < 0 || p.Err != nil {
 				return false, "partition " + itoa(int(p.Partition)) + " has no leader: " + errString(p.Err)
+			}
+		}
+		// Every running broker must know the topic too: a client that
+		// asks one a few ms behind the controller is told "unknown topic"
+		// (kcat then exits).
+		for _, b := range c.Brokers {
+			if !b.Running() {
+				continue
+			}
+			req := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(topic)
+			req.Topics = append(req.Topics, rt)
+			resp, err := b.Request(req, 5*time.Second)
+			if err != nil {
+				return false, b.Name + ": " + err.Error()
+			}
+			for _, mt := range resp.(*kmsg.MetadataResponse).Topics {
+				if mt.ErrorCode != 0 || len(mt.Partitions) != partitions {
+					return false, b.Name + " does not know the topic yet"
+				}
+				for _, p := range mt.Partitions {
+					if p.Leader < 0 {
+						return false, b.Name + ": partition " + itoa(int(p.Partition)) + " has no leader"
+					}
+				}
 			}
 		}
 		return true, ""
