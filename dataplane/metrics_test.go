@@ -124,21 +124,11 @@ func TestBrokerMetricsMove(t *testing.T) {
 	ctl := startController(t, log)
 	reg := prometheus.NewRegistry()
 	cfg := validConfig(t.TempDir())
-	cfg.Controllers = []string{ctl.Addr()}
-	cfg.HeartbeatInterval = 100 * time.Millisecond
 	cfg.Logger = log.Named("broker")
 	cfg.Metrics = reg
 	cfg.MetricsPerPartition = true
 	cfg.Groups.OffsetsTopicNumPartitions = 1
-	b, err := NewBroker(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		_ = b.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := startBrokerWith(t, ctl, cfg)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
