@@ -189,7 +189,11 @@ type kcatConsumer struct {
 func startKcatConsumer(t *testing.T, kcat, bootstrap, topic string, count int) *kcatConsumer {
 	t.Helper()
 	cmd := exec.Command(kcat, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-c", strconv.Itoa(count),
-		"-q", "-f", "%p %o %s\n", "-X", "topic.metadata.refresh.interval.ms=1000")
+		"-q", "-f", "%p %o %s\n", "-X", "topic.metadata.refresh.interval.ms=1000",
+		// kcat's first metadata query may go to the leader the test kills
+		// right after; its default timeout (5 s) then ends the consumer
+		// ("Failed to query metadata ... Timed out", seen in make test).
+		"-m", "30")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
