@@ -28,7 +28,8 @@ package partition
 // proposed newcomer (an expansion counts at once; a shrink only once
 // committed). min.insync.replicas is checked against the committed ISR.
 // The answer's ISR and partition epoch are adopted when they belong to the
-// current leader epoch and are newer than ours; a metadata image with a
+// current leader epoch and are newer than ours; an answer naming another
+// leader or leader epoch keeps the change pending (adoptISR); a metadata image with a
 // newer partition epoch (or another leader epoch) ends the pending change
 // too; an image older than the state adopted is ignored for the ISR.
 // Errors: FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, UNKNOWN_TOPIC_*,
@@ -417,12 +418,22 @@ func (p *Partition) handleISRAnswer(pc *pendingISR, rp *kmsg.AlterPartitionRespo
 }
 
 // adoptISR takes the controller's answer as the committed state, unless
-// it is stale (another leader epoch, or not newer than ours).
+// it is stale (not newer than ours). An answer that moves leadership (another
+// leader or leader epoch: the controller completed a reassignment in the
+// same change) is not adopted and leaves the change pending: until metadata
+// tells this broker it no longer leads, it may still take writes, and the
+// high watermark must keep counting the maximal ISR, or it would commit
+// records the new leader (the newcomer of the expansion) does not have.
 func (p *Partition) adoptISR(pc *pendingISR, rp *kmsg.AlterPartitionResponseTopicPartition) {
 	p.roleMu.Lock()
 	defer p.roleMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if rp.LeaderID != p.nodeID || rp.LeaderEpoch != pc.leaderEpoch {
+		p.logger.Info("ISR change committed with a new leader: waiting for metadata", "proposed_isr", pc.proposed,
+			"isr", rp.ISR, "leader", rp.LeaderID, "leader_epoch", rp.LeaderEpoch, "partition_epoch", rp.PartitionEpoch)
+		return
+	}
 	if p.mu.isr.pending == pc {
 		p.mu.isr.pending = nil
 	}

@@ -365,3 +365,49 @@ func TestISRSessionClock(t *testing.T) {
 		t.Fatalf("shrink sent %+v, want ISR [1]", got)
 	}
 }
+
+// An AlterPartition answer that moves leadership away (the controller
+// completed a reassignment in the same change: the newcomer leads in a new
+// leader epoch) must not end the pending expansion before metadata does:
+// until this broker learns it no longer leads, the high watermark keeps
+// counting the newcomer, or it would acknowledge records the new leader
+// does not have (TestReassignBrokerRestart lost 235 acknowledged records).
+func TestISRAnswerMovingLeadershipKeepsMaximalISR(t *testing.T) {
+	m, _, fc := newISRTestManager(t)
+	m.ApplyImage(isrImage(1, 1, 1, []int32{1, 2}, "1"))
+	p := mustPartition(t, m, "t", 0)
+	if _, err := p.AppendAsLeader(batchOf(5, 10), 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.UpdateFollowerFetchEpoch(2, 1, 5)
+	_ = p.UpdateFollowerFetchEpoch(3, 1, 5) // caught up: expansion
+	if got := decode(fc.next(t)); !slices.Equal(got.members, []int32{1, 2, 3}) {
+		t.Fatalf("expansion %+v", got)
+	}
+	// The controller commits ISR [2 3] with 3 leading in leader epoch 2.
+	resp := kmsg.NewPtrAlterPartitionResponse()
+	resp.Version = 3
+	rt := kmsg.NewAlterPartitionResponseTopic()
+	rt.Topic, rt.TopidID = "t", [16]byte{1}
+	rp := kmsg.NewAlterPartitionResponseTopicPartition()
+	rp.LeaderID, rp.LeaderEpoch, rp.PartitionEpoch, rp.ISR = 3, 2, 2, []int32{2, 3}
+	rt.Partitions = append(rt.Partitions, rp)
+	resp.Topics = append(resp.Topics, rt)
+	fc.resps <- resp
+	// Metadata has not arrived: this broker still takes writes as leader.
+	waitUntil(t, "answer handled", func() bool { return m.isr.sender.answered.Load() == 1 })
+	if _, err := p.AppendAsLeader(batchOf(3, 10), 1); err != nil { // LEO 8
+		t.Fatal(err)
+	}
+	_ = p.UpdateFollowerFetchEpoch(2, 1, 8)
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("hw %d after the answer electing 3 (which has 5), want 5", hw)
+	}
+	// Metadata moves on: this broker follows; nothing past 5 was committed.
+	img := isrImage(2, 2, 2, []int32{2, 3}, "1")
+	img.Topics["t"].Partitions[0].Leader = 3
+	m.ApplyImage(img)
+	if p.PendingISR() != nil {
+		t.Fatal("pending change kept after the new leader epoch")
+	}
+}

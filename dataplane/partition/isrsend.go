@@ -56,8 +56,9 @@ type isrSender struct {
 	now func() time.Time
 	// wake has room for one signal: an item was queued.
 	wake chan struct{}
-	// requests counts the AlterPartition requests sent (each attempt).
-	requests atomic.Int64
+	// requests counts the AlterPartition requests sent (each attempt);
+	// answered counts those whose answers have been handled.
+	requests, answered atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -203,6 +204,7 @@ func (s *isrSender) send(ctx context.Context, items []*isrItem, failures *int) b
 			retrying++
 		}
 	}
+	s.answered.Add(1)
 	s.logger.Info("AlterPartition answered", "partitions", len(items), "retrying", retrying)
 	return true
 }
