@@ -15,6 +15,7 @@ import (
 	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/storage"
 )
 
@@ -40,6 +41,9 @@ func brokerCommand() *cli.Command {
 			stringFlag("advertised-listeners", "addresses given to the clients of each listener, NAME://host:port[,...]; "+
 				"a listener not named here advertises its own address (Kafka's advertised.listeners)", ""),
 			stringFlag("inter-broker-listener-name", "the listener followers dial leaders on; every broker needs one of that name (default: the first listener)", ""),
+			stringFlag("listener-security-protocol-map", "each listener's security protocol, NAME:PROTOCOL[,...] (Kafka's listener.security.protocol.map); "+
+				"a listener not named here speaks the protocol its name names (SSL://...), else --listener-protocol", ""),
+			stringFlag("listener-protocol", "security protocol of the listeners the map does not name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "PLAINTEXT"),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
 			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
@@ -203,6 +207,20 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 // listenerFlags maps --listeners, --advertised-listeners and
 // --inter-broker-listener-name onto cfg.
 func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
+	if c.IsSet("listener-security-protocol-map") {
+		m, err := security.ParseProtocolMap(c.String("listener-security-protocol-map"))
+		if err != nil {
+			return fmt.Errorf("--listener-security-protocol-map: %w", err)
+		}
+		cfg.ListenerProtocols = m
+	}
+	if c.IsSet("listener-protocol") {
+		p, err := security.ParseProtocol(c.String("listener-protocol"))
+		if err != nil {
+			return fmt.Errorf("--listener-protocol: %w", err)
+		}
+		cfg.ListenerProtocol = p
+	}
 	if c.IsSet("inter-broker-listener-name") {
 		cfg.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(c.String("inter-broker-listener-name")))
 	}

@@ -37,6 +37,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/internal/security"
 )
 
 // DefaultMaxRequestBytes mirrors Kafka's socket.request.max.bytes default.
@@ -133,6 +135,9 @@ type Config struct {
 	// "INTERNAL", "EXTERNAL", ...): handlers read it from
 	// Request.Listener to answer with that listener's addresses. Optional.
 	Listener string
+	// Protocol is the listener's security protocol (PLAINTEXT when
+	// empty).
+	Protocol security.Protocol
 	// MaxRequestBytes bounds one request frame (socket.request.max.bytes).
 	MaxRequestBytes int32
 	// IdleTimeout closes connections idle that long (connections.max.idle.ms).
