@@ -18,7 +18,8 @@ FUZZ_TARGETS := ./storage:FuzzRecovery:4000x ./storage:FuzzRecoveryCompacted:200
 	./storage:FuzzClean:300x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
 	./internal/wire:FuzzRequestDecoding:60000x \
 	./controller/metalog:FuzzDecodeMetadataBatch:60000x \
-	./controller/metalog:FuzzDecodeMetadataDeltas:60000x
+	./controller/metalog:FuzzDecodeMetadataDeltas:60000x \
+	./internal/security/sasl:FuzzSASLExchange:20000x
 # Fuzzed logs live on tmpfs where there is one: fuzzing checks logic, not
 # durability (crash behaviour is TestLogModel's, over a crashable dir), and
 # on disk a FuzzClean input with hundreds of tiny segments spends seconds in
