@@ -30,6 +30,9 @@ func controllerCommand() *cli.Command {
 			stringFlag("initial-controllers", "initial quorum, ID@host:port[,ID@host:port...] of the Raft listeners, the same on every initial voter; "+
 				"used on first start only (empty data dir). A controller not in the list (or without it) does not bootstrap: "+
 				"it waits to be added with `skein controller add-voter`", ""),
+			stringSliceFlag("add-scram", "a SCRAM credential to write when the cluster's metadata is first initialized (Kafka's kafka-storage format --add-scram, KIP-900), "+
+				"MECHANISM=[name=USER,password=PASSWORD[,iterations=N]] with MECHANISM SCRAM-SHA-256 or SCRAM-SHA-512; repeatable. "+
+				"How the first user of a SASL-only cluster is made; ignored once the cluster is initialized"),
 			fromComponent("controller", intFlag("snapshot-threshold", "take a metadata snapshot once this many Raft entries follow the last one (and compact the Raft log, keeping as many)", 0)),
 			fromComponent("controller", durationFlag("snapshot-interval", "how often the snapshot threshold is checked (plus up to as much random jitter)", 0)),
 			fromComponent("controller", durationFlag("session-timeout", "fence a broker without heartbeats for this long", 0)),
@@ -76,6 +79,13 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 			return cfg, fmt.Errorf("--initial-controllers: %w", err)
 		}
 		cfg.InitialControllers = voters
+	}
+	for _, s := range c.StringSlice("add-scram") {
+		b, err := controller.ParseBootstrapScram(s)
+		if err != nil {
+			return cfg, fmt.Errorf("--add-scram: %w", err)
+		}
+		cfg.BootstrapScram = append(cfg.BootstrapScram, b)
 	}
 	if c.IsSet("snapshot-threshold") {
 		n := c.Int("snapshot-threshold")

@@ -104,6 +104,11 @@ type Config struct {
 	AutoLeaderRebalanceEnable          bool
 	LeaderImbalanceCheckInterval       time.Duration
 	LeaderImbalancePerBrokerPercentage int
+	// BootstrapScram are SCRAM credentials written once, when the first
+	// active controller initializes the cluster's metadata (KIP-900's
+	// --add-scram): how the first user of a SASL-only cluster comes to be.
+	// Ignored on a cluster already initialized.
+	BootstrapScram []BootstrapScram
 	// Metrics is where the controller registers its Prometheus metrics,
 	// every series labelled with its node id (metrics.go); it unregisters
 	// them when it closes. nil: nothing is registered.
@@ -137,6 +142,11 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("DataDir is empty")
+	}
+	for _, b := range c.BootstrapScram {
+		if err := b.validate(); err != nil {
+			return fmt.Errorf("BootstrapScram of %q: %w", b.User, err)
+		}
 	}
 	if err := checkHostPort(c.Listen); err != nil {
 		return fmt.Errorf("Listen: %w", err)

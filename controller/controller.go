@@ -357,6 +357,16 @@ func (c *Controller) initCluster(ls *leaderState) {
 		id := uuid.New()
 		recs = append(recs, record{Type: typeInitCluster, InitCluster: &initClusterRecord{
 			ClusterID: base64.RawURLEncoding.EncodeToString(id[:])}})
+		// The bootstrap credentials (--add-scram) are written once, with
+		// the cluster id: a later leader, or a restart, writes nothing.
+		scram, err := bootstrapScramRecords(c.cfg.BootstrapScram)
+		if err != nil {
+			c.log.Error("bootstrap SCRAM credentials not written", "error", err)
+		}
+		recs = append(recs, scram...)
+		for _, b := range c.cfg.BootstrapScram {
+			c.log.Info("writing bootstrap SCRAM credential", "user", b.User, "mechanism", b.Mechanism)
+		}
 	}
 	if cur, ok := img.Controllers[c.self.ID]; !ok || cur != c.self {
 		recs = append(recs, record{Type: typeRegisterController, RegisterController: &registerControllerRecord{

@@ -22,6 +22,7 @@ func (c *Controller) registry() *wire.Registry {
 	r.Register(44, 0, 1, c.leaderOnly(c.handleIncrementalAlterConfigs))
 	r.Register(45, 0, 1, c.leaderOnly(c.handleAlterPartitionReassignments))
 	r.Register(46, 0, 0, c.leaderOnly(c.handleListPartitionReassignments))
+	r.Register(51, 0, 0, c.leaderOnly(c.handleAlterUserScramCredentials))
 	r.Register(56, 0, 3, c.leaderOnly(c.handleAlterPartition))
 	r.Register(62, 0, 4, c.leaderOnly(c.handleBrokerRegistration))
 	r.Register(63, 0, 2, c.leaderOnly(c.handleBrokerHeartbeat))

@@ -17,11 +17,12 @@
 //     next image; a changed topic is a new *Topic;
 //   - likewise a partition keeps its *Partition, a broker its *Broker;
 //   - a top-level map (Topics, Brokers, Controllers, BrokerConfigs,
-//     BrokerOverrides) the entry did not write is the same map;
+//     BrokerOverrides, ScramUsers) the entry did not write is the same map;
 //     BrokerConfigs in particular is a new map whenever it changes, and so
 //     is BrokerOverrides, whose per-broker maps are likewise new whenever
 //     that broker's configs change (a broker's map the entry did not change
-//     is the same map).
+//     is the same map); a user's ScramUsers map is new whenever that
+//     user's credentials change. Credentials are never modified in place.
 //
 // The converse does not hold: a new pointer may hold an equal value. An
 // image loaded from a snapshot (Unmarshal) shares nothing with the one
@@ -58,6 +59,20 @@ type Image struct {
 	BrokerOverrides map[int32]map[string]string `json:"broker_overrides,omitempty"`
 	// NextProducerID is the first producer id not yet handed out in a block.
 	NextProducerID int64 `json:"next_producer_id"`
+	// ScramUsers are the SCRAM credentials (KIP-554), by user name, then
+	// by mechanism (Kafka's number: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512). A
+	// user without any has no entry (never an empty map); nil when there
+	// are none.
+	ScramUsers map[string]map[int8]ScramCredential `json:"scram_users,omitempty"`
+}
+
+// ScramCredential is one user's stored SCRAM credential for one mechanism
+// (RFC 5802): never the password nor the salted password.
+type ScramCredential struct {
+	Salt       []byte `json:"salt"`
+	Iterations int32  `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
 }
 
 // Controller is one Raft voter as brokers and admin clients see it.
@@ -190,6 +205,17 @@ func (img *Image) Clone() *Image {
 		out.BrokerOverrides = make(map[int32]map[string]string, len(img.BrokerOverrides))
 		for id, m := range img.BrokerOverrides {
 			out.BrokerOverrides[id] = cloneMap(m)
+		}
+	}
+	if img.ScramUsers != nil {
+		out.ScramUsers = make(map[string]map[int8]ScramCredential, len(img.ScramUsers))
+		for user, m := range img.ScramUsers {
+			cm := make(map[int8]ScramCredential, len(m))
+			for k, c := range m {
+				cm[k] = ScramCredential{Salt: slices.Clone(c.Salt), Iterations: c.Iterations,
+					StoredKey: slices.Clone(c.StoredKey), ServerKey: slices.Clone(c.ServerKey)}
+			}
+			out.ScramUsers[user] = cm
 		}
 	}
 	return &out

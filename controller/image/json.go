@@ -43,6 +43,11 @@ func Unmarshal(b []byte) (*Image, error) {
 			delete(img.BrokerOverrides, id)
 		}
 	}
+	for user, m := range img.ScramUsers {
+		if len(m) == 0 {
+			delete(img.ScramUsers, user)
+		}
+	}
 	for id, b := range img.Brokers {
 		if b == nil || b.ID != id {
 			return nil, fmt.Errorf("decode metadata image: broker %d is malformed", id)

@@ -63,6 +63,9 @@ type applier struct {
 	ownedConfigs    map[*image.Topic]bool
 	ownedPartitions map[*image.Partition]bool
 	ownedBrokers    map[*image.Broker]bool
+	// ownedScramUsers are the users whose ScramUsers map is this
+	// applier's own; non-nil once ScramUsers itself is.
+	ownedScramUsers map[string]bool
 	// names maps topic ids to names, built on the first lookup by id
 	// (image.TopicByID is a linear scan) and kept up to date.
 	names map[[16]byte]string
@@ -368,10 +371,58 @@ func (a *applier) apply(r *Change) error {
 			return fmt.Errorf("block [%d,+%d) does not start at the next producer id %d", x.First, x.Size, a.img.NextProducerID)
 		}
 		a.img.NextProducerID = x.First + int64(x.Size)
+	case TypeUserScramCredential:
+		x := r.UserScramCredential
+		if x == nil {
+			return ErrMissingBody
+		}
+		if x.Name == "" || (x.Mechanism != 1 && x.Mechanism != 2) || x.Iterations <= 0 ||
+			len(x.Salt) == 0 || len(x.StoredKey) == 0 || len(x.ServerKey) == 0 {
+			return fmt.Errorf("SCRAM credential of %q, mechanism %d, is incomplete", x.Name, x.Mechanism)
+		}
+		a.scramUser(x.Name)[x.Mechanism] = image.ScramCredential{Salt: slices.Clone(x.Salt), Iterations: x.Iterations,
+			StoredKey: slices.Clone(x.StoredKey), ServerKey: slices.Clone(x.ServerKey)}
+	case TypeRemoveUserScramCredential:
+		x := r.RemoveUserScramCredential
+		if x == nil {
+			return ErrMissingBody
+		}
+		if _, ok := a.img.ScramUsers[x.Name][x.Mechanism]; !ok {
+			return fmt.Errorf("user %q has no SCRAM credential of mechanism %d", x.Name, x.Mechanism)
+		}
+		m := a.scramUser(x.Name)
+		delete(m, x.Mechanism)
+		if len(m) == 0 {
+			delete(a.img.ScramUsers, x.Name)
+			delete(a.ownedScramUsers, x.Name)
+		}
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}
 	return nil
+}
+
+// scramUser returns user's credentials map in the image being built, a
+// copy this applier owns (created when the user has none), copying
+// ScramUsers on first write.
+func (a *applier) scramUser(user string) map[int8]image.ScramCredential {
+	if a.ownedScramUsers == nil {
+		a.img.ScramUsers = maps.Clone(a.img.ScramUsers)
+		if a.img.ScramUsers == nil {
+			a.img.ScramUsers = map[string]map[int8]image.ScramCredential{}
+		}
+		a.ownedScramUsers = map[string]bool{}
+	}
+	m := a.img.ScramUsers[user]
+	if !a.ownedScramUsers[user] {
+		m = maps.Clone(m)
+		if m == nil {
+			m = map[int8]image.ScramCredential{}
+		}
+		a.img.ScramUsers[user] = m
+		a.ownedScramUsers[user] = true
+	}
+	return m
 }
 
 // brokerOverride sets (value non-nil) or deletes key in broker id's

@@ -233,6 +233,35 @@ func (a *refApplier) apply(r *Change) error {
 			return fmt.Errorf("block [%d,+%d) does not start at the next producer id %d", x.First, x.Size, a.img.NextProducerID)
 		}
 		a.img.NextProducerID = x.First + int64(x.Size)
+	case TypeUserScramCredential:
+		x := r.UserScramCredential
+		if x == nil {
+			return ErrMissingBody
+		}
+		if x.Name == "" || (x.Mechanism != 1 && x.Mechanism != 2) || x.Iterations <= 0 ||
+			len(x.Salt) == 0 || len(x.StoredKey) == 0 || len(x.ServerKey) == 0 {
+			return fmt.Errorf("SCRAM credential of %q is incomplete", x.Name)
+		}
+		if a.img.ScramUsers == nil {
+			a.img.ScramUsers = map[string]map[int8]image.ScramCredential{}
+		}
+		if a.img.ScramUsers[x.Name] == nil {
+			a.img.ScramUsers[x.Name] = map[int8]image.ScramCredential{}
+		}
+		a.img.ScramUsers[x.Name][x.Mechanism] = image.ScramCredential{Salt: slices.Clone(x.Salt), Iterations: x.Iterations,
+			StoredKey: slices.Clone(x.StoredKey), ServerKey: slices.Clone(x.ServerKey)}
+	case TypeRemoveUserScramCredential:
+		x := r.RemoveUserScramCredential
+		if x == nil {
+			return ErrMissingBody
+		}
+		if _, ok := a.img.ScramUsers[x.Name][x.Mechanism]; !ok {
+			return fmt.Errorf("user %q has no credential %d", x.Name, x.Mechanism)
+		}
+		delete(a.img.ScramUsers[x.Name], x.Mechanism)
+		if len(a.img.ScramUsers[x.Name]) == 0 {
+			delete(a.img.ScramUsers, x.Name)
+		}
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}

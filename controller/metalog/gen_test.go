@@ -206,6 +206,16 @@ func (g *entryGen) changes(img *image.Image, earlier []Change) []Change {
 			x.Value = &v
 		}
 		return []Change{{Type: TypeConfigChange, ConfigChange: x}}
+	case k < 95:
+		user := []string{"alice", "bob", "carol"}[g.rnd.IntN(3)]
+		mech := int8(1 + g.rnd.IntN(2))
+		if g.rnd.IntN(3) == 0 {
+			// Removing what is not there is invalid.
+			return []Change{{Type: TypeRemoveUserScramCredential, RemoveUserScramCredential: &RemoveUserScramCredentialRecord{Name: user, Mechanism: mech}}}
+		}
+		key := []byte{byte(g.rnd.IntN(256))}
+		return []Change{{Type: TypeUserScramCredential, UserScramCredential: &UserScramCredentialRecord{
+			Name: user, Mechanism: mech, Salt: key, Iterations: 4096, StoredKey: key, ServerKey: key}}}
 	case k < 97:
 		first := img.NextProducerID
 		if g.rnd.IntN(6) == 0 {

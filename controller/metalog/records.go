@@ -28,6 +28,11 @@ const (
 	TypeProducerIDBlock    ChangeType = "ProducerIDBlock"
 	// TypeUnregisterController drops a removed voter's Kafka listener.
 	TypeUnregisterController ChangeType = "UnregisterController"
+	// TypeUserScramCredential sets a user's SCRAM credential for one
+	// mechanism, TypeRemoveUserScramCredential deletes it (KRaft's
+	// UserScramCredentialRecord and RemoveUserScramCredentialRecord).
+	TypeUserScramCredential       ChangeType = "UserScramCredential"
+	TypeRemoveUserScramCredential ChangeType = "RemoveUserScramCredential"
 )
 
 // Config resource types of ConfigChange, numbered as Kafka's ConfigResource.
@@ -66,6 +71,29 @@ type Change struct {
 	ProducerIDBlock    *ProducerIDBlockRecord    `json:"producer_id_block,omitempty"`
 
 	UnregisterController *UnregisterControllerRecord `json:"unregister_controller,omitempty"`
+
+	UserScramCredential       *UserScramCredentialRecord       `json:"user_scram_credential,omitempty"`
+	RemoveUserScramCredential *RemoveUserScramCredentialRecord `json:"remove_user_scram_credential,omitempty"`
+}
+
+// UserScramCredentialRecord sets (adds or replaces) user Name's credential
+// for the SCRAM mechanism numbered Mechanism (1 SCRAM-SHA-256, 2
+// SCRAM-SHA-512): salt, iterations and the keys derived from the salted
+// password, never the password.
+type UserScramCredentialRecord struct {
+	Name       string `json:"name"`
+	Mechanism  int8   `json:"mechanism"`
+	Salt       []byte `json:"salt"`
+	Iterations int32  `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
+}
+
+// RemoveUserScramCredentialRecord deletes user Name's credential for one
+// mechanism, which must exist.
+type RemoveUserScramCredentialRecord struct {
+	Name      string `json:"name"`
+	Mechanism int8   `json:"mechanism"`
 }
 
 // UnregisterControllerRecord removes a voter that left the quorum from the
