@@ -16,6 +16,7 @@ import (
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
+	"github.com/skein-io/skein/internal/security/sasl"
 	"github.com/skein-io/skein/storage"
 )
 
@@ -44,6 +45,12 @@ func brokerCommand() *cli.Command {
 			stringFlag("listener-security-protocol-map", "each listener's security protocol, NAME:PROTOCOL[,...] (Kafka's listener.security.protocol.map); "+
 				"a listener not named here speaks the protocol its name names (SSL://...), else --listener-protocol", ""),
 			stringFlag("listener-protocol", "security protocol of the listeners the map does not name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "PLAINTEXT"),
+			stringFlag("sasl-enabled-mechanisms", "SASL mechanisms the SASL listeners offer (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; "+
+				"every one checks against the SCRAM credentials of the metadata log (skein user create)", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
+			fromComponent("broker", durationFlag("connections-max-reauth", "connections.max.reauth.ms: a SASL session lasts this long, then the client must re-authenticate (KIP-368); 0: forever", 0)),
+			stringFlag("inter-broker-sasl-mechanism", "SASL mechanism followers log in to leaders with when the inter-broker listener is SASL_* (sasl.mechanism.inter.broker.protocol)", "SCRAM-SHA-512"),
+			stringFlag("inter-broker-sasl-username", "user followers log in to leaders as when the inter-broker listener is SASL_*", ""),
+			stringFlag("inter-broker-sasl-password", "that user's password (prefer the env twin SKEIN_INTER_BROKER_SASL_PASSWORD: flags show in ps)", ""),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
 			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
@@ -221,6 +228,22 @@ func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
 		}
 		cfg.ListenerProtocol = p
 	}
+	if c.IsSet("sasl-enabled-mechanisms") {
+		ms, err := sasl.ParseMechanisms(c.String("sasl-enabled-mechanisms"))
+		if err != nil {
+			return fmt.Errorf("--sasl-enabled-mechanisms: %w", err)
+		}
+		cfg.SASLEnabledMechanisms = ms
+	}
+	if c.IsSet("connections-max-reauth") {
+		cfg.ConnectionsMaxReauth = c.Duration("connections-max-reauth")
+	}
+	m, err := sasl.ParseMechanism(c.String("inter-broker-sasl-mechanism"))
+	if err != nil {
+		return fmt.Errorf("--inter-broker-sasl-mechanism: %w", err)
+	}
+	cfg.InterBrokerSASL = dataplane.SASLClient{Mechanism: m,
+		User: c.String("inter-broker-sasl-username"), Password: c.String("inter-broker-sasl-password")}
 	if c.IsSet("inter-broker-listener-name") {
 		cfg.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(c.String("inter-broker-listener-name")))
 	}

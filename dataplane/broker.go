@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	ksasl "github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/controller/image"
@@ -47,6 +52,7 @@ import (
 	"github.com/skein-io/skein/dataplane/throttle"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
+	"github.com/skein-io/skein/internal/security/sasl"
 	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 )
@@ -80,7 +86,18 @@ type Config struct {
 	// the inter-broker listener's protocol.
 	ListenerProtocols security.ProtocolMap
 	ListenerProtocol  security.Protocol
-	Rack              string
+	// SASLEnabledMechanisms are the mechanisms SASL listeners offer
+	// (sasl.enabled.mechanisms); empty: all of sasl.Mechanisms.
+	SASLEnabledMechanisms []sasl.Mechanism
+	// ConnectionsMaxReauth is connections.max.reauth.ms: how long a SASL
+	// session lasts before the client must re-authenticate (KIP-368);
+	// 0 (the default): forever.
+	ConnectionsMaxReauth time.Duration
+	// InterBrokerSASL is how followers (and the broker's own admin
+	// client) authenticate when the inter-broker listener is SASL_*
+	// (sasl.mechanism.inter.broker.protocol and the broker's JAAS login).
+	InterBrokerSASL SASLClient
+	Rack            string
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
 
@@ -125,6 +142,25 @@ type Config struct {
 	// segments, offsets, under-replication) for every hosted replica.
 	MetricsPerPartition bool
 	Logger              hclog.Logger
+}
+
+// SASLClient is a client's SASL login: mechanism, user and password.
+type SASLClient struct {
+	Mechanism sasl.Mechanism
+	User      string
+	Password  string
+}
+
+// mechanism is the login as a franz-go SASL mechanism.
+func (s SASLClient) mechanism() ksasl.Mechanism {
+	switch s.Mechanism {
+	case sasl.Plain:
+		return plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()
+	case sasl.ScramSHA256:
+		return scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()
+	default:
+		return scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()
+	}
 }
 
 // Listener is one named Kafka listener of a broker.
@@ -223,8 +259,24 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, l := range c.listeners() {
-		if p := c.listenerProtocol(l.Name); p != security.Plaintext {
+		if p := c.listenerProtocol(l.Name); p != security.Plaintext && p != security.SASLPlaintext {
 			return fmt.Errorf("broker: listener %s: security protocol %s is not supported yet", l.Name, p)
+		}
+	}
+	if c.ConnectionsMaxReauth < 0 {
+		return fmt.Errorf("broker: ConnectionsMaxReauth %s is negative", c.ConnectionsMaxReauth)
+	}
+	if c.listenerProtocol(c.interBrokerListener()).SASL() {
+		s := c.InterBrokerSASL
+		if s.User == "" || s.Password == "" {
+			return fmt.Errorf("broker: the inter-broker listener %s is %s: InterBrokerSASL needs a user and a password",
+				c.interBrokerListener(), c.listenerProtocol(c.interBrokerListener()))
+		}
+		if _, err := sasl.ParseMechanism(string(s.Mechanism)); err != nil {
+			return fmt.Errorf("broker: InterBrokerSASL: %w", err)
+		}
+		if len(c.SASLEnabledMechanisms) > 0 && !slices.Contains(c.SASLEnabledMechanisms, s.Mechanism) {
+			return fmt.Errorf("broker: the inter-broker SASL mechanism %s is not among the enabled mechanisms %v", s.Mechanism, c.SASLEnabledMechanisms)
 		}
 	}
 	for name := range c.ListenerProtocols {
@@ -383,6 +435,8 @@ type Broker struct {
 	// client the group lag asks other brokers with.
 	metrics    *metrics.Registrations
 	endOffsets *endOffsetsClient
+	// sasl authenticates the SASL listeners' connections.
+	sasl *sasl.Server
 }
 
 // NewBroker creates a broker; Start runs it.
@@ -471,6 +525,9 @@ func (b *Broker) start() error {
 	rcfg.MaxWait = cfg.ReplicaFetchWaitMax
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
+	if cfg.listenerProtocol(cfg.interBrokerListener()).SASL() {
+		rcfg.SASL = cfg.InterBrokerSASL.mechanism()
+	}
 	if b.replicas, err = replica.New(rcfg); err != nil {
 		return fmt.Errorf("replica fetchers: %w", err)
 	}
@@ -532,6 +589,19 @@ func (b *Broker) start() error {
 		FetchSessions: kafka.NewFetchSessionCache(cfg.FetchSessionCacheSlots,
 			kafka.DefaultFetchSessionEvictAfter, nil),
 	}
+	mechs := cfg.SASLEnabledMechanisms
+	if len(mechs) == 0 {
+		mechs = sasl.Mechanisms
+	}
+	// Credentials come from the newest image the controller client
+	// applied: a change is in force for the next authentication.
+	b.sasl, err = sasl.NewServer(mechs, func(user string, m sasl.Mechanism) (sasl.Credential, bool) {
+		c, ok := ctl.Image().ScramUsers[user][m.ScramType()]
+		return sasl.Credential{Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}, ok
+	})
+	if err != nil {
+		return err
+	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)
 	requests := metrics.NewRequests(registeredKeys(registry))
@@ -540,6 +610,10 @@ func (b *Broker) start() error {
 		wcfg.Name = "broker"
 		wcfg.Listener = l.Name
 		wcfg.Protocol = cfg.listenerProtocol(l.Name)
+		if wcfg.Protocol.SASL() {
+			wcfg.SASL = b.sasl
+			wcfg.MaxReauth = cfg.ConnectionsMaxReauth
+		}
 		wcfg.Logger = b.log.Named("wire")
 		wcfg.Observer = requests
 		server, err := wire.NewServer(wcfg, registry)
@@ -548,12 +622,19 @@ func (b *Broker) start() error {
 		}
 		b.servers = append(b.servers, server)
 	}
-	b.endOffsets = &endOffsetsClient{addr: b.Addr}
+	// The group lag's end offsets are asked on the inter-broker listener,
+	// with the inter-broker login when it is SASL.
+	interBroker := cfg.interBrokerListener()
+	b.endOffsets = &endOffsetsClient{addr: func() string { return b.ListenerAddr(interBroker) }}
+	if cfg.listenerProtocol(interBroker).SASL() {
+		b.endOffsets.opts = []kgo.Opt{kgo.SASL(cfg.InterBrokerSASL.mechanism())}
+	}
 	collector := &brokerCollector{
 		nodeID: cfg.NodeID, perPartition: cfg.MetricsPerPartition,
 		partitions: b.partitions, replicas: b.replicas, groups: b.groups, handlers: handlers,
 		metadata:   func() (uint64, bool) { return ctl.Image().Index, ctl.Fenced() },
 		endOffsets: b.endOffsets,
+		sasl:       b.sasl,
 	}
 	b.metrics = metrics.NewRegistrations(metrics.ForNode(cfg.Metrics, cfg.NodeID))
 	if err := b.metrics.Register(append(requests.Collectors(), collector)...); err != nil {

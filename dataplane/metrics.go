@@ -23,6 +23,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security/sasl"
 )
 
 // endOffsetsTimeout bounds the ListOffsets a scrape sends for the group
@@ -55,6 +56,8 @@ var (
 		"Requests waiting in purgatory: acks=all produces waiting for the ISR, fetches waiting for data.", "operation")
 	descMetadataOffset = desc("broker_metadata_offset",
 		"Offset (Raft index) of the last metadata record this broker applied.")
+	descSASLAuth = desc("broker_sasl_authentications_total",
+		"SASL authentications (re-authentications included) on this broker's SASL listeners, by mechanism and result (success, failure).", "mechanism", "result")
 	descFenced = desc("broker_fenced",
 		"1 while the controller reports this broker fenced.")
 	descFetcherLag = desc("replica_fetcher_max_lag",
@@ -120,6 +123,8 @@ type brokerCollector struct {
 	metadata func() (offset uint64, fenced bool)
 	// endOffsets lists end offsets for the group lag (endOffsetsClient).
 	endOffsets *endOffsetsClient
+	// sasl counts authentications.
+	sasl *sasl.Server
 }
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -128,7 +133,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		descISRShrinks, descISRExpands, descPurgatory, descMetadataOffset, descFenced, descFetcherLag, descFetcherPartitions,
 		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descReplBytesIn, descReplBytesOut, descLogSize, descLogSegments,
 		descPartSize, descPartSegments, descPartStart, descPartEnd, descPartHW, descPartURP,
-		descGroups, descRebalances, descGroupMembers, descCommitted, descGroupLag,
+		descGroups, descRebalances, descGroupMembers, descCommitted, descGroupLag, descSASLAuth,
 	} {
 		ch <- d
 	}
@@ -160,6 +165,13 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(descFetcherPartitions, float64(f.Partitions), leader)
 	}
 	c.collectGroups(ch)
+	if c.sasl != nil {
+		for _, name := range c.sasl.Enabled() {
+			n := c.sasl.Counts(sasl.Mechanism(name))
+			ch <- counter(descSASLAuth, float64(n.Succeeded.Load()), name, "success")
+			ch <- counter(descSASLAuth, float64(n.Failed.Load()), name, "failure")
+		}
+	}
 }
 
 func boolValue(b bool) float64 {
@@ -292,6 +304,8 @@ func (c *brokerCollector) collectGroups(ch chan<- prometheus.Metric) {
 // broker's own listener, created on first use.
 type endOffsetsClient struct {
 	addr func() string
+	// opts are extra client options (the inter-broker SASL login).
+	opts []kgo.Opt
 
 	mu struct {
 		sync.Mutex
@@ -333,7 +347,7 @@ func (e *endOffsetsClient) admin() *kadm.Client {
 		if addr == "" {
 			return nil
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics"))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics")}, e.opts...)...)
 		if err != nil {
 			return nil
 		}

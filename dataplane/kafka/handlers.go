@@ -91,6 +91,8 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(45, 0, 1, h.handleAlterPartitionReassignments)
 	r.Register(46, 0, 0, h.handleListPartitionReassignments)
 	r.Register(47, 0, 0, h.handleOffsetDelete)
+	r.Register(50, 0, 0, h.handleDescribeUserScramCredentials)
+	r.Register(51, 0, 0, h.handleAlterUserScramCredentials)
 	r.Register(55, 0, 2, h.handleDescribeQuorum)
 	r.Register(60, 0, 2, h.handleDescribeCluster)
 	r.Register(75, 0, 0, h.handleDescribeTopicPartitions)

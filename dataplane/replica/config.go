@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/skein-io/skein/dataplane/throttle"
 )
@@ -38,7 +39,10 @@ type Config struct {
 	// Throttle is the follower side of the replication quotas (KIP-73);
 	// nil throttles nothing.
 	Throttle *throttle.Side
-	Logger   hclog.Logger
+	// SASL, when set, authenticates each connection to a leader (the
+	// inter-broker listener is SASL_*) right after ApiVersions.
+	SASL   sasl.Mechanism
+	Logger hclog.Logger
 }
 
 // DefaultConfig returns Kafka's replica fetcher defaults for a broker id.

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 )
 
 const (
@@ -54,6 +55,12 @@ type conn struct {
 	wbuf      []byte
 	rbuf      []byte
 	br        *bufio.Reader // reads nc
+	// mechanism authenticates the connection (nil: no SASL); addr is the
+	// leader's; reauthAt is when the SASL session must be renewed (zero:
+	// never, KIP-368).
+	mechanism sasl.Mechanism
+	addr      string
+	reauthAt  time.Time
 }
 
 // readBufferBytes is the connection's read buffer; larger response bodies
@@ -62,7 +69,7 @@ const readBufferBytes = 16 << 10
 
 // dial connects to addr and asks the leader which versions it serves. The
 // connection closes itself when ctx ends, unblocking any request.
-func dial(ctx context.Context, addr, clientID string) (*conn, error) {
+func dial(ctx context.Context, addr, clientID string, mechanism sasl.Mechanism) (*conn, error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -70,7 +77,7 @@ func dial(ctx context.Context, addr, clientID string) (*conn, error) {
 	}
 	// Buffered reads: a small response (an idle or caught-up fetch) costs
 	// one read system call instead of two.
-	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferBytes), clientID: clientID}
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferBytes), clientID: clientID, mechanism: mechanism, addr: addr}
 	c.stopWatch = context.AfterFunc(ctx, func() { _ = nc.Close() })
 	// ApiVersions v0: understood by every broker; its answer lists the
 	// ranges of every key.
@@ -95,7 +102,76 @@ func dial(ctx context.Context, addr, clientID string) (*conn, error) {
 			c.versions[k.ApiKey] = v
 		}
 	}
+	if mechanism != nil {
+		if err := c.authenticate(ctx); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// reauthShare is the part of a SASL session's lifetime after which the
+// connection re-authenticates (the Java client picks 85-95%).
+const reauthShare = 0.85
+
+// authenticate runs the SASL exchange of c.mechanism: SaslHandshake v1,
+// then SaslAuthenticate until the mechanism is done. It also serves
+// re-authentication (KIP-368) on a connection already authenticated.
+func (c *conn) authenticate(ctx context.Context) error {
+	start := time.Now()
+	name := c.mechanism.Name()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Mechanism = name
+	hresp := kmsg.NewPtrSASLHandshakeResponse()
+	if err := c.request(hs, hresp, false, requestTimeout); err != nil {
+		return fmt.Errorf("sasl handshake: %w", err)
+	}
+	if hresp.ErrorCode != 0 {
+		return fmt.Errorf("sasl handshake for %s (the leader offers %v): %w", name, hresp.SupportedMechanisms, kerr.ErrorForCode(hresp.ErrorCode))
+	}
+	session, token, err := c.mechanism.Authenticate(ctx, c.addr)
+	if err != nil {
+		return fmt.Errorf("sasl %s: %w", name, err)
+	}
+	for i := 0; ; i++ {
+		if i == 10 {
+			return fmt.Errorf("sasl %s: the exchange did not end", name)
+		}
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.SASLAuthBytes = token
+		resp := kmsg.NewPtrSASLAuthenticateResponse()
+		if err := c.request(req, resp, false, requestTimeout); err != nil {
+			return fmt.Errorf("sasl authenticate: %w", err)
+		}
+		if resp.ErrorCode != 0 {
+			msg := ""
+			if resp.ErrorMessage != nil {
+				msg = ": " + *resp.ErrorMessage
+			}
+			return fmt.Errorf("sasl %s: %w%s", name, kerr.ErrorForCode(resp.ErrorCode), msg)
+		}
+		done, next, err := session.Challenge(resp.SASLAuthBytes)
+		if err != nil {
+			return fmt.Errorf("sasl %s: %w", name, err)
+		}
+		if done {
+			c.reauthAt = time.Time{}
+			if ms := resp.SessionLifetimeMillis; ms > 0 {
+				c.reauthAt = start.Add(time.Duration(float64(ms)*reauthShare) * time.Millisecond)
+			}
+			return nil
+		}
+		token = next
+	}
+}
+
+// reauthenticateIfDue renews the SASL session when its time has come.
+func (c *conn) reauthenticateIfDue(ctx context.Context) error {
+	if c.mechanism == nil || c.reauthAt.IsZero() || time.Now().Before(c.reauthAt) {
+		return nil
+	}
+	return c.authenticate(ctx)
 }
 
 func (c *conn) close() {

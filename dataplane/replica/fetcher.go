@@ -150,11 +150,15 @@ func (f *fetcher) stop() {
 // response aliases the connection's read buffer until the next round trip.
 func (f *fetcher) roundTrip(req kmsg.Request, resp kmsg.Response, unsafe bool, timeout time.Duration) error {
 	if f.cn == nil {
-		cn, err := dial(f.ctx, f.addr, f.clientID)
+		cn, err := dial(f.ctx, f.addr, f.clientID, f.cfg.SASL)
 		if err != nil {
 			return err
 		}
 		f.cn = cn
+	}
+	if err := f.cn.reauthenticateIfDue(f.ctx); err != nil {
+		f.closeConn()
+		return err
 	}
 	if err := f.cn.request(req, resp, unsafe, timeout); err != nil {
 		f.closeConn()

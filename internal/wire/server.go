@@ -39,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/internal/security"
+	"github.com/skein-io/skein/internal/security/sasl"
 )
 
 // DefaultMaxRequestBytes mirrors Kafka's socket.request.max.bytes default.
@@ -63,6 +64,9 @@ type Request struct {
 	// Listener is the name of the listener the request came in on
 	// (Config.Listener of the server that accepted the connection).
 	Listener string
+	// Principal is who sent it: "User:NAME" on a connection that
+	// authenticated with SASL, else "User:ANONYMOUS".
+	Principal string
 }
 
 // HandlerFunc serves one request. It returns the response to send, or a nil
@@ -86,10 +90,14 @@ type Registry struct {
 	apis map[int16]API
 }
 
-// NewRegistry returns a registry with ApiVersions (key 18, v0-v4) built in.
+// NewRegistry returns a registry with ApiVersions (key 18, v0-v4),
+// SaslHandshake (17, v1) and SaslAuthenticate (36, v0-v2) built in
+// (sasl.go).
 func NewRegistry() *Registry {
 	r := &Registry{apis: make(map[int16]API)}
 	r.Register(18, 0, 4, r.handleAPIVersions)
+	r.Register(17, 1, 1, handleSASLHandshake)
+	r.Register(36, 0, 2, handleSASLAuthenticate)
 	return r
 }
 
@@ -138,6 +146,13 @@ type Config struct {
 	// Protocol is the listener's security protocol (PLAINTEXT when
 	// empty).
 	Protocol security.Protocol
+	// SASL authenticates the connections of a SASL_* listener (required
+	// there, unused elsewhere).
+	SASL *sasl.Server
+	// MaxReauth is connections.max.reauth.ms: an authenticated SASL
+	// session lasts that long, and the client must re-authenticate before
+	// its next request after it (KIP-368). 0: sessions never expire.
+	MaxReauth time.Duration
 	// MaxRequestBytes bounds one request frame (socket.request.max.bytes).
 	MaxRequestBytes int32
 	// IdleTimeout closes connections idle that long (connections.max.idle.ms).
@@ -170,6 +185,12 @@ func (c Config) Validate() error {
 	if c.Logger == nil {
 		return errors.New("wire: Logger is nil")
 	}
+	if c.Protocol.SASL() && c.SASL == nil {
+		return fmt.Errorf("wire: listener %s is %s but no SASL server is set", c.Listener, c.Protocol)
+	}
+	if c.MaxReauth < 0 {
+		return fmt.Errorf("wire: MaxReauth %s is negative", c.MaxReauth)
+	}
 	return nil
 }
 
@@ -193,6 +214,8 @@ type Server struct {
 type Conn struct {
 	net.Conn
 	server *Server
+	// auth is the connection's SASL state (sasl.go), its goroutine's own.
+	auth connAuth
 }
 
 // NewServer returns a server for the registry; call Serve with a listener.
@@ -363,6 +386,9 @@ func (s *Server) serveConn(c *Conn) {
 				return
 			}
 		}
+		if c.auth.closeAfterResponse {
+			return
+		}
 		if s.cfg.Observer != nil {
 			s.cfg.Observer.Served(hdr, resp, received)
 		}
@@ -414,6 +440,9 @@ func (s *Server) handle(ctx context.Context, c *Conn, frame []byte, received tim
 		}
 		return nil, h, err
 	}
+	if err := s.checkAuthenticated(c, h, received); err != nil {
+		return nil, h, err
+	}
 	api, ok := s.registry.Lookup(h.Key)
 	if !ok || h.Version < api.MinVersion || h.Version > api.MaxVersion {
 		if h.Key == 18 {
@@ -428,7 +457,8 @@ func (s *Server) handle(ctx context.Context, c *Conn, frame []byte, received tim
 		}
 		return nil, h, fmt.Errorf("malformed %s v%d: %w", kmsg.NameForKey(h.Key), h.Version, err)
 	}
-	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: received, Listener: s.cfg.Listener})
+	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: received, Listener: s.cfg.Listener,
+		Principal: c.principal()})
 	if err != nil {
 		return nil, h, err
 	}
