@@ -1,7 +1,7 @@
 package wire
 
-// SASL on the wire (KIP-43, KIP-152, KIP-368): SaslHandshake (17) v1 and
-// SaslAuthenticate (36) v0-v2, built into every Registry.
+// SASL on the wire (KIP-43, KIP-152, KIP-368): SaslHandshake (17) v0-v1
+// and SaslAuthenticate (36) v0-v2, built into every Registry.
 //
 // On a SASL_* listener a connection may send only ApiVersions, SaslHandshake
 // and SaslAuthenticate until it has authenticated; any other request closes
@@ -16,15 +16,19 @@ package wire
 // re-authenticates (SaslHandshake, SaslAuthenticate again) on the same
 // connection, with the same mechanism, as the same user.
 //
-// SaslHandshake v0 (raw SASL tokens without SaslAuthenticate frames) is
-// not served: kcat (librdkafka), franz-go, sarama and the Java client all
-// use v1. On a listener without SASL both requests get ILLEGAL_SASL_STATE.
+// After SaslHandshake v0 (KIP-43's first form) the tokens travel raw: each
+// a size-prefixed frame without a Kafka header, answered the same way, and
+// a failure closes the connection without an answer (serveRawSASL).
+// kcat (librdkafka), franz-go, sarama and the Java client use v1; v0 is
+// advertised because librdkafka requires it in ApiVersions. On a listener
+// without SASL both requests get ILLEGAL_SASL_STATE.
 //
 // The state is the connection's own (connAuth), read and written only by
 // its goroutine.
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -56,6 +60,8 @@ type connAuth struct {
 	// closeAfterResponse closes the connection once the current answer
 	// is written (a failed authentication).
 	closeAfterResponse bool
+	// raw: the exchange's tokens come as raw frames (SaslHandshake v0).
+	raw bool
 }
 
 // saslKeys are the requests a connection may send before it authenticated
@@ -120,7 +126,45 @@ func handleSASLHandshake(_ context.Context, req *Request) (kmsg.Response, error)
 		return resp, nil
 	}
 	c.auth.exchange, c.auth.mechanism = ex, m
+	c.auth.raw = r.Version == 0
 	return resp, nil
+}
+
+// serveRawSASL serves one raw token frame (after SaslHandshake v0): the
+// token is the frame, the answer a size-prefixed frame of the server's
+// token. A failure closes the connection (returns an error).
+func (s *Server) serveRawSASL(c *Conn, token []byte, received time.Time) error {
+	answer, done, err := c.auth.exchange.Step(token)
+	if err == nil && done && c.auth.user != "" && c.auth.exchange.User() != c.auth.user {
+		err = fmt.Errorf("re-authentication as %q on a connection of %q", c.auth.exchange.User(), c.auth.user)
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("SASL authentication failed; closing connection", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(),
+			"mechanism", c.auth.mechanism, "handshake_version", 0, "error", err)
+		return err
+	}
+	if done {
+		s.authenticated(c, received)
+	}
+	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(answer)), uint32(len(answer)))
+	_, err = c.Conn.Write(append(frame, answer...))
+	return err
+}
+
+// authenticated ends a successful exchange: the connection's user,
+// principal and session end. It returns the session lifetime (0: none).
+func (s *Server) authenticated(c *Conn, received time.Time) time.Duration {
+	reauth := c.auth.user != ""
+	c.auth.user, c.auth.userMechanism = c.auth.exchange.User(), c.auth.mechanism
+	c.auth.principal = "User:" + c.auth.user
+	c.auth.exchange, c.auth.raw = nil, false
+	c.auth.expires = time.Time{}
+	if s.cfg.MaxReauth > 0 {
+		c.auth.expires = received.Add(s.cfg.MaxReauth)
+	}
+	s.cfg.Logger.Debug("SASL authentication", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(),
+		"user", c.auth.user, "mechanism", c.auth.userMechanism, "reauthentication", reauth)
+	return s.cfg.MaxReauth
 }
 
 func handleSASLAuthenticate(_ context.Context, req *Request) (kmsg.Response, error) {
@@ -128,7 +172,7 @@ func handleSASLAuthenticate(_ context.Context, req *Request) (kmsg.Response, err
 	resp := r.ResponseKind().(*kmsg.SASLAuthenticateResponse)
 	c := req.Conn
 	cfg := &c.server.cfg
-	if !cfg.Protocol.SASL() || cfg.SASL == nil || c.auth.exchange == nil {
+	if !cfg.Protocol.SASL() || cfg.SASL == nil || c.auth.exchange == nil || c.auth.raw {
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		resp.ErrorMessage = kmsg.StringPtr("SaslAuthenticate without a SaslHandshake naming the mechanism first")
 		c.auth.closeAfterResponse = cfg.Protocol.SASL()
@@ -152,19 +196,6 @@ func handleSASLAuthenticate(_ context.Context, req *Request) (kmsg.Response, err
 	if !done {
 		return resp, nil
 	}
-	reauth := c.auth.user != ""
-	c.auth.user, c.auth.userMechanism = c.auth.exchange.User(), mech
-	c.auth.principal = "User:" + c.auth.user
-	c.auth.exchange = nil
-	c.auth.expires = time.Time{}
-	if cfg.MaxReauth > 0 {
-		c.auth.expires = req.Received.Add(cfg.MaxReauth)
-		resp.SessionLifetimeMillis = cfg.MaxReauth.Milliseconds()
-	}
-	if reauth {
-		cfg.Logger.Debug("SASL re-authentication", "listener", cfg.Name, "remote", c.RemoteAddr().String(), "user", c.auth.user, "mechanism", mech)
-	} else {
-		cfg.Logger.Debug("SASL authentication", "listener", cfg.Name, "remote", c.RemoteAddr().String(), "user", c.auth.user, "mechanism", mech)
-	}
+	resp.SessionLifetimeMillis = c.server.authenticated(c, req.Received).Milliseconds()
 	return resp, nil
 }

@@ -91,12 +91,12 @@ type Registry struct {
 }
 
 // NewRegistry returns a registry with ApiVersions (key 18, v0-v4),
-// SaslHandshake (17, v1) and SaslAuthenticate (36, v0-v2) built in
+// SaslHandshake (17, v0-v1) and SaslAuthenticate (36, v0-v2) built in
 // (sasl.go).
 func NewRegistry() *Registry {
 	r := &Registry{apis: make(map[int16]API)}
 	r.Register(18, 0, 4, r.handleAPIVersions)
-	r.Register(17, 1, 1, handleSASLHandshake)
+	r.Register(17, 0, 1, handleSASLHandshake)
 	r.Register(36, 0, 2, handleSASLAuthenticate)
 	return r
 }
@@ -348,6 +348,20 @@ func (s *Server) serveConn(c *Conn) {
 		}
 		_ = c.SetReadDeadline(time.Time{})
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if c.auth.raw {
+			// A raw SASL token after SaslHandshake v0 (sasl.go).
+			if size < 0 || size > s.cfg.MaxRequestBytes {
+				return
+			}
+			token := make([]byte, size)
+			if _, err := io.ReadFull(br, token); err != nil {
+				return
+			}
+			if err := s.serveRawSASL(c, token, time.Now()); err != nil {
+				return
+			}
+			continue
+		}
 		if size < 8 || size > s.cfg.MaxRequestBytes {
 			log.Warn("closing connection: bad request frame size", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "size", size, "max", s.cfg.MaxRequestBytes)
 			return

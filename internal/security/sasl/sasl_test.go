@@ -2,7 +2,9 @@ package sasl
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 
 	kplain "github.com/twmb/franz-go/pkg/sasl/plain"
@@ -140,5 +142,53 @@ func TestCredentialFromSaltedMatchesPassword(t *testing.T) {
 		if !c.Matches(m, "pw") || c.Matches(m, "pw2") {
 			t.Fatalf("%s: Matches wrong", m)
 		}
+	}
+}
+
+// TestScramLibrdkafkaNonce: librdkafka (kcat) sends its client nonce twice
+// in client-final ("r=" + cnonce + the server's nonce, which starts with
+// cnonce); Kafka accepts a nonce that ends with the server's, and so must
+// we. A nonce without the server's part at its end is refused.
+func TestScramLibrdkafkaNonce(t *testing.T) {
+	lookup := testStore(t)
+	srv, err := NewServer(Mechanisms, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(t *testing.T, nonceOf func(cnonce, snonce string) string) error {
+		ex, m, _ := srv.Start("SCRAM-SHA-256")
+		const cnonce = "`=>]0Xkz~]?]]El^uhz"
+		first := "n,,n=alice,r=" + cnonce
+		answer, _, err := ex.Step([]byte(first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snonce := strings.TrimPrefix(strings.Split(string(answer), ",")[0], "r=")
+		cred, _ := lookup("alice", m)
+		salted, _ := SaltedPassword(m, "alice-secret", cred.Salt, cred.Iterations)
+		h := hashFor(m)
+		clientKey := hmacOf(h, salted, "Client Key")
+		withoutProof := "c=biws,r=" + nonceOf(cnonce, snonce)
+		sig := hmacOf(h, cred.StoredKey, "n=alice,r="+cnonce+","+string(answer)+","+withoutProof)
+		for i := range sig {
+			sig[i] ^= clientKey[i]
+		}
+		_, done, err := ex.Step([]byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(sig)))
+		if err == nil && !done {
+			t.Fatal("not done")
+		}
+		return err
+	}
+	if err := login(t, func(_, s string) string { return s[:len(s)-1] }); err == nil {
+		t.Error("a nonce without the server's last character was accepted")
+	}
+	if err := login(t, func(c, s string) string { return s + c }); err == nil {
+		t.Error("a nonce not ending with the server's was accepted")
+	}
+	if err := login(t, func(_, s string) string { return s }); err != nil {
+		t.Errorf("RFC 5802 nonce refused: %v", err)
+	}
+	if err := login(t, func(c, s string) string { return c + s }); err != nil {
+		t.Errorf("librdkafka's nonce refused: %v", err)
 	}
 }
