@@ -45,6 +45,7 @@ func App() *cli.App {
 			benchCommand(),
 			verifyCommand(),
 			healthCommand(),
+			userCommand(),
 		},
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	ksasl "github.com/twmb/franz-go/pkg/sasl"
 	kplain "github.com/twmb/franz-go/pkg/sasl/plain"
 	kscram "github.com/twmb/franz-go/pkg/sasl/scram"
-	ksasl "github.com/twmb/franz-go/pkg/sasl"
 )
 
 // store holds alice's credentials for both SCRAM mechanisms (password
