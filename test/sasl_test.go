@@ -1,0 +1,415 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	ksasl "github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	xdgscram "github.com/xdg-go/scram"
+
+	"github.com/skein-io/skein/test/harness"
+)
+
+// saslCluster starts brokers with two listeners: INTERNAL (PLAINTEXT, what
+// the harness and the admin client use) and EXTERNAL (SASL_PLAINTEXT, what
+// the clients under test use). The controllers write the bootstrap user
+// admin (SCRAM-SHA-512 and SCRAM-SHA-256, password admin-secret) and the
+// broker user (SCRAM-SHA-512, broker-secret) when they initialize the
+// metadata (--add-scram).
+func saslCluster(t *testing.T, opts harness.Options) *harness.Cluster {
+	t.Helper()
+	opts.ExternalListener = true
+	opts.HTTP = true
+	opts.ControllerArgs = append(opts.ControllerArgs,
+		"--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]",
+		"--add-scram", "SCRAM-SHA-256=[name=admin,password=admin-secret,iterations=8192]",
+		"--add-scram", `SCRAM-SHA-512=[name=broker,password="broker,secret"]`)
+	opts.BrokerArgs = append(opts.BrokerArgs, "--listener-security-protocol-map", "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT")
+	return harness.StartCluster(t, opts)
+}
+
+func external(c *harness.Cluster) []string {
+	var out []string
+	for _, b := range c.Brokers {
+		out = append(out, b.ExternalAddr)
+	}
+	return out
+}
+
+// saslClient is a franz-go client on the EXTERNAL listeners logging in
+// with mech; it does not retry (an authentication failure must surface).
+func saslClient(t *testing.T, c *harness.Cluster, mech ksasl.Mechanism, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return c.Client(t, append([]kgo.Opt{kgo.SeedBrokers(external(c)...), kgo.SASL(mech),
+		kgo.RequestRetries(0), kgo.RetryTimeout(3 * time.Second)}, opts...)...)
+}
+
+// saslAuthCount is a broker's authentication counter of mechanism and
+// result (success, failure).
+func saslAuthCount(t *testing.T, b *harness.Node, mech, result string) float64 {
+	t.Helper()
+	fams, err := b.Metrics()
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", b.Name, err)
+	}
+	v, _ := harness.MetricValue(fams, "skein_broker_sasl_authentications_total", map[string]string{"mechanism": mech, "result": result})
+	return v
+}
+
+// TestSASLClients: on a SASL_PLAINTEXT listener, franz-go, kcat and
+// sarama are refused with an authentication error for a wrong password,
+// an unknown user and a mechanism the user has no credential for, and
+// write nothing; with the right credentials they produce and consume over
+// PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512. A request before authentication
+// closes the connection. Users made with kadm (AlterUserScramCredentials)
+// log in; a deleted credential stops new logins. The broker counts the
+// outcomes per mechanism.
+func TestSASLClients(t *testing.T) {
+	c := saslCluster(t, harness.Options{})
+	b := c.Brokers[0]
+	const topic = "sasl"
+	createTopic(t, c, topic, 1, 1, nil)
+	adm := c.Admin(t) // over the PLAINTEXT listener
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// kadm: alice gets SCRAM-SHA-256 only; errors as Kafka's.
+	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
+		{User: "alice", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "alice-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := altered["alice"].Err; err != nil {
+		t.Fatalf("create alice: %v", err)
+	}
+	// kadm refuses few iterations itself: the broker is asked directly.
+	weak := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+	up.Name, up.Mechanism, up.Iterations, up.Salt, up.SaltedPassword = "weak", 2, 1000, []byte("salt"), []byte("salted")
+	weak.Upsertions = append(weak.Upsertions, up)
+	wresp, err := weak.RequestWith(ctx, c.Client(t))
+	if err != nil || len(wresp.Results) != 1 || wresp.Results[0].ErrorCode != kerr.UnacceptableCredential.Code {
+		t.Errorf("1000 iterations: %v %+v, want UNACCEPTABLE_CREDENTIAL", err, wresp)
+	}
+	gone, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: "nobody", Mechanism: kadm.ScramSha256}}, nil)
+	if err != nil || !errors.Is(gone["nobody"].Err, kerr.ResourceNotFound) {
+		t.Errorf("deleting a missing credential: %v %v, want RESOURCE_NOT_FOUND", err, gone["nobody"].Err)
+	}
+	described, err := adm.DescribeUserSCRAMs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(described["admin"].CredInfos); got != "[SCRAM-SHA-256=iterations=8192 SCRAM-SHA-512=iterations=4096]" {
+		t.Errorf("admin's credentials: %s", got)
+	}
+	if got := fmt.Sprint(described["alice"].CredInfos); got != "[SCRAM-SHA-256=iterations=4096]" {
+		t.Errorf("alice's credentials: %s", got)
+	}
+
+	// A request before authentication closes the connection.
+	rawRefused(t, b.ExternalAddr)
+
+	// Refused logins write nothing.
+	refused := []struct {
+		name string
+		mech ksasl.Mechanism
+	}{
+		{"wrong password", scram.Auth{User: "admin", Pass: "nope"}.AsSha512Mechanism()},
+		{"unknown user", scram.Auth{User: "mallory", Pass: "admin-secret"}.AsSha256Mechanism()},
+		{"mechanism without a credential", scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha512Mechanism()},
+		{"plain wrong password", plain.Auth{User: "alice", Pass: "nope"}.AsMechanism()},
+	}
+	for _, r := range refused {
+		cl := saslClient(t, c, r.mech)
+		if err := cl.Ping(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Errorf("%s: %v, want SASL_AUTHENTICATION_FAILED", r.name, err)
+		}
+		// The producer retries a failed login until its time runs out.
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		if err := cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte("refused " + r.name)}).FirstErr(); err == nil {
+			t.Errorf("%s: produced", r.name)
+		}
+		pcancel()
+		cl.Close()
+	}
+
+	// Each mechanism produces and consumes with franz-go.
+	logins := []struct {
+		name string
+		mech ksasl.Mechanism
+	}{
+		{"PLAIN", plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()},
+		{"SCRAM-SHA-256", scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism()},
+		{"SCRAM-SHA-512", scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()},
+	}
+	var want []string
+	for _, l := range logins {
+		v := "franz-go " + l.name
+		want = append(want, v)
+		cl := saslClient(t, c, l.mech)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("%s: produce: %v", l.name, err)
+		}
+		got := consumeValues(t, saslClient(t, c, l.mech, kgo.ConsumeTopics(topic)), len(want))
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: consumed %q, want %q", l.name, got, want)
+		}
+	}
+
+	// kcat (librdkafka): refused, then each mechanism produces and reads back.
+	kcat := kcatBinary(t)
+	kcatArgs := func(mech, user, pass string) []string {
+		return []string{"-b", b.ExternalAddr, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=" + mech,
+			"-X", "sasl.username=" + user, "-X", "sasl.password=" + pass, "-m", "10"}
+	}
+	for _, bad := range [][3]string{{"SCRAM-SHA-512", "admin", "nope"}, {"SCRAM-SHA-256", "mallory", "x"}, {"PLAIN", "alice", "nope"}} {
+		res := harness.RunCommand(t, 20*time.Second, strings.NewReader("refused kcat\n"), kcat,
+			append(kcatArgs(bad[0], bad[1], bad[2]), "-P", "-t", topic)...)
+		if res.Err == nil || !strings.Contains(res.Stderr, "Authentication failed") {
+			t.Errorf("kcat %s %s: err %v, stderr %q; want an authentication failure", bad[0], bad[1], res.Err, res.Stderr)
+		}
+	}
+	for _, l := range []struct{ mech, user, pass string }{
+		{"PLAIN", "admin", "admin-secret"}, {"SCRAM-SHA-256", "alice", "alice-secret"}, {"SCRAM-SHA-512", "admin", "admin-secret"},
+	} {
+		v := "kcat " + l.mech
+		want = append(want, v)
+		res := harness.RunCommand(t, 20*time.Second, strings.NewReader(v+"\n"), kcat, append(kcatArgs(l.mech, l.user, l.pass), "-P", "-t", topic)...)
+		if res.Err != nil {
+			t.Fatalf("kcat %s produce: %v: %s", l.mech, res.Err, res.Stderr)
+		}
+		res = harness.RunCommand(t, 20*time.Second, nil, kcat, append(kcatArgs(l.mech, l.user, l.pass), "-C", "-t", topic, "-e", "-q")...)
+		if res.Err != nil || strings.TrimSpace(res.Stdout) != strings.Join(want, "\n") {
+			t.Errorf("kcat %s consume: %v, got %q, want %q (stderr %q)", l.mech, res.Err, res.Stdout, want, res.Stderr)
+		}
+	}
+
+	// sarama.
+	for _, bad := range []saramaLogin{{sarama.SASLTypeSCRAMSHA512, "admin", "nope"}, {sarama.SASLTypePlaintext, "mallory", "x"}} {
+		if _, err := sarama.NewSyncProducer(external(c), bad.config()); err == nil {
+			t.Errorf("sarama %s %s: connected", bad.mech, bad.user)
+		} else if !strings.Contains(err.Error(), "SASL") && !errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
+			t.Errorf("sarama %s %s: %v, want an authentication error", bad.mech, bad.user, err)
+		}
+	}
+	for _, l := range []saramaLogin{{sarama.SASLTypePlaintext, "alice", "alice-secret"}, {sarama.SASLTypeSCRAMSHA256, "alice", "alice-secret"},
+		{sarama.SASLTypeSCRAMSHA512, "admin", "admin-secret"}} {
+		v := "sarama " + string(l.mech)
+		want = append(want, v)
+		p, err := sarama.NewSyncProducer(external(c), l.config())
+		if err != nil {
+			t.Fatalf("sarama %s: %v", l.mech, err)
+		}
+		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)}); err != nil {
+			t.Fatalf("sarama %s produce: %v", l.mech, err)
+		}
+		_ = p.Close()
+	}
+
+	// Everything accepted, nothing refused, in order (read over PLAINTEXT).
+	got := consumeValues(t, c.Client(t, kgo.ConsumeTopics(topic)), len(want))
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("topic holds %q, want %q", got, want)
+	}
+
+	// A deleted credential stops new logins.
+	del, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: "alice", Mechanism: kadm.ScramSha256}}, nil)
+	if err != nil || del["alice"].Err != nil {
+		t.Fatalf("delete alice: %v %v", err, del["alice"].Err)
+	}
+	for _, mech := range []ksasl.Mechanism{scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism(),
+		plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()} {
+		cl := saslClient(t, c, mech)
+		err := cl.Ping(ctx)
+		if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Errorf("%s login of deleted alice: %v, want SASL_AUTHENTICATION_FAILED", mech.Name(), err)
+		}
+		cl.Close()
+	}
+
+	for _, m := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		ok, failed := saslAuthCount(t, b, m, "success"), saslAuthCount(t, b, m, "failure")
+		if ok == 0 || failed == 0 {
+			t.Errorf("%s: %v successes, %v failures counted; want both above zero", m, ok, failed)
+		}
+	}
+}
+
+// consumeValues reads n values with cl (from the start).
+func consumeValues(t *testing.T, cl *kgo.Client, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d of %d: %q", len(got), n, got)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	return got
+}
+
+type saramaLogin struct {
+	mech       sarama.SASLMechanism
+	user, pass string
+}
+
+func (l saramaLogin) config() *sarama.Config {
+	cfg := saramaConfig("skein-sasl-test", func(cfg *sarama.Config) {
+		cfg.Net.SASL.Enable = true
+		cfg.Net.SASL.Mechanism = l.mech
+		cfg.Net.SASL.User, cfg.Net.SASL.Password = l.user, l.pass
+		cfg.Metadata.Retry.Max = 0
+		cfg.Producer.Return.Successes = true
+		switch l.mech {
+		case sarama.SASLTypeSCRAMSHA256:
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &saramaSCRAM{hash: xdgscram.SHA256} }
+		case sarama.SASLTypeSCRAMSHA512:
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &saramaSCRAM{hash: xdgscram.SHA512} }
+		}
+	})
+	return cfg
+}
+
+// saramaSCRAM is sarama's SCRAM client (sarama leaves it to the
+// application) on xdg-go/scram.
+type saramaSCRAM struct {
+	hash xdgscram.HashGeneratorFcn
+	conv *xdgscram.ClientConversation
+}
+
+func (s *saramaSCRAM) Begin(user, pass, authz string) error {
+	cl, err := s.hash.NewClient(user, pass, authz)
+	if err != nil {
+		return err
+	}
+	s.conv = cl.NewConversation()
+	return nil
+}
+
+func (s *saramaSCRAM) Step(challenge string) (string, error) { return s.conv.Step(challenge) }
+func (s *saramaSCRAM) Done() bool                            { return s.conv.Done() }
+
+// rawConn is a bare Kafka connection: frames written and read here, so a
+// test can send what a client would not (a request before authenticating,
+// one after its session expired).
+type rawConn struct {
+	nc   net.Conn
+	br   *bufio.Reader
+	corr int32
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	return &rawConn{nc: nc, br: bufio.NewReader(nc)}
+}
+
+// do sends req at version v and reads the answer into resp.
+func (c *rawConn) do(req kmsg.Request, v int16) (kmsg.Response, error) {
+	req.SetVersion(v)
+	c.corr++
+	w := binary.BigEndian.AppendUint32(nil, 0)
+	w = binary.BigEndian.AppendUint16(w, uint16(req.Key()))
+	w = binary.BigEndian.AppendUint16(w, uint16(v))
+	w = binary.BigEndian.AppendUint32(w, uint32(c.corr))
+	w = binary.BigEndian.AppendUint16(w, 4)
+	w = append(w, "test"...)
+	if req.IsFlexible() {
+		w = append(w, 0)
+	}
+	w = req.AppendTo(w)
+	binary.BigEndian.PutUint32(w, uint32(len(w)-4))
+	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(w); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.br, size[:]); err != nil {
+		return nil, err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(c.br, body); err != nil {
+		return nil, err
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(v)
+	skip := 4
+	if resp.IsFlexible() && req.Key() != 18 {
+		skip = 5
+	}
+	return resp, resp.ReadFrom(body[skip:])
+}
+
+// login runs SaslHandshake v1 and a PLAIN SaslAuthenticate v2.
+func (c *rawConn) login(t *testing.T, user, pass string) *kmsg.SASLAuthenticateResponse {
+	t.Helper()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Mechanism = "PLAIN"
+	r, err := c.do(hs, 1)
+	if err != nil || r.(*kmsg.SASLHandshakeResponse).ErrorCode != 0 {
+		t.Fatalf("handshake: %v %+v", err, r)
+	}
+	auth := kmsg.NewPtrSASLAuthenticateRequest()
+	auth.SASLAuthBytes = []byte("\x00" + user + "\x00" + pass)
+	r, err = c.do(auth, 2)
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return r.(*kmsg.SASLAuthenticateResponse)
+}
+
+// rawRefused: ApiVersions is served before authentication (it lists
+// SaslHandshake v0-v1 and SaslAuthenticate v0-v2), Metadata closes the
+// connection.
+func rawRefused(t *testing.T, addr string) {
+	t.Helper()
+	c := dialRaw(t, addr)
+	r, err := c.do(kmsg.NewPtrApiVersionsRequest(), 3)
+	if err != nil {
+		t.Fatalf("ApiVersions before authentication: %v", err)
+	}
+	var versions []string
+	for _, k := range r.(*kmsg.ApiVersionsResponse).ApiKeys {
+		if k.ApiKey == 17 || k.ApiKey == 36 {
+			versions = append(versions, fmt.Sprintf("%d:%d-%d", k.ApiKey, k.MinVersion, k.MaxVersion))
+		}
+	}
+	if strings.Join(versions, ",") != "17:0-1,36:0-2" {
+		t.Errorf("ApiVersions lists SASL versions %v", versions)
+	}
+	if _, err := c.do(kmsg.NewPtrMetadataRequest(), 12); err == nil {
+		t.Error("Metadata before authentication was answered")
+	}
+	// A failed login is answered, then the connection closes.
+	c = dialRaw(t, addr)
+	if resp := c.login(t, "admin", "nope"); resp.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+		t.Errorf("wrong password answered %d", resp.ErrorCode)
+	}
+	if _, err := c.do(kmsg.NewPtrApiVersionsRequest(), 3); err == nil {
+		t.Error("the connection stayed open after a failed login")
+	}
+}
