@@ -413,3 +413,101 @@ func rawRefused(t *testing.T, addr string) {
 		t.Error("the connection stayed open after a failed login")
 	}
 }
+
+// TestSASLReauth: with connections.max.reauth.ms at 2 s (KIP-368),
+// SaslAuthenticate tells the session lifetime; a franz-go producer keeps
+// producing for several lifetimes, re-authenticating on its connections
+// (counted by the broker); a raw connection that authenticated and does
+// not re-authenticate is closed at its first request after the session
+// ended, while one that re-authenticated goes on.
+func TestSASLReauth(t *testing.T) {
+	const lifetime = 2 * time.Second
+	c := saslCluster(t, harness.Options{BrokerArgs: []string{"--connections-max-reauth", lifetime.String()}})
+	b := c.Brokers[0]
+	const topic = "reauth"
+	createTopic(t, c, topic, 1, 1, nil)
+
+	stale := dialRaw(t, b.ExternalAddr)
+	if resp := stale.login(t, "admin", "admin-secret"); resp.ErrorCode != 0 || resp.SessionLifetimeMillis != lifetime.Milliseconds() {
+		t.Fatalf("login: error %d, session lifetime %d ms; want 0 and %d", resp.ErrorCode, resp.SessionLifetimeMillis, lifetime.Milliseconds())
+	}
+	fresh := dialRaw(t, b.ExternalAddr)
+	fresh.login(t, "admin", "admin-secret")
+	if _, err := stale.do(kmsg.NewPtrMetadataRequest(), 12); err != nil {
+		t.Fatalf("Metadata within the session: %v", err)
+	}
+
+	before := saslAuthCount(t, b, "SCRAM-SHA-512", "success")
+	cl := saslClient(t, c, scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism(),
+		kgo.DefaultProduceTopic(topic), kgo.RequestRetries(3), kgo.RetryTimeout(10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	n := 0
+	for time.Since(start) < 3*lifetime {
+		if err := cl.ProduceSync(ctx, kgo.StringRecord(fmt.Sprint(n))).FirstErr(); err != nil {
+			t.Fatalf("produce %d after %v: %v", n, time.Since(start).Round(time.Millisecond), err)
+		}
+		n++
+		if n%50 == 0 { // half way through a session the raw one re-authenticates
+			if time.Since(start) > lifetime/2 && fresh != nil {
+				if resp := fresh.login(t, "admin", "admin-secret"); resp.ErrorCode != 0 {
+					t.Fatalf("re-authentication: %d", resp.ErrorCode)
+				}
+				fresh = nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // pace: a few hundred records over the lifetimes
+	}
+	logins := saslAuthCount(t, b, "SCRAM-SHA-512", "success") - before
+	// One login per connection (metadata, produce) plus a re-authentication
+	// about every lifetime minus franz-go's 1 s of pessimism.
+	if logins < 4 {
+		t.Errorf("%d SCRAM-SHA-512 logins while producing %d records over %v; want re-authentications", int(logins), n, 3*lifetime)
+	}
+	t.Logf("produced %d records over %v with %d logins", n, time.Since(start).Round(time.Millisecond), int(logins))
+
+	if _, err := stale.do(kmsg.NewPtrMetadataRequest(), 12); err == nil {
+		t.Error("a connection whose session expired was served")
+	}
+	got := consumeValues(t, c.Client(t, kgo.ConsumeTopics(topic)), n)
+	if len(got) != n || got[0] != "0" || got[n-1] != fmt.Sprint(n-1) {
+		t.Errorf("read %d records (%v ... ), want %d", len(got), first(got, 3), n)
+	}
+}
+
+// TestSASLReplication: three brokers whose inter-broker listener is
+// SASL_PLAINTEXT; followers log in with SCRAM-SHA-512 as the bootstrap user
+// broker. A topic of replication factor 3 reaches a full ISR, takes an
+// acks=all stream, and its replicas end byte-identical; every leader
+// counted the followers' logins.
+func TestSASLReplication(t *testing.T) {
+	const topic, partitions = "sasl-replicated", 3
+	c := saslCluster(t, harness.Options{Brokers: 3, InterBrokerListener: "EXTERNAL",
+		BrokerArgs: []string{"--inter-broker-sasl-mechanism", "SCRAM-SHA-512", "--inter-broker-sasl-username", "broker"},
+		BrokerEnv:  []string{"SKEIN_INTER_BROKER_SASL_PASSWORD=broker,secret"}})
+	createTopic(t, c, topic, partitions, 3, map[string]*string{"min.insync.replicas": strPtr("3")})
+	cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	var ledger harness.Ledger
+	produceNumbered(t, cl, topic, "sasl", 2000, &ledger)
+	checkReplicasIdentical(t, c, topic, partitions, 30*time.Second)
+	adm := c.Admin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	topics, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range topics[topic].Partitions {
+		if len(p.ISR) != 3 {
+			t.Errorf("partition %d: ISR %v", p.Partition, p.ISR)
+		}
+	}
+	for _, b := range c.Brokers {
+		if n := saslAuthCount(t, b, "SCRAM-SHA-512", "success"); n < 2 {
+			t.Errorf("%s counted %v SCRAM-SHA-512 logins; want its two followers'", b.Name, n)
+		}
+	}
+	harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks()).Check(t)
+}

@@ -32,6 +32,10 @@ type Options struct {
 	// broker's command line (for example "--session-timeout", "3s").
 	ControllerArgs []string
 	BrokerArgs     []string
+	// BrokerEnv are NAME=VALUE entries added to every broker's
+	// environment (secrets that should not be on a command line, such as
+	// SKEIN_INTER_BROKER_SASL_PASSWORD).
+	BrokerEnv []string
 
 	// Proxies puts loopback proxies (see Proxy) in the broker's network
 	// paths: each broker advertises a proxy in front of its listener, so
@@ -191,6 +195,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		args = append(args, extra...)
 		args = append(args, c.httpArgs(n)...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.BrokerArgs...))
+		n.Process.env = append(n.Process.env, opts.BrokerEnv...)
 		if opts.FsyncJournal {
 			n.JournalPath = filepath.Join(c.dir, n.name()+".fsync-journal")
 			n.Process.env = append(n.Process.env, FsyncJournalEnv+"="+n.JournalPath)
