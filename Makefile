@@ -83,7 +83,7 @@ e2e: build
 # The end-to-end tests too slow for `make test` (tens of seconds each; they
 # skip unless SKEIN_SLOW_TESTS=1): SLOW_TESTS names them, a -run pattern.
 # Never part of `make test` or .ci/run.
-SLOW_TESTS ?= ^(TestReassignThrottle)$$
+SLOW_TESTS ?= ^(TestReassignThrottle|TestFranzGoSCRAMSuite)$$
 test-slow: build
 	SKEIN_SLOW_TESTS=1 SKEIN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(SLOW_TESTS)' -v ./test/
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -510,4 +512,38 @@ func TestSASLReplication(t *testing.T) {
 		}
 	}
 	harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks()).Check(t)
+}
+
+// TestFranzGoSCRAMSuite runs franz-go's own SCRAM tests (pkg/kgo's
+// TestSCRAMAuth and TestSCRAMAuthBadCredentials, from the module cache)
+// against a cluster: they read KGO_SEEDS, KGO_TEST_SCRAM (user:pass:bits)
+// and KGO_TEST_SCRAM_SEEDS (the SASL listener), for SCRAM-SHA-256 and
+// SCRAM-SHA-512. Compiling kgo's tests takes tens of seconds, so it runs
+// only with SKEIN_SLOW_TESTS=1 (`make test-slow`).
+func TestFranzGoSCRAMSuite(t *testing.T) {
+	if os.Getenv("SKEIN_SLOW_TESTS") != "1" {
+		t.Skip("slow test: run with SKEIN_SLOW_TESTS=1 (make test-slow)")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	c := saslCluster(t, harness.Options{ControllerArgs: []string{"--add-scram", "SCRAM-SHA-256=[name=kgo,password=kgo-secret]"}})
+	for _, bits := range []string{"256", "512"} {
+		cmd := exec.Command(goBin, "test", "-count=1", "-v", "-run", "^TestSCRAMAuth", "github.com/twmb/franz-go/pkg/kgo")
+		user := "kgo:kgo-secret"
+		if bits == "512" {
+			user = "admin:admin-secret"
+		}
+		cmd.Env = append(os.Environ(), "KGO_SEEDS="+c.Bootstrap(), "KGO_TEST_SCRAM="+user+":"+bits,
+			"KGO_TEST_SCRAM_SEEDS="+strings.Join(external(c), ","))
+		out, err := cmd.CombinedOutput()
+		t.Logf("franz-go SCRAM-SHA-%s tests:\n%s", bits, out)
+		if err != nil {
+			t.Errorf("franz-go's SCRAM tests failed with SCRAM-SHA-%s: %v", bits, err)
+		}
+		if strings.Count(string(out), "--- PASS: TestSCRAMAuth") != 2 {
+			t.Errorf("franz-go's two SCRAM tests did not both pass with SCRAM-SHA-%s", bits)
+		}
+	}
 }
