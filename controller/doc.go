@@ -53,6 +53,11 @@
 //     ""), or one broker's own dynamic config (broker resource named by its
 //     id: image.BrokerOverrides, the replication throttle rates).
 //   - ProducerIDBlock{broker, first, size}: advances NextProducerID.
+//   - UserScramCredential{name, mechanism, salt, iterations, stored_key,
+//     server_key} / RemoveUserScramCredential{name, mechanism}: a user's
+//     SCRAM credential (image.ScramUsers), written by
+//     AlterUserScramCredentials and, once with InitCluster, by the bootstrap
+//     credentials (--add-scram). Never a password or salted password.
 //
 // # Decisions
 //
