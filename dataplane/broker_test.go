@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/skein-io/skein/controller"
+	"github.com/skein-io/skein/internal/security"
+	"github.com/skein-io/skein/internal/security/sasl"
 )
 
 func validConfig(dir string) Config {
@@ -70,6 +72,26 @@ func TestConfigValidate(t *testing.T) {
 			c.InterBrokerListenerName = "B"
 		}},
 		{"inter-broker listener", func(c *Config) { c.InterBrokerListenerName = "INTERNAL" }},
+		{"not supported yet", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
+			c.ListenerProtocol = security.SSL
+		}},
+		{"InterBrokerSASL needs a user", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
+			c.ListenerProtocol = security.SASLPlaintext
+		}},
+		{"InterBrokerSASL", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
+			c.ListenerProtocols = security.ProtocolMap{"A": security.SASLPlaintext}
+			c.InterBrokerSASL = SASLClient{Mechanism: "GSSAPI", User: "b", Password: "p"}
+		}},
+		{"not among the enabled", func(c *Config) {
+			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
+			c.ListenerProtocol = security.SASLPlaintext
+			c.InterBrokerSASL = SASLClient{Mechanism: sasl.Plain, User: "b", Password: "p"}
+			c.SASLEnabledMechanisms = []sasl.Mechanism{sasl.ScramSHA512}
+		}},
+		{"ConnectionsMaxReauth", func(c *Config) { c.ConnectionsMaxReauth = -time.Second }},
 	}
 	for _, tc := range cases {
 		c := validConfig("/tmp/x")
@@ -358,5 +380,23 @@ func TestBrokerListeners(t *testing.T) {
 	}
 	if got := consumeAll(t, ctx, external, "both", 1); len(got) != 1 || got[0] != "v" {
 		t.Fatalf("consumed through EXTERNAL: %q", got)
+	}
+}
+
+func TestConfigValidateSASL(t *testing.T) {
+	c := validConfig("/tmp/x")
+	c.Listeners = []Listener{{Name: "INTERNAL", Addr: "127.0.0.1:0"}, {Name: "EXTERNAL", Addr: "127.0.0.1:0"}}
+	c.ListenerProtocols = security.ProtocolMap{"EXTERNAL": security.SASLPlaintext}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a SASL client listener with a PLAINTEXT inter-broker one: %v", err)
+	}
+	c.InterBrokerListenerName = "EXTERNAL"
+	if err := c.Validate(); err == nil {
+		t.Fatal("a SASL inter-broker listener without a login was accepted")
+	}
+	c.InterBrokerSASL = SASLClient{Mechanism: sasl.ScramSHA512, User: "broker", Password: "secret"}
+	c.ConnectionsMaxReauth = time.Hour
+	if err := c.Validate(); err != nil {
+		t.Fatalf("with a login: %v", err)
 	}
 }
