@@ -48,6 +48,7 @@ func brokerCommand() *cli.Command {
 			stringFlag("sasl-enabled-mechanisms", "SASL mechanisms the SASL listeners offer (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; "+
 				"every one checks against the SCRAM credentials of the metadata log (skein user create)", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
 			fromComponent("broker", durationFlag("connections-max-reauth", "connections.max.reauth.ms: a SASL session lasts this long, then the client must re-authenticate (KIP-368); 0: forever", 0)),
+			stringFlag("controller-listener-protocol", "security protocol of the controllers' listeners: PLAINTEXT or SASL_PLAINTEXT (the broker then logs in to them with --inter-broker-sasl-*)", "PLAINTEXT"),
 			stringFlag("inter-broker-sasl-mechanism", "SASL mechanism followers log in to leaders with when the inter-broker listener is SASL_* (sasl.mechanism.inter.broker.protocol)", "SCRAM-SHA-512"),
 			stringFlag("inter-broker-sasl-username", "user followers log in to leaders as when the inter-broker listener is SASL_*", ""),
 			stringFlag("inter-broker-sasl-password", "that user's password (prefer the env twin SKEIN_INTER_BROKER_SASL_PASSWORD: flags show in ps)", ""),
@@ -238,11 +239,18 @@ func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
 	if c.IsSet("connections-max-reauth") {
 		cfg.ConnectionsMaxReauth = c.Duration("connections-max-reauth")
 	}
+	if c.IsSet("controller-listener-protocol") {
+		p, err := security.ParseProtocol(c.String("controller-listener-protocol"))
+		if err != nil {
+			return fmt.Errorf("--controller-listener-protocol: %w", err)
+		}
+		cfg.ControllerProtocol = p
+	}
 	m, err := sasl.ParseMechanism(c.String("inter-broker-sasl-mechanism"))
 	if err != nil {
 		return fmt.Errorf("--inter-broker-sasl-mechanism: %w", err)
 	}
-	cfg.InterBrokerSASL = dataplane.SASLClient{Mechanism: m,
+	cfg.InterBrokerSASL = sasl.Login{Mechanism: m,
 		User: c.String("inter-broker-sasl-username"), Password: c.String("inter-broker-sasl-password")}
 	if c.IsSet("inter-broker-listener-name") {
 		cfg.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(c.String("inter-broker-listener-name")))

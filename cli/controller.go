@@ -9,6 +9,8 @@ import (
 	"github.com/skein-io/skein/controller"
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
+	"github.com/skein-io/skein/internal/security/sasl"
 )
 
 func controllerCommand() *cli.Command {
@@ -30,6 +32,12 @@ func controllerCommand() *cli.Command {
 			stringFlag("initial-controllers", "initial quorum, ID@host:port[,ID@host:port...] of the Raft listeners, the same on every initial voter; "+
 				"used on first start only (empty data dir). A controller not in the list (or without it) does not bootstrap: "+
 				"it waits to be added with `skein controller add-voter`", ""),
+			stringFlag("listener-protocol", "security protocol of the Kafka listener: PLAINTEXT or SASL_PLAINTEXT (brokers and the other voters then log in)", "PLAINTEXT"),
+			stringFlag("sasl-enabled-mechanisms", "SASL mechanisms a SASL listener offers (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
+			fromComponent("controller", durationFlag("connections-max-reauth", "connections.max.reauth.ms: a SASL session lasts this long, then the client must re-authenticate (KIP-368); 0: forever", 0)),
+			stringFlag("controller-sasl-mechanism", "SASL mechanism this controller logs in to the other voters' SASL listeners with (sasl.mechanism.controller.protocol)", "SCRAM-SHA-512"),
+			stringFlag("controller-sasl-username", "user this controller logs in to the other voters as (needed with --listener-protocol SASL_PLAINTEXT and several voters; create it with --add-scram)", ""),
+			stringFlag("controller-sasl-password", "that user's password (prefer the env twin SKEIN_CONTROLLER_SASL_PASSWORD: flags show in ps)", ""),
 			stringSliceFlag("add-scram", "a SCRAM credential to write when the cluster's metadata is first initialized (Kafka's kafka-storage format --add-scram, KIP-900), "+
 				"MECHANISM=[name=USER,password=PASSWORD[,iterations=N]] with MECHANISM SCRAM-SHA-256 or SCRAM-SHA-512; repeatable. "+
 				"How the first user of a SASL-only cluster is made; ignored once the cluster is initialized"),
@@ -80,6 +88,28 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 		}
 		cfg.InitialControllers = voters
 	}
+	if c.IsSet("listener-protocol") {
+		p, err := security.ParseProtocol(c.String("listener-protocol"))
+		if err != nil {
+			return cfg, fmt.Errorf("--listener-protocol: %w", err)
+		}
+		cfg.ListenerProtocol = p
+	}
+	if c.IsSet("sasl-enabled-mechanisms") {
+		ms, err := sasl.ParseMechanisms(c.String("sasl-enabled-mechanisms"))
+		if err != nil {
+			return cfg, fmt.Errorf("--sasl-enabled-mechanisms: %w", err)
+		}
+		cfg.SASLEnabledMechanisms = ms
+	}
+	if c.IsSet("connections-max-reauth") {
+		cfg.ConnectionsMaxReauth = c.Duration("connections-max-reauth")
+	}
+	peerMech, err := sasl.ParseMechanism(c.String("controller-sasl-mechanism"))
+	if err != nil {
+		return cfg, fmt.Errorf("--controller-sasl-mechanism: %w", err)
+	}
+	cfg.PeerSASL = sasl.Login{Mechanism: peerMech, User: c.String("controller-sasl-username"), Password: c.String("controller-sasl-password")}
 	for _, s := range c.StringSlice("add-scram") {
 		b, err := controller.ParseBootstrapScram(s)
 		if err != nil {

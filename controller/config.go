@@ -10,6 +10,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skein-io/skein/internal/security"
+	"github.com/skein-io/skein/internal/security/sasl"
 )
 
 // Voter is one member of the initial quorum: "ID@host:port" of its Raft listener.
@@ -104,6 +107,20 @@ type Config struct {
 	AutoLeaderRebalanceEnable          bool
 	LeaderImbalanceCheckInterval       time.Duration
 	LeaderImbalancePerBrokerPercentage int
+	// ListenerProtocol is the security protocol of the Kafka listener:
+	// PLAINTEXT (the default, when empty) or SASL_PLAINTEXT. With SASL,
+	// brokers and the other voters log in (SCRAM or PLAIN, checked against
+	// the credentials of this controller's metadata image), with
+	// SASLEnabledMechanisms (empty: all) and sessions of
+	// ConnectionsMaxReauth (0: forever, KIP-368).
+	ListenerProtocol      security.Protocol
+	SASLEnabledMechanisms []sasl.Mechanism
+	ConnectionsMaxReauth  time.Duration
+	// PeerSASL is how this controller logs in to the other voters' Kafka
+	// listeners (forwarding to the active controller, publishing its
+	// listener, progress polls) when they are SASL_*: required then,
+	// unless this is the only initial voter.
+	PeerSASL sasl.Login
 	// BootstrapScram are SCRAM credentials written once, when the first
 	// active controller initializes the cluster's metadata (KIP-900's
 	// --add-scram): how the first user of a SASL-only cluster comes to be.
@@ -147,6 +164,25 @@ func (c Config) Validate() error {
 		if err := b.validate(); err != nil {
 			return fmt.Errorf("BootstrapScram of %q: %w", b.User, err)
 		}
+	}
+	switch c.ListenerProtocol {
+	case "", security.Plaintext:
+	case security.SASLPlaintext:
+		if c.PeerSASL.Set() || len(c.InitialControllers) != 1 {
+			if err := c.PeerSASL.Validate(); err != nil {
+				return fmt.Errorf("PeerSASL (the listener is %s and there are other voters to log in to): %w", c.ListenerProtocol, err)
+			}
+		}
+		for _, m := range c.SASLEnabledMechanisms {
+			if _, err := sasl.ParseMechanism(string(m)); err != nil {
+				return fmt.Errorf("SASLEnabledMechanisms: %w", err)
+			}
+		}
+	default:
+		return fmt.Errorf("ListenerProtocol %s is not supported yet (PLAINTEXT or SASL_PLAINTEXT)", c.ListenerProtocol)
+	}
+	if c.ConnectionsMaxReauth < 0 {
+		return fmt.Errorf("ConnectionsMaxReauth %s is negative", c.ConnectionsMaxReauth)
 	}
 	if err := checkHostPort(c.Listen); err != nil {
 		return fmt.Errorf("Listen: %w", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security/sasl"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -86,7 +87,7 @@ func New(cfg Config) (*Controller, error) {
 		log:    cfg.Logger,
 		fsm:    newFSM(cfg.Logger.Named("fsm")),
 		now:    time.Now,
-		peers:  newPeerClients(),
+		peers:  newPeerClients(cfg.PeerSASL),
 		quorum: newQuorumTracker(),
 		ctx:    ctx,
 		cancel: cancel,
@@ -219,6 +220,23 @@ func (c *Controller) Start() error {
 	wcfg.Name = "controller"
 	wcfg.Logger = c.log.Named("wire")
 	wcfg.Observer = requests
+	if c.cfg.ListenerProtocol.SASL() {
+		mechs := c.cfg.SASLEnabledMechanisms
+		if len(mechs) == 0 {
+			mechs = sasl.Mechanisms
+		}
+		// The credentials are this voter's image's: a login works once the
+		// entry creating the user is applied here.
+		srv, err := sasl.NewServer(mechs, func(user string, m sasl.Mechanism) (sasl.Credential, bool) {
+			cred, ok := c.fsm.current().ScramUsers[user][m.ScramType()]
+			return sasl.Credential{Salt: cred.Salt, Iterations: cred.Iterations, StoredKey: cred.StoredKey, ServerKey: cred.ServerKey}, ok
+		})
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		wcfg.Protocol, wcfg.SASL, wcfg.MaxReauth = c.cfg.ListenerProtocol, srv, c.cfg.ConnectionsMaxReauth
+	}
 	srv, err := wire.NewServer(wcfg, registry)
 	if err != nil {
 		_ = ln.Close()

@@ -51,6 +51,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/metalog"
+	"github.com/skein-io/skein/internal/security/sasl"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -74,15 +75,21 @@ const (
 // peerClients holds one franz-go client per peer listener address, created
 // on first use and closed by close.
 type peerClients struct {
-	mu struct {
+	// opts are added to every client (the SASL login); set at creation.
+	opts []kgo.Opt
+	mu   struct {
 		sync.Mutex
 		clients map[string]*kgo.Client // by host:port; protected by mu
 		closed  bool                   // protected by mu
 	}
 }
 
-func newPeerClients() *peerClients {
+// newPeerClients makes clients that log in with login when it is set.
+func newPeerClients(login sasl.Login) *peerClients {
 	p := &peerClients{}
+	if login.Set() {
+		p.opts = []kgo.Opt{kgo.SASL(login.ClientMechanism())}
+	}
 	p.mu.clients = map[string]*kgo.Client{}
 	return p
 }
@@ -98,8 +105,8 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 	cl := p.mu.clients[addr]
 	if cl == nil {
 		var err error
-		cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
-			kgo.DialTimeout(time.Second), kgo.RequestRetries(0))
+		cl, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
+			kgo.DialTimeout(time.Second), kgo.RequestRetries(0)}, p.opts...)...)
 		if err != nil {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("client for controller %s: %w", addr, err)

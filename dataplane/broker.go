@@ -40,8 +40,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	ksasl "github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/skein-io/skein/controller/client"
 	"github.com/skein-io/skein/controller/image"
@@ -96,10 +94,14 @@ type Config struct {
 	// InterBrokerSASL is how followers (and the broker's own admin
 	// client) authenticate when the inter-broker listener is SASL_*
 	// (sasl.mechanism.inter.broker.protocol and the broker's JAAS login).
-	InterBrokerSASL SASLClient
+	InterBrokerSASL sasl.Login
 	Rack            string
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
+	// ControllerProtocol is the security protocol of the controllers'
+	// listeners (PLAINTEXT when empty); with SASL_PLAINTEXT the broker
+	// logs in to them with InterBrokerSASL.
+	ControllerProtocol security.Protocol
 
 	AutoCreateTopics bool  // auto.create.topics.enable, default true
 	NumPartitions    int32 // num.partitions, default 1
@@ -142,25 +144,6 @@ type Config struct {
 	// segments, offsets, under-replication) for every hosted replica.
 	MetricsPerPartition bool
 	Logger              hclog.Logger
-}
-
-// SASLClient is a client's SASL login: mechanism, user and password.
-type SASLClient struct {
-	Mechanism sasl.Mechanism
-	User      string
-	Password  string
-}
-
-// mechanism is the login as a franz-go SASL mechanism.
-func (s SASLClient) mechanism() ksasl.Mechanism {
-	switch s.Mechanism {
-	case sasl.Plain:
-		return plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()
-	case sasl.ScramSHA256:
-		return scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()
-	default:
-		return scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()
-	}
 }
 
 // Listener is one named Kafka listener of a broker.
@@ -266,14 +249,20 @@ func (c Config) Validate() error {
 	if c.ConnectionsMaxReauth < 0 {
 		return fmt.Errorf("broker: ConnectionsMaxReauth %s is negative", c.ConnectionsMaxReauth)
 	}
+	switch c.ControllerProtocol {
+	case "", security.Plaintext:
+	case security.SASLPlaintext:
+		if err := c.InterBrokerSASL.Validate(); err != nil {
+			return fmt.Errorf("broker: the controllers' listeners are %s: InterBrokerSASL: %w", c.ControllerProtocol, err)
+		}
+	default:
+		return fmt.Errorf("broker: ControllerProtocol %s is not supported yet", c.ControllerProtocol)
+	}
 	if c.listenerProtocol(c.interBrokerListener()).SASL() {
 		s := c.InterBrokerSASL
-		if s.User == "" || s.Password == "" {
-			return fmt.Errorf("broker: the inter-broker listener %s is %s: InterBrokerSASL needs a user and a password",
-				c.interBrokerListener(), c.listenerProtocol(c.interBrokerListener()))
-		}
-		if _, err := sasl.ParseMechanism(string(s.Mechanism)); err != nil {
-			return fmt.Errorf("broker: InterBrokerSASL: %w", err)
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("broker: the inter-broker listener %s is %s: InterBrokerSASL: %w",
+				c.interBrokerListener(), c.listenerProtocol(c.interBrokerListener()), err)
 		}
 		if len(c.SASLEnabledMechanisms) > 0 && !slices.Contains(c.SASLEnabledMechanisms, s.Mechanism) {
 			return fmt.Errorf("broker: the inter-broker SASL mechanism %s is not among the enabled mechanisms %v", s.Mechanism, c.SASLEnabledMechanisms)
@@ -526,7 +515,7 @@ func (b *Broker) start() error {
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
 	if cfg.listenerProtocol(cfg.interBrokerListener()).SASL() {
-		rcfg.SASL = cfg.InterBrokerSASL.mechanism()
+		rcfg.SASL = cfg.InterBrokerSASL.ClientMechanism()
 	}
 	if b.replicas, err = replica.New(rcfg); err != nil {
 		return fmt.Errorf("replica fetchers: %w", err)
@@ -551,6 +540,10 @@ func (b *Broker) start() error {
 	}
 	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
 
+	var controllerLogin ksasl.Mechanism
+	if cfg.ControllerProtocol.SASL() {
+		controllerLogin = cfg.InterBrokerSASL.ClientMechanism()
+	}
 	ctl, err = client.New(client.Config{
 		Controllers: cfg.Controllers,
 		NodeID:      cfg.NodeID,
@@ -564,6 +557,7 @@ func (b *Broker) start() error {
 			throttles.ApplyImage(img)
 			b.partitions.ApplyImage(img)
 		},
+		SASL:   controllerLogin,
 		Logger: b.log.Named("controller-client"),
 	})
 	if err != nil {
@@ -627,7 +621,7 @@ func (b *Broker) start() error {
 	interBroker := cfg.interBrokerListener()
 	b.endOffsets = &endOffsetsClient{addr: func() string { return b.ListenerAddr(interBroker) }}
 	if cfg.listenerProtocol(interBroker).SASL() {
-		b.endOffsets.opts = []kgo.Opt{kgo.SASL(cfg.InterBrokerSASL.mechanism())}
+		b.endOffsets.opts = []kgo.Opt{kgo.SASL(cfg.InterBrokerSASL.ClientMechanism())}
 	}
 	collector := &brokerCollector{
 		nodeID: cfg.NodeID, perPartition: cfg.MetricsPerPartition,

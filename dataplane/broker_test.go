@@ -76,19 +76,19 @@ func TestConfigValidate(t *testing.T) {
 			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
 			c.ListenerProtocol = security.SSL
 		}},
-		{"InterBrokerSASL needs a user", func(c *Config) {
+		{"InterBrokerSASL: a SASL login needs a user", func(c *Config) {
 			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
 			c.ListenerProtocol = security.SASLPlaintext
 		}},
 		{"InterBrokerSASL", func(c *Config) {
 			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
 			c.ListenerProtocols = security.ProtocolMap{"A": security.SASLPlaintext}
-			c.InterBrokerSASL = SASLClient{Mechanism: "GSSAPI", User: "b", Password: "p"}
+			c.InterBrokerSASL = sasl.Login{Mechanism: "GSSAPI", User: "b", Password: "p"}
 		}},
 		{"not among the enabled", func(c *Config) {
 			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
 			c.ListenerProtocol = security.SASLPlaintext
-			c.InterBrokerSASL = SASLClient{Mechanism: sasl.Plain, User: "b", Password: "p"}
+			c.InterBrokerSASL = sasl.Login{Mechanism: sasl.Plain, User: "b", Password: "p"}
 			c.SASLEnabledMechanisms = []sasl.Mechanism{sasl.ScramSHA512}
 		}},
 		{"ConnectionsMaxReauth", func(c *Config) { c.ConnectionsMaxReauth = -time.Second }},
@@ -394,7 +394,7 @@ func TestConfigValidateSASL(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Fatal("a SASL inter-broker listener without a login was accepted")
 	}
-	c.InterBrokerSASL = SASLClient{Mechanism: sasl.ScramSHA512, User: "broker", Password: "secret"}
+	c.InterBrokerSASL = sasl.Login{Mechanism: sasl.ScramSHA512, User: "broker", Password: "secret"}
 	c.ConnectionsMaxReauth = time.Hour
 	if err := c.Validate(); err != nil {
 		t.Fatalf("with a login: %v", err)

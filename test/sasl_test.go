@@ -547,3 +547,34 @@ func TestFranzGoSCRAMSuite(t *testing.T) {
 		}
 	}
 }
+
+// TestSASLEverywhere: three controllers whose Kafka listeners are
+// SASL_PLAINTEXT (the voters log in to each other as controller) and two
+// brokers that log in to them and to each other (inter-broker listener
+// EXTERNAL, SASL_PLAINTEXT) as broker. The brokers register, a topic is
+// created through a broker (forwarded over SASL), takes an acks=all stream
+// of replication factor 2, and its replicas end identical; the controller
+// listener refuses a request before authentication.
+func TestSASLEverywhere(t *testing.T) {
+	const topic = "sasl-everywhere"
+	c := saslCluster(t, harness.Options{Controllers: 3, Brokers: 2, InterBrokerListener: "EXTERNAL",
+		ControllerArgs: []string{"--listener-protocol", "SASL_PLAINTEXT", "--controller-sasl-username", "controller",
+			"--add-scram", "SCRAM-SHA-256=[name=controller,password=controller-secret]", "--controller-sasl-mechanism", "SCRAM-SHA-256"},
+		ControllerEnv: []string{"SKEIN_CONTROLLER_SASL_PASSWORD=controller-secret"},
+		BrokerArgs: []string{"--controller-listener-protocol", "SASL_PLAINTEXT",
+			"--inter-broker-sasl-username", "broker"},
+		BrokerEnv: []string{"SKEIN_INTER_BROKER_SASL_PASSWORD=broker,secret"}})
+	for _, ctl := range c.Controllers {
+		conn := dialRaw(t, ctl.Addr)
+		if _, err := conn.do(kmsg.NewPtrMetadataRequest(), 12); err == nil {
+			t.Errorf("controller %s answered Metadata before authentication", ctl.Name)
+		}
+	}
+	createTopic(t, c, topic, 2, 2, nil)
+	cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	var ledger harness.Ledger
+	produceNumbered(t, cl, topic, "everywhere", 1000, &ledger)
+	checkReplicasIdentical(t, c, topic, 2, 30*time.Second)
+	harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks()).Check(t)
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/skein-io/skein/controller/image"
 )
@@ -71,6 +72,9 @@ type Config struct {
 	// leaves every ISR and ELR). Later registrations of the same process
 	// (after a lost session) send the epoch they had: still clean.
 	PreviousBrokerEpoch int64
+	// SASL, when set, logs in to the controllers (their listener is
+	// SASL_*).
+	SASL sasl.Mechanism
 	// HeartbeatInterval defaults to DefaultHeartbeatInterval when zero.
 	HeartbeatInterval time.Duration
 	// MetadataMaxWait bounds one metadata long poll; DefaultMetadataMaxWait
@@ -173,10 +177,14 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("controller client: %w", err)
 	}
-	kcl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Controllers...),
-		kgo.ClientID("skein-broker-"+strconv.Itoa(int(cfg.NodeID))),
-	)
+		kgo.ClientID("skein-broker-" + strconv.Itoa(int(cfg.NodeID))),
+	}
+	if cfg.SASL != nil {
+		opts = append(opts, kgo.SASL(cfg.SASL))
+	}
+	kcl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("controller client: %w", err)
 	}

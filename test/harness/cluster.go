@@ -32,10 +32,11 @@ type Options struct {
 	// broker's command line (for example "--session-timeout", "3s").
 	ControllerArgs []string
 	BrokerArgs     []string
-	// BrokerEnv are NAME=VALUE entries added to every broker's
-	// environment (secrets that should not be on a command line, such as
-	// SKEIN_INTER_BROKER_SASL_PASSWORD).
-	BrokerEnv []string
+	// ControllerEnv and BrokerEnv are NAME=VALUE entries added to every
+	// controller's and broker's environment (secrets that should not be
+	// on a command line, such as SKEIN_INTER_BROKER_SASL_PASSWORD).
+	ControllerEnv []string
+	BrokerEnv     []string
 
 	// Proxies puts loopback proxies (see Proxy) in the broker's network
 	// paths: each broker advertises a proxy in front of its listener, so
@@ -161,6 +162,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		args = append(args, raftArgs...)
 		args = append(args, c.httpArgs(n)...)
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.ControllerArgs...))
+		n.Process.env = append(n.Process.env, opts.ControllerEnv...)
 	}
 	for i := range opts.Brokers {
 		id := FirstBrokerID + int32(i)
