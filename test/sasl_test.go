@@ -577,4 +577,18 @@ func TestSASLEverywhere(t *testing.T) {
 	produceNumbered(t, cl, topic, "everywhere", 1000, &ledger)
 	checkReplicasIdentical(t, c, topic, 2, 30*time.Second)
 	harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks()).Check(t)
+	// The two follower controllers published their listeners through the
+	// active one, logged in as controller. (Logins fail for a moment at
+	// start: a broker that dials before the entry creating its user is
+	// applied is refused, and retries.)
+	var published int
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		published = 0
+		for _, n := range c.Controllers {
+			if strings.Contains(n.Tail(100000), "published this controller's listener") {
+				published++
+			}
+		}
+		return published == 2, fmt.Sprintf("%d follower controllers published their listener", published)
+	})
 }
