@@ -389,6 +389,18 @@ func runBroker(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
+	ccfg := consoleConfig(fmt.Sprintf("broker %d", cfg.NodeID), b.Image)
+	ccfg.Bootstrap = func() []string {
+		if addr := b.Addr(); addr != "" {
+			return []string{addr}
+		}
+		return nil
+	}
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := b.Start(); err != nil {
 		_ = b.Close()
 		return fmt.Errorf("start broker %d: %w", cfg.NodeID, err)

@@ -142,6 +142,13 @@ func runController(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
+	ccfg := consoleConfig(fmt.Sprintf("controller %d", cfg.NodeID), ctl.Image)
+	ccfg.QuorumAddr = controllerAddr(ctl)
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := ctl.Start(); err != nil {
 		_ = ctl.Close()
 		return fmt.Errorf("start controller %d: %w", cfg.NodeID, err)
@@ -149,6 +156,17 @@ func runController(c *cli.Context) error {
 	log.Info("controller running", "node_id", cfg.NodeID, "listen", ctl.Addr(), "raft_listen", cfg.RaftListen)
 	<-ctx.Done()
 	return closeController(log, ctl)
+}
+
+// controllerAddr is ctl's Kafka listener once it is started (and in the
+// quorum), else "": the console then asks through the brokers.
+func controllerAddr(ctl *controller.Controller) func() string {
+	return func() string {
+		if ok, _ := ctl.Ready(); !ok {
+			return ""
+		}
+		return ctl.Addr()
+	}
 }
 
 func closeController(log hclog.Logger, ctl *controller.Controller) error {

@@ -66,7 +66,7 @@ type devLayout struct {
 	raftAddr       string
 	brokerIDs      []int32
 	brokerAddrs    []string
-	// httpURL is where /metrics, /healthz and /readyz are served ("":
+	// httpURL is where the console, /metrics, /healthz and /readyz are served ("":
 	// not served).
 	httpURL string
 }
@@ -162,6 +162,13 @@ func runDev(c *cli.Context) error {
 		defer srv.Close()
 		layout.httpURL = srv.URL()
 	}
+	ccfg := consoleConfig("dev cluster (controller "+strconv.Itoa(devControllerID)+")", cluster.controller.Image)
+	ccfg.QuorumAddr = controllerAddr(cluster.controller)
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := cluster.start(); err != nil {
 		return err
 	}
@@ -362,6 +369,7 @@ func printDevWelcome(w io.Writer, l devLayout) {
 	_ = t.Flush()
 	fmt.Fprintf(w, "  data dir: %s\n", l.dataDir)
 	if l.httpURL != "" {
+		fmt.Fprintf(w, "  web console: %s\n", l.httpURL)
 		fmt.Fprintf(w, "  metrics and health: %smetrics  %shealthz  %sreadyz\n", l.httpURL, l.httpURL, l.httpURL)
 	}
 	fmt.Fprintln(w)

@@ -14,6 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/skein-io/skein/controller/image"
+
+	"github.com/skein-io/skein/internal/console"
 	"github.com/skein-io/skein/internal/heaptune"
 	"github.com/skein-io/skein/internal/httpserver"
 )
@@ -26,7 +29,7 @@ func pprofFlag() cli.Flag {
 // httpListenFlag is --http-listen: the node's HTTP endpoint (/metrics,
 // /healthz, /readyz), off unless given a default.
 func httpListenFlag(value string) cli.Flag {
-	return stringFlag("http-listen", "serve Prometheus /metrics, /healthz and /readyz over HTTP on this host:port; empty: off", value)
+	return stringFlag("http-listen", "serve the web console (/), Prometheus /metrics, /healthz and /readyz over HTTP on this host:port; empty: off", value)
 }
 
 // metricsPerPartitionFlag is --metrics-per-partition.
@@ -50,6 +53,29 @@ func startHTTP(c *cli.Context, reg *prometheus.Registry, checks []httpserver.Che
 		return nil, fmt.Errorf("--http-listen %s: %w", addr, err)
 	}
 	return srv, nil
+}
+
+// serveConsole adds the web console to srv (nothing when srv is nil);
+// stop closes its cluster clients and is never nil.
+func serveConsole(srv *httpserver.Server, cfg console.Config, log hclog.Logger) (stop func(), err error) {
+	if srv == nil {
+		return func() {}, nil
+	}
+	cfg.Logger = log.Named("console")
+	con, err := console.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	con.Register(srv.Mux())
+	log.Info("serving the web console", "url", srv.URL())
+	return con.Close, nil
+}
+
+// consoleConfig is console.DefaultConfig for node, reading img.
+func consoleConfig(node string, img func() *image.Image) console.Config {
+	cfg := console.DefaultConfig()
+	cfg.Node, cfg.Image = node, img
+	return cfg
 }
 
 // servePprofFlag serves --pprof on its own listener unless it is off or

@@ -652,6 +652,15 @@ func (b *Broker) Ready() (bool, string) {
 	return true, ""
 }
 
+// Image is the metadata image the broker applied last, nil before its
+// controller session exists. Immutable; the web console reads it.
+func (b *Broker) Image() *image.Image {
+	if ctl := b.ctl.Load(); ctl != nil {
+		return ctl.Image()
+	}
+	return nil
+}
+
 // Addr is the first Kafka listener's bound address ("" before Start).
 func (b *Broker) Addr() string {
 	b.mu.Lock()
