@@ -24,8 +24,11 @@ import (
 	"github.com/skein-io/skein/controller/metalog"
 )
 
-// ErrNoMetadata is a page's error while the node has no metadata image.
-var ErrNoMetadata = errors.New("this node has no cluster metadata yet")
+// Errors a page may list.
+var (
+	ErrNoMetadata    = errors.New("this node has no cluster metadata yet")
+	ErrNoBrokerAlive = errors.New("no broker is alive (unfenced and accepting connections) to ask")
+)
 
 // Collector gathers the pages' data. Safe for concurrent use.
 type Collector struct {
@@ -319,6 +322,10 @@ func quorumFromResponse(resp *kmsg.DescribeQuorumResponse, now time.Time) (*Quor
 func (c *Collector) logDirSizes(ctx context.Context, cl *kgo.Client, brokers []int32, topics kadm.TopicsSet, errs *errorList) map[int32]map[string]map[int32]int64 {
 	adm := kadm.NewClient(cl)
 	out := map[int32]map[string]map[int32]int64{}
+	if len(brokers) == 0 {
+		errs.add("sizes (DescribeLogDirs)", ErrNoBrokerAlive)
+		return out
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, id := range brokers {
@@ -529,6 +536,10 @@ func (c *Collector) Groups(ctx context.Context) GroupList {
 }
 
 func (c *Collector) groups(ctx context.Context, cl *kgo.Client, brokers []int32, errs *errorList) []GroupRow {
+	if len(brokers) == 0 {
+		errs.add("groups (ListGroups)", ErrNoBrokerAlive)
+		return nil
+	}
 	var mu sync.Mutex
 	byName := map[string]*GroupRow{}
 	var wg sync.WaitGroup
