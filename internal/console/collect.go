@@ -161,25 +161,32 @@ func (e *errorList) sorted() []string {
 	return e.list
 }
 
-// begin starts a page: the image (nil with ErrNoMetadata in errs when the
-// node has none) and a context bounded by Config.Timeout.
-func (c *Collector) begin(ctx context.Context, errs *errorList) (*image.Image, context.Context, context.CancelFunc) {
+// pageFunc fills a page from the node's image, bounded by ctx; errors
+// go to errs, except ErrNotFound, returned.
+type pageFunc func(ctx context.Context, img *image.Image, errs *errorList) error
+
+// collect runs fill (not when the node has no image yet: ErrNoMetadata
+// is the page's error then) with a context bounded by Config.Timeout, and
+// returns the common part of the page.
+func (c *Collector) collect(ctx context.Context, fill pageFunc) (Page, error) {
+	start := c.now()
+	var errs errorList
 	img := c.cfg.Image()
 	if img == nil || (img.Index == 0 && len(img.Brokers) == 0) {
 		errs.add("metadata", ErrNoMetadata)
 		img = nil
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+		if err := fill(ctx, img, &errs); err != nil {
+			return Page{}, err
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	return img, ctx, cancel
-}
-
-// page fills the common part.
-func (c *Collector) page(img *image.Image, start time.Time, errs *errorList) Page {
 	p := Page{Node: c.cfg.Node, Collected: start, Took: c.now().Sub(start), Errors: errs.sorted()}
 	if img != nil {
 		p.ClusterID = img.ClusterID
 	}
-	return p
+	return p, nil
 }
 
 // Probe dials every broker of img at once and reports which accepted a
@@ -217,24 +224,20 @@ func alive(img *image.Image, reachable map[int32]bool) map[int32]bool {
 
 // Overview collects the overview page.
 func (c *Collector) Overview(ctx context.Context) Overview {
-	start := c.now()
-	var errs errorList
-	img, ctx, cancel := c.begin(ctx, &errs)
-	defer cancel()
 	var o Overview
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		q, err := c.quorum(ctx, img)
-		errs.add("controller quorum (DescribeQuorum)", err)
-		o.Quorum = q
-	})
-	if img != nil {
+	o.Page, _ = c.collect(ctx, func(ctx context.Context, img *image.Image, errs *errorList) error {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			q, err := c.quorum(ctx, img)
+			errs.add("controller quorum (DescribeQuorum)", err)
+			o.Quorum = q
+		})
 		o.MetadataOffset, o.ActiveController = img.Index, img.ActiveController
 		o.Brokers = brokerRows(img, c.Probe(ctx, img))
 		o.Counts = counts(img, o.Brokers)
-	}
-	wg.Wait()
-	o.Page = c.page(img, start, &errs)
+		wg.Wait()
+		return nil
+	})
 	return o
 }
 
@@ -258,9 +261,6 @@ func (c *Collector) quorum(ctx context.Context, img *image.Image) (*Quorum, erro
 		}
 		resp = kresp.(*kmsg.DescribeQuorumResponse)
 	} else {
-		if img == nil {
-			return nil, ErrNoMetadata
-		}
 		cl, err := c.client(img)
 		if err != nil {
 			return nil, err
@@ -368,23 +368,20 @@ func aliveIDs(alive map[int32]bool) []int32 {
 
 // Topics collects the topics page.
 func (c *Collector) Topics(ctx context.Context) TopicList {
-	start := c.now()
-	var errs errorList
-	img, ctx, cancel := c.begin(ctx, &errs)
-	defer cancel()
 	var l TopicList
-	if img != nil {
+	l.Page, _ = c.collect(ctx, func(ctx context.Context, img *image.Image, errs *errorList) error {
 		l.Topics = topicRows(img)
-		if cl, err := c.client(img); err != nil {
+		cl, err := c.client(img)
+		if err != nil {
 			errs.add("sizes", err)
-		} else {
-			reported := c.logDirSizes(ctx, cl, aliveIDs(alive(img, c.Probe(ctx, img))), nil, &errs)
-			for i := range l.Topics {
-				l.Topics[i].SizeBytes = topicSize(partitionSizes(img.Topics[l.Topics[i].Name], reported))
-			}
+			return nil
 		}
-	}
-	l.Page = c.page(img, start, &errs)
+		reported := c.logDirSizes(ctx, cl, aliveIDs(alive(img, c.Probe(ctx, img))), nil, errs)
+		for i := range l.Topics {
+			l.Topics[i].SizeBytes = topicSize(partitionSizes(img.Topics[l.Topics[i].Name], reported))
+		}
+		return nil
+	})
 	return l
 }
 
@@ -394,29 +391,25 @@ var ErrNotFound = errors.New("not found")
 // Topic collects one topic's page; ErrNotFound when the image has no
 // such topic.
 func (c *Collector) Topic(ctx context.Context, name string) (TopicPage, error) {
-	start := c.now()
-	var errs errorList
-	img, ctx, cancel := c.begin(ctx, &errs)
-	defer cancel()
-	var tp TopicPage
-	if img != nil {
+	tp := TopicPage{Topic: TopicRow{Name: name, SizeBytes: -1}}
+	var err error
+	tp.Page, err = c.collect(ctx, func(ctx context.Context, img *image.Image, errs *errorList) error {
 		t := img.Topics[name]
 		if t == nil {
-			return tp, fmt.Errorf("topic %s: %w", name, ErrNotFound)
+			return fmt.Errorf("topic %s: %w", name, ErrNotFound)
 		}
 		tp.Topic, tp.ID = topicRow(t), formatUUID(t.ID)
 		live := alive(img, c.Probe(ctx, img))
 		tp.Partitions = partitionRows(t, live)
-		if cl, err := c.client(img); err != nil {
+		cl, err := c.client(img)
+		if err != nil {
 			errs.add("cluster", err)
-		} else {
-			c.topicDetails(ctx, cl, t, live, &tp, &errs)
+			return nil
 		}
-	} else {
-		tp.Topic.Name = name
-	}
-	tp.Page = c.page(img, start, &errs)
-	return tp, nil
+		c.topicDetails(ctx, cl, t, live, &tp, errs)
+		return nil
+	})
+	return tp, err
 }
 
 // topicDetails fills offsets, sizes and configs, asked at once.
@@ -519,19 +512,16 @@ func formatUUID(id [16]byte) string {
 // Groups collects the consumer groups page: ListGroups of every alive
 // broker (each lists the groups it coordinates), then DescribeGroups.
 func (c *Collector) Groups(ctx context.Context) GroupList {
-	start := c.now()
-	var errs errorList
-	img, ctx, cancel := c.begin(ctx, &errs)
-	defer cancel()
 	var gl GroupList
-	if img != nil {
-		if cl, err := c.client(img); err != nil {
+	gl.Page, _ = c.collect(ctx, func(ctx context.Context, img *image.Image, errs *errorList) error {
+		cl, err := c.client(img)
+		if err != nil {
 			errs.add("cluster", err)
-		} else {
-			gl.Groups = c.groups(ctx, cl, aliveIDs(alive(img, c.Probe(ctx, img))), &errs)
+			return nil
 		}
-	}
-	gl.Page = c.page(img, start, &errs)
+		gl.Groups = c.groups(ctx, cl, aliveIDs(alive(img, c.Probe(ctx, img))), errs)
+		return nil
+	})
 	return gl
 }
 
@@ -591,31 +581,29 @@ func (c *Collector) groups(ctx context.Context, cl *kgo.Client, brokers []int32,
 // Group collects one group's page (kadm's Lag: DescribeGroups,
 // OffsetFetch and ListOffsets); ErrNotFound when the group does not exist.
 func (c *Collector) Group(ctx context.Context, name string) (GroupPage, error) {
-	start := c.now()
-	var errs errorList
-	img, ctx, cancel := c.begin(ctx, &errs)
-	defer cancel()
 	gp := GroupPage{Group: GroupRow{Name: name, Members: -1, Coordinator: -1}}
-	if img != nil {
-		if cl, err := c.client(img); err != nil {
+	var err error
+	gp.Page, err = c.collect(ctx, func(ctx context.Context, img *image.Image, errs *errorList) error {
+		cl, err := c.client(img)
+		if err != nil {
 			errs.add("cluster", err)
-		} else {
-			lags, err := kadm.NewClient(cl).Lag(ctx, name)
-			l, ok := lags[name]
-			switch {
-			case !ok:
-				errs.add("group", err)
-			case errors.Is(l.DescribeErr, kerr.GroupIDNotFound) || (l.DescribeErr == nil && l.State == "Dead"):
-				return gp, fmt.Errorf("group %s: %w", name, ErrNotFound)
-			default:
-				errs.add("group (DescribeGroups)", l.DescribeErr)
-				errs.add("committed offsets (OffsetFetch)", l.FetchErr)
-				fillGroup(&gp, l)
-			}
+			return nil
 		}
-	}
-	gp.Page = c.page(img, start, &errs)
-	return gp, nil
+		lags, err := kadm.NewClient(cl).Lag(ctx, name)
+		l, ok := lags[name]
+		switch {
+		case !ok:
+			errs.add("group", err)
+		case errors.Is(l.DescribeErr, kerr.GroupIDNotFound) || (l.DescribeErr == nil && l.State == "Dead"):
+			return fmt.Errorf("group %s: %w", name, ErrNotFound)
+		default:
+			errs.add("group (DescribeGroups)", l.DescribeErr)
+			errs.add("committed offsets (OffsetFetch)", l.FetchErr)
+			fillGroup(&gp, l)
+		}
+		return nil
+	})
+	return gp, err
 }
 
 // fillGroup copies a described group's lag into gp.
