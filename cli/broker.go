@@ -53,6 +53,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
 			httpListenFlag(""),
+			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
@@ -389,7 +390,7 @@ func runBroker(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
-	ccfg := consoleConfig(fmt.Sprintf("broker %d", cfg.NodeID), b.Image)
+	ccfg := consoleConfig(c, fmt.Sprintf("broker %d", cfg.NodeID), b.Image)
 	ccfg.Bootstrap = func() []string {
 		if addr := b.Addr(); addr != "" {
 			return []string{addr}

@@ -37,6 +37,7 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
 			httpListenFlag(""),
+			consoleReadOnlyFlag(),
 			pprofFlag(),
 		),
 		Action: runController,
@@ -142,7 +143,7 @@ func runController(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
-	ccfg := consoleConfig(fmt.Sprintf("controller %d", cfg.NodeID), ctl.Image)
+	ccfg := consoleConfig(c, fmt.Sprintf("controller %d", cfg.NodeID), ctl.Image)
 	ccfg.QuorumAddr = controllerAddr(ctl)
 	stopConsole, err := serveConsole(srv, ccfg, log)
 	if err != nil {

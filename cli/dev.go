@@ -51,6 +51,7 @@ func devCommand() *cli.Command {
 			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
 			httpListenFlag(defaultDevHTTP),
+			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
@@ -162,7 +163,7 @@ func runDev(c *cli.Context) error {
 		defer srv.Close()
 		layout.httpURL = srv.URL()
 	}
-	ccfg := consoleConfig("dev cluster (controller "+strconv.Itoa(devControllerID)+")", cluster.controller.Image)
+	ccfg := consoleConfig(c, "dev cluster (controller "+strconv.Itoa(devControllerID)+")", cluster.controller.Image)
 	ccfg.QuorumAddr = controllerAddr(cluster.controller)
 	stopConsole, err := serveConsole(srv, ccfg, log)
 	if err != nil {

@@ -32,6 +32,11 @@ func httpListenFlag(value string) cli.Flag {
 	return stringFlag("http-listen", "serve the web console (/), Prometheus /metrics, /healthz and /readyz over HTTP on this host:port; empty: off", value)
 }
 
+// consoleReadOnlyFlag is --console-read-only.
+func consoleReadOnlyFlag() cli.Flag {
+	return boolFlag("console-read-only", "leave the create-topic form out of the web console (it is read-only then)", false)
+}
+
 // metricsPerPartitionFlag is --metrics-per-partition.
 func metricsPerPartitionFlag() cli.Flag {
 	return boolFlag("metrics-per-partition", "also export per-partition metrics (log size, segments, offsets, under-replication) for every hosted replica", false)
@@ -71,10 +76,11 @@ func serveConsole(srv *httpserver.Server, cfg console.Config, log hclog.Logger) 
 	return con.Close, nil
 }
 
-// consoleConfig is console.DefaultConfig for node, reading img.
-func consoleConfig(node string, img func() *image.Image) console.Config {
+// consoleConfig is console.DefaultConfig for node, reading img, with
+// --console-read-only.
+func consoleConfig(c *cli.Context, node string, img func() *image.Image) console.Config {
 	cfg := console.DefaultConfig()
-	cfg.Node, cfg.Image = node, img
+	cfg.Node, cfg.Image, cfg.ReadOnly = node, img, c.Bool("console-read-only")
 	return cfg
 }
 

@@ -148,7 +148,8 @@ func httpGet(t *testing.T, url string) string {
 // with 4, 5 and 6 records, and a group whose member read them all,
 // committed, and stays in the group while 2, 3 and 4 more arrive (lag 2,
 // 3, 4). The overview, the topic page and the group page of broker 101
-// show the brokers, ISRs and lags that kadm reports. Then broker 103 is
+// show the brokers, ISRs and lags that kadm reports; the topics page's
+// form creates a topic. Then broker 103 is
 // stopped: without a reload, the overview shows it not alive and the
 // topic page every partition under-replicated within seconds.
 func TestConsole(t *testing.T) {
@@ -299,6 +300,24 @@ func TestConsole(t *testing.T) {
 		}
 		return true, ""
 	})
+
+	// A topic created with the topics page's form.
+	created := "console-created"
+	form := openTab(t, br, b101+"/topics", "#create-topic")
+	submit := fmt.Sprintf(`(() => { const f = document.getElementById("create-topic");
+		f.elements.name.value = %q; f.elements.partitions.value = "2"; f.elements.replication_factor.value = "3";
+		f.submit(); return true; })()`, created)
+	subCtx, subCancel := context.WithTimeout(form.ctx, 15*time.Second)
+	if _, err := chromedp.Run(subCtx, chromedp.Evaluate[bool](submit)); err != nil {
+		t.Fatalf("submit the create-topic form: %v", err)
+	}
+	if err := chromedp.Do(subCtx, chromedp.WaitReady(chromedp.CSS("#partition-1"))); err != nil {
+		t.Fatalf("the created topic's page: %v", err)
+	}
+	subCancel()
+	if td, err := adm.ListTopics(ctx, created); err != nil || td[created].Err != nil || len(td[created].Partitions) != 2 {
+		t.Fatalf("topic %s created from the console: %v %+v", created, err, td[created])
+	}
 
 	// Broker 103 stops; the open pages notice on their own.
 	stopped := c.Brokers[2]

@@ -480,7 +480,13 @@ func topicConfigs(ctx context.Context, adm *kadm.Client, t *image.Topic) ([]Conf
 		}
 		rows = append(rows, row)
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	// The topic's own settings first, then the rest, each by name.
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Set != rows[j].Set {
+			return rows[i].Set
+		}
+		return rows[i].Name < rows[j].Name
+	})
 	return rows, nil
 }
 

@@ -29,6 +29,8 @@ type Config struct {
 	Timeout time.Duration
 	// ProbeTimeout bounds the dial that tells whether a broker is alive.
 	ProbeTimeout time.Duration
+	// ReadOnly leaves out the create-topic form (POST /topics).
+	ReadOnly bool
 	// RefreshPeriod is how often an open page fetches itself again.
 	RefreshPeriod time.Duration
 	Logger        hclog.Logger

@@ -84,6 +84,9 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /topics", c.page("topics", "Topics", func(ctx context.Context, _ *http.Request) (any, error) {
 		return c.collector.Topics(ctx), nil
 	}))
+	if !c.cfg.ReadOnly {
+		mux.Handle("POST /topics", http.NewCrossOriginProtection().Handler(http.HandlerFunc(c.createTopic)))
+	}
 	mux.HandleFunc("GET /topics/{name}", c.page("topic", "Topic", func(ctx context.Context, r *http.Request) (any, error) {
 		return c.collector.Topic(ctx, r.PathValue("name"))
 	}))
@@ -120,7 +123,11 @@ type view struct {
 	Nav           string
 	RefreshMillis int64
 	Node          string
-	Data          any
+	// CanCreate shows the create-topic form (not Config.ReadOnly); Form
+	// is what was posted, with its error.
+	CanCreate bool
+	Form      *TopicForm
+	Data      any
 }
 
 // page serves a page: the whole document, or with ?part=main only its
@@ -145,19 +152,26 @@ func (c *Console) page(name, title string, collect collectFunc) http.HandlerFunc
 		if name == "topic" || name == "group" {
 			title += " " + r.PathValue("name")
 		}
-		v := view{Title: title, Nav: nav, RefreshMillis: c.cfg.RefreshPeriod.Milliseconds(), Node: c.cfg.Node, Data: data}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		t := c.templates[tmpl]
-		if r.URL.Query().Get("part") == "main" {
-			err = t.ExecuteTemplate(w, "main", v)
-		} else {
-			err = t.ExecuteTemplate(w, "layout.html", v)
-		}
-		if err != nil {
-			c.log.Warn("console page", "page", name, "error", err)
-		}
+		c.render(w, r, status, tmpl, view{Title: title, Nav: nav, Data: data})
+	}
+}
+
+// render writes page tmpl with v: the whole document, or with ?part=main
+// only its main part.
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, tmpl string, v view) {
+	v.RefreshMillis, v.Node, v.CanCreate = c.cfg.RefreshPeriod.Milliseconds(), c.cfg.Node, !c.cfg.ReadOnly
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	t := c.templates[tmpl]
+	var err error
+	if r.URL.Query().Get("part") == "main" {
+		err = t.ExecuteTemplate(w, "main", v)
+	} else {
+		err = t.ExecuteTemplate(w, "layout.html", v)
+	}
+	if err != nil {
+		c.log.Warn("console page", "page", tmpl, "error", err)
 	}
 }
 

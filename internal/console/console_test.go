@@ -171,3 +171,78 @@ func TestQuorumFromResponse(t *testing.T) {
 		}
 	}
 }
+
+func post(t *testing.T, url string, form map[string]string, header map[string]string) (int, string) {
+	t.Helper()
+	vals := make([]string, 0, len(form))
+	for k, v := range form {
+		vals = append(vals, k+"="+v)
+	}
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(strings.Join(vals, "&")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestCreateTopicForm(t *testing.T) {
+	srv, _ := unreachableConsole(t)
+	if _, body, _ := get(t, srv.URL+"/topics"); !strings.Contains(body, `<form id="create-topic" method="post" action="/topics">`) {
+		t.Fatalf("no create-topic form on /topics:\n%s", body)
+	}
+	if _, body, _ := get(t, srv.URL+"/topics?part=main"); strings.Contains(body, "create-topic") {
+		t.Fatalf("the form is in the refreshed part (typing would be lost):\n%s", body)
+	}
+	for _, tc := range []struct {
+		form map[string]string
+		want string
+	}{
+		{map[string]string{"name": "a/b"}, "topic name &#34;a/b&#34;: use 1 to 249 letters"},
+		{map[string]string{"name": "ok", "partitions": "0"}, "partitions &#34;0&#34;: want a number &gt;= 1"},
+		{map[string]string{"name": "ok", "replication_factor": "x"}, "replication factor &#34;x&#34;"},
+	} {
+		code, body := post(t, srv.URL+"/topics", tc.form, nil)
+		if code != http.StatusBadRequest || !strings.Contains(body, tc.want) || !strings.Contains(body, "<details open>") {
+			t.Errorf("POST %v: %d, want 400 with %q in:\n%s", tc.form, code, tc.want, body)
+		}
+	}
+	// A valid form reaches the cluster, which does not answer here.
+	code, body := post(t, srv.URL+"/topics", map[string]string{"name": "fine", "partitions": "3"}, nil)
+	if code == http.StatusSeeOther || !strings.Contains(body, "create topic fine:") {
+		t.Errorf("POST to an unreachable cluster: %d\n%s", code, body)
+	}
+	// Another site's page cannot make a browser post it.
+	if code, _ := post(t, srv.URL+"/topics", map[string]string{"name": "evil"}, map[string]string{"Sec-Fetch-Site": "cross-site"}); code != http.StatusForbidden {
+		t.Errorf("cross-site POST: %d, want 403", code)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Image, cfg.ReadOnly = testImage, true
+	con, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer con.Close()
+	mux := http.NewServeMux()
+	con.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if _, body, _ := get(t, srv.URL+"/topics"); strings.Contains(body, "create-topic") {
+		t.Fatal("read-only console shows the create-topic form")
+	}
+	if code, _ := post(t, srv.URL+"/topics", map[string]string{"name": "x"}, nil); code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /topics on a read-only console: %d, want 405", code)
+	}
+}

@@ -103,7 +103,8 @@ type TopicPage struct {
 	ID         string         `json:"id"`
 	Partitions []PartitionRow `json:"partitions"`
 	// Configs are every config of the topic with its source, as
-	// DescribeConfigs reports them (nil when it failed).
+	// DescribeConfigs reports them, those set on the topic first (nil
+	// when it failed).
 	Configs []ConfigRow `json:"configs"`
 }
 
