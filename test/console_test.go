@@ -228,7 +228,8 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("GET %s: no %s in:\n%s", path, want, body)
 		}
 	}
-	// The controller's console sees the same brokers and the quorum.
+	// The controller's console sees the same brokers and the quorum, asked
+	// of itself.
 	var ov struct {
 		Brokers []struct {
 			ID    int32 `json:"id"`
@@ -244,6 +245,15 @@ func TestConsole(t *testing.T) {
 	}
 	if len(ov.Brokers) != 3 || ov.Quorum == nil || ov.Quorum.LeaderID != 1 || len(ov.Errors) > 0 {
 		t.Fatalf("controller 1's /api/overview: %+v", ov)
+	}
+	// A broker asks the quorum through the cluster (DescribeQuorum,
+	// forwarded to the controllers).
+	ov.Quorum, ov.Errors = nil, nil
+	if err := json.Unmarshal([]byte(httpGet(t, b101+"/api/overview")), &ov); err != nil {
+		t.Fatal(err)
+	}
+	if len(ov.Brokers) != 3 || ov.Quorum == nil || ov.Quorum.LeaderID != 1 || len(ov.Errors) > 0 {
+		t.Fatalf("broker 101's /api/overview: %+v", ov)
 	}
 
 	br := browser(t, chrome)
