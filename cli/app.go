@@ -36,6 +36,7 @@ func App() *cli.App {
 			devCommand(),
 			topicCommand(),
 			clusterCommand(),
+			topCommand(),
 			leaderCommand(),
 			reassignCommand(),
 			replicasCommand(),
