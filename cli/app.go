@@ -42,6 +42,7 @@ func App() *cli.App {
 			produceCommand(),
 			consumeCommand(),
 			groupCommand(),
+			aclCommand(),
 			benchCommand(),
 			verifyCommand(),
 			healthCommand(),
