@@ -43,6 +43,7 @@ func App() *cli.App {
 			produceCommand(),
 			consumeCommand(),
 			groupCommand(),
+			aclCommand(),
 			benchCommand(),
 			verifyCommand(),
 			healthCommand(),

@@ -58,6 +58,7 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
 			httpListenFlag(""),
 			metricsPerPartitionFlag(),
+			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
@@ -188,6 +189,9 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	}
 	if c.IsSet("metrics-per-partition") {
 		cfg.MetricsPerPartition = c.Bool("metrics-per-partition")
+	}
+	if err := authorizerFlags(c, &cfg); err != nil {
+		return cfg, err
 	}
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
@@ -422,5 +426,43 @@ func closeBroker(log hclog.Logger, b *dataplane.Broker) error {
 		return fmt.Errorf("close broker: %w", err)
 	}
 	log.Info("broker stopped")
+	return nil
+}
+
+// authorizerFlag is --authorizer: ACL checks on every request.
+func authorizerFlag() cli.Flag {
+	return stringFlag("authorizer", "check every request against the ACLs (skein acl): \"acl\" turns it on (Kafka's authorizer.class.name with StandardAuthorizer); empty: off, anyone may do anything", "")
+}
+
+func superUsersFlag() cli.Flag {
+	return stringFlag("super-users", "principals allowed everything, User:name[;User:name...] (Kafka's super.users; the brokers' own principal belongs here)", "")
+}
+
+func allowEveryoneFlag() cli.Flag {
+	return boolFlag("allow-everyone-if-no-acl-found", "allow.everyone.if.no.acl.found: with the authorizer on, a resource no ACL names is open to all (default: closed)", false)
+}
+
+// authorizerFlags maps --authorizer, --super-users and
+// --allow-everyone-if-no-acl-found onto cfg.
+func authorizerFlags(c *cli.Context, cfg *dataplane.Config) error {
+	switch a := strings.ToLower(strings.TrimSpace(c.String("authorizer"))); a {
+	case "":
+		if c.IsSet("super-users") || c.IsSet("allow-everyone-if-no-acl-found") {
+			return errors.New("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
+		}
+		return nil
+	case "acl", "standard", "org.apache.kafka.metadata.authorizer.standardauthorizer":
+		cfg.Authorizer = true
+	default:
+		return fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
+	}
+	for _, u := range strings.FieldsFunc(c.String("super-users"), func(r rune) bool { return r == ';' || r == ',' }) {
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, ":") {
+			return fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
+		}
+		cfg.SuperUsers = append(cfg.SuperUsers, u)
+	}
+	cfg.AllowEveryoneIfNoACL = c.Bool("allow-everyone-if-no-acl-found")
 	return nil
 }

@@ -17,6 +17,8 @@ func (c *Controller) registry() *wire.Registry {
 	r.Register(1, fetchMinVersion, fetchMaxVersion, c.handleFetch)
 	r.Register(19, 2, 7, c.leaderOnly(c.handleCreateTopics))
 	r.Register(20, 1, 6, c.leaderOnly(c.handleDeleteTopics))
+	r.Register(30, 0, 3, c.leaderOnly(c.handleCreateACLs))
+	r.Register(31, 0, 3, c.leaderOnly(c.handleDeleteACLs))
 	r.Register(37, 0, 3, c.leaderOnly(c.handleCreatePartitions))
 	r.Register(43, 0, 2, c.leaderOnly(c.handleElectLeaders))
 	r.Register(44, 0, 1, c.leaderOnly(c.handleIncrementalAlterConfigs))

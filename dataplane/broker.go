@@ -45,6 +45,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/internal/authz"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/internal/wire"
@@ -124,7 +125,14 @@ type Config struct {
 	// MetricsPerPartition adds per-partition series (log size and
 	// segments, offsets, under-replication) for every hosted replica.
 	MetricsPerPartition bool
-	Logger              hclog.Logger
+	// Authorizer turns on ACL checks of every request (Kafka's
+	// authorizer.class.name set to its StandardAuthorizer); SuperUsers
+	// and AllowEveryoneIfNoACL are super.users and
+	// allow.everyone.if.no.acl.found.
+	Authorizer           bool
+	SuperUsers           []string
+	AllowEveryoneIfNoACL bool
+	Logger               hclog.Logger
 }
 
 // Listener is one named Kafka listener of a broker.
@@ -531,6 +539,11 @@ func (b *Broker) start() error {
 		Groups:     b.groups,
 		FetchSessions: kafka.NewFetchSessionCache(cfg.FetchSessionCacheSlots,
 			kafka.DefaultFetchSessionEvictAfter, nil),
+	}
+	if cfg.Authorizer {
+		handlers.Authorizer = authz.New(authz.Config{SuperUsers: cfg.SuperUsers, AllowIfNoACL: cfg.AllowEveryoneIfNoACL},
+			func() []image.ACL { return b.partitions.Image().ACLs })
+		b.log.Info("authorizer on", "super_users", cfg.SuperUsers, "allow_everyone_if_no_acl_found", cfg.AllowEveryoneIfNoACL)
 	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)
