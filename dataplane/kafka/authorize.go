@@ -24,6 +24,7 @@ package kafka
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -82,6 +83,10 @@ var gates = map[int16]gate{
 		resp.(*kmsg.ListPartitionReassignmentsResponse).ErrorCode = c
 	}),
 	47: gateOffsetDelete,
+	50: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) {
+		resp.(*kmsg.DescribeUserSCRAMCredentialsResponse).ErrorCode = c
+	}),
+	51: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {}),
 	55: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeQuorumResponse).ErrorCode = c }),
 	60: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeClusterResponse).ErrorCode = c }),
 	75: gateDescribeTopicPartitions,
@@ -125,6 +130,20 @@ func denyAll(req *wire.Request, code int16, set func(kmsg.Response, int16)) kmsg
 		for range r.Filters {
 			res := kmsg.NewDeleteACLsResponseResult()
 			res.ErrorCode, res.ErrorMessage = code, &msg
+			out.Results = append(out.Results, res)
+		}
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		out := resp.(*kmsg.AlterUserSCRAMCredentialsResponse)
+		users := map[string]bool{}
+		for _, d := range r.Deletions {
+			users[d.Name] = true
+		}
+		for _, u := range r.Upsertions {
+			users[u.Name] = true
+		}
+		for _, u := range slices.Sorted(maps.Keys(users)) {
+			res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+			res.User, res.ErrorCode, res.ErrorMessage = u, code, &msg
 			out.Results = append(out.Results, res)
 		}
 	case *kmsg.ElectLeadersRequest:
