@@ -190,9 +190,11 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	if c.IsSet("metrics-per-partition") {
 		cfg.MetricsPerPartition = c.Bool("metrics-per-partition")
 	}
-	if err := authorizerFlags(c, &cfg); err != nil {
+	az, err := authorizerFlags(c)
+	if err != nil {
 		return cfg, err
 	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
 		if n < 1 {
@@ -442,27 +444,33 @@ func allowEveryoneFlag() cli.Flag {
 	return boolFlag("allow-everyone-if-no-acl-found", "allow.everyone.if.no.acl.found: with the authorizer on, a resource no ACL names is open to all (default: closed)", false)
 }
 
-// authorizerFlags maps --authorizer, --super-users and
-// --allow-everyone-if-no-acl-found onto cfg.
-func authorizerFlags(c *cli.Context, cfg *dataplane.Config) error {
+// authorizerSettings are --authorizer, --super-users and
+// --allow-everyone-if-no-acl-found (brokers and controllers).
+type authorizerSettings struct {
+	enabled, allowEveryone bool
+	superUsers             []string
+}
+
+func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
+	var out authorizerSettings
 	switch a := strings.ToLower(strings.TrimSpace(c.String("authorizer"))); a {
 	case "":
 		if c.IsSet("super-users") || c.IsSet("allow-everyone-if-no-acl-found") {
-			return errors.New("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
+			return out, errors.New("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
 		}
-		return nil
+		return out, nil
 	case "acl", "standard", "org.apache.kafka.metadata.authorizer.standardauthorizer":
-		cfg.Authorizer = true
+		out.enabled = true
 	default:
-		return fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
+		return out, fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
 	}
 	for _, u := range strings.FieldsFunc(c.String("super-users"), func(r rune) bool { return r == ';' || r == ',' }) {
 		u = strings.TrimSpace(u)
 		if !strings.Contains(u, ":") {
-			return fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
+			return out, fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
 		}
-		cfg.SuperUsers = append(cfg.SuperUsers, u)
+		out.superUsers = append(out.superUsers, u)
 	}
-	cfg.AllowEveryoneIfNoACL = c.Bool("allow-everyone-if-no-acl-found")
-	return nil
+	out.allowEveryone = c.Bool("allow-everyone-if-no-acl-found")
+	return out, nil
 }

@@ -37,6 +37,7 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
 			httpListenFlag(""),
+			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 		),
 		Action: runController,
@@ -99,6 +100,11 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	if c.IsSet("leader-imbalance-check-interval") {
 		cfg.LeaderImbalanceCheckInterval = c.Duration("leader-imbalance-check-interval")
 	}
+	az, err := authorizerFlags(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	return cfg, nil
 }
 
