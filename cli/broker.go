@@ -15,6 +15,7 @@ import (
 	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/storage"
 )
 
@@ -40,6 +41,9 @@ func brokerCommand() *cli.Command {
 			stringFlag("advertised-listeners", "addresses given to the clients of each listener, NAME://host:port[,...]; "+
 				"a listener not named here advertises its own address (Kafka's advertised.listeners)", ""),
 			stringFlag("inter-broker-listener-name", "the listener followers dial leaders on; every broker needs one of that name (default: the first listener)", ""),
+			stringFlag("listener-security-protocol-map", "each listener's security protocol, NAME:PROTOCOL[,...] (Kafka's listener.security.protocol.map); "+
+				"a listener not named here speaks the protocol its name names (SSL://...), else --listener-protocol", ""),
+			stringFlag("listener-protocol", "security protocol of the listeners the map does not name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "PLAINTEXT"),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
 			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
@@ -55,6 +59,7 @@ func brokerCommand() *cli.Command {
 			httpListenFlag(""),
 			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
+			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
@@ -186,6 +191,11 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	if c.IsSet("metrics-per-partition") {
 		cfg.MetricsPerPartition = c.Bool("metrics-per-partition")
 	}
+	az, err := authorizerFlags(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
 		if n < 1 {
@@ -204,6 +214,20 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 // listenerFlags maps --listeners, --advertised-listeners and
 // --inter-broker-listener-name onto cfg.
 func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
+	if c.IsSet("listener-security-protocol-map") {
+		m, err := security.ParseProtocolMap(c.String("listener-security-protocol-map"))
+		if err != nil {
+			return fmt.Errorf("--listener-security-protocol-map: %w", err)
+		}
+		cfg.ListenerProtocols = m
+	}
+	if c.IsSet("listener-protocol") {
+		p, err := security.ParseProtocol(c.String("listener-protocol"))
+		if err != nil {
+			return fmt.Errorf("--listener-protocol: %w", err)
+		}
+		cfg.ListenerProtocol = p
+	}
 	if c.IsSet("inter-broker-listener-name") {
 		cfg.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(c.String("inter-broker-listener-name")))
 	}
@@ -418,4 +442,48 @@ func closeBroker(log hclog.Logger, b *dataplane.Broker) error {
 	}
 	log.Info("broker stopped")
 	return nil
+}
+
+// authorizerFlag is --authorizer: ACL checks on every request.
+func authorizerFlag() cli.Flag {
+	return stringFlag("authorizer", "check every request against the ACLs (skein acl): \"acl\" turns it on (Kafka's authorizer.class.name with StandardAuthorizer); empty: off, anyone may do anything", "")
+}
+
+func superUsersFlag() cli.Flag {
+	return stringFlag("super-users", "principals allowed everything, User:name[;User:name...] (Kafka's super.users; the brokers' own principal belongs here)", "")
+}
+
+func allowEveryoneFlag() cli.Flag {
+	return boolFlag("allow-everyone-if-no-acl-found", "allow.everyone.if.no.acl.found: with the authorizer on, a resource no ACL names is open to all (default: closed)", false)
+}
+
+// authorizerSettings are --authorizer, --super-users and
+// --allow-everyone-if-no-acl-found (brokers and controllers).
+type authorizerSettings struct {
+	enabled, allowEveryone bool
+	superUsers             []string
+}
+
+func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
+	var out authorizerSettings
+	switch a := strings.ToLower(strings.TrimSpace(c.String("authorizer"))); a {
+	case "":
+		if c.IsSet("super-users") || c.IsSet("allow-everyone-if-no-acl-found") {
+			return out, errors.New("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
+		}
+		return out, nil
+	case "acl", "standard", "org.apache.kafka.metadata.authorizer.standardauthorizer":
+		out.enabled = true
+	default:
+		return out, fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
+	}
+	for _, u := range strings.FieldsFunc(c.String("super-users"), func(r rune) bool { return r == ';' || r == ',' }) {
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, ":") {
+			return out, fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
+		}
+		out.superUsers = append(out.superUsers, u)
+	}
+	out.allowEveryone = c.Bool("allow-everyone-if-no-acl-found")
+	return out, nil
 }

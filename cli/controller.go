@@ -38,6 +38,7 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
 			httpListenFlag(""),
 			consoleReadOnlyFlag(),
+			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 		),
 		Action: runController,
@@ -100,6 +101,11 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	if c.IsSet("leader-imbalance-check-interval") {
 		cfg.LeaderImbalanceCheckInterval = c.Duration("leader-imbalance-check-interval")
 	}
+	az, err := authorizerFlags(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	return cfg, nil
 }
 

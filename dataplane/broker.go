@@ -45,7 +45,9 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/internal/authz"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 )
@@ -72,7 +74,14 @@ type Config struct {
 	// cluster needs a listener of that name. "" means the first of
 	// Listeners (image.DefaultListenerName with Listen).
 	InterBrokerListenerName string
-	Rack                    string
+	// ListenerProtocols is Kafka's listener.security.protocol.map: each
+	// listener's security protocol. A listener not in it speaks the
+	// protocol its name names (a listener called SSL speaks SSL), else
+	// ListenerProtocol (PLAINTEXT when empty). Followers dial leaders with
+	// the inter-broker listener's protocol.
+	ListenerProtocols security.ProtocolMap
+	ListenerProtocol  security.Protocol
+	Rack              string
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
 
@@ -116,7 +125,14 @@ type Config struct {
 	// MetricsPerPartition adds per-partition series (log size and
 	// segments, offsets, under-replication) for every hosted replica.
 	MetricsPerPartition bool
-	Logger              hclog.Logger
+	// Authorizer turns on ACL checks of every request (Kafka's
+	// authorizer.class.name set to its StandardAuthorizer); SuperUsers
+	// and AllowEveryoneIfNoACL are super.users and
+	// allow.everyone.if.no.acl.found.
+	Authorizer           bool
+	SuperUsers           []string
+	AllowEveryoneIfNoACL bool
+	Logger               hclog.Logger
 }
 
 // Listener is one named Kafka listener of a broker.
@@ -214,6 +230,16 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	for _, l := range c.listeners() {
+		if p := c.listenerProtocol(l.Name); p != security.Plaintext {
+			return fmt.Errorf("broker: listener %s: security protocol %s is not supported yet", l.Name, p)
+		}
+	}
+	for name := range c.ListenerProtocols {
+		if !seen[name] && (len(c.Listeners) > 0 || name != image.DefaultListenerName) {
+			return fmt.Errorf("broker: the security protocol map names %s, which is not one of the listeners", name)
+		}
+	}
 	if c.InterBrokerListenerName != "" {
 		if !seen[strings.ToUpper(c.InterBrokerListenerName)] &&
 			(len(c.Listeners) > 0 || !strings.EqualFold(c.InterBrokerListenerName, image.DefaultListenerName)) {
@@ -279,6 +305,11 @@ func (c Config) listeners() []Listener {
 		out[i].Name = strings.ToUpper(l.Name)
 	}
 	return out
+}
+
+// listenerProtocol is the security protocol of the listener named name.
+func (c Config) listenerProtocol(name string) security.Protocol {
+	return c.ListenerProtocols.For(name, c.ListenerProtocol)
 }
 
 // interBrokerListener is the name of the listener followers dial.
@@ -509,6 +540,11 @@ func (b *Broker) start() error {
 		FetchSessions: kafka.NewFetchSessionCache(cfg.FetchSessionCacheSlots,
 			kafka.DefaultFetchSessionEvictAfter, nil),
 	}
+	if cfg.Authorizer {
+		handlers.Authorizer = authz.New(authz.Config{SuperUsers: cfg.SuperUsers, AllowIfNoACL: cfg.AllowEveryoneIfNoACL},
+			func() []image.ACL { return b.partitions.Image().ACLs })
+		b.log.Info("authorizer on", "super_users", cfg.SuperUsers, "allow_everyone_if_no_acl_found", cfg.AllowEveryoneIfNoACL)
+	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)
 	requests := metrics.NewRequests(registeredKeys(registry))
@@ -516,6 +552,7 @@ func (b *Broker) start() error {
 		wcfg := wire.DefaultConfig()
 		wcfg.Name = "broker"
 		wcfg.Listener = l.Name
+		wcfg.Protocol = cfg.listenerProtocol(l.Name)
 		wcfg.Logger = b.log.Named("wire")
 		wcfg.Observer = requests
 		server, err := wire.NewServer(wcfg, registry)
