@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,18 +128,14 @@ func sortedList(s string) string {
 	return sortedIDs(ids)
 }
 
-func httpGet(t *testing.T, url string) string {
+// mustGet is httpGet (compose_test.go) that wants a 200.
+func mustGet(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+	code, body, err := httpGet(url)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, code, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
-	}
-	return string(body)
+	return body
 }
 
 // TestConsole drives the web console in headless Chromium against a
@@ -224,7 +219,7 @@ func TestConsole(t *testing.T) {
 		"/groups/" + group:   `id="offset-` + topic + `-2"`,
 		"/static/console.js": "setTimeout(tick",
 	} {
-		if body := httpGet(t, b101+path); !strings.Contains(body, want) {
+		if body := mustGet(t, b101+path); !strings.Contains(body, want) {
 			t.Fatalf("GET %s: no %s in:\n%s", path, want, body)
 		}
 	}
@@ -240,7 +235,7 @@ func TestConsole(t *testing.T) {
 		} `json:"quorum"`
 		Errors []string `json:"errors"`
 	}
-	if err := json.Unmarshal([]byte(httpGet(t, "http://"+c.Controllers[0].HTTPAddr+"/api/overview")), &ov); err != nil {
+	if err := json.Unmarshal([]byte(mustGet(t, "http://"+c.Controllers[0].HTTPAddr+"/api/overview")), &ov); err != nil {
 		t.Fatal(err)
 	}
 	if len(ov.Brokers) != 3 || ov.Quorum == nil || ov.Quorum.LeaderID != 1 || len(ov.Errors) > 0 {
@@ -249,7 +244,7 @@ func TestConsole(t *testing.T) {
 	// A broker asks the quorum through the cluster (DescribeQuorum,
 	// forwarded to the controllers).
 	ov.Quorum, ov.Errors = nil, nil
-	if err := json.Unmarshal([]byte(httpGet(t, b101+"/api/overview")), &ov); err != nil {
+	if err := json.Unmarshal([]byte(mustGet(t, b101+"/api/overview")), &ov); err != nil {
 		t.Fatal(err)
 	}
 	if len(ov.Brokers) != 3 || ov.Quorum == nil || ov.Quorum.LeaderID != 1 || len(ov.Errors) > 0 {

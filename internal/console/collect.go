@@ -269,12 +269,16 @@ func (c *Collector) quorum(ctx context.Context, img *image.Image) (*Quorum, erro
 			return nil, err
 		}
 	}
-	return quorumFromResponse(resp, c.now())
+	return QuorumFromResponse(resp, c.now())
 }
 
-// quorumFromResponse reads the one partition of a DescribeQuorum answer.
-func quorumFromResponse(resp *kmsg.DescribeQuorumResponse, now time.Time) (*Quorum, error) {
+// QuorumFromResponse reads the one partition of a DescribeQuorum answer
+// (the metadata log's), with each voter's last contact as of now.
+func QuorumFromResponse(resp *kmsg.DescribeQuorumResponse, now time.Time) (*Quorum, error) {
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		if resp.ErrorMessage != nil && *resp.ErrorMessage != "" {
+			return nil, fmt.Errorf("%w (%s)", err, *resp.ErrorMessage)
+		}
 		return nil, err
 	}
 	listeners := map[int32]string{}

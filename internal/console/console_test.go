@@ -153,7 +153,7 @@ func TestQuorumFromResponse(t *testing.T) {
 	t0 := kmsg.NewDescribeQuorumResponseTopic()
 	t0.Partitions = append(t0.Partitions, p)
 	resp.Topics = append(resp.Topics, t0)
-	q, err := quorumFromResponse(resp, now)
+	q, err := QuorumFromResponse(resp, now)
 	if err != nil {
 		t.Fatal(err)
 	}
