@@ -51,6 +51,7 @@ func devCommand() *cli.Command {
 			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
 			httpListenFlag(defaultDevHTTP),
+			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
@@ -66,7 +67,7 @@ type devLayout struct {
 	raftAddr       string
 	brokerIDs      []int32
 	brokerAddrs    []string
-	// httpURL is where /metrics, /healthz and /readyz are served ("":
+	// httpURL is where the console, /metrics, /healthz and /readyz are served ("":
 	// not served).
 	httpURL string
 }
@@ -162,6 +163,13 @@ func runDev(c *cli.Context) error {
 		defer srv.Close()
 		layout.httpURL = srv.URL()
 	}
+	ccfg := consoleConfig(c, "dev cluster (controller "+strconv.Itoa(devControllerID)+")", cluster.controller.Image)
+	ccfg.QuorumAddr = controllerAddr(cluster.controller)
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := cluster.start(); err != nil {
 		return err
 	}
@@ -362,6 +370,7 @@ func printDevWelcome(w io.Writer, l devLayout) {
 	_ = t.Flush()
 	fmt.Fprintf(w, "  data dir: %s\n", l.dataDir)
 	if l.httpURL != "" {
+		fmt.Fprintf(w, "  web console: %s\n", l.httpURL)
 		fmt.Fprintf(w, "  metrics and health: %smetrics  %shealthz  %sreadyz\n", l.httpURL, l.httpURL, l.httpURL)
 	}
 	fmt.Fprintln(w)

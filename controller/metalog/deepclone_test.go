@@ -261,6 +261,29 @@ func (a *refApplier) apply(r *Change) error {
 		delete(a.img.ScramUsers[x.Name], x.Mechanism)
 		if len(a.img.ScramUsers[x.Name]) == 0 {
 			delete(a.img.ScramUsers, x.Name)
+			if len(a.img.ScramUsers) == 0 {
+				a.img.ScramUsers = nil
+			}
+		}
+	case TypeCreateACL:
+		if r.CreateACL == nil {
+			return ErrMissingBody
+		}
+		if r.CreateACL.ID == "" || slices.ContainsFunc(a.img.ACLs, func(e image.ACL) bool { return e.ID == r.CreateACL.ID }) {
+			return fmt.Errorf("bad ACL id %q", r.CreateACL.ID)
+		}
+		a.img.ACLs = append(a.img.ACLs, *r.CreateACL)
+	case TypeDeleteACL:
+		if r.DeleteACL == nil {
+			return ErrMissingBody
+		}
+		i := slices.IndexFunc(a.img.ACLs, func(e image.ACL) bool { return e.ID == r.DeleteACL.ID })
+		if i < 0 {
+			return fmt.Errorf("no ACL %s", r.DeleteACL.ID)
+		}
+		a.img.ACLs = slices.Delete(a.img.ACLs, i, i+1)
+		if len(a.img.ACLs) == 0 {
+			a.img.ACLs = nil // as a snapshot without any loads
 		}
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)

@@ -33,6 +33,10 @@ const (
 	// UserScramCredentialRecord and RemoveUserScramCredentialRecord).
 	TypeUserScramCredential       ChangeType = "UserScramCredential"
 	TypeRemoveUserScramCredential ChangeType = "RemoveUserScramCredential"
+	// TypeCreateACL and TypeDeleteACL add and remove access control
+	// entries (CreateAcls, DeleteAcls).
+	TypeCreateACL ChangeType = "CreateACL"
+	TypeDeleteACL ChangeType = "DeleteACL"
 )
 
 // Config resource types of ConfigChange, numbered as Kafka's ConfigResource.
@@ -71,6 +75,8 @@ type Change struct {
 	ProducerIDBlock    *ProducerIDBlockRecord    `json:"producer_id_block,omitempty"`
 
 	UnregisterController *UnregisterControllerRecord `json:"unregister_controller,omitempty"`
+	CreateACL            *image.ACL                  `json:"create_acl,omitempty"`
+	DeleteACL            *DeleteACLRecord            `json:"delete_acl,omitempty"`
 
 	UserScramCredential       *UserScramCredentialRecord       `json:"user_scram_credential,omitempty"`
 	RemoveUserScramCredential *RemoveUserScramCredentialRecord `json:"remove_user_scram_credential,omitempty"`
@@ -94,6 +100,11 @@ type UserScramCredentialRecord struct {
 type RemoveUserScramCredentialRecord struct {
 	Name      string `json:"name"`
 	Mechanism int8   `json:"mechanism"`
+}
+
+// DeleteACLRecord removes the access control entry with that id.
+type DeleteACLRecord struct {
+	ID string `json:"id"`
 }
 
 // UnregisterControllerRecord removes a voter that left the quorum from the

@@ -38,10 +38,6 @@ import (
 	"github.com/skein-io/skein/internal/security/sasl"
 )
 
-// AnonymousPrincipal is the principal of a connection that did not
-// authenticate (Kafka's User:ANONYMOUS).
-const AnonymousPrincipal = "User:ANONYMOUS"
-
 // connAuth is a connection's SASL state.
 type connAuth struct {
 	// exchange is the authentication in progress (after SaslHandshake),
@@ -52,9 +48,6 @@ type connAuth struct {
 	// userMechanism the mechanism it used.
 	user          string
 	userMechanism sasl.Mechanism
-	// principal is "User:"+user, made once per authentication (every
-	// request carries it).
-	principal string
 	// expires ends the session (zero: never).
 	expires time.Time
 	// closeAfterResponse closes the connection once the current answer
@@ -82,15 +75,6 @@ func (s *Server) checkAuthenticated(c *Conn, h Header, now time.Time) error {
 			kmsg.NameForKey(h.Key), c.auth.user, s.cfg.MaxReauth)
 	}
 	return nil
-}
-
-// principal is the connection's principal (nil: a request decoded
-// without a connection, in tests).
-func (c *Conn) principal() string {
-	if c == nil || c.auth.principal == "" {
-		return AnonymousPrincipal
-	}
-	return c.auth.principal
 }
 
 func handleSASLHandshake(_ context.Context, req *Request) (kmsg.Response, error) {
@@ -156,7 +140,7 @@ func (s *Server) serveRawSASL(c *Conn, token []byte, received time.Time) error {
 func (s *Server) authenticated(c *Conn, received time.Time) time.Duration {
 	reauth := c.auth.user != ""
 	c.auth.user, c.auth.userMechanism = c.auth.exchange.User(), c.auth.mechanism
-	c.auth.principal = "User:" + c.auth.user
+	c.SetPrincipal("User:" + c.auth.user)
 	c.auth.exchange, c.auth.raw = nil, false
 	c.auth.expires = time.Time{}
 	if s.cfg.MaxReauth > 0 {

@@ -31,6 +31,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -64,9 +65,28 @@ type Request struct {
 	// Listener is the name of the listener the request came in on
 	// (Config.Listener of the server that accepted the connection).
 	Listener string
-	// Principal is who sent it: "User:NAME" on a connection that
-	// authenticated with SASL, else "User:ANONYMOUS".
+	// Principal is who the connection authenticated as (Kafka's
+	// KafkaPrincipal, "User:alice"); AnonymousPrincipal when it did not.
 	Principal string
+}
+
+// AnonymousPrincipal is the principal of a connection that has not
+// authenticated (a PLAINTEXT or SSL listener without client certificates).
+const AnonymousPrincipal = "User:ANONYMOUS"
+
+// Host is the client's IP address as ACLs name hosts ("" when unknown).
+func (r *Request) Host() string {
+	if r.Conn == nil || r.Conn.Conn == nil {
+		return ""
+	}
+	if a, ok := r.Conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(r.Conn.RemoteAddr().String())
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // HandlerFunc serves one request. It returns the response to send, or a nil
@@ -216,7 +236,24 @@ type Conn struct {
 	server *Server
 	// auth is the connection's SASL state (sasl.go), its goroutine's own.
 	auth connAuth
+	// principal is who the connection authenticated as ("": anonymous).
+	principal atomic.Pointer[string]
 }
+
+// Principal is who the connection authenticated as (AnonymousPrincipal
+// until it does).
+func (c *Conn) Principal() string {
+	if c == nil {
+		return AnonymousPrincipal
+	}
+	if p := c.principal.Load(); p != nil {
+		return *p
+	}
+	return AnonymousPrincipal
+}
+
+// SetPrincipal records who the connection authenticated as.
+func (c *Conn) SetPrincipal(p string) { c.principal.Store(&p) }
 
 // NewServer returns a server for the registry; call Serve with a listener.
 func NewServer(cfg Config, registry *Registry) (*Server, error) {
@@ -471,8 +508,7 @@ func (s *Server) handle(ctx context.Context, c *Conn, frame []byte, received tim
 		}
 		return nil, h, fmt.Errorf("malformed %s v%d: %w", kmsg.NameForKey(h.Key), h.Version, err)
 	}
-	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: received, Listener: s.cfg.Listener,
-		Principal: c.principal()})
+	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: received, Listener: s.cfg.Listener, Principal: c.Principal()})
 	if err != nil {
 		return nil, h, err
 	}
