@@ -592,3 +592,54 @@ func TestSASLEverywhere(t *testing.T) {
 		return published == 2, fmt.Sprintf("%d follower controllers published their listener", published)
 	})
 }
+
+// TestSASLPrincipalACLs: the principal a SASL login gives is what the
+// authorizer checks. With --authorizer acl and super user admin, alice
+// (allowed only to WRITE topic secret) produces but cannot consume, and
+// mallory (a user without ACLs on it) can do neither; admin, a super user,
+// reads what alice wrote.
+func TestSASLPrincipalACLs(t *testing.T) {
+	const topic = "secret"
+	c := saslCluster(t, harness.Options{BrokerArgs: []string{"--authorizer", "acl", "--super-users", "User:admin",
+		"--allow-everyone-if-no-acl-found"}})
+	admin := scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()
+	adm := kadm.NewClient(saslClient(t, c, admin))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitForLeaders(t, c, topic, 1)
+	for _, u := range []string{"alice", "mallory"} {
+		res, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: u, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: u + "-secret"}})
+		if err == nil {
+			err = res[u].Err
+		}
+		if err != nil {
+			t.Fatalf("create %s: %v", u, err)
+		}
+	}
+	acl := kadm.NewACLs().Allow("User:alice").Topics(topic).Operations(kadm.OpWrite)
+	if res, err := adm.CreateACLs(ctx, acl); err != nil || res[0].Err != nil {
+		t.Fatalf("create ACL: %v %v", err, res)
+	}
+	login := func(u string) ksasl.Mechanism { return scram.Auth{User: u, Pass: u + "-secret"}.AsSha512Mechanism() }
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		err := saslClient(t, c, login("alice"), kgo.DefaultProduceTopic(topic)).ProduceSync(ctx, kgo.StringRecord("from alice")).FirstErr()
+		return err == nil, fmt.Sprintf("alice's produce: %v", err)
+	})
+	if err := saslClient(t, c, login("mallory")).ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("from mallory")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("mallory's produce: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	for _, u := range []string{"alice", "mallory"} {
+		fs := saslClient(t, c, login(u), kgo.ConsumeTopics(topic)).PollFetches(ctx)
+		var got error
+		fs.EachError(func(_ string, _ int32, err error) { got = err })
+		if !errors.Is(got, kerr.TopicAuthorizationFailed) {
+			t.Errorf("%s's fetch: %v, want TOPIC_AUTHORIZATION_FAILED", u, got)
+		}
+	}
+	if got := consumeValues(t, saslClient(t, c, admin, kgo.ConsumeTopics(topic)), 1); got[0] != "from alice" {
+		t.Errorf("admin read %q", got)
+	}
+}
