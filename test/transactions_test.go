@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ type txnProducer struct {
 // first offset on (ListOffsets latest under read_committed is that
 // offset), while a read_uncommitted one sees everything. Then the leader
 // is SIGKILLed, C is committed on the new leader, and read_committed
-// consumers (franz-go, and kcat when present) see C's records too but
+// consumers (franz-go, kcat when present, skein consume --isolation
+// read_committed) see C's records too but
 // still none of B's; the restarted broker catches up and the replicas are
 // byte-identical (`skein replicas verify` included).
 func TestTransactionMarkers(t *testing.T) {
@@ -137,6 +139,14 @@ func TestTransactionMarkers(t *testing.T) {
 	visible = append(visible, pending...)
 	checkConsume(t, c, topic, kgo.ReadCommitted(), visible, aborted)
 	checkKcatReadCommitted(t, c, topic, visible, aborted)
+	res := c.RunCLI(t, 30*time.Second, nil, "consume", topic, "--from-beginning", "--isolation", "read_committed",
+		"--max-messages", strconv.Itoa(len(visible)))
+	if res.Err != nil {
+		t.Fatalf("skein consume --isolation read_committed: %v\n%s", res.Err, res.Stderr)
+	}
+	if lines := strings.Fields(res.Stdout); len(lines) != len(visible) || !sameSet(lines, visible) {
+		t.Fatalf("skein consume --isolation read_committed printed %v, want %v", lines, visible)
+	}
 
 	old.Restart()
 	checkReplicasIdentical(t, c, topic, 1, 30*time.Second)
@@ -144,6 +154,13 @@ func TestTransactionMarkers(t *testing.T) {
 		t.Fatalf("skein replicas verify %s: %v\n%s%s", topic, res.Err, res.Stdout, res.Stderr)
 	}
 	t.Logf("read_committed saw %d records, never the %d aborted ones; replicas identical after the leader kill", len(visible), len(aborted))
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
 }
 
 // latestOffset answers ListOffsets latest for partition 0 at an isolation
