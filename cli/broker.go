@@ -46,6 +46,7 @@ func brokerCommand() *cli.Command {
 			stringFlag("listener-protocol", "security protocol of the listeners the map does not name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "PLAINTEXT"),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
 			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
+			stringFlag("controller-protocol", "security protocol of the controllers' listener: PLAINTEXT or SSL (then --tls-ca names the CA to trust)", "PLAINTEXT"),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
 			fromComponent("broker", intFlag("num-partitions", "num.partitions for auto-created topics", 0)),
 			fromComponent("broker", intFlag("default-replication-factor", "default.replication.factor", 0)),
@@ -61,7 +62,7 @@ func brokerCommand() *cli.Command {
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
-		}, groupFlags()...)...),
+		}, append(groupFlags(), tlsFlags()...)...)...),
 		Action: runBroker,
 		// `skein broker` runs a broker and takes no arguments, so a
 		// subcommand name cannot be mistaken for one.
@@ -213,6 +214,13 @@ func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
 			return fmt.Errorf("--listener-security-protocol-map: %w", err)
 		}
 		cfg.ListenerProtocols = m
+	}
+	if c.IsSet("controller-protocol") {
+		p, err := protocolValue(c, "controller-protocol")
+		if err != nil {
+			return err
+		}
+		cfg.ControllerProtocol = p
 	}
 	if c.IsSet("listener-protocol") {
 		p, err := security.ParseProtocol(c.String("listener-protocol"))
@@ -367,6 +375,9 @@ func runBroker(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = log.Named("broker")
+	if cfg.TLS, err = loadNodeTLS(c, log.Named("tls")); err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
 	cfg.Metrics = reg
 	if err := cfg.Validate(); err != nil {
@@ -411,6 +422,7 @@ func runBroker(c *cli.Context) error {
 		_ = b.Close()
 		return fmt.Errorf("start broker %d: %w", cfg.NodeID, err)
 	}
+	watchTLS(ctx, c, cfg.TLS)
 	log.Info("broker running", "node_id", cfg.NodeID, "listen", b.Addr(), "controllers", cfg.Controllers)
 	<-ctx.Done()
 	return closeBroker(log, b)

@@ -38,6 +38,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -74,15 +75,16 @@ const (
 // peerClients holds one franz-go client per peer listener address, created
 // on first use and closed by close.
 type peerClients struct {
-	mu struct {
+	tls *tls.Config // dials peers over TLS when set
+	mu  struct {
 		sync.Mutex
 		clients map[string]*kgo.Client // by host:port; protected by mu
 		closed  bool                   // protected by mu
 	}
 }
 
-func newPeerClients() *peerClients {
-	p := &peerClients{}
+func newPeerClients(tlsCfg *tls.Config) *peerClients {
+	p := &peerClients{tls: tlsCfg}
 	p.mu.clients = map[string]*kgo.Client{}
 	return p
 }
@@ -98,8 +100,12 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 	cl := p.mu.clients[addr]
 	if cl == nil {
 		var err error
-		cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
-			kgo.DialTimeout(time.Second), kgo.RequestRetries(0))
+		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
+			kgo.DialTimeout(time.Second), kgo.RequestRetries(0)}
+		if p.tls != nil {
+			opts = append(opts, kgo.DialTLSConfig(p.tls))
+		}
+		cl, err = kgo.NewClient(opts...)
 		if err != nil {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("client for controller %s: %w", addr, err)
@@ -112,6 +118,15 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 		return nil, fmt.Errorf("client for controller %s has no seed", addr)
 	}
 	return seeds[0].Request(ctx, req)
+}
+
+// peerTLS is the TLS configuration controllers dial each other's
+// listeners with: theirs speak the protocol this one's does.
+func peerTLS(cfg Config) *tls.Config {
+	if !cfg.ListenerProtocol.TLS() || cfg.TLS == nil {
+		return nil
+	}
+	return cfg.TLS.ClientConfig()
 }
 
 func (p *peerClients) close() {

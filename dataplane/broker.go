@@ -24,6 +24,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -80,9 +81,17 @@ type Config struct {
 	// the inter-broker listener's protocol.
 	ListenerProtocols security.ProtocolMap
 	ListenerProtocol  security.Protocol
-	Rack              string
+	// TLS is the broker's TLS material: the server certificate of its
+	// SSL and SASL_SSL listeners (and their client CA for mutual TLS), and
+	// what it trusts and presents when it dials a TLS leader or
+	// controller. Required when a listener or ControllerProtocol is TLS.
+	TLS  *security.TLS
+	Rack string
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
+	// ControllerProtocol is the security protocol of the controllers'
+	// listener (PLAINTEXT when empty).
+	ControllerProtocol security.Protocol
 
 	AutoCreateTopics bool  // auto.create.topics.enable, default true
 	NumPartitions    int32 // num.partitions, default 1
@@ -223,9 +232,16 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, l := range c.listeners() {
-		if p := c.listenerProtocol(l.Name); p != security.Plaintext {
-			return fmt.Errorf("broker: listener %s: security protocol %s is not supported yet", l.Name, p)
+		p := c.listenerProtocol(l.Name)
+		if err := supportedProtocol(p); err != nil {
+			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
 		}
+		if p.TLS() && !c.TLS.HasCert() {
+			return fmt.Errorf("broker: listener %s speaks %s: it needs a certificate and key (--tls-cert, --tls-key)", l.Name, p)
+		}
+	}
+	if err := supportedProtocol(c.ControllerProtocol); err != nil {
+		return fmt.Errorf("broker: controller protocol: %w", err)
 	}
 	for name := range c.ListenerProtocols {
 		if !seen[name] && (len(c.Listeners) > 0 || name != image.DefaultListenerName) {
@@ -297,6 +313,26 @@ func (c Config) listeners() []Listener {
 		out[i].Name = strings.ToUpper(l.Name)
 	}
 	return out
+}
+
+// supportedProtocol refuses the protocols not implemented yet.
+func supportedProtocol(p security.Protocol) error {
+	switch p {
+	case "", security.Plaintext:
+	case security.SSL:
+	default:
+		return fmt.Errorf("security protocol %s is not supported yet", p)
+	}
+	return nil
+}
+
+// clientTLS is the TLS configuration to dial a peer whose listener speaks
+// p, nil when p is not TLS.
+func (c Config) clientTLS(p security.Protocol) *tls.Config {
+	if !p.TLS() || c.TLS == nil {
+		return nil
+	}
+	return c.TLS.ClientConfig()
 }
 
 // listenerProtocol is the security protocol of the listener named name.
@@ -471,6 +507,7 @@ func (b *Broker) start() error {
 	rcfg.MaxWait = cfg.ReplicaFetchWaitMax
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
+	rcfg.TLS = cfg.clientTLS(cfg.listenerProtocol(cfg.interBrokerListener()))
 	if b.replicas, err = replica.New(rcfg); err != nil {
 		return fmt.Errorf("replica fetchers: %w", err)
 	}
@@ -496,6 +533,7 @@ func (b *Broker) start() error {
 
 	ctl, err = client.New(client.Config{
 		Controllers: cfg.Controllers,
+		TLS:         cfg.clientTLS(cfg.ControllerProtocol),
 		NodeID:      cfg.NodeID,
 		Listeners:   endpoints,
 		Rack:        cfg.Rack,
@@ -540,6 +578,9 @@ func (b *Broker) start() error {
 		wcfg.Name = "broker"
 		wcfg.Listener = l.Name
 		wcfg.Protocol = cfg.listenerProtocol(l.Name)
+		if wcfg.Protocol.TLS() {
+			wcfg.TLS = cfg.TLS.ServerConfig()
+		}
 		wcfg.Logger = b.log.Named("wire")
 		wcfg.Observer = requests
 		server, err := wire.NewServer(wcfg, registry)
@@ -548,7 +589,20 @@ func (b *Broker) start() error {
 		}
 		b.servers = append(b.servers, server)
 	}
-	b.endOffsets = &endOffsetsClient{addr: b.Addr}
+	// The group lag metric asks the leaders through the inter-broker
+	// listener, with its protocol, at its advertised address (the name
+	// its certificate carries, which peers dial too).
+	interBroker := cfg.interBrokerListener()
+	var interBrokerAddr string
+	for _, e := range endpoints {
+		if e.Name == interBroker {
+			interBrokerAddr = net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+		}
+	}
+	b.endOffsets = &endOffsetsClient{
+		addr: func() string { return interBrokerAddr },
+		tls:  cfg.clientTLS(cfg.listenerProtocol(interBroker)),
+	}
 	collector := &brokerCollector{
 		nodeID: cfg.NodeID, perPartition: cfg.MetricsPerPartition,
 		partitions: b.partitions, replicas: b.replicas, groups: b.groups, handlers: handlers,

@@ -10,6 +10,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"strconv"
 	"sync"
 	"time"
@@ -292,6 +293,8 @@ func (c *brokerCollector) collectGroups(ch chan<- prometheus.Metric) {
 // broker's own listener, created on first use.
 type endOffsetsClient struct {
 	addr func() string
+	// tls dials addr's listener over TLS when set.
+	tls *tls.Config
 
 	mu struct {
 		sync.Mutex
@@ -333,7 +336,11 @@ func (e *endOffsetsClient) admin() *kadm.Client {
 		if addr == "" {
 			return nil
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics"))
+		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics")}
+		if e.tls != nil {
+			opts = append(opts, kgo.DialTLSConfig(e.tls))
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return nil
 		}

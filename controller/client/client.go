@@ -16,6 +16,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -51,7 +52,10 @@ var ErrClosed = errors.New("controller client closed")
 type Config struct {
 	// Controllers are the controllers' Kafka listeners, host:port.
 	Controllers []string
-	NodeID      int32
+	// TLS, when set, dials the controllers over TLS (their listener's
+	// protocol is SSL).
+	TLS    *tls.Config
+	NodeID int32
 	// Listeners are the broker's advertised listeners, registered with the
 	// controller in this order (the first is also the registration's
 	// legacy Host and Port). When empty, AdvertisedHost and AdvertisedPort
@@ -173,10 +177,14 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("controller client: %w", err)
 	}
-	kcl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Controllers...),
-		kgo.ClientID("skein-broker-"+strconv.Itoa(int(cfg.NodeID))),
-	)
+		kgo.ClientID("skein-broker-" + strconv.Itoa(int(cfg.NodeID))),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
+	}
+	kcl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("controller client: %w", err)
 	}

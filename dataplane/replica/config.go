@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -38,7 +39,10 @@ type Config struct {
 	// Throttle is the follower side of the replication quotas (KIP-73);
 	// nil throttles nothing.
 	Throttle *throttle.Side
-	Logger   hclog.Logger
+	// TLS, when set, dials leaders over TLS (the inter-broker listener's
+	// protocol is SSL); the server name is the leader's host.
+	TLS    *tls.Config
+	Logger hclog.Logger
 }
 
 // DefaultConfig returns Kafka's replica fetcher defaults for a broker id.

@@ -3,6 +3,7 @@ package replica
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/internal/security"
 )
 
 const (
@@ -30,7 +33,7 @@ const (
 	keepBufferBytes = 16 << 20
 )
 
-// conn is a plain TCP Kafka connection to one leader, used by one goroutine
+// conn is a TCP (or TLS) Kafka connection to one leader, used by one goroutine
 // (the fetcher's). Requests and responses are encoded and decoded with
 // kmsg; only the frame (size, header) is written here. Unlike a kgo client,
 // it reads every response into one reused buffer, so a fetch response costs
@@ -60,11 +63,20 @@ type conn struct {
 // are read past it, straight into their own buffer.
 const readBufferBytes = 16 << 10
 
-// dial connects to addr and asks the leader which versions it serves. The
-// connection closes itself when ctx ends, unblocking any request.
-func dial(ctx context.Context, addr, clientID string) (*conn, error) {
+// dial connects to addr (over TLS with tlsCfg) and asks the leader which
+// versions it serves. The connection closes itself when ctx ends,
+// unblocking any request.
+func dial(ctx context.Context, addr, clientID string, tlsCfg *tls.Config) (*conn, error) {
 	d := net.Dialer{Timeout: dialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if tlsCfg != nil {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		nc, err = security.DialTLS(dctx, &d, addr, tlsCfg)
+		cancel()
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
