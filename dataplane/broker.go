@@ -336,7 +336,19 @@ func (c Config) clientTLS(p security.Protocol) *tls.Config {
 }
 
 // listenerProtocol is the security protocol of the listener named name.
+// The one listener of Listen is named PLAINTEXT only for want of a name:
+// its protocol is ListenerProtocol's (a map entry for it still wins), so
+// --listen with --listener-protocol SSL serves TLS.
 func (c Config) listenerProtocol(name string) security.Protocol {
+	if len(c.Listeners) == 0 {
+		if p, ok := c.ListenerProtocols[strings.ToUpper(name)]; ok {
+			return p
+		}
+		if c.ListenerProtocol != "" {
+			return c.ListenerProtocol
+		}
+		return security.Plaintext
+	}
 	return c.ListenerProtocols.For(name, c.ListenerProtocol)
 }
 
