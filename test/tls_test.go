@@ -252,7 +252,7 @@ func TestTLSMutual(t *testing.T) {
 		t.Fatalf("kcat without a client certificate listed metadata:\n%s", res.Stdout)
 	}
 	if !strings.Contains(res.Stderr, "certificate required") {
-		t.Fatalf("kcat without a client certificate: stderr %q lacks "certificate required"", res.Stderr)
+		t.Fatalf("kcat without a client certificate: stderr %q lacks \"certificate required\"", res.Stderr)
 	}
 	t.Logf("kcat without a client certificate: %s", strings.TrimSpace(res.Stderr))
 	if got := endOffset(t, c, "mtls-refused"); got != -1 {
