@@ -30,7 +30,7 @@ func tlsRefusedClient(t *testing.T, c *harness.Cluster, opts ...kgo.Opt) *kgo.Cl
 	all := append([]kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.Bootstrap(), ",")...),
 		kgo.RequestRetries(0), kgo.RetryTimeout(2 * time.Second), kgo.DialTimeout(2 * time.Second),
-		kgo.RecordDeliveryTimeout(3 * time.Second),
+		kgo.RecordDeliveryTimeout(time.Second),
 	}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
@@ -145,7 +145,7 @@ func TestTLSClients(t *testing.T) {
 	if err := listTopicsErr(untrusting); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Fatalf("client trusting another CA: err = %v, want a certificate signed by unknown authority", err)
 	}
-	res := harness.RunCommand(t, 30*time.Second, nil, kcat, "-L", "-b", c.Bootstrap(), "-m", "5",
+	res := harness.RunCommand(t, 30*time.Second, nil, kcat, "-L", "-b", c.Bootstrap(), "-m", "2",
 		"-F", writeProperties(t, "security.protocol=SSL", "ssl.ca.location="+strangerCA))
 	if res.Err == nil || !strings.Contains(res.Stderr, "certificate verify failed") {
 		t.Fatalf("kcat trusting another CA: err %v, stderr %q; want certificate verify failed", res.Err, res.Stderr)
@@ -246,7 +246,7 @@ func TestTLSMutual(t *testing.T) {
 		}
 		t.Logf("%s: refused: %v", bad.name, err)
 	}
-	res := harness.RunCommand(t, 30*time.Second, nil, kcat, "-L", "-b", c.Bootstrap(), "-m", "5",
+	res := harness.RunCommand(t, 30*time.Second, nil, kcat, "-L", "-b", c.Bootstrap(), "-m", "2",
 		"-F", writeProperties(t, "security.protocol=SSL", "ssl.ca.location="+c.TLS.CAPath))
 	if res.Err == nil {
 		t.Fatalf("kcat without a client certificate listed metadata:\n%s", res.Stdout)
