@@ -243,6 +243,9 @@ func (c Config) Validate() error {
 	if err := supportedProtocol(c.ControllerProtocol); err != nil {
 		return fmt.Errorf("broker: controller protocol: %w", err)
 	}
+	if c.ControllerProtocol.TLS() && c.TLS == nil {
+		return fmt.Errorf("broker: controller protocol %s needs TLS material (--tls-ca, and --tls-cert/--tls-key for mutual TLS)", c.ControllerProtocol)
+	}
 	for name := range c.ListenerProtocols {
 		if !seen[name] && (len(c.Listeners) > 0 || name != image.DefaultListenerName) {
 			return fmt.Errorf("broker: the security protocol map names %s, which is not one of the listeners", name)

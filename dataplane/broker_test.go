@@ -74,6 +74,7 @@ func TestConfigValidate(t *testing.T) {
 		{"needs a certificate", func(c *Config) { c.ListenerProtocol = security.SSL }},
 		{"not supported yet", func(c *Config) { c.ListenerProtocol = security.SASLSSL }},
 		{"controller protocol", func(c *Config) { c.ControllerProtocol = security.SASLPlaintext }},
+		{"controller protocol SSL needs TLS", func(c *Config) { c.ControllerProtocol = security.SSL }},
 	}
 	for _, tc := range cases {
 		c := validConfig("/tmp/x")
