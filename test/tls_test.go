@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -284,7 +285,7 @@ func TestTLSReplication(t *testing.T) {
 		partitions = 3
 		records    = 3000
 	)
-	c := harness.StartCluster(t, harness.Options{Controllers: 3, Brokers: 3, TLS: &harness.TLSOptions{Mutual: true}})
+	c := harness.StartCluster(t, harness.Options{Controllers: 3, Brokers: 3, HTTP: true, TLS: &harness.TLSOptions{Mutual: true}})
 	createTopic(t, c, topic, partitions, 3, map[string]*string{"min.insync.replicas": strPtr("2")})
 	cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
@@ -320,6 +321,41 @@ func TestTLSReplication(t *testing.T) {
 		}
 	}
 	harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks()).Check(t)
+
+	// The group lag metric: the coordinator asks the other leaders for
+	// their end offsets over TLS, with its certificate.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("end offsets: %v %v", err, ends.Error())
+	}
+	offsets := kadm.Offsets{}
+	for p := range partitions {
+		offsets.AddOffset(topic, int32(p), 1, -1)
+	}
+	if resp, err := adm.CommitOffsets(ctx, "tls-readers", offsets); err != nil || resp.Error() != nil {
+		t.Fatalf("commit offsets: %v %v", err, resp.Error())
+	}
+	coord := adm.FindGroupCoordinators(ctx, "tls-readers")
+	if err := coord.Error(); err != nil || len(coord) != 1 {
+		t.Fatalf("group coordinator: %v %v", coord, err)
+	}
+	coordinator := c.Broker(coord["tls-readers"].NodeID)
+	harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+		fams, err := coordinator.Metrics()
+		if err != nil {
+			return false, err.Error()
+		}
+		for p := range partitions {
+			end, _ := ends.Lookup(topic, int32(p))
+			labels := map[string]string{"group": "tls-readers", "topic": topic, "partition": strconv.Itoa(p)}
+			if lag, ok := harness.MetricValue(fams, "skein_group_lag", labels); !ok || lag != float64(end.Offset-1) {
+				return false, fmt.Sprintf("%s: partition %d lag %v (%v), want %d", coordinator.Name, p, lag, ok, end.Offset-1)
+			}
+		}
+		return true, ""
+	})
 }
 
 // serverCert dials addr over TLS (trusting the cluster's CA, with its
