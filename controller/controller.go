@@ -86,7 +86,7 @@ func New(cfg Config) (*Controller, error) {
 		log:    cfg.Logger,
 		fsm:    newFSM(cfg.Logger.Named("fsm")),
 		now:    time.Now,
-		peers:  newPeerClients(peerTLS(cfg)),
+		peers:  newPeerClients(peerDialer(cfg)),
 		quorum: newQuorumTracker(),
 		ctx:    ctx,
 		cancel: cancel,

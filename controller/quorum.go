@@ -38,7 +38,6 @@ package controller
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -52,6 +51,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/metalog"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -75,16 +75,16 @@ const (
 // peerClients holds one franz-go client per peer listener address, created
 // on first use and closed by close.
 type peerClients struct {
-	tls *tls.Config // dials peers over TLS when set
-	mu  struct {
+	dial security.Dialer // connects to peers over TLS when set
+	mu   struct {
 		sync.Mutex
 		clients map[string]*kgo.Client // by host:port; protected by mu
 		closed  bool                   // protected by mu
 	}
 }
 
-func newPeerClients(tlsCfg *tls.Config) *peerClients {
-	p := &peerClients{tls: tlsCfg}
+func newPeerClients(dial security.Dialer) *peerClients {
+	p := &peerClients{dial: dial}
 	p.mu.clients = map[string]*kgo.Client{}
 	return p
 }
@@ -102,8 +102,8 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 		var err error
 		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
 			kgo.DialTimeout(time.Second), kgo.RequestRetries(0)}
-		if p.tls != nil {
-			opts = append(opts, kgo.DialTLSConfig(p.tls))
+		if p.dial != nil {
+			opts = append(opts, kgo.Dialer(p.dial))
 		}
 		cl, err = kgo.NewClient(opts...)
 		if err != nil {
@@ -120,13 +120,13 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 	return seeds[0].Request(ctx, req)
 }
 
-// peerTLS is the TLS configuration controllers dial each other's
-// listeners with: theirs speak the protocol this one's does.
-func peerTLS(cfg Config) *tls.Config {
+// peerDialer connects controllers to each other's listeners, which speak
+// the protocol this one's does: over TLS for SSL, nil (plain TCP) else.
+func peerDialer(cfg Config) security.Dialer {
 	if !cfg.ListenerProtocol.TLS() || cfg.TLS == nil {
 		return nil
 	}
-	return cfg.TLS.ClientConfig()
+	return cfg.TLS.Dial()
 }
 
 func (p *peerClients) close() {

@@ -20,7 +20,7 @@ import (
 type tlsStreamLayer struct {
 	net.Listener // a tls.NewListener
 	advertise    net.Addr
-	client       *tls.Config
+	material     *security.TLS
 }
 
 // Dial connects to a voter's Raft address and completes the handshake.
@@ -28,7 +28,7 @@ func (l *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	d := net.Dialer{Timeout: timeout}
-	return security.DialTLS(ctx, &d, string(address), l.client)
+	return security.DialTLS(ctx, &d, string(address), l.material.ClientConfig())
 }
 
 // Addr is the address other voters dial (the advertised one when set).
@@ -56,7 +56,7 @@ func newTLSTransport(bind string, advertise net.Addr, material *security.TLS, ma
 			return nil, fmt.Errorf("raft address %s is not advertisable: give the node's address in --initial-controllers", ln.Addr())
 		}
 	}
-	layer := &tlsStreamLayer{Listener: tls.NewListener(ln, material.ServerConfig()), advertise: advertise, client: material.ClientConfig()}
+	layer := &tlsStreamLayer{Listener: tls.NewListener(ln, material.ServerConfig()), advertise: advertise, material: material}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: maxPool, Timeout: timeout, Logger: log,
 	}), nil

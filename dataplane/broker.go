@@ -24,7 +24,6 @@ package dataplane
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -329,13 +328,13 @@ func supportedProtocol(p security.Protocol) error {
 	return nil
 }
 
-// clientTLS is the TLS configuration to dial a peer whose listener speaks
-// p, nil when p is not TLS.
-func (c Config) clientTLS(p security.Protocol) *tls.Config {
+// dialer connects to a peer whose listener speaks p: over TLS with the
+// broker's material, nil (plain TCP) when p is not TLS.
+func (c Config) dialer(p security.Protocol) security.Dialer {
 	if !p.TLS() || c.TLS == nil {
 		return nil
 	}
-	return c.TLS.ClientConfig()
+	return c.TLS.Dial()
 }
 
 // listenerProtocol is the security protocol of the listener named name.
@@ -522,7 +521,7 @@ func (b *Broker) start() error {
 	rcfg.MaxWait = cfg.ReplicaFetchWaitMax
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
-	rcfg.TLS = cfg.clientTLS(cfg.listenerProtocol(cfg.interBrokerListener()))
+	rcfg.Dial = cfg.dialer(cfg.listenerProtocol(cfg.interBrokerListener()))
 	if b.replicas, err = replica.New(rcfg); err != nil {
 		return fmt.Errorf("replica fetchers: %w", err)
 	}
@@ -548,7 +547,7 @@ func (b *Broker) start() error {
 
 	ctl, err = client.New(client.Config{
 		Controllers: cfg.Controllers,
-		TLS:         cfg.clientTLS(cfg.ControllerProtocol),
+		Dial:        cfg.dialer(cfg.ControllerProtocol),
 		NodeID:      cfg.NodeID,
 		Listeners:   endpoints,
 		Rack:        cfg.Rack,
@@ -616,7 +615,7 @@ func (b *Broker) start() error {
 	}
 	b.endOffsets = &endOffsetsClient{
 		addr: func() string { return interBrokerAddr },
-		tls:  cfg.clientTLS(cfg.listenerProtocol(interBroker)),
+		dial: cfg.dialer(cfg.listenerProtocol(interBroker)),
 	}
 	collector := &brokerCollector{
 		nodeID: cfg.NodeID, perPartition: cfg.MetricsPerPartition,

@@ -10,7 +10,6 @@ package dataplane
 
 import (
 	"context"
-	"crypto/tls"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 )
 
 // endOffsetsTimeout bounds the ListOffsets a scrape sends for the group
@@ -293,8 +293,8 @@ func (c *brokerCollector) collectGroups(ch chan<- prometheus.Metric) {
 // broker's own listener, created on first use.
 type endOffsetsClient struct {
 	addr func() string
-	// tls dials addr's listener over TLS when set.
-	tls *tls.Config
+	// dial, when set, connects instead of plain TCP (TLS listeners).
+	dial security.Dialer
 
 	mu struct {
 		sync.Mutex
@@ -337,8 +337,8 @@ func (e *endOffsetsClient) admin() *kadm.Client {
 			return nil
 		}
 		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics")}
-		if e.tls != nil {
-			opts = append(opts, kgo.DialTLSConfig(e.tls))
+		if e.dial != nil {
+			opts = append(opts, kgo.Dialer(e.dial))
 		}
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {

@@ -16,9 +16,9 @@ package client
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,9 +52,9 @@ var ErrClosed = errors.New("controller client closed")
 type Config struct {
 	// Controllers are the controllers' Kafka listeners, host:port.
 	Controllers []string
-	// TLS, when set, dials the controllers over TLS (their listener's
-	// protocol is SSL).
-	TLS    *tls.Config
+	// Dial, when set, connects to the controllers instead of plain TCP:
+	// over TLS when their listener's protocol is SSL (security.TLS.Dial).
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	NodeID int32
 	// Listeners are the broker's advertised listeners, registered with the
 	// controller in this order (the first is also the registration's
@@ -181,8 +181,8 @@ func New(cfg Config) (*Client, error) {
 		kgo.SeedBrokers(cfg.Controllers...),
 		kgo.ClientID("skein-broker-" + strconv.Itoa(int(cfg.NodeID))),
 	}
-	if cfg.TLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
+	if cfg.Dial != nil {
+		opts = append(opts, kgo.Dialer(cfg.Dial))
 	}
 	kcl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -1,10 +1,11 @@
 package replica
 
 import (
-	"crypto/tls"
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,9 +40,10 @@ type Config struct {
 	// Throttle is the follower side of the replication quotas (KIP-73);
 	// nil throttles nothing.
 	Throttle *throttle.Side
-	// TLS, when set, dials leaders over TLS (the inter-broker listener's
-	// protocol is SSL); the server name is the leader's host.
-	TLS    *tls.Config
+	// Dial, when set, connects to leaders instead of plain TCP: over TLS
+	// when the inter-broker listener's protocol is SSL
+	// (security.TLS.Dial). Its context bounds the dial.
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger hclog.Logger
 }
 

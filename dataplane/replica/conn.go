@@ -3,7 +3,6 @@ package replica
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/skein-io/skein/internal/security"
 )
 
 const (
@@ -63,20 +60,17 @@ type conn struct {
 // are read past it, straight into their own buffer.
 const readBufferBytes = 16 << 10
 
-// dial connects to addr (over TLS with tlsCfg) and asks the leader which
-// versions it serves. The connection closes itself when ctx ends,
-// unblocking any request.
-func dial(ctx context.Context, addr, clientID string, tlsCfg *tls.Config) (*conn, error) {
-	d := net.Dialer{Timeout: dialTimeout}
-	var nc net.Conn
-	var err error
-	if tlsCfg != nil {
-		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		nc, err = security.DialTLS(dctx, &d, addr, tlsCfg)
-		cancel()
-	} else {
-		nc, err = d.DialContext(ctx, "tcp", addr)
+// dial connects to addr (with dialFn when set, else plain TCP) and asks
+// the leader which versions it serves. The connection closes itself when
+// ctx ends, unblocking any request.
+func dial(ctx context.Context, addr, clientID string, dialFn func(context.Context, string, string) (net.Conn, error)) (*conn, error) {
+	if dialFn == nil {
+		d := net.Dialer{Timeout: dialTimeout}
+		dialFn = d.DialContext
 	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	nc, err := dialFn(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
 		return nil, err
 	}

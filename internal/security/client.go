@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -166,8 +165,7 @@ func (c ClientConfig) TLSConfig() (*tls.Config, error) {
 		roots := cfg.RootCAs
 		cfg.InsecureSkipVerify = true
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			cs.ServerName = ""
-			return verifyChain(cs, roots)
+			return verifyServer(cs, roots, "")
 		}
 	}
 	return cfg, nil
@@ -180,9 +178,4 @@ func endpointAlgorithm(v string) string {
 		return "none"
 	}
 	return v
-}
-
-// verifyChain checks the server's chain against roots without a host name.
-func verifyChain(cs tls.ConnectionState, roots *x509.CertPool) error {
-	return verifyServer(cs, roots)
 }

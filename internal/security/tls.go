@@ -234,10 +234,10 @@ func (t *TLS) ServerConfig() *tls.Config {
 }
 
 // ClientConfig is the configuration of a node dialing a TLS peer (a
-// follower its leader, a broker its controller): it trusts CA (the
-// system's roots without one), and presents the node's certificate when
-// the peer asks for one. The server name is set per dial (kgo takes the
-// dialled host; DialTLS does the same).
+// follower its leader, a broker its controller), as loaded now: it
+// trusts CA (the system's roots without one) and presents the node's
+// certificate when the peer asks for one. crypto/tls checks the chain and
+// the server name, which the dialer sets (DialTLS: the dialled host).
 func (t *TLS) ClientConfig() *tls.Config {
 	cfg := baseConfig()
 	t.mu.Lock()
@@ -252,24 +252,33 @@ func (t *TLS) ClientConfig() *tls.Config {
 		}
 		return cert, nil
 	}
-	// Roots may be reloaded: verify with the current pool.
-	cfg.InsecureSkipVerify = true
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		t.mu.Lock()
-		roots := t.mu.roots
-		t.mu.Unlock()
-		return verifyServer(cs, roots)
-	}
 	return cfg
 }
 
+// Dialer dials TLS peers with the material loaded at each dial (a
+// reloaded CA applies to the next connection), for kgo.Dialer and the
+// replica fetchers.
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Dial returns t's Dialer: a TCP connection to addr, then a handshake
+// with ClientConfig naming addr's host as the server. ctx bounds both.
+func (t *TLS) Dial() Dialer {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: dialTimeout}
+		return DialTLS(ctx, &d, addr, t.ClientConfig())
+	}
+}
+
+// dialTimeout bounds a dial whose context has no deadline.
+const dialTimeout = 10 * time.Second
+
 // verifyServer does what crypto/tls does for a client with RootCAs =
-// roots: the chain to a trusted root, and the server name.
-func verifyServer(cs tls.ConnectionState, roots *x509.CertPool) error {
+// roots and ServerName = name ("": the chain alone).
+func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, name string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("tls: the server sent no certificate")
 	}
-	opts := x509.VerifyOptions{Roots: roots, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+	opts := x509.VerifyOptions{Roots: roots, DNSName: name, Intermediates: x509.NewCertPool()}
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
@@ -294,7 +303,9 @@ func DialTLS(ctx context.Context, d *net.Dialer, addr string, cfg *tls.Config) (
 		cfg.ServerName = host
 	}
 	tc := tls.Client(nc, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
 	}

@@ -213,3 +213,39 @@ func TestWatchReloads(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDialChecksServerName: a node dialing a peer by IP address refuses a
+// certificate its CA signed for another address. (Verifying in
+// VerifyConnection with the connection's server name, empty for an IP
+// since no SNI is sent, accepted it.)
+func TestDialChecksServerName(t *testing.T) {
+	ca, files := testMaterial(t, false)
+	server, err := LoadTLS(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serve(t, server)
+	if c, err := server.Dial()(context.Background(), "tcp", addr); err != nil {
+		t.Fatalf("dial a certificate for 127.0.0.1: %v", err)
+	} else {
+		c.Close()
+	}
+	issued, err := ca.Issue(CertRequest{Subject: pkix.Name{CommonName: "elsewhere"}, Hosts: []string{"10.9.9.9", "elsewhere.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := issued.WriteFiles(files.Cert, files.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := server.Dial()(context.Background(), "tcp", addr)
+	if err == nil {
+		c.Close()
+		t.Fatal("a certificate for 10.9.9.9 was accepted at 127.0.0.1")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("error %v does not name the address", err)
+	}
+}
