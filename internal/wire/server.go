@@ -404,14 +404,14 @@ func (s *Server) handshake(ctx context.Context, c *Conn, tc *tls.Conn) bool {
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
-		s.cfg.Logger.Info("tls handshake failed; closing connection", "listener", s.cfg.Listener,
+		s.cfg.Logger.Info("tls handshake failed; closing connection", "listener", s.cfg.Name, "listener_name", s.cfg.Listener,
 			"remote", c.RemoteAddr().String(), "error", err)
 		return false
 	}
 	cs := tc.ConnectionState()
 	c.Principal = security.PeerPrincipal(cs)
 	if len(cs.PeerCertificates) > 0 {
-		s.cfg.Logger.Debug("tls client authenticated", "listener", s.cfg.Listener,
+		s.cfg.Logger.Debug("tls client authenticated", "listener", s.cfg.Name, "listener_name", s.cfg.Listener,
 			"remote", c.RemoteAddr().String(), "principal", c.Principal)
 	}
 	return true

@@ -119,9 +119,6 @@ func (n *Node) tlsOpts() []kgo.Opt {
 	if n.cluster == nil {
 		return nil
 	}
-	if n.Role == RoleController {
-		return n.cluster.TLS.controllerOpts()
-	}
 	return n.cluster.TLS.kgoOpts()
 }
 

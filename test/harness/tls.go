@@ -24,9 +24,6 @@ type TLSOptions struct {
 	// Mutual requires client certificates signed by the CA on every
 	// listener (--tls-client-ca); the harness's clients present theirs.
 	Mutual bool
-	// PlainControllers leaves the controllers (and the brokers' dial to
-	// them) on PLAINTEXT.
-	PlainControllers bool
 }
 
 // ClusterTLS is the TLS material of a cluster started with Options.TLS.
@@ -111,16 +108,10 @@ func (ct *ClusterTLS) nodeArgs(t testing.TB, n *Node) []string {
 	if ct.opts.Mutual {
 		args = append(args, "--tls-client-ca", ct.CAPath)
 	}
-	switch {
-	case n.Role == RoleBroker:
-		args = append(args, "--listener-protocol", "SSL")
-		if !ct.opts.PlainControllers {
-			args = append(args, "--controller-protocol", "SSL")
-		}
-	case !ct.opts.PlainControllers:
-		args = append(args, "--listener-protocol", "SSL", "--raft-protocol", "SSL")
+	if n.Role == RoleBroker {
+		return append(args, "--listener-protocol", "SSL", "--controller-protocol", "SSL")
 	}
-	return args
+	return append(args, "--listener-protocol", "SSL", "--raft-protocol", "SSL")
 }
 
 // kgoOpts are the options a harness client needs to reach a TLS node.
@@ -129,12 +120,4 @@ func (ct *ClusterTLS) kgoOpts() []kgo.Opt {
 		return nil
 	}
 	return []kgo.Opt{kgo.DialTLSConfig(ct.Client)}
-}
-
-// controllerOpts are kgoOpts for a controller's listener.
-func (ct *ClusterTLS) controllerOpts() []kgo.Opt {
-	if ct == nil || ct.opts.PlainControllers {
-		return nil
-	}
-	return ct.kgoOpts()
 }
