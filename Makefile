@@ -172,12 +172,14 @@ compose-up: image
 	@echo "  kcat -b 127.0.0.1:19092 -L"
 	@echo "  $(BIN) topic create demo --partitions 3 --bootstrap-server 127.0.0.1:19092"
 	@echo "  $(BIN) cluster describe --bootstrap-server 127.0.0.1:19092"
+	@echo "  $(BIN) top --bootstrap-server 127.0.0.1:19092"
+	@echo "  metrics: http://127.0.0.1:18081/metrics (broker-1; 18082, 18083)"
 	@echo "  from a container on the network $(COMPOSE_PROJECT)_skein: broker-1:9092,broker-2:9092,broker-3:9092"
 	@echo "  logs: $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) logs -f broker-1"
 	@echo "  stop and remove everything, data included: make compose-down"
 
 compose-down:
-	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) --profile monitoring down -v --remove-orphans
 
 # The long fault test across containers (test/compose_faults_test.go,
 # TestComposeFaultsLong): the Compose cluster of deploy/ (a project, image

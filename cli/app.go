@@ -7,7 +7,7 @@
 // One file per command group: controller.go, broker.go, dev.go, topic.go,
 // leader.go, reassign.go (with reassign_progress.go; plans in
 // internal/reassign), replicas.go, produce.go, consume.go, group.go, bench_produce.go, bench_consume.go,
-// verify.go (the checks in internal/workload); flags.go
+// verify.go (the checks in internal/workload), top.go (skein top); flags.go
 // builds every flag (each with its environment twin), table.go formats
 // topic tables, client.go dials the cluster.
 package cli
@@ -36,12 +36,14 @@ func App() *cli.App {
 			devCommand(),
 			topicCommand(),
 			clusterCommand(),
+			topCommand(),
 			leaderCommand(),
 			reassignCommand(),
 			replicasCommand(),
 			produceCommand(),
 			consumeCommand(),
 			groupCommand(),
+			aclCommand(),
 			benchCommand(),
 			verifyCommand(),
 			healthCommand(),

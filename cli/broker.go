@@ -58,7 +58,9 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
 			httpListenFlag(""),
+			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
+			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
@@ -190,6 +192,11 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	if c.IsSet("metrics-per-partition") {
 		cfg.MetricsPerPartition = c.Bool("metrics-per-partition")
 	}
+	az, err := authorizerFlags(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
 		if n < 1 {
@@ -418,6 +425,19 @@ func runBroker(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
+	ccfg := consoleConfig(c, fmt.Sprintf("broker %d", cfg.NodeID), b.Image)
+	ccfg.Dial = cfg.ListenerDialer("")
+	ccfg.Bootstrap = func() []string {
+		if addr := b.Addr(); addr != "" {
+			return []string{addr}
+		}
+		return nil
+	}
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := b.Start(); err != nil {
 		_ = b.Close()
 		return fmt.Errorf("start broker %d: %w", cfg.NodeID, err)
@@ -435,4 +455,48 @@ func closeBroker(log hclog.Logger, b *dataplane.Broker) error {
 	}
 	log.Info("broker stopped")
 	return nil
+}
+
+// authorizerFlag is --authorizer: ACL checks on every request.
+func authorizerFlag() cli.Flag {
+	return stringFlag("authorizer", "check every request against the ACLs (skein acl): \"acl\" turns it on (Kafka's authorizer.class.name with StandardAuthorizer); empty: off, anyone may do anything", "")
+}
+
+func superUsersFlag() cli.Flag {
+	return stringFlag("super-users", "principals allowed everything, User:name[;User:name...] (Kafka's super.users; the brokers' own principal belongs here)", "")
+}
+
+func allowEveryoneFlag() cli.Flag {
+	return boolFlag("allow-everyone-if-no-acl-found", "allow.everyone.if.no.acl.found: with the authorizer on, a resource no ACL names is open to all (default: closed)", false)
+}
+
+// authorizerSettings are --authorizer, --super-users and
+// --allow-everyone-if-no-acl-found (brokers and controllers).
+type authorizerSettings struct {
+	enabled, allowEveryone bool
+	superUsers             []string
+}
+
+func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
+	var out authorizerSettings
+	switch a := strings.ToLower(strings.TrimSpace(c.String("authorizer"))); a {
+	case "":
+		if c.IsSet("super-users") || c.IsSet("allow-everyone-if-no-acl-found") {
+			return out, errors.New("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
+		}
+		return out, nil
+	case "acl", "standard", "org.apache.kafka.metadata.authorizer.standardauthorizer":
+		out.enabled = true
+	default:
+		return out, fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
+	}
+	for _, u := range strings.FieldsFunc(c.String("super-users"), func(r rune) bool { return r == ';' || r == ',' }) {
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, ":") {
+			return out, fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
+		}
+		out.superUsers = append(out.superUsers, u)
+	}
+	out.allowEveryone = c.Bool("allow-everyone-if-no-acl-found")
+	return out, nil
 }

@@ -40,6 +40,8 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
 			httpListenFlag(""),
+			consoleReadOnlyFlag(),
+			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 		), tlsFlags()...),
 		Action: runController,
@@ -114,6 +116,11 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	if c.IsSet("leader-imbalance-check-interval") {
 		cfg.LeaderImbalanceCheckInterval = c.Duration("leader-imbalance-check-interval")
 	}
+	az, err := authorizerFlags(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	return cfg, nil
 }
 
@@ -160,6 +167,18 @@ func runController(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
+	ccfg := consoleConfig(c, fmt.Sprintf("controller %d", cfg.NodeID), ctl.Image)
+	ccfg.QuorumAddr = controllerAddr(ctl)
+	if cfg.ListenerProtocol.TLS() {
+		// The controller knows not the brokers' protocol: it takes its
+		// own listener's for theirs too.
+		ccfg.Dial, ccfg.QuorumDial = cfg.TLS.Dial(), cfg.TLS.Dial()
+	}
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := ctl.Start(); err != nil {
 		_ = ctl.Close()
 		return fmt.Errorf("start controller %d: %w", cfg.NodeID, err)
@@ -168,6 +187,17 @@ func runController(c *cli.Context) error {
 	log.Info("controller running", "node_id", cfg.NodeID, "listen", ctl.Addr(), "raft_listen", cfg.RaftListen)
 	<-ctx.Done()
 	return closeController(log, ctl)
+}
+
+// controllerAddr is ctl's Kafka listener once it is started (and in the
+// quorum), else "": the console then asks through the brokers.
+func controllerAddr(ctl *controller.Controller) func() string {
+	return func() string {
+		if ok, _ := ctl.Ready(); !ok {
+			return ""
+		}
+		return ctl.Addr()
+	}
 }
 
 func closeController(log hclog.Logger, ctl *controller.Controller) error {

@@ -54,6 +54,7 @@ func devCommand() *cli.Command {
 			boolFlag("tls", "every listener (and the Raft transport) on TLS, with a CA and node certificate generated at each start; "+
 				"writes ca.pem and client.properties (for kcat -F and skein --command-config) into --data-dir", false),
 			httpListenFlag(defaultDevHTTP),
+			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
@@ -69,7 +70,7 @@ type devLayout struct {
 	raftAddr       string
 	brokerIDs      []int32
 	brokerAddrs    []string
-	// httpURL is where /metrics, /healthz and /readyz are served ("":
+	// httpURL is where the console, /metrics, /healthz and /readyz are served ("":
 	// not served).
 	httpURL string
 	// tls is the dev cluster's TLS (--tls; nil otherwise).
@@ -172,6 +173,16 @@ func runDev(c *cli.Context) error {
 		defer srv.Close()
 		layout.httpURL = srv.URL()
 	}
+	ccfg := consoleConfig(c, "dev cluster (controller "+strconv.Itoa(devControllerID)+")", cluster.controller.Image)
+	ccfg.QuorumAddr = controllerAddr(cluster.controller)
+	if layout.tls != nil {
+		ccfg.Dial, ccfg.QuorumDial = layout.tls.material.Dial(), layout.tls.material.Dial()
+	}
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := cluster.start(); err != nil {
 		return err
 	}
@@ -387,6 +398,7 @@ func printDevWelcome(w io.Writer, l devLayout) {
 	_ = t.Flush()
 	fmt.Fprintf(w, "  data dir: %s\n", l.dataDir)
 	if l.httpURL != "" {
+		fmt.Fprintf(w, "  web console: %s\n", l.httpURL)
 		fmt.Fprintf(w, "  metrics and health: %smetrics  %shealthz  %sreadyz\n", l.httpURL, l.httpURL, l.httpURL)
 	}
 	if l.tls != nil {

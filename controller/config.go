@@ -117,6 +117,12 @@ type Config struct {
 	AutoLeaderRebalanceEnable          bool
 	LeaderImbalanceCheckInterval       time.Duration
 	LeaderImbalancePerBrokerPercentage int
+	// Authorizer turns on ACL checks of the controller's APIs
+	// (controllerauth.go); SuperUsers and AllowEveryoneIfNoACL are
+	// super.users and allow.everyone.if.no.acl.found, as on the brokers.
+	Authorizer           bool
+	SuperUsers           []string
+	AllowEveryoneIfNoACL bool
 	// Metrics is where the controller registers its Prometheus metrics,
 	// every series labelled with its node id (metrics.go); it unregisters
 	// them when it closes. nil: nothing is registered.

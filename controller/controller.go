@@ -406,6 +406,18 @@ func (c *Controller) propose(ls *leaderState, recs []record) (uint64, error) {
 }
 
 // activeControllerID is the node id of the Raft leader as this node knows it.
+// Image is the controller's current metadata image, with
+// ActiveController filled in (-1 before Start or while no leader is
+// known). Immutable, like every image; the web console reads it.
+func (c *Controller) Image() *image.Image {
+	img := *c.fsm.current() // shallow: the maps are only read
+	img.ActiveController = -1
+	if c.started.Load() {
+		img.ActiveController = c.activeControllerID()
+	}
+	return &img
+}
+
 func (c *Controller) activeControllerID() int32 {
 	_, id := c.raft.LeaderWithID()
 	n, err := strconv.ParseInt(string(id), 10, 32)

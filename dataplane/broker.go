@@ -45,6 +45,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/internal/authz"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/internal/wire"
@@ -132,7 +133,14 @@ type Config struct {
 	// MetricsPerPartition adds per-partition series (log size and
 	// segments, offsets, under-replication) for every hosted replica.
 	MetricsPerPartition bool
-	Logger              hclog.Logger
+	// Authorizer turns on ACL checks of every request (Kafka's
+	// authorizer.class.name set to its StandardAuthorizer); SuperUsers
+	// and AllowEveryoneIfNoACL are super.users and
+	// allow.everyone.if.no.acl.found.
+	Authorizer           bool
+	SuperUsers           []string
+	AllowEveryoneIfNoACL bool
+	Logger               hclog.Logger
 }
 
 // Listener is one named Kafka listener of a broker.
@@ -326,6 +334,16 @@ func supportedProtocol(p security.Protocol) error {
 		return fmt.Errorf("security protocol %s is not supported yet", p)
 	}
 	return nil
+}
+
+// ListenerDialer connects to the listener named name ("": the first) of
+// this broker or its peers: over TLS when it speaks SSL, nil (plain TCP)
+// otherwise. For the broker's own tools (the web console).
+func (c Config) ListenerDialer(name string) security.Dialer {
+	if name == "" {
+		name = c.listeners()[0].Name
+	}
+	return c.dialer(c.listenerProtocol(name))
 }
 
 // dialer connects to a peer whose listener speaks p: over TLS with the
@@ -584,6 +602,11 @@ func (b *Broker) start() error {
 		FetchSessions: kafka.NewFetchSessionCache(cfg.FetchSessionCacheSlots,
 			kafka.DefaultFetchSessionEvictAfter, nil),
 	}
+	if cfg.Authorizer {
+		handlers.Authorizer = authz.New(authz.Config{SuperUsers: cfg.SuperUsers, AllowIfNoACL: cfg.AllowEveryoneIfNoACL},
+			func() []image.ACL { return b.partitions.Image().ACLs })
+		b.log.Info("authorizer on", "super_users", cfg.SuperUsers, "allow_everyone_if_no_acl_found", cfg.AllowEveryoneIfNoACL)
+	}
 	registry := wire.NewRegistry()
 	handlers.Register(registry)
 	requests := metrics.NewRequests(registeredKeys(registry))
@@ -742,6 +765,15 @@ func (b *Broker) Ready() (bool, string) {
 		return false, "not serving yet"
 	}
 	return true, ""
+}
+
+// Image is the metadata image the broker applied last, nil before its
+// controller session exists. Immutable; the web console reads it.
+func (b *Broker) Image() *image.Image {
+	if ctl := b.ctl.Load(); ctl != nil {
+		return ctl.Image()
+	}
+	return nil
 }
 
 // Addr is the first Kafka listener's bound address ("" before Start).

@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +21,10 @@ import (
 // listener for the containers' network and an EXTERNAL one published on
 // the host) under a project and host ports of its own: every container
 // gets healthy (`skein health`), a client on the host is given the
-// brokers' published addresses, and records produced through them (RF 3,
-// acks=all, idempotent) are read back, in order and complete. Skipped
+// brokers' published addresses, each broker's HTTP endpoint published on
+// the host answers /readyz and serves its /metrics, and records produced
+// through them (RF 3, acks=all, idempotent) are read back, in order and
+// complete. Skipped
 // without Docker (failed instead under CI=true on a machine with docker).
 func TestCompose(t *testing.T) {
 	c := harness.StartCompose(t, harness.ComposeOptions{})
@@ -48,6 +53,24 @@ func TestCompose(t *testing.T) {
 		}
 	}
 
+	// Each broker's HTTP endpoint, published on the host: ready, and
+	// its /metrics has its own series.
+	for i, p := range c.HTTPHostPorts {
+		base := fmt.Sprintf("http://127.0.0.1:%d", p)
+		want := fmt.Sprintf(`skein_broker_partitions{node_id="%d"}`, 101+i)
+		harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+			code, body, err := httpGet(base + "/readyz")
+			if err != nil || code != http.StatusOK {
+				return false, fmt.Sprintf("%s/readyz: %d %q %v", base, code, body, err)
+			}
+			code, body, err = httpGet(base + "/metrics")
+			if err != nil || code != http.StatusOK || !strings.Contains(body, want) {
+				return false, fmt.Sprintf("%s/metrics: %d %v, no %s", base, code, err, want)
+			}
+			return true, ""
+		})
+	}
+
 	const topic, n = "compose", 3000
 	adm := kadm.NewClient(c.Client(t))
 	created, err := adm.CreateTopic(ctx, 3, 3, nil, topic)
@@ -60,4 +83,16 @@ func TestCompose(t *testing.T) {
 	ledger := &harness.Ledger{}
 	produceNumbered(t, c.Client(t, kgo.DefaultProduceTopic(topic)), topic, "c", n, ledger)
 	harness.Verify(c.ReadAll(t, topic, 30*time.Second), ledger.Acks()).Check(t)
+}
+
+// httpGet fetches url: the status code and the body.
+func httpGet(url string) (int, string, error) {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -321,6 +322,25 @@ func TestTLSReplication(t *testing.T) {
 		}
 	}
 	harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks()).Check(t)
+
+	// The web console of a broker and of a controller reaches the cluster
+	// over TLS: its overview has the quorum and no error.
+	for _, n := range []*harness.Node{c.Brokers[0], c.Controllers[0]} {
+		harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+			code, body, err := httpGet("http://" + n.HTTPAddr + "/api/overview")
+			if err != nil || code != 200 {
+				return false, fmt.Sprintf("%s /api/overview: %d %v", n.Name, code, err)
+			}
+			var o struct {
+				Errors []string        `json:"errors"`
+				Quorum json.RawMessage `json:"quorum"`
+			}
+			if err := json.Unmarshal([]byte(body), &o); err != nil {
+				return false, err.Error()
+			}
+			return len(o.Errors) == 0 && len(o.Quorum) > 0 && string(o.Quorum) != "null", fmt.Sprintf("%s console overview: errors %q, quorum %s", n.Name, o.Errors, o.Quorum)
+		})
+	}
 
 	// The group lag metric: the coordinator asks the other leaders for
 	// their end offsets over TLS, with its certificate.

@@ -431,6 +431,7 @@ func (c *Client) register(ctx context.Context) error {
 // would wait on it again, while another controller leads.
 func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	bo := newBackoff()
+	start, warned := time.Now(), false
 	for attempt := 1; ; attempt++ {
 		seeds := c.kcl.SeedBrokers()
 		if len(seeds) == 0 {
@@ -454,7 +455,8 @@ func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, err
 			}
 			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 		}
-		if attempt == failingAttempts {
+		if !warned && attempt >= failingAttempts && time.Since(start) >= failingFor {
+			warned = true
 			c.log.Warn("controller request keeps failing; still retrying", "request", kmsg.NameForKey(req.Key()),
 				"controllers", c.cfg.Controllers, "error", err)
 		}
@@ -465,9 +467,14 @@ func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, err
 	}
 }
 
-// failingAttempts is the attempt of one request at which send logs that the
-// controllers are unreachable (once per request).
-const failingAttempts = 8
+// failingAttempts and failingFor are how many attempts of one request, and
+// how long, before send logs that the controllers are unreachable (once per
+// request): a quorum electing its first leader (a second or two) is not
+// worth a warning.
+const (
+	failingAttempts = 8
+	failingFor      = 3 * time.Second
+)
 
 // notController says whether the controller answered NOT_CONTROLLER.
 func notController(resp kmsg.Response) bool {

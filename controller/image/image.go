@@ -58,6 +58,9 @@ type Image struct {
 	BrokerOverrides map[int32]map[string]string `json:"broker_overrides,omitempty"`
 	// NextProducerID is the first producer id not yet handed out in a block.
 	NextProducerID int64 `json:"next_producer_id"`
+	// ACLs are the access control entries, in the order they were created.
+	// A change makes a new slice (never appended to in place).
+	ACLs []ACL `json:"acls,omitempty"`
 }
 
 // Controller is one Raft voter as brokers and admin clients see it.
@@ -186,6 +189,7 @@ func (img *Image) Clone() *Image {
 		out.Topics[k] = v.Clone()
 	}
 	out.BrokerConfigs = cloneMap(img.BrokerConfigs)
+	out.ACLs = slices.Clone(img.ACLs)
 	if img.BrokerOverrides != nil {
 		out.BrokerOverrides = make(map[int32]map[string]string, len(img.BrokerOverrides))
 		for id, m := range img.BrokerOverrides {

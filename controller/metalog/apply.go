@@ -368,6 +368,36 @@ func (a *applier) apply(r *Change) error {
 			return fmt.Errorf("block [%d,+%d) does not start at the next producer id %d", x.First, x.Size, a.img.NextProducerID)
 		}
 		a.img.NextProducerID = x.First + int64(x.Size)
+	case TypeCreateACL:
+		x := r.CreateACL
+		if x == nil {
+			return ErrMissingBody
+		}
+		if x.ID == "" {
+			return errors.New("ACL without an id")
+		}
+		for _, e := range a.img.ACLs {
+			if e.ID == x.ID {
+				return fmt.Errorf("ACL id %s exists", x.ID)
+			}
+		}
+		// A new slice: the previous image keeps its own.
+		acls := make([]image.ACL, len(a.img.ACLs), len(a.img.ACLs)+1)
+		copy(acls, a.img.ACLs)
+		a.img.ACLs = append(acls, *x)
+	case TypeDeleteACL:
+		x := r.DeleteACL
+		if x == nil {
+			return ErrMissingBody
+		}
+		i := slices.IndexFunc(a.img.ACLs, func(e image.ACL) bool { return e.ID == x.ID })
+		if i < 0 {
+			return fmt.Errorf("no ACL with id %s", x.ID)
+		}
+		a.img.ACLs = slices.Delete(slices.Clone(a.img.ACLs), i, i+1)
+		if len(a.img.ACLs) == 0 {
+			a.img.ACLs = nil // as a snapshot without any loads
+		}
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}

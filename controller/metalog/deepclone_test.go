@@ -233,6 +233,26 @@ func (a *refApplier) apply(r *Change) error {
 			return fmt.Errorf("block [%d,+%d) does not start at the next producer id %d", x.First, x.Size, a.img.NextProducerID)
 		}
 		a.img.NextProducerID = x.First + int64(x.Size)
+	case TypeCreateACL:
+		if r.CreateACL == nil {
+			return ErrMissingBody
+		}
+		if r.CreateACL.ID == "" || slices.ContainsFunc(a.img.ACLs, func(e image.ACL) bool { return e.ID == r.CreateACL.ID }) {
+			return fmt.Errorf("bad ACL id %q", r.CreateACL.ID)
+		}
+		a.img.ACLs = append(a.img.ACLs, *r.CreateACL)
+	case TypeDeleteACL:
+		if r.DeleteACL == nil {
+			return ErrMissingBody
+		}
+		i := slices.IndexFunc(a.img.ACLs, func(e image.ACL) bool { return e.ID == r.DeleteACL.ID })
+		if i < 0 {
+			return fmt.Errorf("no ACL %s", r.DeleteACL.ID)
+		}
+		a.img.ACLs = slices.Delete(a.img.ACLs, i, i+1)
+		if len(a.img.ACLs) == 0 {
+			a.img.ACLs = nil // as a snapshot without any loads
+		}
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}

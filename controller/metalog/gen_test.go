@@ -212,8 +212,18 @@ func (g *entryGen) changes(img *image.Image, earlier []Change) []Change {
 			first++ // not the next id: invalid
 		}
 		return []Change{{Type: TypeProducerIDBlock, ProducerIDBlock: &ProducerIDBlockRecord{Broker: g.pick(brokers), First: first, Size: 1000}}}
+	case k < 97+1 && g.rnd.IntN(2) == 0 && len(img.ACLs) > 0:
+		id := img.ACLs[g.rnd.IntN(len(img.ACLs))].ID
+		if g.rnd.IntN(6) == 0 {
+			id = "missing" // invalid
+		}
+		return []Change{{Type: TypeDeleteACL, DeleteACL: &DeleteACLRecord{ID: id}}}
 	case k < 98:
-		return []Change{{Type: "Bogus"}}
+		if g.rnd.IntN(2) == 0 {
+			return []Change{{Type: "Bogus"}}
+		}
+		return []Change{{Type: TypeCreateACL, CreateACL: &image.ACL{ID: fmt.Sprintf("acl-%d", g.rnd.IntN(20)),
+			ResourceType: 2, ResourceName: "t", PatternType: 3, Principal: "User:u", Host: "*", Operation: 3, Permission: 3}}}
 	default:
 		return []Change{{Type: TypeChangePartition}} // body missing
 	}

@@ -28,6 +28,10 @@ const (
 	TypeProducerIDBlock    ChangeType = "ProducerIDBlock"
 	// TypeUnregisterController drops a removed voter's Kafka listener.
 	TypeUnregisterController ChangeType = "UnregisterController"
+	// TypeCreateACL and TypeDeleteACL add and remove access control
+	// entries (CreateAcls, DeleteAcls).
+	TypeCreateACL ChangeType = "CreateACL"
+	TypeDeleteACL ChangeType = "DeleteACL"
 )
 
 // Config resource types of ConfigChange, numbered as Kafka's ConfigResource.
@@ -66,6 +70,13 @@ type Change struct {
 	ProducerIDBlock    *ProducerIDBlockRecord    `json:"producer_id_block,omitempty"`
 
 	UnregisterController *UnregisterControllerRecord `json:"unregister_controller,omitempty"`
+	CreateACL            *image.ACL                  `json:"create_acl,omitempty"`
+	DeleteACL            *DeleteACLRecord            `json:"delete_acl,omitempty"`
+}
+
+// DeleteACLRecord removes the access control entry with that id.
+type DeleteACLRecord struct {
+	ID string `json:"id"`
 }
 
 // UnregisterControllerRecord removes a voter that left the quorum from the

@@ -97,6 +97,10 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 	if r.Version >= 15 {
 		replicaID, replicaEpoch = r.ReplicaState.ID, r.ReplicaState.Epoch
 	}
+	if h.followerDenied(req, replicaID) {
+		resp.ErrorCode = clusterDenied
+		return resp, nil
+	}
 	if r.Version >= 7 {
 		cache := h.FetchSessions
 		if cache == nil {
@@ -162,6 +166,8 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 			}
 			if topicErr != nil {
 				op.ErrorCode = errorCode(topicErr)
+			} else if h.fetchDenied(req, replicaID, name) {
+				op.ErrorCode = topicDenied
 			} else if p, err := h.Partitions.Partition(name, rp.Partition); err != nil {
 				h.setFetchError(r.Version, name, op, err)
 			} else {

@@ -53,7 +53,11 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 				continue
 			}
 			inFetch[sp] = true
-			parts = append(parts, h.sessionPartitionFetch(r.Version, img, s, sp, replicaID, replicaEpoch, clock))
+			fp := h.sessionPartitionFetch(r.Version, img, s, sp, replicaID, replicaEpoch, clock)
+			if fp.p != nil && h.fetchDenied(req, replicaID, fp.topic) {
+				fp.out.ErrorCode, fp.p = topicDenied, nil
+			}
+			parts = append(parts, fp)
 		}
 	}
 	collect()

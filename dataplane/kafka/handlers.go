@@ -13,6 +13,7 @@ import (
 	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/internal/authz"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -45,6 +46,9 @@ type Handlers struct {
 	// Throttles are the replication quotas (KIP-73); nil throttles
 	// nothing. Fetch uses the leader side.
 	Throttles *throttle.Throttles
+	// Authorizer checks every request against the ACLs (authorize.go);
+	// nil allows everything.
+	Authorizer *authz.Authorizer
 
 	// waiting counts the requests parked in purgatory (Purgatory).
 	waiting struct{ produce, fetch atomic.Int64 }
@@ -63,7 +67,8 @@ func (h *Handlers) Purgatory() (produce, fetch int64) {
 }
 
 // Register registers every API the broker implements, with its versions.
-func (h *Handlers) Register(r *wire.Registry) {
+func (h *Handlers) Register(wr *wire.Registry) {
+	r := guardedRegistry{h, wr}
 	r.Register(0, 3, 12, h.handleProduce)
 	r.Register(1, 4, 16, h.handleFetch)
 	r.Register(2, 1, 8, h.handleListOffsets)
@@ -81,6 +86,9 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(20, 1, 6, h.handleDeleteTopics)
 	r.Register(22, 0, 5, h.handleInitProducerID)
 	r.Register(23, 2, 4, h.handleOffsetForLeaderEpoch)
+	r.Register(29, 0, 3, h.handleDescribeACLs)
+	r.Register(30, 0, 3, h.handleCreateACLs)
+	r.Register(31, 0, 3, h.handleDeleteACLs)
 	r.Register(32, 1, 4, h.handleDescribeConfigs)
 	r.Register(33, 0, 2, h.handleAlterConfigs)
 	r.Register(35, 1, 4, h.handleDescribeLogDirs)
@@ -94,4 +102,18 @@ func (h *Handlers) Register(r *wire.Registry) {
 	r.Register(55, 0, 2, h.handleDescribeQuorum)
 	r.Register(60, 0, 2, h.handleDescribeCluster)
 	r.Register(75, 0, 0, h.handleDescribeTopicPartitions)
+}
+
+// guardedRegistry registers each handler behind its API's authorization
+// gate (authorize.go), if it has one.
+type guardedRegistry struct {
+	h *Handlers
+	r *wire.Registry
+}
+
+func (g guardedRegistry) Register(key, minVersion, maxVersion int16, fn wire.HandlerFunc) {
+	if gt := gates[key]; gt != nil {
+		fn = g.h.guard(fn, gt)
+	}
+	g.r.Register(key, minVersion, maxVersion, fn)
 }

@@ -32,6 +32,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -64,6 +65,28 @@ type Request struct {
 	// Listener is the name of the listener the request came in on
 	// (Config.Listener of the server that accepted the connection).
 	Listener string
+	// Principal is who the connection authenticated as (Kafka's
+	// KafkaPrincipal, "User:alice"); AnonymousPrincipal when it did not.
+	Principal string
+}
+
+// AnonymousPrincipal is the principal of a connection that has not
+// authenticated (a PLAINTEXT or SSL listener without client certificates).
+const AnonymousPrincipal = security.AnonymousPrincipal
+
+// Host is the client's IP address as ACLs name hosts ("" when unknown).
+func (r *Request) Host() string {
+	if r.Conn == nil || r.Conn.Conn == nil {
+		return ""
+	}
+	if a, ok := r.Conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(r.Conn.RemoteAddr().String())
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // HandlerFunc serves one request. It returns the response to send, or a nil
@@ -205,13 +228,24 @@ type Conn struct {
 	// to: a *tls.Conn on a TLS listener.
 	net.Conn
 	server *Server
-	// Principal is who the client is, Kafka's "User:name": the subject of
-	// its verified TLS client certificate (User:CN=...,O=...), a SASL
-	// user once authenticated, else security.AnonymousPrincipal. Set by
-	// the connection's goroutine (at the handshake, or by a handler);
-	// read by handlers, which run on that goroutine.
-	Principal string
+	// principal is who the connection authenticated as ("": anonymous).
+	principal atomic.Pointer[string]
 }
+
+// Principal is who the connection authenticated as (AnonymousPrincipal
+// until it does).
+func (c *Conn) Principal() string {
+	if c == nil {
+		return AnonymousPrincipal
+	}
+	if p := c.principal.Load(); p != nil {
+		return *p
+	}
+	return AnonymousPrincipal
+}
+
+// SetPrincipal records who the connection authenticated as.
+func (c *Conn) SetPrincipal(p string) { c.principal.Store(&p) }
 
 // NewServer returns a server for the registry; call Serve with a listener.
 func NewServer(cfg Config, registry *Registry) (*Server, error) {
@@ -281,7 +315,7 @@ func (s *Server) acceptLoop() {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := &Conn{Conn: nc, server: s, Principal: security.AnonymousPrincipal}
+		c := &Conn{Conn: nc, server: s}
 		if s.cfg.TLS != nil {
 			c.Conn = tls.Server(nc, s.cfg.TLS)
 		}
@@ -409,10 +443,10 @@ func (s *Server) handshake(ctx context.Context, c *Conn, tc *tls.Conn) bool {
 		return false
 	}
 	cs := tc.ConnectionState()
-	c.Principal = security.PeerPrincipal(cs)
-	if len(cs.PeerCertificates) > 0 {
+	if len(cs.VerifiedChains) > 0 {
+		c.SetPrincipal(security.PeerPrincipal(cs))
 		s.cfg.Logger.Debug("tls client authenticated", "listener", s.cfg.Name, "listener_name", s.cfg.Listener,
-			"remote", c.RemoteAddr().String(), "principal", c.Principal)
+			"remote", c.RemoteAddr().String(), "principal", c.Principal())
 	}
 	return true
 }
@@ -473,7 +507,7 @@ func (s *Server) handle(ctx context.Context, c *Conn, frame []byte, received tim
 		}
 		return nil, h, fmt.Errorf("malformed %s v%d: %w", kmsg.NameForKey(h.Key), h.Version, err)
 	}
-	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: received, Listener: s.cfg.Listener})
+	resp, err := api.Handle(ctx, &Request{Header: h, Body: req, Conn: c, Received: received, Listener: s.cfg.Listener, Principal: c.Principal()})
 	if err != nil {
 		return nil, h, err
 	}

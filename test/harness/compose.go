@@ -80,6 +80,9 @@ type Compose struct {
 	// HostPorts are the brokers' published EXTERNAL ports on 127.0.0.1,
 	// broker-1 first.
 	HostPorts []int
+	// HTTPHostPorts are the brokers' published HTTP ports (/metrics,
+	// /healthz, /readyz) on 127.0.0.1, broker-1 first.
+	HTTPHostPorts []int
 
 	t   testing.TB
 	env []string
@@ -120,6 +123,10 @@ func StartCompose(t testing.TB, opts ComposeOptions) *Compose {
 		port, _ := strconv.Atoi(p)
 		c.HostPorts = append(c.HostPorts, port)
 		c.env = append(c.env, fmt.Sprintf("SKEIN_HOST_PORT_%d=%d", i+1, port))
+		_, p, _ = strings.Cut(FreeAddr(t), ":")
+		port, _ = strconv.Atoi(p)
+		c.HTTPHostPorts = append(c.HTTPHostPorts, port)
+		c.env = append(c.env, fmt.Sprintf("SKEIN_HTTP_HOST_PORT_%d=%d", i+1, port))
 	}
 
 	start := time.Now()
