@@ -477,6 +477,37 @@ type authorizerSettings struct {
 	superUsers             []string
 }
 
+// splitPrincipals splits a list of principals on ';' (Kafka's
+// super.users separator: a TLS principal, User:CN=a,O=b, holds commas),
+// and a part on ',' too when every piece of it is TYPE:NAME
+// (User:a,User:b).
+func splitPrincipals(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		pieces := strings.Split(part, ",")
+		each := len(pieces) > 1
+		for _, p := range pieces {
+			if !strings.Contains(p, ":") {
+				each = false
+			}
+		}
+		if !each {
+			out = append(out, part)
+			continue
+		}
+		for _, p := range pieces {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
 func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
 	var out authorizerSettings
 	switch a := strings.ToLower(strings.TrimSpace(c.String("authorizer"))); a {
@@ -490,8 +521,7 @@ func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
 	default:
 		return out, fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
 	}
-	for _, u := range strings.FieldsFunc(c.String("super-users"), func(r rune) bool { return r == ';' || r == ',' }) {
-		u = strings.TrimSpace(u)
+	for _, u := range splitPrincipals(c.String("super-users")) {
 		if !strings.Contains(u, ":") {
 			return out, fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
 		}

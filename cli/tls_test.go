@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -39,5 +40,20 @@ func TestCommandConfigFlag(t *testing.T) {
 	walk("skein", App().Commands)
 	if connecting < 10 {
 		t.Fatalf("only %d connecting commands found", connecting)
+	}
+}
+
+// TestSplitPrincipals: --super-users splits on ';' (Kafka's super.users),
+// keeping a TLS principal's commas, and on ',' between whole principals.
+func TestSplitPrincipals(t *testing.T) {
+	for in, want := range map[string][]string{
+		"User:CN=a,O=Skein;User:CN=b,O=Skein": {"User:CN=a,O=Skein", "User:CN=b,O=Skein"},
+		"User:admin,User:broker":              {"User:admin", "User:broker"},
+		"User:admin; User:CN=b,OU=x,O=y;":     {"User:admin", "User:CN=b,OU=x,O=y"},
+		"":                                    nil,
+	} {
+		if got := splitPrincipals(in); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("splitPrincipals(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -201,10 +201,13 @@ func TestTLSClients(t *testing.T) {
 // certificate's subject as its principal.
 func TestTLSMutual(t *testing.T) {
 	kcat := kcatBinary(t)
+	// The authorizer shows whom the broker takes a client for: the
+	// harness's client and the broker itself are super users by their
+	// certificates' subjects.
 	c := harness.StartCluster(t, harness.Options{
 		TLS: &harness.TLSOptions{Mutual: true},
-		// The principal of each authenticated connection is a debug line.
-		BrokerArgs: []string{"--log-level", "debug"},
+		BrokerArgs: []string{"--authorizer", "acl",
+			"--super-users", "User:CN=harness-client,O=Skein;User:CN=broker-101,O=Skein"},
 	})
 	const topic = "mtls"
 	createTopic(t, c, topic, 1, 1, nil)
@@ -270,9 +273,29 @@ func TestTLSMutual(t *testing.T) {
 	if got := endOffset(t, c, topic); got != 101 {
 		t.Fatalf("end offset %d, want 101", got)
 	}
-	const principal = "User:CN=harness-client,O=Skein"
+
+	// Another certificate of the CA: its subject is a principal without
+	// rights until an ACL names it.
+	reader := c.TLS.Issue(t, "reader", security.CertRequest{Subject: pkix.Name{CommonName: "reader", Organization: []string{"Skein"}}})
+	readerTLS := c.TLS.Client.Clone()
+	readerTLS.Certificates = load(reader)
+	readerCl := tlsRefusedClient(t, c, kgo.DialTLSConfig(readerTLS))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := readerCl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("reader")}).FirstErr()
+	if err == nil || !strings.Contains(err.Error(), "TOPIC_AUTHORIZATION_FAILED") {
+		t.Fatalf("User:CN=reader,O=Skein without ACLs: produce err = %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	res = c.RunCLI(t, 30*time.Second, nil, "acl", "create", "--allow-principal", "User:CN=reader,O=Skein",
+		"--operation", "Write", "--operation", "Describe", "--topic", topic)
+	if res.Err != nil {
+		t.Fatalf("skein acl create: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
+	}
 	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
-		return strings.Contains(c.Brokers[0].LogSince(0), principal), "the broker's log names no connection of " + principal
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := tlsRefusedClient(t, c, kgo.DialTLSConfig(readerTLS)).ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("reader")}).FirstErr()
+		return err == nil, fmt.Sprintf("User:CN=reader,O=Skein with Write: %v", err)
 	})
 }
 
