@@ -48,12 +48,13 @@ func brokerCommand() *cli.Command {
 			stringFlag("sasl-enabled-mechanisms", "SASL mechanisms the SASL listeners offer (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; "+
 				"every one checks against the SCRAM credentials of the metadata log (skein user create)", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
 			fromComponent("broker", durationFlag("connections-max-reauth", "connections.max.reauth.ms: a SASL session lasts this long, then the client must re-authenticate (KIP-368); 0: forever", 0)),
-			stringFlag("controller-listener-protocol", "security protocol of the controllers' listeners: PLAINTEXT or SASL_PLAINTEXT (the broker then logs in to them with --inter-broker-sasl-*)", "PLAINTEXT"),
 			stringFlag("inter-broker-sasl-mechanism", "SASL mechanism followers log in to leaders with when the inter-broker listener is SASL_* (sasl.mechanism.inter.broker.protocol)", "SCRAM-SHA-512"),
 			stringFlag("inter-broker-sasl-username", "user followers log in to leaders as when the inter-broker listener is SASL_*", ""),
 			stringFlag("inter-broker-sasl-password", "that user's password (prefer the env twin SKEIN_INTER_BROKER_SASL_PASSWORD: flags show in ps)", ""),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
 			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
+			stringFlag("controller-protocol", "security protocol of the controllers' listener: PLAINTEXT, SSL (then --tls-ca names the CA to trust), "+
+				"SASL_PLAINTEXT or SASL_SSL (the broker logs in with --inter-broker-sasl-*)", "PLAINTEXT"),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
 			fromComponent("broker", intFlag("num-partitions", "num.partitions for auto-created topics", 0)),
 			fromComponent("broker", intFlag("default-replication-factor", "default.replication.factor", 0)),
@@ -71,7 +72,7 @@ func brokerCommand() *cli.Command {
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
-		}, groupFlags()...)...),
+		}, append(groupFlags(), tlsFlags()...)...)...),
 		Action: runBroker,
 		// `skein broker` runs a broker and takes no arguments, so a
 		// subcommand name cannot be mistaken for one.
@@ -229,6 +230,13 @@ func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
 		}
 		cfg.ListenerProtocols = m
 	}
+	if c.IsSet("controller-protocol") {
+		p, err := protocolValue(c, "controller-protocol")
+		if err != nil {
+			return err
+		}
+		cfg.ControllerProtocol = p
+	}
 	if c.IsSet("listener-protocol") {
 		p, err := security.ParseProtocol(c.String("listener-protocol"))
 		if err != nil {
@@ -245,13 +253,6 @@ func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
 	}
 	if c.IsSet("connections-max-reauth") {
 		cfg.ConnectionsMaxReauth = c.Duration("connections-max-reauth")
-	}
-	if c.IsSet("controller-listener-protocol") {
-		p, err := security.ParseProtocol(c.String("controller-listener-protocol"))
-		if err != nil {
-			return fmt.Errorf("--controller-listener-protocol: %w", err)
-		}
-		cfg.ControllerProtocol = p
 	}
 	m, err := sasl.ParseMechanism(c.String("inter-broker-sasl-mechanism"))
 	if err != nil {
@@ -405,6 +406,9 @@ func runBroker(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = log.Named("broker")
+	if cfg.TLS, err = loadNodeTLS(c, log.Named("tls")); err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
 	cfg.Metrics = reg
 	if err := cfg.Validate(); err != nil {
@@ -446,6 +450,7 @@ func runBroker(c *cli.Context) error {
 		defer srv.Close()
 	}
 	ccfg := consoleConfig(c, fmt.Sprintf("broker %d", cfg.NodeID), b.Image)
+	ccfg.Dial = cfg.ListenerDialer("")
 	ccfg.Bootstrap = func() []string {
 		if addr := b.Addr(); addr != "" {
 			return []string{addr}
@@ -461,6 +466,7 @@ func runBroker(c *cli.Context) error {
 		_ = b.Close()
 		return fmt.Errorf("start broker %d: %w", cfg.NodeID, err)
 	}
+	watchTLS(ctx, c, cfg.TLS)
 	log.Info("broker running", "node_id", cfg.NodeID, "listen", b.Addr(), "controllers", cfg.Controllers)
 	<-ctx.Done()
 	return closeBroker(log, b)
@@ -495,6 +501,37 @@ type authorizerSettings struct {
 	superUsers             []string
 }
 
+// splitPrincipals splits a list of principals on ';' (Kafka's
+// super.users separator: a TLS principal, User:CN=a,O=b, holds commas),
+// and a part on ',' too when every piece of it is TYPE:NAME
+// (User:a,User:b).
+func splitPrincipals(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		pieces := strings.Split(part, ",")
+		each := len(pieces) > 1
+		for _, p := range pieces {
+			if !strings.Contains(p, ":") {
+				each = false
+			}
+		}
+		if !each {
+			out = append(out, part)
+			continue
+		}
+		for _, p := range pieces {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
 func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
 	var out authorizerSettings
 	switch a := strings.ToLower(strings.TrimSpace(c.String("authorizer"))); a {
@@ -508,8 +545,7 @@ func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
 	default:
 		return out, fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
 	}
-	for _, u := range strings.FieldsFunc(c.String("super-users"), func(r rune) bool { return r == ';' || r == ',' }) {
-		u = strings.TrimSpace(u)
+	for _, u := range splitPrincipals(c.String("super-users")) {
 		if !strings.Contains(u, ":") {
 			return out, fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
 		}

@@ -21,7 +21,7 @@ func controllerCommand() *cli.Command {
 			"   skein controller --node-id 1 --data-dir /var/lib/skein/c1 --listen 127.0.0.1:9093 \\\n" +
 			"       --raft-listen 127.0.0.1:9193 --initial-controllers 1@127.0.0.1:9193\n\n" +
 			"   Runs until SIGINT or SIGTERM, then shuts down cleanly.",
-		Flags: withCommon(
+		Flags: append(withCommon(
 			// Required when running; not marked Required so that the
 			// add-voter / remove-voter subcommands run without them.
 			intFlag("node-id", "this controller's node id (unique among controllers and brokers) (required)", -1),
@@ -29,10 +29,12 @@ func controllerCommand() *cli.Command {
 			stringFlag("listen", "Kafka listener for brokers and admin clients, host:port", ""),
 			stringFlag("advertised-listener", "host:port others dial to reach --listen (default: --listen)", ""),
 			stringFlag("raft-listen", "Raft transport address, host:port", ""),
+			stringFlag("listener-protocol", "security protocol of --listen (and of the controllers' requests to each other): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL "+
+				"(with SASL, brokers and the other voters log in)", "PLAINTEXT"),
+			stringFlag("raft-protocol", "security protocol of the Raft transport: PLAINTEXT or SSL (TLS with --tls-cert/--tls-key, mutual with --tls-client-ca); the same on every voter", "PLAINTEXT"),
 			stringFlag("initial-controllers", "initial quorum, ID@host:port[,ID@host:port...] of the Raft listeners, the same on every initial voter; "+
 				"used on first start only (empty data dir). A controller not in the list (or without it) does not bootstrap: "+
 				"it waits to be added with `skein controller add-voter`", ""),
-			stringFlag("listener-protocol", "security protocol of the Kafka listener: PLAINTEXT or SASL_PLAINTEXT (brokers and the other voters then log in)", "PLAINTEXT"),
 			stringFlag("sasl-enabled-mechanisms", "SASL mechanisms a SASL listener offers (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
 			fromComponent("controller", durationFlag("connections-max-reauth", "connections.max.reauth.ms: a SASL session lasts this long, then the client must re-authenticate (KIP-368); 0: forever", 0)),
 			stringFlag("controller-sasl-mechanism", "SASL mechanism this controller logs in to the other voters' SASL listeners with (sasl.mechanism.controller.protocol)", "SCRAM-SHA-512"),
@@ -51,7 +53,7 @@ func controllerCommand() *cli.Command {
 			consoleReadOnlyFlag(),
 			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
-		),
+		), tlsFlags()...),
 		Action: runController,
 		Subcommands: []*cli.Command{
 			addVoterCommand(),
@@ -80,6 +82,18 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	if c.IsSet("advertised-listener") {
 		cfg.AdvertisedListener = c.String("advertised-listener")
 	}
+	for _, p := range []struct {
+		flag string
+		dst  *security.Protocol
+	}{{"listener-protocol", &cfg.ListenerProtocol}, {"raft-protocol", &cfg.RaftProtocol}} {
+		if c.IsSet(p.flag) {
+			v, err := protocolValue(c, p.flag)
+			if err != nil {
+				return cfg, err
+			}
+			*p.dst = v
+		}
+	}
 	if c.IsSet("raft-listen") {
 		cfg.RaftListen = c.String("raft-listen")
 	}
@@ -89,13 +103,6 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 			return cfg, fmt.Errorf("--initial-controllers: %w", err)
 		}
 		cfg.InitialControllers = voters
-	}
-	if c.IsSet("listener-protocol") {
-		p, err := security.ParseProtocol(c.String("listener-protocol"))
-		if err != nil {
-			return cfg, fmt.Errorf("--listener-protocol: %w", err)
-		}
-		cfg.ListenerProtocol = p
 	}
 	if c.IsSet("sasl-enabled-mechanisms") {
 		ms, err := sasl.ParseMechanisms(c.String("sasl-enabled-mechanisms"))
@@ -165,6 +172,9 @@ func runController(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = log.Named("controller")
+	if cfg.TLS, err = loadNodeTLS(c, log.Named("tls")); err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
 	cfg.Metrics = reg
 	if err := cfg.Validate(); err != nil {
@@ -191,6 +201,11 @@ func runController(c *cli.Context) error {
 	}
 	ccfg := consoleConfig(c, fmt.Sprintf("controller %d", cfg.NodeID), ctl.Image)
 	ccfg.QuorumAddr = controllerAddr(ctl)
+	if cfg.ListenerProtocol.TLS() {
+		// The controller knows not the brokers' protocol: it takes its
+		// own listener's for theirs too.
+		ccfg.Dial, ccfg.QuorumDial = cfg.TLS.Dial(), cfg.TLS.Dial()
+	}
 	stopConsole, err := serveConsole(srv, ccfg, log)
 	if err != nil {
 		return err
@@ -200,6 +215,7 @@ func runController(c *cli.Context) error {
 		_ = ctl.Close()
 		return fmt.Errorf("start controller %d: %w", cfg.NodeID, err)
 	}
+	watchTLS(ctx, c, cfg.TLS)
 	log.Info("controller running", "node_id", cfg.NodeID, "listen", ctl.Addr(), "raft_listen", cfg.RaftListen)
 	<-ctx.Done()
 	return closeController(log, ctl)

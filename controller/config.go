@@ -63,6 +63,22 @@ type Config struct {
 	// AdvertisedListener is what others dial; defaults to Listen (with the
 	// bound port when Listen's port is 0).
 	AdvertisedListener string
+	// ListenerProtocol is the Kafka listener's security protocol
+	// (PLAINTEXT when empty; SSL and SASL_SSL need TLS with a
+	// certificate). The controllers' requests to each other's listeners
+	// use it too. With SASL_PLAINTEXT or SASL_SSL, brokers and the other
+	// voters log in (SCRAM or PLAIN, checked against the credentials of
+	// this controller's metadata image), with SASLEnabledMechanisms
+	// (empty: all) and sessions of ConnectionsMaxReauth (0: forever,
+	// KIP-368).
+	ListenerProtocol security.Protocol
+	// RaftProtocol is the Raft transport's: PLAINTEXT (plain TCP, the
+	// default) or SSL (TLS with TLS's material, mutual when it has a
+	// client CA). Every voter must use the same.
+	RaftProtocol security.Protocol
+	// TLS is the controller's TLS material (certificate, client CA, the
+	// CA it trusts when it dials a peer).
+	TLS *security.TLS
 	// RaftListen is the Raft transport's address. The address other voters
 	// dial is this node's entry in InitialControllers when it has one with a
 	// non-zero port, else the bound address.
@@ -107,15 +123,8 @@ type Config struct {
 	AutoLeaderRebalanceEnable          bool
 	LeaderImbalanceCheckInterval       time.Duration
 	LeaderImbalancePerBrokerPercentage int
-	// ListenerProtocol is the security protocol of the Kafka listener:
-	// PLAINTEXT (the default, when empty) or SASL_PLAINTEXT. With SASL,
-	// brokers and the other voters log in (SCRAM or PLAIN, checked against
-	// the credentials of this controller's metadata image), with
-	// SASLEnabledMechanisms (empty: all) and sessions of
-	// ConnectionsMaxReauth (0: forever, KIP-368).
-	ListenerProtocol      security.Protocol
-	SASLEnabledMechanisms []sasl.Mechanism
-	ConnectionsMaxReauth  time.Duration
+	SASLEnabledMechanisms              []sasl.Mechanism
+	ConnectionsMaxReauth               time.Duration
 	// PeerSASL is how this controller logs in to the other voters' Kafka
 	// listeners (forwarding to the active controller, publishing its
 	// listener, progress polls) when they are SASL_*: required then,
@@ -171,9 +180,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("BootstrapScram of %q: %w", b.User, err)
 		}
 	}
-	switch c.ListenerProtocol {
-	case "", security.Plaintext:
-	case security.SASLPlaintext:
+	if c.ListenerProtocol.SASL() {
 		if c.PeerSASL.Set() || len(c.InitialControllers) != 1 {
 			if err := c.PeerSASL.Validate(); err != nil {
 				return fmt.Errorf("PeerSASL (the listener is %s and there are other voters to log in to): %w", c.ListenerProtocol, err)
@@ -184,8 +191,6 @@ func (c Config) Validate() error {
 				return fmt.Errorf("SASLEnabledMechanisms: %w", err)
 			}
 		}
-	default:
-		return fmt.Errorf("ListenerProtocol %s is not supported yet (PLAINTEXT or SASL_PLAINTEXT)", c.ListenerProtocol)
 	}
 	if c.ConnectionsMaxReauth < 0 {
 		return fmt.Errorf("ConnectionsMaxReauth %s is negative", c.ConnectionsMaxReauth)
@@ -197,6 +202,19 @@ func (c Config) Validate() error {
 		if err := checkHostPort(c.AdvertisedListener); err != nil {
 			return fmt.Errorf("AdvertisedListener: %w", err)
 		}
+	}
+	switch c.ListenerProtocol {
+	case "", security.Plaintext, security.SSL, security.SASLPlaintext, security.SASLSSL:
+	default:
+		return fmt.Errorf("ListenerProtocol %s: not supported yet", c.ListenerProtocol)
+	}
+	switch c.RaftProtocol {
+	case "", security.Plaintext, security.SSL:
+	default:
+		return fmt.Errorf("RaftProtocol %s: use PLAINTEXT or SSL", c.RaftProtocol)
+	}
+	if (c.ListenerProtocol.TLS() || c.RaftProtocol.TLS()) && !c.TLS.HasCert() {
+		return errors.New("TLS needs a certificate and key (--tls-cert, --tls-key)")
 	}
 	if err := checkHostPort(c.RaftListen); err != nil {
 		return fmt.Errorf("RaftListen: %w", err)

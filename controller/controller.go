@@ -87,7 +87,7 @@ func New(cfg Config) (*Controller, error) {
 		log:    cfg.Logger,
 		fsm:    newFSM(cfg.Logger.Named("fsm")),
 		now:    time.Now,
-		peers:  newPeerClients(cfg.PeerSASL),
+		peers:  newPeerClients(peerDialer(cfg), cfg.PeerSASL),
 		quorum: newQuorumTracker(),
 		ctx:    ctx,
 		cancel: cancel,
@@ -125,7 +125,12 @@ func (c *Controller) Start() error {
 			return fmt.Errorf("resolve raft address %s: %w", selfVoter.RaftAddr, err)
 		}
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.cfg.RaftListen, advertise, 3, 10*time.Second, c.log.Named("raft"))
+	var trans *raft.NetworkTransport
+	if c.cfg.RaftProtocol.TLS() {
+		trans, err = newTLSTransport(c.cfg.RaftListen, advertise, c.cfg.TLS, 3, 10*time.Second, c.log.Named("raft"))
+	} else {
+		trans, err = raft.NewTCPTransportWithLogger(c.cfg.RaftListen, advertise, 3, 10*time.Second, c.log.Named("raft"))
+	}
 	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", c.cfg.RaftListen, err)
 	}
@@ -218,6 +223,10 @@ func (c *Controller) Start() error {
 	requests := metrics.NewRequests(keys)
 	wcfg := wire.DefaultConfig()
 	wcfg.Name = "controller"
+	wcfg.Protocol = c.cfg.ListenerProtocol
+	if wcfg.Protocol.TLS() {
+		wcfg.TLS = c.cfg.TLS.ServerConfig()
+	}
 	wcfg.Logger = c.log.Named("wire")
 	wcfg.Observer = requests
 	if c.cfg.ListenerProtocol.SASL() {

@@ -51,6 +51,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/metalog"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/internal/security/sasl"
 	"github.com/skein-io/skein/internal/wire"
 )
@@ -77,6 +78,7 @@ const (
 type peerClients struct {
 	// opts are added to every client (the SASL login); set at creation.
 	opts []kgo.Opt
+	dial security.Dialer // connects to peers over TLS when set
 	mu   struct {
 		sync.Mutex
 		clients map[string]*kgo.Client // by host:port; protected by mu
@@ -84,9 +86,10 @@ type peerClients struct {
 	}
 }
 
-// newPeerClients makes clients that log in with login when it is set.
-func newPeerClients(login sasl.Login) *peerClients {
-	p := &peerClients{}
+// newPeerClients makes clients that connect with dial (TLS) when it is
+// set and log in with login when it is set.
+func newPeerClients(dial security.Dialer, login sasl.Login) *peerClients {
+	p := &peerClients{dial: dial}
 	if login.Set() {
 		p.opts = []kgo.Opt{kgo.SASL(login.ClientMechanism())}
 	}
@@ -105,8 +108,12 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 	cl := p.mu.clients[addr]
 	if cl == nil {
 		var err error
-		cl, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
-			kgo.DialTimeout(time.Second), kgo.RequestRetries(0)}, p.opts...)...)
+		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
+			kgo.DialTimeout(time.Second), kgo.RequestRetries(0)}
+		if p.dial != nil {
+			opts = append(opts, kgo.Dialer(p.dial))
+		}
+		cl, err = kgo.NewClient(append(opts, p.opts...)...)
 		if err != nil {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("client for controller %s: %w", addr, err)
@@ -119,6 +126,15 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 		return nil, fmt.Errorf("client for controller %s has no seed", addr)
 	}
 	return seeds[0].Request(ctx, req)
+}
+
+// peerDialer connects controllers to each other's listeners, which speak
+// the protocol this one's does: over TLS for SSL, nil (plain TCP) else.
+func peerDialer(cfg Config) security.Dialer {
+	if !cfg.ListenerProtocol.TLS() || cfg.TLS == nil {
+		return nil
+	}
+	return cfg.TLS.Dial()
 }
 
 func (p *peerClients) close() {

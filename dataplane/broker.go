@@ -93,15 +93,21 @@ type Config struct {
 	// 0 (the default): forever.
 	ConnectionsMaxReauth time.Duration
 	// InterBrokerSASL is how followers (and the broker's own admin
-	// client) authenticate when the inter-broker listener is SASL_*
+	// client) log in when the inter-broker listener is SASL_*, and how the
+	// broker logs in to SASL_* controllers
 	// (sasl.mechanism.inter.broker.protocol and the broker's JAAS login).
 	InterBrokerSASL sasl.Login
-	Rack            string
+	// TLS is the broker's TLS material: the server certificate of its
+	// SSL and SASL_SSL listeners (and their client CA for mutual TLS), and
+	// what it trusts and presents when it dials a TLS leader or
+	// controller. Required when a listener or ControllerProtocol is TLS.
+	TLS  *security.TLS
+	Rack string
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
 	// ControllerProtocol is the security protocol of the controllers'
-	// listeners (PLAINTEXT when empty); with SASL_PLAINTEXT the broker
-	// logs in to them with InterBrokerSASL.
+	// listener (PLAINTEXT when empty); with SASL_* the broker logs in to
+	// them with InterBrokerSASL.
 	ControllerProtocol security.Protocol
 
 	AutoCreateTopics bool  // auto.create.topics.enable, default true
@@ -250,21 +256,27 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, l := range c.listeners() {
-		if p := c.listenerProtocol(l.Name); p != security.Plaintext && p != security.SASLPlaintext {
-			return fmt.Errorf("broker: listener %s: security protocol %s is not supported yet", l.Name, p)
+		p := c.listenerProtocol(l.Name)
+		if err := supportedProtocol(p); err != nil {
+			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
 		}
+		if p.TLS() && !c.TLS.HasCert() {
+			return fmt.Errorf("broker: listener %s speaks %s: it needs a certificate and key (--tls-cert, --tls-key)", l.Name, p)
+		}
+	}
+	if err := supportedProtocol(c.ControllerProtocol); err != nil {
+		return fmt.Errorf("broker: controller protocol: %w", err)
+	}
+	if c.ControllerProtocol.TLS() && c.TLS == nil {
+		return fmt.Errorf("broker: controller protocol %s needs TLS material (--tls-ca, and --tls-cert/--tls-key for mutual TLS)", c.ControllerProtocol)
 	}
 	if c.ConnectionsMaxReauth < 0 {
 		return fmt.Errorf("broker: ConnectionsMaxReauth %s is negative", c.ConnectionsMaxReauth)
 	}
-	switch c.ControllerProtocol {
-	case "", security.Plaintext:
-	case security.SASLPlaintext:
+	if c.ControllerProtocol.SASL() {
 		if err := c.InterBrokerSASL.Validate(); err != nil {
-			return fmt.Errorf("broker: the controllers' listeners are %s: InterBrokerSASL: %w", c.ControllerProtocol, err)
+			return fmt.Errorf("broker: controller protocol %s: InterBrokerSASL: %w", c.ControllerProtocol, err)
 		}
-	default:
-		return fmt.Errorf("broker: ControllerProtocol %s is not supported yet", c.ControllerProtocol)
 	}
 	if c.listenerProtocol(c.interBrokerListener()).SASL() {
 		s := c.InterBrokerSASL
@@ -348,8 +360,58 @@ func (c Config) listeners() []Listener {
 	return out
 }
 
+// supportedProtocol refuses the protocols not implemented yet.
+func supportedProtocol(p security.Protocol) error {
+	switch p {
+	case "", security.Plaintext, security.SSL, security.SASLPlaintext, security.SASLSSL:
+	default:
+		return fmt.Errorf("security protocol %s is not supported yet", p)
+	}
+	return nil
+}
+
+// saslOpts are the client options that log in to a listener of protocol
+// p with login: none unless p is SASL_*.
+func saslOpts(p security.Protocol, login sasl.Login) []kgo.Opt {
+	if !p.SASL() {
+		return nil
+	}
+	return []kgo.Opt{kgo.SASL(login.ClientMechanism())}
+}
+
+// ListenerDialer connects to the listener named name ("": the first) of
+// this broker or its peers: over TLS when it speaks SSL, nil (plain TCP)
+// otherwise. For the broker's own tools (the web console).
+func (c Config) ListenerDialer(name string) security.Dialer {
+	if name == "" {
+		name = c.listeners()[0].Name
+	}
+	return c.dialer(c.listenerProtocol(name))
+}
+
+// dialer connects to a peer whose listener speaks p: over TLS with the
+// broker's material, nil (plain TCP) when p is not TLS.
+func (c Config) dialer(p security.Protocol) security.Dialer {
+	if !p.TLS() || c.TLS == nil {
+		return nil
+	}
+	return c.TLS.Dial()
+}
+
 // listenerProtocol is the security protocol of the listener named name.
+// The one listener of Listen is named PLAINTEXT only for want of a name:
+// its protocol is ListenerProtocol's (a map entry for it still wins), so
+// --listen with --listener-protocol SSL serves TLS.
 func (c Config) listenerProtocol(name string) security.Protocol {
+	if len(c.Listeners) == 0 {
+		if p, ok := c.ListenerProtocols[strings.ToUpper(name)]; ok {
+			return p
+		}
+		if c.ListenerProtocol != "" {
+			return c.ListenerProtocol
+		}
+		return security.Plaintext
+	}
 	return c.ListenerProtocols.For(name, c.ListenerProtocol)
 }
 
@@ -522,6 +584,7 @@ func (b *Broker) start() error {
 	rcfg.MaxWait = cfg.ReplicaFetchWaitMax
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
+	rcfg.Dial = cfg.dialer(cfg.listenerProtocol(cfg.interBrokerListener()))
 	if cfg.listenerProtocol(cfg.interBrokerListener()).SASL() {
 		rcfg.SASL = cfg.InterBrokerSASL.ClientMechanism()
 	}
@@ -554,6 +617,7 @@ func (b *Broker) start() error {
 	}
 	ctl, err = client.New(client.Config{
 		Controllers: cfg.Controllers,
+		Dial:        cfg.dialer(cfg.ControllerProtocol),
 		NodeID:      cfg.NodeID,
 		Listeners:   endpoints,
 		Rack:        cfg.Rack,
@@ -617,6 +681,9 @@ func (b *Broker) start() error {
 		wcfg.Name = "broker"
 		wcfg.Listener = l.Name
 		wcfg.Protocol = cfg.listenerProtocol(l.Name)
+		if wcfg.Protocol.TLS() {
+			wcfg.TLS = cfg.TLS.ServerConfig()
+		}
 		if wcfg.Protocol.SASL() {
 			wcfg.SASL = b.sasl
 			wcfg.MaxReauth = cfg.ConnectionsMaxReauth
@@ -629,12 +696,20 @@ func (b *Broker) start() error {
 		}
 		b.servers = append(b.servers, server)
 	}
-	// The group lag's end offsets are asked on the inter-broker listener,
-	// with the inter-broker login when it is SASL.
+	// The group lag metric asks the leaders through the inter-broker
+	// listener, with its protocol, at its advertised address (the name
+	// its certificate carries, which peers dial too).
 	interBroker := cfg.interBrokerListener()
-	b.endOffsets = &endOffsetsClient{addr: func() string { return b.ListenerAddr(interBroker) }}
-	if cfg.listenerProtocol(interBroker).SASL() {
-		b.endOffsets.opts = []kgo.Opt{kgo.SASL(cfg.InterBrokerSASL.ClientMechanism())}
+	var interBrokerAddr string
+	for _, e := range endpoints {
+		if e.Name == interBroker {
+			interBrokerAddr = net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+		}
+	}
+	b.endOffsets = &endOffsetsClient{
+		addr: func() string { return interBrokerAddr },
+		dial: cfg.dialer(cfg.listenerProtocol(interBroker)),
+		opts: saslOpts(cfg.listenerProtocol(interBroker), cfg.InterBrokerSASL),
 	}
 	collector := &brokerCollector{
 		nodeID: cfg.NodeID, perPartition: cfg.MetricsPerPartition,

@@ -72,10 +72,10 @@ func TestConfigValidate(t *testing.T) {
 			c.InterBrokerListenerName = "B"
 		}},
 		{"inter-broker listener", func(c *Config) { c.InterBrokerListenerName = "INTERNAL" }},
-		{"not supported yet", func(c *Config) {
-			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
-			c.ListenerProtocol = security.SSL
-		}},
+		{"needs a certificate", func(c *Config) { c.ListenerProtocol = security.SSL }},
+		{"needs a certificate", func(c *Config) { c.ListenerProtocol = security.SASLSSL }},
+		{"controller protocol", func(c *Config) { c.ControllerProtocol = security.SASLPlaintext }},
+		{"controller protocol SSL needs TLS", func(c *Config) { c.ControllerProtocol = security.SSL }},
 		{"InterBrokerSASL: a SASL login needs a user", func(c *Config) {
 			c.Listeners = []Listener{{Name: "A", Addr: "127.0.0.1:0"}}
 			c.ListenerProtocol = security.SASLPlaintext
@@ -100,6 +100,26 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: want an error naming it, got %v", tc.field, err)
 		}
+	}
+}
+
+// TestListenerProtocols: --listen's listener (named PLAINTEXT for want of
+// a name) speaks --listener-protocol; named listeners follow Kafka's map.
+func TestListenerProtocols(t *testing.T) {
+	c := validConfig("/tmp/x")
+	if p := c.listenerProtocol("PLAINTEXT"); p != security.Plaintext {
+		t.Fatalf("default: %s", p)
+	}
+	c.ListenerProtocol = security.SSL
+	if p := c.listenerProtocol("PLAINTEXT"); p != security.SSL {
+		t.Fatalf("--listen with --listener-protocol SSL speaks %s", p)
+	}
+	c.Listeners = []Listener{{Name: "PLAINTEXT", Addr: "127.0.0.1:0"}, {Name: "INTERNAL", Addr: "127.0.0.1:0"}}
+	if p := c.listenerProtocol("PLAINTEXT"); p != security.Plaintext {
+		t.Fatalf("a listener named PLAINTEXT speaks %s", p)
+	}
+	if p := c.listenerProtocol("INTERNAL"); p != security.SSL {
+		t.Fatalf("INTERNAL speaks %s", p)
 	}
 }
 

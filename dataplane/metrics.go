@@ -23,6 +23,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/internal/security/sasl"
 )
 
@@ -304,6 +305,8 @@ func (c *brokerCollector) collectGroups(ch chan<- prometheus.Metric) {
 // broker's own listener, created on first use.
 type endOffsetsClient struct {
 	addr func() string
+	// dial, when set, connects instead of plain TCP (TLS listeners).
+	dial security.Dialer
 	// opts are extra client options (the inter-broker SASL login).
 	opts []kgo.Opt
 
@@ -347,7 +350,11 @@ func (e *endOffsetsClient) admin() *kadm.Client {
 		if addr == "" {
 			return nil
 		}
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics")}, e.opts...)...)
+		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics")}
+		if e.dial != nil {
+			opts = append(opts, kgo.Dialer(e.dial))
+		}
+		cl, err := kgo.NewClient(append(opts, e.opts...)...)
 		if err != nil {
 			return nil
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ import (
 
 // saslCluster starts brokers with two listeners: INTERNAL (PLAINTEXT, what
 // the harness and the admin client use) and EXTERNAL (SASL_PLAINTEXT, what
-// the clients under test use). The controllers write the bootstrap user
+// the clients under test use); with Options.TLS, SSL and SASL_SSL. The controllers write the bootstrap user
 // admin (SCRAM-SHA-512 and SCRAM-SHA-256, password admin-secret) and the
 // broker user (SCRAM-SHA-512, broker-secret) when they initialize the
 // metadata (--add-scram).
@@ -41,7 +42,11 @@ func saslCluster(t *testing.T, opts harness.Options) *harness.Cluster {
 		"--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]",
 		"--add-scram", "SCRAM-SHA-256=[name=admin,password=admin-secret,iterations=8192]",
 		"--add-scram", `SCRAM-SHA-512=[name=broker,password="broker,secret"]`)
-	opts.BrokerArgs = append(opts.BrokerArgs, "--listener-security-protocol-map", "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT")
+	protocols := "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT"
+	if opts.TLS != nil { // the harness's TLS cluster: SSL and SASL_SSL
+		protocols = "INTERNAL:SSL,EXTERNAL:SASL_SSL"
+	}
+	opts.BrokerArgs = append(opts.BrokerArgs, "--listener-security-protocol-map", protocols)
 	return harness.StartCluster(t, opts)
 }
 
@@ -243,6 +248,30 @@ func TestSASLClients(t *testing.T) {
 			t.Errorf("%s login of deleted alice: %v, want SASL_AUTHENTICATION_FAILED", mech.Name(), err)
 		}
 		cl.Close()
+	}
+
+	// The CLI logs in with --command-config (Kafka client properties).
+	props := filepath.Join(t.TempDir(), "client.properties")
+	if err := os.WriteFile(props, []byte("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"+
+		"sasl.username=admin\nsasl.password=admin-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// (harness.RunCommand: RunCLI would add the PLAINTEXT listeners.)
+	res := harness.RunCommand(t, 30*time.Second, strings.NewReader("carol-secret\n"), harness.Binary(t), "user", "create", "carol",
+		"--password-file", "-", "--bootstrap-server", b.ExternalAddr, "--command-config", props)
+	if res.Err != nil {
+		t.Fatalf("skein user create over SASL: %v: %s", res.Err, res.Stderr)
+	}
+	res = harness.RunCommand(t, 30*time.Second, nil, harness.Binary(t), "user", "list", "--bootstrap-server", b.ExternalAddr, "--command-config", props)
+	listed := false
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		listed = listed || strings.Join(strings.Fields(line), " ") == "carol SCRAM-SHA-512 4096"
+	}
+	if res.Err != nil || !listed {
+		t.Errorf("skein user list over SASL: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
+	}
+	if err := saslClient(t, c, plain.Auth{User: "carol", Pass: "carol-secret"}.AsMechanism()).Ping(ctx); err != nil {
+		t.Errorf("carol, made by the CLI, cannot log in: %v", err)
 	}
 
 	for _, m := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
@@ -561,7 +590,7 @@ func TestSASLEverywhere(t *testing.T) {
 		ControllerArgs: []string{"--listener-protocol", "SASL_PLAINTEXT", "--controller-sasl-username", "controller",
 			"--add-scram", "SCRAM-SHA-256=[name=controller,password=controller-secret]", "--controller-sasl-mechanism", "SCRAM-SHA-256"},
 		ControllerEnv: []string{"SKEIN_CONTROLLER_SASL_PASSWORD=controller-secret"},
-		BrokerArgs: []string{"--controller-listener-protocol", "SASL_PLAINTEXT",
+		BrokerArgs: []string{"--controller-protocol", "SASL_PLAINTEXT",
 			"--inter-broker-sasl-username", "broker"},
 		BrokerEnv: []string{"SKEIN_INTER_BROKER_SASL_PASSWORD=broker,secret"}})
 	for _, ctl := range c.Controllers {
@@ -641,5 +670,50 @@ func TestSASLPrincipalACLs(t *testing.T) {
 	}
 	if got := consumeValues(t, saslClient(t, c, admin, kgo.ConsumeTopics(topic)), 1); got[0] != "from alice" {
 		t.Errorf("admin read %q", got)
+	}
+}
+
+// TestSASLSSL: SASL inside TLS. Two brokers whose EXTERNAL listener is
+// SASL_SSL, also their inter-broker listener (followers dial TLS, then log
+// in). kcat (-X security.protocol=SASL_SSL) is refused with a wrong
+// password and produces and consumes with the right one; franz-go logs in
+// over TLS; a topic of replication factor 2 takes an acks=all stream and
+// its replicas end identical.
+func TestSASLSSL(t *testing.T) {
+	const topic = "sasl-ssl"
+	c := saslCluster(t, harness.Options{Brokers: 2, TLS: &harness.TLSOptions{}, InterBrokerListener: "EXTERNAL",
+		BrokerArgs: []string{"--inter-broker-sasl-username", "broker"},
+		BrokerEnv:  []string{"SKEIN_INTER_BROKER_SASL_PASSWORD=broker,secret"}})
+	createTopic(t, c, topic, 2, 2, nil)
+	cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	var ledger harness.Ledger
+	produceNumbered(t, cl, topic, "sasl-ssl", 1000, &ledger)
+	checkReplicasIdentical(t, c, topic, 2, 30*time.Second)
+	harness.Verify(c.ReadAll(t, topic, time.Minute), ledger.Acks()).Check(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fg := c.Client(t, kgo.SeedBrokers(external(c)...), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha256Mechanism()))
+	if err := fg.Ping(ctx); err != nil {
+		t.Errorf("franz-go over SASL_SSL: %v", err)
+	}
+
+	kcat := kcatBinary(t)
+	args := func(pass string) []string {
+		return []string{"-b", c.Brokers[0].ExternalAddr, "-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location=" + c.TLS.CAPath,
+			"-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=admin", "-X", "sasl.password=" + pass, "-m", "10"}
+	}
+	res := harness.RunCommand(t, 20*time.Second, strings.NewReader("refused\n"), kcat, append(args("nope"), "-P", "-t", topic)...)
+	if res.Err == nil || !strings.Contains(res.Stderr, "Authentication failed") {
+		t.Errorf("kcat with a wrong password over SASL_SSL: %v %q", res.Err, res.Stderr)
+	}
+	res = harness.RunCommand(t, 20*time.Second, strings.NewReader("over sasl_ssl\n"), kcat, append(args("admin-secret"), "-P", "-t", topic, "-p", "0")...)
+	if res.Err != nil {
+		t.Fatalf("kcat produce over SASL_SSL: %v %s", res.Err, res.Stderr)
+	}
+	res = harness.RunCommand(t, 20*time.Second, nil, kcat, append(args("admin-secret"), "-C", "-t", topic, "-p", "0", "-o", "-1", "-e", "-q")...)
+	if res.Err != nil || strings.TrimSpace(res.Stdout) != "over sasl_ssl" {
+		t.Errorf("kcat consume over SASL_SSL: %v %q %s", res.Err, res.Stdout, res.Stderr)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,7 +53,10 @@ var ErrClosed = errors.New("controller client closed")
 type Config struct {
 	// Controllers are the controllers' Kafka listeners, host:port.
 	Controllers []string
-	NodeID      int32
+	// Dial, when set, connects to the controllers instead of plain TCP:
+	// over TLS when their listener's protocol is SSL (security.TLS.Dial).
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	NodeID int32
 	// Listeners are the broker's advertised listeners, registered with the
 	// controller in this order (the first is also the registration's
 	// legacy Host and Port). When empty, AdvertisedHost and AdvertisedPort
@@ -180,6 +184,9 @@ func New(cfg Config) (*Client, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Controllers...),
 		kgo.ClientID("skein-broker-" + strconv.Itoa(int(cfg.NodeID))),
+	}
+	if cfg.Dial != nil {
+		opts = append(opts, kgo.Dialer(cfg.Dial))
 	}
 	if cfg.SASL != nil {
 		opts = append(opts, kgo.SASL(cfg.SASL))

@@ -65,6 +65,8 @@ var gates = map[int16]gate{
 	20: gateDeleteTopics,
 	22: gateInitProducerID,
 	23: gateOffsetForLeaderEpoch,
+	// Brokers (transaction coordinators) write markers.
+	27: clusterGate(kmsg.ACLOperationClusterAction),
 	29: clusterGate(kmsg.ACLOperationDescribe),
 	30: clusterGate(kmsg.ACLOperationAlter),
 	31: clusterGate(kmsg.ACLOperationAlter),
@@ -82,6 +84,7 @@ var gates = map[int16]gate{
 	51: clusterGate(kmsg.ACLOperationAlter),
 	55: clusterGate(kmsg.ACLOperationDescribe),
 	60: clusterGate(kmsg.ACLOperationDescribe),
+	61: gateDescribeProducers,
 	75: gateDescribeTopicPartitions,
 }
 
@@ -192,6 +195,29 @@ func gateListOffsets(h *Handlers, ctx context.Context, req *wire.Request, next w
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition, rp.ErrorCode, rp.Timestamp, rp.Offset = p.Partition, topicDenied, -1, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		out.Topics = append(out.Topics, rt)
+	}
+	return out, nil
+}
+
+func gateDescribeProducers(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
+	r := req.Body.(*kmsg.DescribeProducersRequest)
+	denied := split(&r.Topics, func(t kmsg.DescribeProducersRequestTopic) bool {
+		return h.topicAllowed(req, kmsg.ACLOperationRead, t.Topic)
+	})
+	resp, err := next(ctx, req)
+	if err != nil || len(denied) == 0 {
+		return resp, err
+	}
+	out := resp.(*kmsg.DescribeProducersResponse)
+	for _, t := range denied {
+		rt := kmsg.NewDescribeProducersResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewDescribeProducersResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p, topicDenied
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		out.Topics = append(out.Topics, rt)

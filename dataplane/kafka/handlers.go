@@ -86,6 +86,7 @@ func (h *Handlers) Register(wr *wire.Registry) {
 	r.Register(20, 1, 6, h.handleDeleteTopics)
 	r.Register(22, 0, 5, h.handleInitProducerID)
 	r.Register(23, 2, 4, h.handleOffsetForLeaderEpoch)
+	r.Register(27, 0, 1, h.handleWriteTxnMarkers)
 	r.Register(29, 0, 3, h.handleDescribeACLs)
 	r.Register(30, 0, 3, h.handleCreateACLs)
 	r.Register(31, 0, 3, h.handleDeleteACLs)
@@ -103,6 +104,7 @@ func (h *Handlers) Register(wr *wire.Registry) {
 	r.Register(51, 0, 0, h.handleAlterUserScramCredentials)
 	r.Register(55, 0, 2, h.handleDescribeQuorum)
 	r.Register(60, 0, 2, h.handleDescribeCluster)
+	r.Register(61, 0, 0, h.handleDescribeProducers)
 	r.Register(75, 0, 0, h.handleDescribeTopicPartitions)
 }
 

@@ -1,9 +1,11 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,7 +43,11 @@ type Config struct {
 	Throttle *throttle.Side
 	// SASL, when set, authenticates each connection to a leader (the
 	// inter-broker listener is SASL_*) right after ApiVersions.
-	SASL   sasl.Mechanism
+	SASL sasl.Mechanism
+	// Dial, when set, connects to leaders instead of plain TCP: over TLS
+	// when the inter-broker listener's protocol is SSL
+	// (security.TLS.Dial). Its context bounds the dial.
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger hclog.Logger
 }
 

@@ -31,7 +31,7 @@ const (
 	keepBufferBytes = 16 << 20
 )
 
-// conn is a plain TCP Kafka connection to one leader, used by one goroutine
+// conn is a TCP (or TLS) Kafka connection to one leader, used by one goroutine
 // (the fetcher's). Requests and responses are encoded and decoded with
 // kmsg; only the frame (size, header) is written here. Unlike a kgo client,
 // it reads every response into one reused buffer, so a fetch response costs
@@ -67,11 +67,18 @@ type conn struct {
 // are read past it, straight into their own buffer.
 const readBufferBytes = 16 << 10
 
-// dial connects to addr and asks the leader which versions it serves. The
+// dial connects to addr (with dialFn when set, else plain TCP), asks the
+// leader which versions it serves and, with mechanism, logs in (SASL). The
 // connection closes itself when ctx ends, unblocking any request.
-func dial(ctx context.Context, addr, clientID string, mechanism sasl.Mechanism) (*conn, error) {
-	d := net.Dialer{Timeout: dialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+func dial(ctx context.Context, addr, clientID string, dialFn func(context.Context, string, string) (net.Conn, error),
+	mechanism sasl.Mechanism) (*conn, error) {
+	if dialFn == nil {
+		d := net.Dialer{Timeout: dialTimeout}
+		dialFn = d.DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	nc, err := dialFn(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
 		return nil, err
 	}

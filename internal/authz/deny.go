@@ -81,6 +81,23 @@ func DenyResponse(req kmsg.Request, code int16) kmsg.Response {
 			res.User, res.ErrorCode, res.ErrorMessage = u, code, &msg
 			out.Results = append(out.Results, res)
 		}
+	case *kmsg.WriteTxnMarkersRequest:
+		out := resp.(*kmsg.WriteTxnMarkersResponse)
+		for _, m := range r.Markers {
+			om := kmsg.NewWriteTxnMarkersResponseMarker()
+			om.ProducerID = m.ProducerID
+			for _, t := range m.Topics {
+				ot := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+				ot.Topic = t.Topic
+				for _, p := range t.Partitions {
+					op := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+					op.Partition, op.ErrorCode = p, code
+					ot.Partitions = append(ot.Partitions, op)
+				}
+				om.Topics = append(om.Topics, ot)
+			}
+			out.Markers = append(out.Markers, om)
+		}
 	case *kmsg.ElectLeadersRequest:
 		out := resp.(*kmsg.ElectLeadersResponse)
 		for _, t := range r.Topics {

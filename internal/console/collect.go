@@ -70,8 +70,8 @@ func (c *Collector) Close() {
 
 // clientOpts are the cluster clients' options: short dials and retries,
 // since every page is bounded anyway.
-func clientOpts(seeds []string) []kgo.Opt {
-	return []kgo.Opt{
+func clientOpts(seeds []string, dial func(context.Context, string, string) (net.Conn, error)) []kgo.Opt {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("skein-console"),
 		kgo.DialTimeout(time.Second),
@@ -79,6 +79,10 @@ func clientOpts(seeds []string) []kgo.Opt {
 		kgo.MetadataMaxAge(10 * time.Second),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
 	}
+	if dial != nil {
+		opts = append(opts, kgo.Dialer(dial))
+	}
+	return opts
 }
 
 // client returns the cluster client, made on first use from
@@ -104,7 +108,7 @@ func (c *Collector) client(img *image.Image) (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, errors.New("no broker registered yet")
 	}
-	cl, err := kgo.NewClient(clientOpts(seeds)...)
+	cl, err := kgo.NewClient(clientOpts(seeds, c.cfg.Dial)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -127,7 +131,7 @@ func (c *Collector) quorumClient() (*kgo.Client, error) {
 		return nil, errors.New("console closed")
 	}
 	if c.mu.quorum == nil {
-		cl, err := kgo.NewClient(clientOpts([]string{addr})...)
+		cl, err := kgo.NewClient(clientOpts([]string{addr}, c.cfg.QuorumDial)...)
 		if err != nil {
 			return nil, fmt.Errorf("kafka client: %w", err)
 		}

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -25,6 +27,9 @@ type Config struct {
 	// to (a controller: its own); empty: through the brokers, which
 	// forward it to the controllers.
 	QuorumAddr func() string
+	// Dial and QuorumDial, when set, connect to the brokers and to
+	// QuorumAddr instead of plain TCP (their listeners speak SSL).
+	Dial, QuorumDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Timeout bounds the collection of one page.
 	Timeout time.Duration
 	// ProbeTimeout bounds the dial that tells whether a broker is alive.
