@@ -450,7 +450,7 @@ func runBroker(c *cli.Context) error {
 		defer srv.Close()
 	}
 	ccfg := consoleConfig(c, fmt.Sprintf("broker %d", cfg.NodeID), b.Image)
-	ccfg.Dial = cfg.ListenerDialer("")
+	ccfg.Dial, ccfg.SASL = cfg.ListenerDialer(""), cfg.ListenerLogin("")
 	ccfg.Bootstrap = func() []string {
 		if addr := b.Addr(); addr != "" {
 			return []string{addr}

@@ -206,6 +206,10 @@ func runController(c *cli.Context) error {
 		// own listener's for theirs too.
 		ccfg.Dial, ccfg.QuorumDial = cfg.TLS.Dial(), cfg.TLS.Dial()
 	}
+	if cfg.ListenerProtocol.SASL() && cfg.PeerSASL.Set() {
+		// Likewise for SASL: the login it uses with its peers.
+		ccfg.SASL, ccfg.QuorumSASL = cfg.PeerSASL.ClientMechanism(), cfg.PeerSASL.ClientMechanism()
+	}
 	stopConsole, err := serveConsole(srv, ccfg, log)
 	if err != nil {
 		return err

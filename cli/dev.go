@@ -53,6 +53,8 @@ func devCommand() *cli.Command {
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
 			boolFlag("tls", "every listener (and the Raft transport) on TLS, with a CA and node certificate generated at each start; "+
 				"writes ca.pem and client.properties (for kcat -F and skein --command-config) into --data-dir", false),
+			boolFlag("secure", "SASL_SSL on every listener (TLS as --tls, SCRAM logins) with ACLs on and one super user, admin: "+
+				"client.properties in --data-dir holds admin's login (its password is kept in admin.password)", false),
 			httpListenFlag(defaultDevHTTP),
 			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
@@ -73,8 +75,10 @@ type devLayout struct {
 	// httpURL is where the console, /metrics, /healthz and /readyz are served ("":
 	// not served).
 	httpURL string
-	// tls is the dev cluster's TLS (--tls; nil otherwise).
+	// tls is the dev cluster's TLS (--tls or --secure; nil otherwise).
 	tls *devTLS
+	// secure is --secure's SASL login and ACLs (nil otherwise).
+	secure *devSecure
 }
 
 // planDev computes the dev cluster's layout. raftPort 0 must have been
@@ -133,8 +137,13 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("tls") {
+	if c.Bool("tls") || c.Bool("secure") {
 		if layout.tls, err = makeDevTLS(layout.dataDir, c.String("host"), log.Named("tls")); err != nil {
+			return err
+		}
+	}
+	if c.Bool("secure") {
+		if layout.secure, err = makeDevSecure(layout.dataDir, layout.tls, log.Named("tls")); err != nil {
 			return err
 		}
 	}
@@ -177,6 +186,9 @@ func runDev(c *cli.Context) error {
 	ccfg.QuorumAddr = controllerAddr(cluster.controller)
 	if layout.tls != nil {
 		ccfg.Dial, ccfg.QuorumDial = layout.tls.material.Dial(), layout.tls.material.Dial()
+	}
+	if layout.secure != nil {
+		ccfg.SASL, ccfg.QuorumSASL = layout.secure.login.ClientMechanism(), layout.secure.login.ClientMechanism()
 	}
 	stopConsole, err := serveConsole(srv, ccfg, log)
 	if err != nil {
@@ -231,6 +243,12 @@ func (d *devCluster) create(l devLayout) error {
 	if l.tls != nil {
 		ccfg.TLS, ccfg.ListenerProtocol, ccfg.RaftProtocol = l.tls.material, security.SSL, security.SSL
 	}
+	if s := l.secure; s != nil {
+		ccfg.ListenerProtocol, ccfg.PeerSASL = security.SASLSSL, s.login
+		ccfg.BootstrapScram = []controller.BootstrapScram{{Mechanism: s.login.Mechanism, User: s.login.User,
+			Password: s.login.Password, Iterations: 4096}}
+		ccfg.Authorizer, ccfg.SuperUsers = true, []string{"User:" + s.login.User}
+	}
 	if err := os.MkdirAll(ccfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -254,6 +272,10 @@ func (d *devCluster) create(l devLayout) error {
 		bcfg.MetricsPerPartition = d.perPartition
 		if l.tls != nil {
 			bcfg.TLS, bcfg.ListenerProtocol, bcfg.ControllerProtocol = l.tls.material, security.SSL, security.SSL
+		}
+		if s := l.secure; s != nil {
+			bcfg.ListenerProtocol, bcfg.ControllerProtocol, bcfg.InterBrokerSASL = security.SASLSSL, security.SASLSSL, s.login
+			bcfg.Authorizer, bcfg.SuperUsers = true, []string{"User:" + s.login.User}
 		}
 		if d.groups != nil {
 			bcfg.Groups = *d.groups
@@ -288,6 +310,14 @@ func (d *devCluster) start() error {
 	l := d.layout
 	if err := d.controller.Start(); err != nil {
 		return fmt.Errorf("start controller %d: %w", devControllerID, err)
+	}
+	if s := l.secure; s != nil {
+		// The brokers log in as admin: wait (bounded) until the controller
+		// has written admin's credential, rather than have them refused.
+		deadline := time.Now().Add(30 * time.Second)
+		for len(d.controller.Image().ScramUsers[s.login.User]) == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	for i, b := range d.brokers {
 		if err := b.Start(); err != nil {
@@ -326,6 +356,9 @@ func waitForBrokers(ctx context.Context, log hclog.Logger, l devLayout) error {
 		kgo.WithLogger(kgoLogger{log: log.Named("client")})}
 	if l.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(l.tls.material.ClientConfig()))
+	}
+	if l.secure != nil {
+		opts = append(opts, kgo.SASL(l.secure.login.ClientMechanism()))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -401,7 +434,13 @@ func printDevWelcome(w io.Writer, l devLayout) {
 		fmt.Fprintf(w, "  web console: %s\n", l.httpURL)
 		fmt.Fprintf(w, "  metrics and health: %smetrics  %shealthz  %sreadyz\n", l.httpURL, l.httpURL, l.httpURL)
 	}
-	if l.tls != nil {
+	switch {
+	case l.secure != nil:
+		fmt.Fprintf(w, "  SASL_SSL on every listener, ACLs on: CA %s\n", l.tls.caPath)
+		fmt.Fprintf(w, "  super user %s (SCRAM-SHA-512), its login in client properties %s\n", l.secure.login.User, l.tls.clientProperties)
+		fmt.Fprintf(w, "  add users with: skein user create NAME --password-file F%s\n", flag)
+		fmt.Fprintf(w, "  and grant them: skein acl create --allow-principal User:NAME --operation Read --topic T%s\n", flag)
+	case l.tls != nil:
 		fmt.Fprintf(w, "  TLS on every listener: CA %s, client properties %s\n", l.tls.caPath, l.tls.clientProperties)
 	}
 	fmt.Fprintln(w)

@@ -1,16 +1,22 @@
 package cli
 
 import (
+	"crypto/rand"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/skein-io/skein/internal/security"
+	"github.com/skein-io/skein/internal/security/sasl"
 )
 
 // devTLS is the TLS material of `skein dev --tls`: a CA made at each
@@ -65,4 +71,47 @@ func makeDevTLS(dataDir, host string, log hclog.Logger) (*devTLS, error) {
 	}
 	log.Info("dev TLS material written", "ca", d.caPath, "client_properties", d.clientProperties, "hosts", hosts)
 	return d, nil
+}
+
+// devSecureUser is the super user of `skein dev --secure`.
+const devSecureUser = "admin"
+
+// devSecure is `skein dev --secure`: SASL_SSL everywhere with ACLs on, and
+// one super user, admin, whose password is kept in the data dir so that a
+// restarted dev cluster (its metadata already holds the credential) still
+// takes it.
+type devSecure struct {
+	login sasl.Login
+}
+
+// makeDevSecure loads (or makes, on the first start) admin's password from
+// dataDir/admin.password and rewrites d's client.properties for SASL_SSL
+// with admin's SCRAM-SHA-512 login.
+func makeDevSecure(dataDir string, d *devTLS, log hclog.Logger) (*devSecure, error) {
+	path := filepath.Join(dataDir, "admin.password")
+	pw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		raw := make([]byte, 18)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		pw = []byte(base64.RawURLEncoding.EncodeToString(raw))
+		if err := security.WriteFileAtomic(path, pw, 0o600); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("admin password: %w", err)
+	}
+	s := &devSecure{login: sasl.Login{Mechanism: sasl.ScramSHA512, User: devSecureUser, Password: strings.TrimSpace(string(pw))}}
+	props := "# Kafka client properties for the secure skein dev cluster: the admin super user\n" +
+		"# (kcat -F, skein --command-config)\n" +
+		"security.protocol=SASL_SSL\nssl.ca.location=" + d.caPath + "\n" +
+		"sasl.mechanism=SCRAM-SHA-512\nsasl.username=" + s.login.User + "\nsasl.password=" + s.login.Password + "\n"
+	if err := security.WriteFileAtomic(d.clientProperties, []byte(props), 0o600); err != nil {
+		return nil, err
+	}
+	log.Info("dev SASL_SSL: admin's login written", "client_properties", d.clientProperties)
+	return s, nil
 }

@@ -389,6 +389,19 @@ func (c Config) ListenerDialer(name string) security.Dialer {
 	return c.dialer(c.listenerProtocol(name))
 }
 
+// ListenerLogin is how the broker logs in to its own listener named name
+// ("": the first): InterBrokerSASL when that listener is SASL_*, else nil
+// (the web console's client).
+func (c Config) ListenerLogin(name string) ksasl.Mechanism {
+	if name == "" {
+		name = c.listeners()[0].Name
+	}
+	if !c.listenerProtocol(name).SASL() || !c.InterBrokerSASL.Set() {
+		return nil
+	}
+	return c.InterBrokerSASL.ClientMechanism()
+}
+
 // dialer connects to a peer whose listener speaks p: over TLS with the
 // broker's material, nil (plain TCP) when p is not TLS.
 func (c Config) dialer(p security.Protocol) security.Dialer {

@@ -4,6 +4,8 @@ package console
 // Config.Timeout, its independent requests sent at once.
 
 import (
+	ksasl "github.com/twmb/franz-go/pkg/sasl"
+
 	"context"
 	"encoding/base64"
 	"errors"
@@ -70,7 +72,7 @@ func (c *Collector) Close() {
 
 // clientOpts are the cluster clients' options: short dials and retries,
 // since every page is bounded anyway.
-func clientOpts(seeds []string, dial func(context.Context, string, string) (net.Conn, error)) []kgo.Opt {
+func clientOpts(seeds []string, dial func(context.Context, string, string) (net.Conn, error), login ksasl.Mechanism) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("skein-console"),
@@ -81,6 +83,9 @@ func clientOpts(seeds []string, dial func(context.Context, string, string) (net.
 	}
 	if dial != nil {
 		opts = append(opts, kgo.Dialer(dial))
+	}
+	if login != nil {
+		opts = append(opts, kgo.SASL(login))
 	}
 	return opts
 }
@@ -108,7 +113,7 @@ func (c *Collector) client(img *image.Image) (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, errors.New("no broker registered yet")
 	}
-	cl, err := kgo.NewClient(clientOpts(seeds, c.cfg.Dial)...)
+	cl, err := kgo.NewClient(clientOpts(seeds, c.cfg.Dial, c.cfg.SASL)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -131,7 +136,7 @@ func (c *Collector) quorumClient() (*kgo.Client, error) {
 		return nil, errors.New("console closed")
 	}
 	if c.mu.quorum == nil {
-		cl, err := kgo.NewClient(clientOpts([]string{addr}, c.cfg.QuorumDial)...)
+		cl, err := kgo.NewClient(clientOpts([]string{addr}, c.cfg.QuorumDial, c.cfg.QuorumSASL)...)
 		if err != nil {
 			return nil, fmt.Errorf("kafka client: %w", err)
 		}

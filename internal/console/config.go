@@ -1,6 +1,8 @@
 package console
 
 import (
+	ksasl "github.com/twmb/franz-go/pkg/sasl"
+
 	"context"
 	"errors"
 	"net"
@@ -30,6 +32,9 @@ type Config struct {
 	// Dial and QuorumDial, when set, connect to the brokers and to
 	// QuorumAddr instead of plain TCP (their listeners speak SSL).
 	Dial, QuorumDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// SASL and QuorumSASL, when set, log the clients in to the brokers and
+	// to QuorumAddr (their listeners are SASL_*).
+	SASL, QuorumSASL ksasl.Mechanism
 	// Timeout bounds the collection of one page.
 	Timeout time.Duration
 	// ProbeTimeout bounds the dial that tells whether a broker is alive.
