@@ -45,6 +45,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/dataplane/txn"
 	"github.com/skein-io/skein/internal/authz"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
@@ -117,6 +118,10 @@ type Config struct {
 	// Groups configures the group coordinator (offsets.topic.*, group.*,
 	// offsets.retention.*); the broker sets its NodeID and Logger.
 	Groups group.Config
+	// Txns configures the transaction coordinator (transaction.state.log.*,
+	// transaction.max.timeout.ms, ...); the broker sets its NodeID and
+	// Logger.
+	Txns txn.Config
 	// Metrics is where the broker registers its Prometheus metrics, every
 	// series labelled with its node id (metrics.go, internal/metrics); the
 	// broker unregisters them when it closes. nil: it counts but registers
@@ -178,6 +183,7 @@ func DefaultConfig() Config {
 		ReplicaFetchWaitMax:      replica.DefaultConfig(0).MaxWait,
 		FetchSessionCacheSlots:   kafka.DefaultFetchSessionSlots,
 		Groups:                   group.DefaultConfig(0),
+		Txns:                     txn.DefaultConfig(0),
 		Logger:                   hclog.NewNullLogger(),
 	}
 }
@@ -290,6 +296,11 @@ func (c Config) Validate() error {
 	if err := gc.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
+	tc := c.Txns
+	tc.Logger = c.Logger
+	if err := tc.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	return nil
 }
 
@@ -381,6 +392,9 @@ type Broker struct {
 	partitions *partition.Manager
 	replicas   *replica.Manager
 	groups     *group.Coordinator
+	txns       *txn.Coordinator
+	markers    *txn.Sender
+	peers      *interBrokerClients
 	controller *client.Client
 	servers    []*wire.Server // one per listener
 	// serving is set once the listeners serve (Start is about to return).
@@ -501,6 +515,20 @@ func (b *Broker) start() error {
 		return fmt.Errorf("group coordinator: %w", err)
 	}
 	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
+	b.peers = &interBrokerClients{listener: pcfg.InterBrokerListener, image: b.partitions.Image}
+	b.markers = txn.NewSender(txn.SenderConfig{
+		Leader:  markerLeader(b.partitions.Image),
+		Send:    b.peers.sendMarkers,
+		Backoff: cfg.Txns.MarkerRetryBackoff,
+		Logger:  b.log.Named("txn-markers"),
+	})
+	tcfg := cfg.Txns
+	tcfg.NodeID = cfg.NodeID
+	tcfg.Logger = b.log.Named("txn")
+	if b.txns, err = txn.New(tcfg, b.markers); err != nil {
+		return fmt.Errorf("transaction coordinator: %w", err)
+	}
+	b.partitions.SetOnLeaders(txn.StateTopic, b.txns.OnLeaders)
 
 	ctl, err = client.New(client.Config{
 		Controllers: cfg.Controllers,
@@ -537,6 +565,7 @@ func (b *Broker) start() error {
 		Controller: ctl,
 		Logger:     b.log.Named("kafka"),
 		Groups:     b.groups,
+		Txns:       b.txns,
 		FetchSessions: kafka.NewFetchSessionCache(cfg.FetchSessionCacheSlots,
 			kafka.DefaultFetchSessionEvictAfter, nil),
 	}
@@ -764,6 +793,15 @@ func (b *Broker) shutdown() {
 		}
 		if b.groups != nil {
 			b.groups.Close()
+		}
+		if b.txns != nil {
+			b.txns.Close()
+		}
+		if b.markers != nil {
+			b.markers.Close()
+		}
+		if b.peers != nil {
+			b.peers.close()
 		}
 		if b.partitions != nil {
 			errs = append(errs, b.partitions.Close())

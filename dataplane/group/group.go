@@ -128,7 +128,7 @@ type group struct {
 	// pendingTxn are offsets committed in transactions whose marker has
 	// not reached this partition yet, by producer id (txn_offsets.go).
 	pendingTxn map[int64]map[tp]*offset
-	seq          uint64
+	seq        uint64
 
 	rebalanceTimer clockwork.Timer
 	// syncTimer removes members that joined a generation but did not sync
