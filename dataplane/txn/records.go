@@ -88,6 +88,9 @@ func decodeRecord(key, value []byte) (string, *txnMeta, error) {
 		partitions:     map[TopicPartition]struct{}{},
 		lastUpdateMs:   v.LastUpdateTimestamp,
 		startMs:        v.StartTimestamp,
+		written:        true,
+
+		reservedProducerID: -1,
 	}
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {
