@@ -15,6 +15,7 @@ FUZZTIME      ?= 2m
 # after the last input, seen in CI on FuzzDecodeMetadataBatch 10s). One
 # -fuzz per go test invocation.
 FUZZ_TARGETS := ./storage:FuzzRecovery:4000x ./storage:FuzzRecoveryCompacted:2000x \
+	./storage:FuzzRecoveryTxn:1500x \
 	./storage:FuzzClean:300x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
 	./internal/wire:FuzzRequestDecoding:60000x \
 	./controller/metalog:FuzzDecodeMetadataBatch:60000x \

@@ -50,13 +50,39 @@ func consumeCommand() *cli.Command {
 			stringFlag("balancer", "with --group: partition assignor: range, roundrobin, sticky or cooperative-sticky", "cooperative-sticky"),
 			stringFlag("group-instance-id", "with --group: static membership id (KIP-345); a restart with the same id keeps the assignment", ""),
 			durationFlag("commit-interval", "with --group: commit the printed records this often (0: after every printed batch)", 5*time.Second),
+			stringFlag("isolation", "read_uncommitted (every record) or read_committed (only committed transactions' records, up to the last stable offset)", "read_uncommitted"),
 		),
 		Action: runConsume,
 	}
 }
 
-// consumeOpts maps the position flags onto franz-go consume options.
+// consumeOpts maps the position and isolation flags onto franz-go consume
+// options.
 func consumeOpts(c *cli.Context, topic string) ([]kgo.Opt, error) {
+	iso, err := parseIsolation(c.String("isolation"))
+	if err != nil {
+		return nil, err
+	}
+	opts, err := positionOpts(c, topic)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, kgo.FetchIsolationLevel(iso)), nil
+}
+
+// parseIsolation maps --isolation onto a franz-go isolation level.
+func parseIsolation(s string) (kgo.IsolationLevel, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "read_uncommitted", "":
+		return kgo.ReadUncommitted(), nil
+	case "read_committed":
+		return kgo.ReadCommitted(), nil
+	}
+	return kgo.ReadUncommitted(), fmt.Errorf("--isolation %q: want read_uncommitted or read_committed", s)
+}
+
+// positionOpts maps the position flags onto franz-go consume options.
+func positionOpts(c *cli.Context, topic string) ([]kgo.Opt, error) {
 	start := kgo.NewOffset().AtEnd()
 	if c.Bool("from-beginning") {
 		start = kgo.NewOffset().AtStart()

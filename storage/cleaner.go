@@ -15,7 +15,12 @@ package storage
 //     once its batch's max timestamp + delete.retention.ms is below the log
 //     time: the largest batch max timestamp in the range (never the wall
 //     clock, which differs between replicas);
-//   - control batches are kept as they are;
+//   - control batches (transaction markers) and transactional batches are
+//     kept as they are, and transactional records supersede nothing: a
+//     record of an aborted transaction must never remove the committed
+//     value it would have replaced (conservative: Kafka also removes
+//     aborted records and, after delete.retention.ms, markers whose
+//     transaction holds no record any more; Skein keeps both);
 //   - a batch keeps its base offset, last offset delta, producer fields,
 //     attributes and timestamps; removed records are dropped from it (a
 //     compressed batch is decompressed and compressed again with the same

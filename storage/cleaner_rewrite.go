@@ -118,7 +118,10 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 			if h.Idempotent() {
 				p.newest[h.ProducerID] = h.BaseOffset
 			}
-			if h.Attributes&attrControl != 0 {
+			if h.Attributes&(attrControl|attrTransactional) != 0 {
+				// Markers and transactional records are kept as they
+				// are, and a transactional record supersedes nothing
+				// (it may belong to an aborted transaction).
 				return nil
 			}
 			recs, err := p.decompress(h, b)
@@ -299,6 +302,8 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 	if err := syncDir(l.dir); err != nil {
 		l.logger.Warn("cannot fsync log directory after swap", "dir", l.dir, "error", err)
 	}
+	// Markers are kept: so is the aborted transactions index.
+	ns.txns = old.txns
 	if err := ns.rewriteIndexes(); err != nil {
 		// The next open rebuilds them.
 		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
@@ -317,7 +322,7 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 // cleanBatch returns the cleaned batch (b itself when nothing changes, nil
 // when it goes) and how many records it lost.
 func (p *cleanPlan) cleanBatch(h BatchHeader, b []byte, lastInSegment bool) ([]byte, int64, error) {
-	if h.Attributes&attrControl != 0 {
+	if h.Attributes&(attrControl|attrTransactional) != 0 {
 		return b, 0, nil
 	}
 	codec := int(h.Attributes & attrCodecMask)

@@ -15,6 +15,8 @@
 //	        00000000000000000000.log        batches, exactly as replicated; named by base offset
 //	        00000000000000000000.index      sparse: relative offset -> file position
 //	        00000000000000000000.timeindex  sparse: largest timestamp -> relative offset
+//	        00000000000000000000.txnindex   aborted transactions whose marker is in the segment
+//	                                        (absent when none; txn.go)
 //	        00000000000000000368.log ...    later segments; the last is the active one
 //	        <base>.log.deleted (.index.deleted, .timeindex.deleted)
 //	                                        removed from the log, awaiting the delayed delete;
@@ -32,7 +34,10 @@
 // Segment files hold v2 record batches back to back (batch.go draws the
 // header). Index entries are big-endian: .index 8 bytes (relative offset
 // int32, position int32), .timeindex 12 bytes (timestamp int64, relative
-// offset int32). Index files are a cache: recovery rebuilds them.
+// offset int32), .txnindex 34 bytes (Kafka's AbortedTxn: version int16 0,
+// producer id, first offset, last offset, last stable offset, int64 each).
+// Index files are a cache: recovery rebuilds them (the .txnindex of a
+// recovered segment from its batches and the producer state before it).
 //
 // Checkpoints are text in Kafka's format, version 0, replaced atomically
 // (temporary file, fsync, rename; offset checkpoints also fsync the
@@ -47,11 +52,12 @@
 // partition.metadata is "version: 0\ntopic_id: <URL-safe base64, no
 // padding>\n". producer-state.snapshot is Skein's own (JSON
 // {"offset": X, "producers": {id: entry}}): the state of every idempotent
-// batch below X; it is never trusted outside [log start, log end].
+// batch and transaction marker below X (open transactions included); it is never trusted outside [log start, log end].
 //
 // Frozen format (never change; data directories and Kafka tools depend on
 // them): the file names and suffixes above, the 20-digit zero-padded base
-// offset in segment names, indexEntrySize and timeIndexEntrySize, the
+// offset in segment names, indexEntrySize, timeIndexEntrySize and
+// txnIndexEntrySize, the
 // batch header offsets of batch.go, the checkpoint version 0 and line
 // layouts, the JSON field names of the producer snapshot, and the fsync
 // journal's line format (fsjournal.go).

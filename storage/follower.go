@@ -52,6 +52,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 		return l.failed("truncate fully", err)
 	}
 	l.mu.producers = producerState{}
+	l.resetTxns()
 	l.assertInvariants("truncate fully")
 	l.logger.Info("log truncated fully", "topic", l.tp.Topic, "partition", l.tp.Partition, "log_start_offset", offset)
 	return nil

@@ -71,6 +71,13 @@ type Log struct {
 	// cleanBound caps the cleaner and retention (the partition's high
 	// watermark).
 	cleanBound atomic.Pointer[func() int64]
+
+	// txns are the open and unreplicated transactions (txn.go): written
+	// with mu held for writing and txnMu, read under either. txnUnstable
+	// says txns may hold one (the LSO then needs a look).
+	txns        txnTable
+	txnMu       sync.Mutex
+	txnUnstable atomic.Bool
 }
 
 // logHooks are set by the Manager.
@@ -175,7 +182,40 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 		if l.mu.cfg.MaxMessageBytes > 0 && h.Size() > int64(l.mu.cfg.MaxMessageBytes) {
 			return AppendInfo{}, fmt.Errorf("%w: %d bytes exceeds max.message.bytes %d", ErrBatchTooLarge, h.Size(), l.mu.cfg.MaxMessageBytes)
 		}
-		if h.Idempotent() {
+		if h.Transactional() && !h.Idempotent() {
+			return AppendInfo{}, fmt.Errorf("%w: transactional batch without a producer id", ErrInvalidTxnState)
+		}
+		if h.Control() {
+			// A transaction marker (AppendMarker): its checks, not the
+			// sequence checks.
+			var st *staged
+			for i := range stage {
+				if stage[i].id == h.ProducerID {
+					st = &stage[i]
+				}
+			}
+			if st == nil {
+				e, known := l.mu.producers[h.ProducerID]
+				stage = append(stage, staged{id: h.ProducerID, known: known})
+				st = &stage[len(stage)-1]
+				if known {
+					st.entry = *e
+				} else {
+					st.entry.Epoch, st.entry.CoordinatorEpoch = h.ProducerEpoch, -1
+				}
+			}
+			m, ok, err := ParseControlBatch(b[:h.Size()])
+			if err != nil {
+				return AppendInfo{}, err
+			}
+			if ok {
+				if err := st.entry.checkMarker(h.ProducerEpoch, m.CoordinatorEpoch, st.known); err != nil {
+					return AppendInfo{}, err
+				}
+				st.known = true
+				st.entry.endTxn(h, m.CoordinatorEpoch)
+			}
+		} else if h.Idempotent() {
 			var st *staged
 			for i := range stage {
 				if stage[i].id == h.ProducerID {
@@ -343,7 +383,12 @@ func (l *Log) writeChunk(batches []byte) error {
 		l.assertAppended(h, prevEnd, gapsOK)
 		prevEnd = h.LastOffset() + 1
 		s.track(h, pos, l.mu.cfg.IndexIntervalBytes)
-		l.mu.producers.apply(h)
+		var ctl ControlMarker
+		ctlOK := false
+		if h.Control() && h.Idempotent() {
+			ctl, ctlOK, _ = ParseControlBatch(b[:h.Size()])
+		}
+		l.applyTxn(h, ctl, ctlOK, s)
 		pos += h.Size()
 		records += int64(h.LastOffsetDelta) + 1
 		b = b[h.Size():]

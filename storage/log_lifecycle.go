@@ -106,7 +106,8 @@ func (l *Log) Truncate(offset int64) error {
 		return l.failed("truncate", err)
 	}
 	l.mu.producers = producerState{}
-	if err := l.scanHeaders(l.lso.Load(), func(h BatchHeader) { l.mu.producers.apply(h) }); err != nil {
+	l.resetTxns()
+	if err := l.replayProducers(l.lso.Load()); err != nil {
 		return err
 	}
 	l.assertInvariants("truncate")

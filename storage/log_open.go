@@ -242,7 +242,10 @@ func (l *Log) firstAndLastHeaders() (first, last BatchHeader, nonEmpty bool, err
 }
 
 // loadProducers rebuilds the producer table from the snapshot and the
-// batches after it.
+// batches after it, and the aborted transactions index of the segments
+// that need it (recovered, or whose .txnindex was damaged): those need the
+// producer state before them, so a snapshot past the first of them is not
+// used.
 func (l *Log) loadProducers() error {
 	p, from, ok := readProducerSnapshot(l.dir)
 	// A snapshot is trusted only inside the log: truncation deletes the
@@ -253,11 +256,80 @@ func (l *Log) loadProducers() error {
 			"snapshot_offset", from, "log_start_offset", l.lso.Load(), "log_end_offset", l.leo.Load())
 		ok = false
 	}
+	var stale []*segment
+	for _, s := range l.mu.segs {
+		if s.txnStale {
+			stale = append(stale, s)
+		}
+	}
+	if ok && len(stale) > 0 && from > stale[0].base {
+		ok = false
+	}
 	if !ok {
 		p, from = producerState{}, l.lso.Load()
 	}
 	l.mu.producers = p
-	return l.scanHeaders(from, func(h BatchHeader) { l.mu.producers.apply(h) })
+	l.resetTxns()
+	if err := l.replayProducers(from); err != nil {
+		return err
+	}
+	for _, s := range stale {
+		s.txnStale = false
+		if err := s.rewriteTxnIndex(); err != nil {
+			return err
+		}
+		if err := syncPath(s.path(txnIndexSuffix)); err != nil {
+			return err
+		}
+	}
+	if len(stale) > 0 {
+		return syncDir(l.dir)
+	}
+	return nil
+}
+
+// resetTxns rebuilds the transaction table from the producer table.
+// Called with l.mu held for writing.
+func (l *Log) resetTxns() {
+	l.txnMu.Lock()
+	l.txns.reset(l.mu.producers)
+	l.txnUnstable.Store(len(l.txns.ongoing) > 0)
+	l.txnMu.Unlock()
+}
+
+// replayProducers applies every batch whose last offset is >= from to the
+// producer and transaction tables (reading headers, and the record of
+// each control batch), and collects the aborted transactions of the
+// segments whose index is stale. Called with l.mu held for writing.
+func (l *Log) replayProducers(from int64) error {
+	var hdr [BatchHeaderSize]byte
+	for _, s := range l.mu.segs {
+		if s.next <= from {
+			continue
+		}
+		var seg *segment
+		if s.txnStale {
+			seg = s
+		}
+		for pos := s.lookup(from); pos < s.size; {
+			h, err := s.readHeader(pos, &hdr)
+			if err != nil {
+				return err
+			}
+			if h.LastOffset() >= from {
+				var ctl ControlMarker
+				ctlOK := false
+				if h.Control() && h.Idempotent() {
+					if ctl, ctlOK, err = s.readControl(pos, h); err != nil {
+						return err
+					}
+				}
+				l.applyTxn(h, ctl, ctlOK, seg)
+			}
+			pos += h.Size()
+		}
+	}
+	return nil
 }
 
 // scanHeaders calls fn with the header of every batch whose last offset is

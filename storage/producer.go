@@ -29,6 +29,15 @@ type producerEntry struct {
 	Epoch   int16
 	N       int // batches held, newest at Batches[N-1]
 	Batches [producerBatchesKept]batchMeta
+	// Txn says the producer has a transaction open on this log, whose
+	// first batch is at TxnFirst (txn.go).
+	Txn      bool  `json:"txn,omitempty"`
+	TxnFirst int64 `json:"txn_first_offset,omitempty"`
+	// CoordinatorEpoch is the coordinator epoch of the producer's last
+	// marker (-1: none; 0 in snapshots from before markers existed).
+	CoordinatorEpoch int32 `json:"coordinator_epoch,omitempty"`
+	// LastTimestamp is the max timestamp of its last batch or marker.
+	LastTimestamp int64 `json:"last_timestamp,omitempty"`
 }
 
 func (e *producerEntry) last() *batchMeta {
@@ -59,6 +68,11 @@ func (e *producerEntry) check(h BatchHeader, known bool) (*batchMeta, error) {
 	case h.ProducerEpoch < e.Epoch:
 		return nil, fmt.Errorf("%w: epoch %d is older than the current %d", ErrInvalidProducerEpoch, h.ProducerEpoch, e.Epoch)
 	case h.ProducerEpoch > e.Epoch:
+		if h.Transactional() && e.Txn {
+			// A bumped epoch cannot write into the old epoch's open
+			// transaction: its marker comes first.
+			return nil, fmt.Errorf("%w: epoch %d writes while epoch %d's transaction is open", ErrInvalidTxnState, h.ProducerEpoch, e.Epoch)
+		}
 		if h.BaseSequence != 0 {
 			return nil, fmt.Errorf("%w: first sequence of new epoch %d is %d, want 0", ErrOutOfOrderSequence, h.ProducerEpoch, h.BaseSequence)
 		}
@@ -73,7 +87,37 @@ func (e *producerEntry) check(h BatchHeader, known bool) (*batchMeta, error) {
 	if l := e.last(); l != nil && seqAdd(l.LastSeq, 1) != h.BaseSequence {
 		return nil, fmt.Errorf("%w: sequence %d follows %d", ErrOutOfOrderSequence, h.BaseSequence, l.LastSeq)
 	}
+	if e.Txn && !h.Transactional() {
+		return nil, fmt.Errorf("%w: non-transactional batch while the producer's transaction is open", ErrInvalidTxnState)
+	}
 	return nil, nil
+}
+
+// checkMarker decides whether a leader may append a marker of epoch and
+// coordinator epoch for this producer (Kafka's checks: an older producer
+// epoch is fenced, so is an older coordinator epoch).
+func (e *producerEntry) checkMarker(epoch int16, coordinatorEpoch int32, known bool) error {
+	if !known {
+		return nil
+	}
+	if epoch < e.Epoch {
+		return fmt.Errorf("%w: marker epoch %d is older than the current %d", ErrInvalidProducerEpoch, epoch, e.Epoch)
+	}
+	if coordinatorEpoch < e.CoordinatorEpoch {
+		return fmt.Errorf("%w: marker coordinator epoch %d is older than %d", ErrCoordinatorFenced, coordinatorEpoch, e.CoordinatorEpoch)
+	}
+	return nil
+}
+
+// endTxn records a marker h (coordinator epoch ce): the open transaction
+// ends; a newer producer epoch restarts the sequences.
+func (e *producerEntry) endTxn(h BatchHeader, ce int32) {
+	if h.ProducerEpoch != e.Epoch {
+		e.Epoch, e.N = h.ProducerEpoch, 0
+	}
+	e.Txn, e.TxnFirst = false, 0
+	e.CoordinatorEpoch = ce
+	e.LastTimestamp = h.MaxTimestamp
 }
 
 // update records an appended batch (after check on a leader; unconditionally
@@ -86,21 +130,31 @@ func (e *producerEntry) update(h BatchHeader) {
 		FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(),
 		FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp,
 	})
+	e.LastTimestamp = h.MaxTimestamp
+	if h.Transactional() && !e.Txn {
+		e.Txn, e.TxnFirst = true, h.BaseOffset
+	}
 }
 
 // producerState is a log's idempotent-producer table.
 type producerState map[int64]*producerEntry
 
+// apply records a data batch (markers: Log.applyTxn).
 func (p producerState) apply(h BatchHeader) {
-	if !h.Idempotent() {
+	if !h.Idempotent() || h.Control() {
 		return
 	}
+	p.entry(h).update(h)
+}
+
+// entry returns h's producer's entry, created when new.
+func (p producerState) entry(h BatchHeader) *producerEntry {
 	e := p[h.ProducerID]
 	if e == nil {
-		e = &producerEntry{Epoch: h.ProducerEpoch}
+		e = &producerEntry{Epoch: h.ProducerEpoch, CoordinatorEpoch: -1}
 		p[h.ProducerID] = e
 	}
-	e.update(h)
+	return e
 }
 
 type producerSnapshot struct {

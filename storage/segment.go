@@ -63,6 +63,13 @@ type segment struct {
 	sinceIndex int64
 	recent     recentBatches
 	created    time.Time
+	// txns is the aborted transactions index (txn.go), txnWritten of its
+	// entries are in the .txnindex file; txnStale says the entries must be
+	// rebuilt from the batches (the segment was recovered, or the file is
+	// damaged) once the producer state before the segment is known.
+	txns       []AbortedTxn
+	txnWritten int
+	txnStale   bool
 	// deleted: the files were renamed to "*.deleted" (the segment left
 	// the log and waits for its delayed delete).
 	deleted bool
@@ -90,7 +97,7 @@ func parseSegmentName(name string) (int64, bool) {
 // createSegment starts an empty segment at base, replacing any leftovers.
 func createSegment(dir string, base int64, now time.Time) (*segment, error) {
 	s := &segment{dir: dir, base: base, next: base, maxTs: -1, maxTsOffset: -1, created: now}
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := removeFile(s.path(suf)); err != nil {
 			return nil, err
 		}
@@ -124,6 +131,12 @@ func openSegment(dir string, base int64, validate, allowGaps bool, indexInterval
 		ok, err := s.loadIndexes()
 		if err == nil && ok {
 			if err = s.scanTail(); err == nil {
+				var fits bool
+				s.txns, fits = readTxnIndex(s.path(txnIndexSuffix))
+				s.txnWritten = len(s.txns)
+				if !fits || !s.txnIndexFits() {
+					s.txns, s.txnWritten, s.txnStale = nil, 0, true
+				}
 				return s, false, nil
 			}
 		}
@@ -134,6 +147,8 @@ func openSegment(dir string, base int64, validate, allowGaps bool, indexInterval
 		f.Close()
 		return nil, false, err
 	}
+	// The log rebuilds the aborted transactions of a recovered segment.
+	s.txns, s.txnWritten, s.txnStale = nil, 0, true
 	return s, truncated, nil
 }
 
@@ -340,10 +355,17 @@ func (s *segment) writeIndexes() error {
 		}
 		s.tixWritten = len(s.tindex)
 	}
+	if s.txnWritten < len(s.txns) && !s.txnStale {
+		if err := appendFile(s.path(txnIndexSuffix), encodeAbortedTxns(nil, s.txns[s.txnWritten:])); err != nil {
+			return err
+		}
+		s.txnWritten = len(s.txns)
+	}
 	return nil
 }
 
-// rewriteIndexes replaces the index files with the in-memory indexes.
+// rewriteIndexes replaces the index files with the in-memory indexes
+// (the aborted transactions index only when its entries are known).
 func (s *segment) rewriteIndexes() error {
 	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
 		if err := os.WriteFile(s.path(suf), nil, 0o644); err != nil {
@@ -351,7 +373,26 @@ func (s *segment) rewriteIndexes() error {
 		}
 	}
 	s.idxWritten, s.tixWritten = 0, 0
+	if !s.txnStale {
+		if err := s.rewriteTxnIndex(); err != nil {
+			return err
+		}
+	}
 	return s.writeIndexes()
+}
+
+// rewriteTxnIndex replaces the .txnindex file with s.txns (none when
+// there is no entry, as Kafka creates it at the first).
+func (s *segment) rewriteTxnIndex() error {
+	s.txnWritten = 0
+	if len(s.txns) == 0 {
+		return removeFile(s.path(txnIndexSuffix))
+	}
+	if err := os.WriteFile(s.path(txnIndexSuffix), encodeAbortedTxns(nil, s.txns), 0o644); err != nil {
+		return mapIOError(err)
+	}
+	s.txnWritten = len(s.txns)
+	return nil
 }
 
 func appendFile(path string, b []byte) error {
@@ -381,7 +422,7 @@ func (s *segment) sync() error {
 	if err := syncFile(s.f, s.filePath(logSuffix)); err != nil {
 		return err
 	}
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := syncPath(s.path(suf)); err != nil {
 			return err
 		}
@@ -447,6 +488,12 @@ func (s *segment) truncateTo(pos int64, indexInterval int32, allowGaps bool) err
 	if _, err := s.recover(indexInterval, allowGaps); err != nil {
 		return err
 	}
+	s.dropTxnsFrom(s.next)
+	if !s.txnStale {
+		if err := s.rewriteTxnIndex(); err != nil {
+			return err
+		}
+	}
 	return s.sync()
 }
 
@@ -473,7 +520,7 @@ func (s *segment) markDeleted() error {
 		return err
 	}
 	s.deleted = true
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := renameFile(s.path(suf), s.path(suf)+deletedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -488,7 +535,7 @@ func (s *segment) remove() error {
 		s.f.Close()
 	}
 	var first error
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := removeFile(s.filePath(suf)); err != nil && first == nil {
 			first = err
 		}

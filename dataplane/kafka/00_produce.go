@@ -15,8 +15,14 @@ package kafka
 //     acks=-1 waits share the one request deadline.
 //   - An idempotent retry of a batch already in the log succeeds with the
 //     original base offset.
-//   - Transactional batches get INVALID_TXN_STATE (transactions are not
-//     implemented; see 22_init_producer_id.go).
+//   - Transactional batches (with a producer id) open or continue the
+//     producer's transaction on the partition (storage/txn.go); the
+//     idempotence checks apply as to any idempotent batch, and a
+//     non-transactional batch while the producer's transaction is open is
+//     INVALID_TXN_STATE. Before a batch opens a transaction the
+//     partition manager's TxnVerifier (KIP-890; nil accepts) is asked.
+//     Control batches are refused (INVALID_RECORD): markers come from
+//     WriteTxnMarkers only.
 //   - v10+: a NOT_LEADER_OR_FOLLOWER answer carries CurrentLeader and the
 //     leader's NodeEndpoints when the image knows them (KIP-951), on the
 //     listener the request came in on.
@@ -63,6 +69,9 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 			}
 			p, err := h.Partitions.Partition(rt.Topic, rp.Partition)
 			var res partition.AppendResult
+			if err == nil {
+				err = p.VerifyTxn(ctx, rp.Records)
+			}
 			if err == nil {
 				res, err = p.AppendAsLeader(rp.Records, r.Acks)
 			}

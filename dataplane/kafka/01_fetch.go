@@ -50,7 +50,13 @@ package kafka
 //     bytes answered for throttled partitions, to any follower, are taken
 //     from the quota. A long poll held back only by the quota wakes when
 //     it has room again (never past MaxWait); nothing sleeps.
-//   - LastStableOffset = high watermark (no transactions);
+//   - LastStableOffset: min(high watermark, first offset of any open or
+//     not yet committed transaction). IsolationLevel 1 (read_committed)
+//     reads a consumer's fetch up to it instead of the high watermark and
+//     answers AbortedTransactions: the aborted transactions (producer id,
+//     first offset) overlapping the records returned, from the
+//     .txnindex; the consumer drops their records itself, using the
+//     abort markers (Kafka's design). Sessions carry the request's level.
 //     PreferredReadReplica -1.
 //   - Log data is not copied: the response carries file ranges that the
 //     wire sends with sendfile(2) (wire.FileResponse).
@@ -80,6 +86,8 @@ type fetchPartition struct {
 	// session's (followers only).
 	sp    *sessionPartition
 	clock *partition.SessionClock
+	// aborted are the aborted transactions of a read_committed read.
+	aborted []storage.AbortedTxn
 	// cut: the read had records but the size limit left them out.
 	cut bool
 	// outOfISR: a follower's read while it is not in the ISR.
@@ -160,6 +168,7 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 				CurrentLeaderEpoch: rp.CurrentLeaderEpoch,
 				ReplicaID:          replicaID,
 				LastFetchedEpoch:   -1,
+				ReadCommitted:      r.IsolationLevel == 1 && replicaID < 0,
 			}}
 			if replicaID >= 0 && r.Version >= 12 {
 				fp.params.LastFetchedEpoch = rp.LastFetchedEpoch
@@ -205,6 +214,7 @@ func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
 	fp.out.RecordBatches = noRecords
 	switch {
 	case fp.read.Size == 0:
+		return
 	case len(fp.read.Ranges) == 1:
 		rg := fp.read.Ranges[0]
 		fp.out.RecordBatches = fr.Add(wire.FileRange{File: rg.File, Pos: rg.Pos, Size: rg.Size})
@@ -217,6 +227,11 @@ func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
 			return
 		}
 		fp.out.RecordBatches = data
+	}
+	for _, t := range fp.aborted {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = t.ProducerID, t.FirstOffset
+		fp.out.AbortedTransactions = append(fp.out.AbortedTransactions, at)
 	}
 	if fp.read.Size > 0 {
 		fp.p.CountFetched(fp.params.ReplicaID >= 0, fp.read.Size, fp.params.FetchOffset, fp.read.NextOffset)
@@ -234,7 +249,7 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 	quota := h.Throttles.Leader()
 	for i := range parts {
 		fp := &parts[i]
-		fp.read, fp.cut, fp.outOfISR, fp.throttled, fp.held = storage.ReadResult{}, false, false, false, false
+		fp.read, fp.aborted, fp.cut, fp.outOfISR, fp.throttled, fp.held = storage.ReadResult{}, nil, false, false, false, false
 		if fp.p == nil {
 			failed = failed || fp.out.ErrorCode != 0
 			continue
@@ -248,7 +263,7 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 		}
 		rr, err := fp.p.Read(params)
 		fp.out.HighWatermark = rr.HighWatermark
-		fp.out.LastStableOffset = rr.HighWatermark
+		fp.out.LastStableOffset = rr.LastStableOffset
 		fp.out.LogStartOffset = rr.LogStartOffset
 		if err != nil {
 			h.setFetchError(version, fp.topic, fp.out, err)
@@ -280,7 +295,7 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 			fp.cut = true
 			continue
 		}
-		fp.read = rr.ReadResult
+		fp.read, fp.aborted = rr.ReadResult, rr.AbortedTxns
 		total += rr.Size
 	}
 	return total, failed, held

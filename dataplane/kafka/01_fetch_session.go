@@ -54,6 +54,7 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 			}
 			inFetch[sp] = true
 			fp := h.sessionPartitionFetch(r.Version, img, s, sp, replicaID, replicaEpoch, clock)
+			fp.params.ReadCommitted = r.IsolationLevel == 1 && replicaID < 0
 			if fp.p != nil && h.fetchDenied(req, replicaID, fp.topic) {
 				fp.out.ErrorCode, fp.p = topicDenied, nil
 			}

@@ -2,9 +2,10 @@ package kafka
 
 // ListOffsets (API key 2), versions 1-8.
 //
-//   - Timestamp -1: the latest offset, i.e. the high watermark for both
-//     isolation levels (no transactions, so the last stable offset is the
-//     high watermark); for a follower's request (ReplicaID >= 0) the log end.
+//   - Timestamp -1: the latest offset, i.e. the high watermark under
+//     read_uncommitted, the last stable offset under read_committed
+//     (IsolationLevel 1, v2+; no offset at or above it is answered either);
+//     for a follower's request (ReplicaID >= 0) the log end.
 //   - -2: the log start offset; -4 (EARLIEST_LOCAL, v8) the same (no tiered
 //     storage). -3 (v7+, KIP-734): the record with the largest timestamp.
 //   - Otherwise the first offset whose batch max timestamp is >= the
@@ -39,7 +40,7 @@ func (h *Handlers) handleListOffsets(_ context.Context, req *wire.Request) (kmsg
 			op.Partition = rp.Partition
 			p, err := h.Partitions.Partition(rt.Topic, rp.Partition)
 			if err == nil {
-				off, lerr := p.ListOffset(rp.Timestamp, rp.CurrentLeaderEpoch, r.ReplicaID)
+				off, lerr := p.ListOffsetIsolation(rp.Timestamp, rp.CurrentLeaderEpoch, r.ReplicaID, r.IsolationLevel == 1)
 				err = lerr
 				op.Offset, op.Timestamp, op.LeaderEpoch = off.Offset, off.Timestamp, off.LeaderEpoch
 			}

@@ -66,6 +66,8 @@ var gates = map[int16]gate{
 	20: gateDeleteTopics,
 	22: gateInitProducerID,
 	23: gateOffsetForLeaderEpoch,
+	// Brokers (transaction coordinators) write markers.
+	27: clusterGate(kmsg.ACLOperationClusterAction, func(resp kmsg.Response, c int16) {}),
 	29: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeACLsResponse).ErrorCode = c }),
 	30: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {}),
 	31: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {}),
@@ -89,6 +91,7 @@ var gates = map[int16]gate{
 	51: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {}),
 	55: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeQuorumResponse).ErrorCode = c }),
 	60: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeClusterResponse).ErrorCode = c }),
+	61: gateDescribeProducers,
 	75: gateDescribeTopicPartitions,
 }
 
@@ -145,6 +148,23 @@ func denyAll(req *wire.Request, code int16, set func(kmsg.Response, int16)) kmsg
 			res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
 			res.User, res.ErrorCode, res.ErrorMessage = u, code, &msg
 			out.Results = append(out.Results, res)
+		}
+	case *kmsg.WriteTxnMarkersRequest:
+		out := resp.(*kmsg.WriteTxnMarkersResponse)
+		for _, m := range r.Markers {
+			om := kmsg.NewWriteTxnMarkersResponseMarker()
+			om.ProducerID = m.ProducerID
+			for _, t := range m.Topics {
+				ot := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+				ot.Topic = t.Topic
+				for _, p := range t.Partitions {
+					op := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+					op.Partition, op.ErrorCode = p, code
+					ot.Partitions = append(ot.Partitions, op)
+				}
+				om.Topics = append(om.Topics, ot)
+			}
+			out.Markers = append(out.Markers, om)
 		}
 	case *kmsg.ElectLeadersRequest:
 		out := resp.(*kmsg.ElectLeadersResponse)
@@ -250,6 +270,29 @@ func gateListOffsets(h *Handlers, ctx context.Context, req *wire.Request, next w
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition, rp.ErrorCode, rp.Timestamp, rp.Offset = p.Partition, topicDenied, -1, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		out.Topics = append(out.Topics, rt)
+	}
+	return out, nil
+}
+
+func gateDescribeProducers(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
+	r := req.Body.(*kmsg.DescribeProducersRequest)
+	denied := split(&r.Topics, func(t kmsg.DescribeProducersRequestTopic) bool {
+		return h.topicAllowed(req, kmsg.ACLOperationRead, t.Topic)
+	})
+	resp, err := next(ctx, req)
+	if err != nil || len(denied) == 0 {
+		return resp, err
+	}
+	out := resp.(*kmsg.DescribeProducersResponse)
+	for _, t := range denied {
+		rt := kmsg.NewDescribeProducersResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewDescribeProducersResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p, topicDenied
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		out.Topics = append(out.Topics, rt)

@@ -498,7 +498,7 @@ func TestErrorTable(t *testing.T) {
 		partition.ErrNotLeaderOrFollower, partition.ErrUnknownTopicOrPartition, partition.ErrUnknownTopicID,
 		partition.ErrFencedLeaderEpoch, partition.ErrUnknownLeaderEpoch, partition.ErrNotEnoughReplicas,
 		partition.ErrNotEnoughReplicasAfterAppend, partition.ErrRequestTimedOut, partition.ErrUnsupportedMessageFormat,
-		partition.ErrInvalidRecord, partition.ErrTransactionsUnsupported, partition.ErrClosed,
+		partition.ErrInvalidRecord, partition.ErrInvalidTxnState, partition.ErrClosed,
 	} {
 		if !isKnownError(err) {
 			t.Errorf("%v is not in the error table", err)

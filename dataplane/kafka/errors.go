@@ -28,10 +28,7 @@ var errorTable = []struct {
 	{partition.ErrRequestTimedOut, kerr.RequestTimedOut},
 	{partition.ErrUnsupportedMessageFormat, kerr.UnsupportedForMessageFormat},
 	{partition.ErrInvalidRecord, kerr.InvalidRecord},
-	// No transaction can be open (InitProducerId refuses transactional
-	// ids), so a transactional batch is in an invalid state, as Kafka says
-	// for one without an ongoing transaction. Non-retriable.
-	{partition.ErrTransactionsUnsupported, kerr.InvalidTxnState},
+	{partition.ErrInvalidTxnState, kerr.InvalidTxnState},
 	{partition.ErrClosed, kerr.NotLeaderForPartition},
 	// storage
 	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
@@ -40,6 +37,8 @@ var errorTable = []struct {
 	{storage.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{storage.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
 	{storage.ErrUnknownProducerID, kerr.UnknownProducerID},
+	{storage.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{storage.ErrCoordinatorFenced, kerr.TransactionCoordinatorFenced},
 	{storage.ErrClosed, kerr.NotLeaderForPartition},
 	{storage.ErrDiskFull, kerr.KafkaStorageError},
 	// request lifetime

@@ -27,8 +27,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // checkProduceBatch validates the records of one partition in a produce
 // request: exactly one v2 batch (as Kafka requires from produce v3 on), no
-// larger than maxMessageBytes, with a valid CRC, and neither transactional
-// nor a control batch. It reads only the header and the CRC; records are
+// larger than maxMessageBytes, with a valid CRC, and not a control batch
+// (markers come from WriteTxnMarkers only); a transactional batch must
+// carry a producer id. It reads only the header and the CRC; records are
 // never decoded.
 func checkProduceBatch(b []byte, maxMessageBytes int32) error {
 	if len(b) < storage.BatchHeaderSize {
@@ -52,8 +53,8 @@ func checkProduceBatch(b []byte, maxMessageBytes int32) error {
 	if err := storage.ValidateBatch(b); err != nil {
 		return err
 	}
-	if h.Attributes&attrTransactional != 0 {
-		return ErrTransactionsUnsupported
+	if h.Attributes&attrTransactional != 0 && h.ProducerID < 0 {
+		return fmt.Errorf("%w: transactional batch without a producer id", ErrInvalidTxnState)
 	}
 	if h.Attributes&attrControl != 0 {
 		return fmt.Errorf("%w: clients may not produce control batches", ErrInvalidRecord)

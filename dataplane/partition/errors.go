@@ -29,9 +29,6 @@ var (
 	// ErrInvalidRecord: the produce data is not exactly one record batch,
 	// or is a control batch.
 	ErrInvalidRecord = errors.New("partition: invalid record batch")
-	// ErrTransactionsUnsupported: a transactional batch; transactions are
-	// not implemented yet, and no transaction can be open.
-	ErrTransactionsUnsupported = errors.New("partition: transactions are not supported")
 	// ErrClosed: the manager is closed (broker shutting down).
 	ErrClosed = errors.New("partition: manager closed")
 )

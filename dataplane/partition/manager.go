@@ -53,6 +53,8 @@ type Manager struct {
 	fdHintOnce atomic.Bool
 	// applied is what ApplyImage remembers between images (applyMu).
 	applied applyState
+	// txnVerifier is the KIP-890 hook (SetTxnVerifier, txn.go).
+	txnVerifier txnVerifierRef
 }
 
 type leaderHook struct {
@@ -653,6 +655,7 @@ func (m *Manager) open(tp storage.TopicPartition, topicID [16]byte, cfg storage.
 	p.logConfig = cfg
 	p.env = m.isr
 	p.followers = m.followers
+	p.txnVerifier = &m.txnVerifier
 	return p, nil
 }
 

@@ -68,6 +68,9 @@ type Partition struct {
 	// traffic counts the bytes and records through this replica, shared
 	// by the topic's replicas (stats.go); set at creation.
 	traffic *Traffic
+	// txnVerifier is the manager's KIP-890 hook cell (txn.go); set at
+	// creation, nil in tests that build a bare partition.
+	txnVerifier *txnVerifierRef
 
 	// mu is taken after roleMu when both are needed.
 	mu struct {

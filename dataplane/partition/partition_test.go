@@ -307,11 +307,11 @@ func TestBatchValidation(t *testing.T) {
 		{"short", func() []byte { return []byte{1, 2, 3} }, storage.ErrCorruptBatch},
 		{"empty", func() []byte { return nil }, storage.ErrCorruptBatch},
 		{"two batches", func() []byte { return append(batchOf(1, 10), batchOf(1, 10)...) }, ErrInvalidRecord},
-		{"transactional", func() []byte {
+		{"transactional without producer id", func() []byte {
 			b := batchOf(1, 10)
 			b[batchOffsetAttributes+1] |= attrTransactional
 			return recrc(b)
-		}, ErrTransactionsUnsupported},
+		}, ErrInvalidTxnState},
 		{"control", func() []byte {
 			b := batchOf(1, 10)
 			b[batchOffsetAttributes+1] |= attrControl

@@ -17,6 +17,10 @@ type ReadParams struct {
 	// (not the high watermark) and reports the follower's log end offset.
 	// DebugReplicaID marks a debug consumer's fetch (readAnyReplica).
 	ReplicaID int32
+	// ReadCommitted (isolation_level=1) reads a consumer's fetch up to the
+	// last stable offset instead of the high watermark, and returns the
+	// aborted transactions overlapping the range read.
+	ReadCommitted bool
 	// LastFetchedEpoch is the epoch of the last batch in the follower's log
 	// (-1: none, or not a follower). A follower's fetch whose epoch and
 	// offset do not match this log's epoch history is answered with
@@ -31,6 +35,12 @@ type ReadResult struct {
 	HighWatermark  int64
 	LogStartOffset int64
 	LeaderEpoch    int32
+	// LastStableOffset is min(high watermark, first offset of any open or
+	// uncommitted transaction).
+	LastStableOffset int64
+	// AbortedTxns (ReadCommitted only) are the aborted transactions that
+	// overlap the batches read: the consumer drops their records.
+	AbortedTxns []storage.AbortedTxn
 	// Diverging is set when a follower's log diverged from this one: it
 	// must truncate (see DivergingEpoch) before fetching again. The read
 	// then carries no data, and the fetch does not count as the follower's
@@ -64,13 +74,17 @@ func (p *Partition) Read(params ReadParams) (ReadResult, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if err := p.checkLeaderLocked(params.CurrentLeaderEpoch); err != nil {
-		return ReadResult{HighWatermark: -1, LogStartOffset: -1}, err
+		return ReadResult{HighWatermark: -1, LogStartOffset: -1, LastStableOffset: -1}, err
 	}
 	p.mu.Lock()
 	hw := p.mu.highWatermark
 	p.mu.Unlock()
-	out := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
+	lso := p.log.LastStableOffset(hw)
+	out := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch, LastStableOffset: lso}
 	maxOffset := hw
+	if params.ReadCommitted {
+		maxOffset = lso
+	}
 	if params.ReplicaID >= 0 {
 		if err := p.checkReplicaLocked(params.ReplicaID, params.CurrentLeaderEpoch); err != nil {
 			return out, err
@@ -89,6 +103,9 @@ func (p *Partition) Read(params ReadParams) (ReadResult, error) {
 		return out, err
 	}
 	out.ReadResult = rr
+	if params.ReadCommitted && params.ReplicaID < 0 && rr.Size > 0 {
+		out.AbortedTxns = p.log.AbortedTxns(params.FetchOffset, rr.NextOffset)
+	}
 	return out, nil
 }
 
@@ -109,12 +126,20 @@ func (p *Partition) readAnyReplica(params ReadParams) (ReadResult, error) {
 	p.mu.Lock()
 	hw := p.mu.highWatermark
 	p.mu.Unlock()
-	out := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
-	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, hw)
+	lso := p.log.LastStableOffset(hw)
+	out := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch, LastStableOffset: lso}
+	maxOffset := hw
+	if params.ReadCommitted {
+		maxOffset = lso
+	}
+	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, maxOffset)
 	if err != nil {
 		return out, err
 	}
 	out.ReadResult = rr
+	if params.ReadCommitted && rr.Size > 0 {
+		out.AbortedTxns = p.log.AbortedTxns(params.FetchOffset, rr.NextOffset)
+	}
 	return out, nil
 }
 
@@ -139,6 +164,13 @@ const (
 // offset whose timestamp is >= ts. Offsets at or above the high watermark
 // are not returned to consumers: then the answer is offset -1, timestamp -1.
 func (p *Partition) ListOffset(ts int64, currentLeaderEpoch, replicaID int32) (Offset, error) {
+	return p.ListOffsetIsolation(ts, currentLeaderEpoch, replicaID, false)
+}
+
+// ListOffsetIsolation is ListOffset for an isolation level: under
+// readCommitted the last stable offset takes the high watermark's place
+// (latest is the LSO; nothing at or above it is returned).
+func (p *Partition) ListOffsetIsolation(ts int64, currentLeaderEpoch, replicaID int32, readCommitted bool) (Offset, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if err := p.checkLeaderLocked(currentLeaderEpoch); err != nil {
@@ -147,6 +179,9 @@ func (p *Partition) ListOffset(ts int64, currentLeaderEpoch, replicaID int32) (O
 	p.mu.Lock()
 	fetchable := p.mu.highWatermark
 	p.mu.Unlock()
+	if readCommitted {
+		fetchable = p.log.LastStableOffset(fetchable)
+	}
 	if replicaID >= 0 {
 		fetchable = p.log.LogEndOffset()
 	}

@@ -44,6 +44,14 @@ func MakeBatchAt(values [][]byte, producerID int64, producerEpoch int16, baseSeq
 	return storage.SealBatch(b.AppendTo(nil))
 }
 
+// MakeTxnBatch is MakeBatch with the transactional attribute set: a batch
+// of producerID's open transaction.
+func MakeTxnBatch(values [][]byte, producerID int64, producerEpoch int16, baseSequence int32) []byte {
+	b := MakeBatch(values, producerID, producerEpoch, baseSequence)
+	binary.BigEndian.PutUint16(b[21:], binary.BigEndian.Uint16(b[21:])|0x10)
+	return storage.SealBatch(b)
+}
+
 // KV is one record for MakeKeyedBatch: a nil Key is a record without a key,
 // a nil Value a tombstone.
 type KV struct {
