@@ -529,6 +529,7 @@ func (b *Broker) start() error {
 		return fmt.Errorf("transaction coordinator: %w", err)
 	}
 	b.partitions.SetOnLeaders(txn.StateTopic, b.txns.OnLeaders)
+	b.partitions.SetTxnVerifier(b.verifyTxn)
 
 	ctl, err = client.New(client.Config{
 		Controllers: cfg.Controllers,

@@ -11,12 +11,16 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/txn"
+	"github.com/skein-io/skein/storage"
 )
 
 // interBrokerClients are kgo clients to the other brokers (and this one),
@@ -120,4 +124,80 @@ func (c *interBrokerClients) sendMarkers(ctx context.Context, broker int32, req 
 		return nil, fmt.Errorf("unexpected response %T", resp)
 	}
 	return out, nil
+}
+
+// verifyTxn is the partitions' KIP-890 hook: the coordinator of
+// transactionalID (this broker, or another asked with AddPartitionsToTxn
+// v4 VerifyOnly) says whether the partition is in the producer's ongoing
+// transaction. Coordinator trouble (moving, loading, unreachable) is
+// answered NOT_ENOUGH_REPLICAS, which producers retry, as Kafka does.
+func (b *Broker) verifyTxn(ctx context.Context, transactionalID, topic string, part int32, producerID int64, epoch int16) error {
+	if transactionalID == "" {
+		return partition.ErrInvalidTxnState
+	}
+	img := b.partitions.Image()
+	t := img.Topics[txn.StateTopic]
+	if t == nil || len(t.Partitions) == 0 {
+		return partition.ErrNotEnoughReplicas
+	}
+	sp := t.Partitions[txn.PartitionFor(transactionalID, int32(len(t.Partitions)))]
+	if sp == nil || sp.Leader < 0 {
+		return partition.ErrNotEnoughReplicas
+	}
+	tp := txn.TopicPartition{Topic: topic, Partition: part}
+	var code int16
+	if sp.Leader == b.cfg.NodeID {
+		code = b.txns.AddPartitions(ctx, transactionalID, producerID, epoch, []txn.TopicPartition{tp}, true)[0]
+	} else {
+		req := kmsg.NewPtrAddPartitionsToTxnRequest()
+		tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, tr.VerifyOnly = transactionalID, producerID, epoch, true
+		rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		rt.Topic, rt.Partitions = topic, []int32{part}
+		tr.Topics = append(tr.Topics, rt)
+		req.Transactions = append(req.Transactions, tr)
+		rctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+		defer cancel()
+		resp, err := b.peers.request(rctx, sp.Leader, req)
+		if err != nil {
+			return partition.ErrNotEnoughReplicas
+		}
+		code = verifyAnswer(resp.(*kmsg.AddPartitionsToTxnResponse), transactionalID, tp)
+	}
+	switch code {
+	case 0:
+		return nil
+	case kerr.ProducerFenced.Code, kerr.InvalidProducerEpoch.Code:
+		return storage.ErrInvalidProducerEpoch
+	case kerr.InvalidTxnState.Code, kerr.InvalidProducerIDMapping.Code, kerr.TransactionalIDAuthorizationFailed.Code:
+		return partition.ErrInvalidTxnState
+	default:
+		return partition.ErrNotEnoughReplicas
+	}
+}
+
+// verifyTimeout bounds a verification round trip to another broker.
+const verifyTimeout = 5 * time.Second
+
+// verifyAnswer is the code of tp in a v4 AddPartitionsToTxn answer.
+func verifyAnswer(resp *kmsg.AddPartitionsToTxnResponse, id string, tp txn.TopicPartition) int16 {
+	if resp.ErrorCode != 0 {
+		return resp.ErrorCode
+	}
+	for _, t := range resp.Transactions {
+		if t.TransactionalID != id {
+			continue
+		}
+		for _, rt := range t.Topics {
+			if rt.Topic != tp.Topic {
+				continue
+			}
+			for _, p := range rt.Partitions {
+				if p.Partition == tp.Partition {
+					return p.ErrorCode
+				}
+			}
+		}
+	}
+	return kerr.UnknownServerError.Code
 }
