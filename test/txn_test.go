@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,8 +143,47 @@ func TestTransactions(t *testing.T) {
 			t.Fatalf("the zombie's record was committed: %v", committed)
 		}
 	}
-	if res := c.RunCLI(t, time.Minute, nil, "replicas", "verify", topic); res.Err != nil {
-		t.Fatalf("skein replicas verify %s: %v\n%s%s", topic, res.Err, res.Stdout, res.Stderr)
+
+	// skein transactions: an ongoing transaction is listed and described;
+	// abort --start-offset ends it on its partition (a hanging
+	// transaction), so read_committed gets past it at once.
+	const hang = "txn-hang"
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, hang); err != nil {
+		t.Fatal(err)
+	}
+	p3 := txnProducer(t, c, "tx-hang", kgo.TransactionTimeout(time.Minute))
+	if err := p3.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p3.ProduceSync(ctx, &kgo.Record{Topic: hang, Value: []byte("hanging")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client(t).ProduceSync(ctx, &kgo.Record{Topic: hang, Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	res := c.RunCLI(t, 30*time.Second, nil, "transactions", "list", "--state", "Ongoing")
+	if res.Err != nil || !strings.Contains(res.Stdout, "tx-hang") || strings.Contains(res.Stdout, "tx-a") {
+		t.Fatalf("skein transactions list --state Ongoing: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
+	}
+	res = c.RunCLI(t, 30*time.Second, nil, "transactions", "describe", "tx-hang")
+	if res.Err != nil || !strings.Contains(res.Stdout, "Ongoing") || !strings.Contains(res.Stdout, hang+"-0") {
+		t.Fatalf("skein transactions describe tx-hang: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
+	}
+	t.Logf("skein transactions describe tx-hang:\n%s", res.Stdout)
+	if got := readAll(t, c, hang, kgo.ReadCommitted(), 1, time.Second); len(got) != 0 {
+		t.Fatalf("read_committed read %v past an open transaction", got)
+	}
+	res = c.RunCLI(t, 30*time.Second, nil, "transactions", "abort", "--topic", hang, "--partition", "0", "--start-offset", "0")
+	if res.Err != nil {
+		t.Fatalf("skein transactions abort: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
+	}
+	if got := readAll(t, c, hang, kgo.ReadCommitted(), 1, 10*time.Second); len(got) != 1 || got[0] != "after" {
+		t.Fatalf("read_committed after the abort read %v, want [after]", got)
+	}
+	for _, tp := range []string{topic, hang} {
+		if res := c.RunCLI(t, time.Minute, nil, "replicas", "verify", tp); res.Err != nil {
+			t.Fatalf("skein replicas verify %s: %v\n%s%s", tp, res.Err, res.Stdout, res.Stderr)
+		}
 	}
 	if res := c.RunCLI(t, time.Minute, nil, "replicas", "verify", "__transaction_state"); res.Err != nil {
 		t.Fatalf("skein replicas verify __transaction_state: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
