@@ -599,7 +599,7 @@ func (b *Broker) start() error {
 		endOffsets: b.endOffsets,
 	}
 	b.metrics = metrics.NewRegistrations(metrics.ForNode(cfg.Metrics, cfg.NodeID))
-	if err := b.metrics.Register(append(requests.Collectors(), collector)...); err != nil {
+	if err := b.metrics.Register(append(requests.Collectors(), collector, &txnCollector{txns: b.txns, markers: b.markers})...); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 

@@ -195,7 +195,7 @@ func TestTransactions(t *testing.T) {
 // the coordinator aborts it (with an epoch bump that fences the producer)
 // and read_committed consumers get past it.
 func TestTransactionTimeout(t *testing.T) {
-	c := harness.StartCluster(t, harness.Options{Brokers: 3, BrokerArgs: txnBrokerArgs, ControllerArgs: fastFenceControllerArgs})
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, HTTP: true, BrokerArgs: txnBrokerArgs, ControllerArgs: fastFenceControllerArgs})
 	const topic = "txn-timeout"
 	adm := c.Admin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -247,4 +247,19 @@ func TestTransactionTimeout(t *testing.T) {
 		t.Fatalf("the expired transaction committed")
 	}
 	t.Logf("expired producer's commit: %v", err)
+	// The coordinator counted it (skein_transactions_timed_out_total).
+	var timedOut, markers float64
+	for _, b := range c.Brokers {
+		fams, err := b.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := harness.MetricValue(fams, "skein_transactions_timed_out_total", nil)
+		timedOut += v
+		v, _ = harness.MetricValue(fams, "skein_transaction_markers_written_total", nil)
+		markers += v
+	}
+	if timedOut != 1 || markers < 1 {
+		t.Fatalf("metrics: %v transactions timed out, %v markers written; want 1 and at least 1", timedOut, markers)
+	}
 }
