@@ -164,6 +164,10 @@ func (b *Broker) verifyTxn(ctx context.Context, transactionalID, topic string, p
 		}
 		code = verifyAnswer(resp.(*kmsg.AddPartitionsToTxnResponse), transactionalID, tp)
 	}
+	if code != 0 {
+		b.log.Debug("transactional produce not verified", "transactional_id", transactionalID, "topic", topic,
+			"partition", part, "producer_id", producerID, "producer_epoch", epoch, "error", kerr.ErrorForCode(code))
+	}
 	switch code {
 	case 0:
 		return nil
