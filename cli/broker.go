@@ -47,6 +47,7 @@ func brokerCommand() *cli.Command {
 			stringFlag("listener-protocol", "security protocol of the listeners the map does not name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "PLAINTEXT"),
 			stringFlag("rack", "rack id for rack-aware replica placement", ""),
 			checkedByAction(requiredStringFlag("controllers", "Kafka listeners of the controllers, host:port[,host:port...]")),
+			stringFlag("controller-protocol", "security protocol of the controllers' listener: PLAINTEXT or SSL (then --tls-ca names the CA to trust)", "PLAINTEXT"),
 			fromComponent("broker", boolFlag("auto-create-topics", "auto.create.topics.enable", false)),
 			fromComponent("broker", intFlag("num-partitions", "num.partitions for auto-created topics", 0)),
 			fromComponent("broker", intFlag("default-replication-factor", "default.replication.factor", 0)),
@@ -58,12 +59,13 @@ func brokerCommand() *cli.Command {
 			fromComponent("broker", durationFlag("log-cleaner-backoff", "log.cleaner.backoff.ms: how often the log cleaner looks for compacted logs to clean", 0)),
 			fromComponent("broker", intFlag("max-incremental-fetch-session-cache-slots", "max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept at once (1000); 0 turns them off", 0)),
 			httpListenFlag(""),
+			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
 			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
-		}, groupFlags()...)...),
+		}, append(groupFlags(), tlsFlags()...)...)...),
 		Action: runBroker,
 		// `skein broker` runs a broker and takes no arguments, so a
 		// subcommand name cannot be mistaken for one.
@@ -191,9 +193,11 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	if c.IsSet("metrics-per-partition") {
 		cfg.MetricsPerPartition = c.Bool("metrics-per-partition")
 	}
-	if err := authorizerFlags(c, &cfg); err != nil {
+	az, err := authorizerFlags(c)
+	if err != nil {
 		return cfg, err
 	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
 		if n < 1 {
@@ -223,6 +227,13 @@ func listenerFlags(c *cli.Context, cfg *dataplane.Config) error {
 			return fmt.Errorf("--listener-security-protocol-map: %w", err)
 		}
 		cfg.ListenerProtocols = m
+	}
+	if c.IsSet("controller-protocol") {
+		p, err := protocolValue(c, "controller-protocol")
+		if err != nil {
+			return err
+		}
+		cfg.ControllerProtocol = p
 	}
 	if c.IsSet("listener-protocol") {
 		p, err := security.ParseProtocol(c.String("listener-protocol"))
@@ -314,6 +325,7 @@ func groupFlags() []cli.Flag {
 		fromComponent("broker", intFlag("transaction-state-log-replication-factor", "transaction.state.log.replication.factor (3): replicas of __transaction_state, capped at the live brokers", 0)),
 		fromComponent("broker", intFlag("transaction-state-log-min-isr", "transaction.state.log.min.isr (2): min.insync.replicas of __transaction_state, capped at its replicas", 0)),
 		fromComponent("broker", durationFlag("transaction-max-timeout", "transaction.max.timeout.ms (15m): longest transaction.timeout.ms a producer may ask for", 0)),
+		fromComponent("broker", boolFlag("transaction-partition-verification-enable", "transaction.partition.verification.enable (true, KIP-890): a partition leader asks the transaction coordinator before a producer's first transactional batch lands on it", true)),
 		fromComponent("broker", durationFlag("transaction-abort-timed-out-interval", "transaction.abort.timed.out.transaction.cleanup.interval.ms (10s): how often transactions past their timeout are aborted", 0)),
 	}
 }
@@ -340,6 +352,9 @@ func txnConfig(c *cli.Context, base txn.Config) (txn.Config, error) {
 	}
 	if c.IsSet("transaction-max-timeout") {
 		cfg.MaxTimeout = c.Duration("transaction-max-timeout")
+	}
+	if c.IsSet("transaction-partition-verification-enable") {
+		cfg.PartitionVerification = c.Bool("transaction-partition-verification-enable")
 	}
 	if c.IsSet("transaction-abort-timed-out-interval") {
 		cfg.AbortTimedOutInterval = c.Duration("transaction-abort-timed-out-interval")
@@ -411,6 +426,9 @@ func runBroker(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = log.Named("broker")
+	if cfg.TLS, err = loadNodeTLS(c, log.Named("tls")); err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
 	cfg.Metrics = reg
 	if err := cfg.Validate(); err != nil {
@@ -451,10 +469,24 @@ func runBroker(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
+	ccfg := consoleConfig(c, fmt.Sprintf("broker %d", cfg.NodeID), b.Image)
+	ccfg.Dial = cfg.ListenerDialer("")
+	ccfg.Bootstrap = func() []string {
+		if addr := b.Addr(); addr != "" {
+			return []string{addr}
+		}
+		return nil
+	}
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := b.Start(); err != nil {
 		_ = b.Close()
 		return fmt.Errorf("start broker %d: %w", cfg.NodeID, err)
 	}
+	watchTLS(ctx, c, cfg.TLS)
 	log.Info("broker running", "node_id", cfg.NodeID, "listen", b.Addr(), "controllers", cfg.Controllers)
 	<-ctx.Done()
 	return closeBroker(log, b)
@@ -482,27 +514,63 @@ func allowEveryoneFlag() cli.Flag {
 	return boolFlag("allow-everyone-if-no-acl-found", "allow.everyone.if.no.acl.found: with the authorizer on, a resource no ACL names is open to all (default: closed)", false)
 }
 
-// authorizerFlags maps --authorizer, --super-users and
-// --allow-everyone-if-no-acl-found onto cfg.
-func authorizerFlags(c *cli.Context, cfg *dataplane.Config) error {
+// authorizerSettings are --authorizer, --super-users and
+// --allow-everyone-if-no-acl-found (brokers and controllers).
+type authorizerSettings struct {
+	enabled, allowEveryone bool
+	superUsers             []string
+}
+
+// splitPrincipals splits a list of principals on ';' (Kafka's
+// super.users separator: a TLS principal, User:CN=a,O=b, holds commas),
+// and a part on ',' too when every piece of it is TYPE:NAME
+// (User:a,User:b).
+func splitPrincipals(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		pieces := strings.Split(part, ",")
+		each := len(pieces) > 1
+		for _, p := range pieces {
+			if !strings.Contains(p, ":") {
+				each = false
+			}
+		}
+		if !each {
+			out = append(out, part)
+			continue
+		}
+		for _, p := range pieces {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
+	var out authorizerSettings
 	switch a := strings.ToLower(strings.TrimSpace(c.String("authorizer"))); a {
 	case "":
 		if c.IsSet("super-users") || c.IsSet("allow-everyone-if-no-acl-found") {
-			return errors.New("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
+			return out, errors.New("--super-users and --allow-everyone-if-no-acl-found need --authorizer acl")
 		}
-		return nil
+		return out, nil
 	case "acl", "standard", "org.apache.kafka.metadata.authorizer.standardauthorizer":
-		cfg.Authorizer = true
+		out.enabled = true
 	default:
-		return fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
+		return out, fmt.Errorf("--authorizer %q: use \"acl\" (or leave it empty for none)", a)
 	}
-	for _, u := range strings.FieldsFunc(c.String("super-users"), func(r rune) bool { return r == ';' || r == ',' }) {
-		u = strings.TrimSpace(u)
+	for _, u := range splitPrincipals(c.String("super-users")) {
 		if !strings.Contains(u, ":") {
-			return fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
+			return out, fmt.Errorf("--super-users: %q is not TYPE:NAME (User:admin)", u)
 		}
-		cfg.SuperUsers = append(cfg.SuperUsers, u)
+		out.superUsers = append(out.superUsers, u)
 	}
-	cfg.AllowEveryoneIfNoACL = c.Bool("allow-everyone-if-no-acl-found")
-	return nil
+	out.allowEveryone = c.Bool("allow-everyone-if-no-acl-found")
+	return out, nil
 }

@@ -62,6 +62,11 @@ func newClient(c *cli.Context, log hclog.Logger, opts ...kgo.Opt) (*kgo.Client, 
 		kgo.ClientID("skein-cli"),
 		kgo.WithLogger(kgoLogger{log: log.Named("client")}),
 	}
+	sec, err := clientSecurityOpts(c, log)
+	if err != nil {
+		return nil, err
+	}
+	base = append(base, sec...)
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)

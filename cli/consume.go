@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/urfave/cli/v2"
+
+	"github.com/skein-io/skein/internal/console"
 )
 
 // groupCommitTimeout bounds one offset commit of a group consumer.
@@ -273,20 +274,7 @@ func groupErrorHint(err error) string {
 }
 
 // formatAssignment prints topic partitions as t[0,1,2] sorted.
-func formatAssignment(m map[string][]int32) string {
-	topics := make([]string, 0, len(m))
-	for t := range m {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-	parts := make([]string, 0, len(topics))
-	for _, t := range topics {
-		ps := append([]int32(nil), m[t]...)
-		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-		parts = append(parts, t+"["+formatNodes(ps)+"]")
-	}
-	return strings.Join(parts, " ")
-}
+func formatAssignment(m map[string][]int32) string { return console.FormatAssignment(m) }
 
 func runConsume(c *cli.Context) error {
 	topic, err := singleTopicArg(c)

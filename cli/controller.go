@@ -9,6 +9,7 @@ import (
 	"github.com/skein-io/skein/controller"
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 )
 
 func controllerCommand() *cli.Command {
@@ -19,7 +20,7 @@ func controllerCommand() *cli.Command {
 			"   skein controller --node-id 1 --data-dir /var/lib/skein/c1 --listen 127.0.0.1:9093 \\\n" +
 			"       --raft-listen 127.0.0.1:9193 --initial-controllers 1@127.0.0.1:9193\n\n" +
 			"   Runs until SIGINT or SIGTERM, then shuts down cleanly.",
-		Flags: withCommon(
+		Flags: append(withCommon(
 			// Required when running; not marked Required so that the
 			// add-voter / remove-voter subcommands run without them.
 			intFlag("node-id", "this controller's node id (unique among controllers and brokers) (required)", -1),
@@ -27,6 +28,8 @@ func controllerCommand() *cli.Command {
 			stringFlag("listen", "Kafka listener for brokers and admin clients, host:port", ""),
 			stringFlag("advertised-listener", "host:port others dial to reach --listen (default: --listen)", ""),
 			stringFlag("raft-listen", "Raft transport address, host:port", ""),
+			stringFlag("listener-protocol", "security protocol of --listen (and of the controllers' requests to each other): PLAINTEXT or SSL", "PLAINTEXT"),
+			stringFlag("raft-protocol", "security protocol of the Raft transport: PLAINTEXT or SSL (TLS with --tls-cert/--tls-key, mutual with --tls-client-ca); the same on every voter", "PLAINTEXT"),
 			stringFlag("initial-controllers", "initial quorum, ID@host:port[,ID@host:port...] of the Raft listeners, the same on every initial voter; "+
 				"used on first start only (empty data dir). A controller not in the list (or without it) does not bootstrap: "+
 				"it waits to be added with `skein controller add-voter`", ""),
@@ -37,8 +40,10 @@ func controllerCommand() *cli.Command {
 			fromComponent("controller", boolFlag("auto-leader-rebalance-enable", "auto.leader.rebalance.enable: move leadership back to preferred replicas periodically", false)),
 			fromComponent("controller", durationFlag("leader-imbalance-check-interval", "leader.imbalance.check.interval: how often leadership balance is checked", 0)),
 			httpListenFlag(""),
+			consoleReadOnlyFlag(),
+			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
-		),
+		), tlsFlags()...),
 		Action: runController,
 		Subcommands: []*cli.Command{
 			addVoterCommand(),
@@ -66,6 +71,18 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	}
 	if c.IsSet("advertised-listener") {
 		cfg.AdvertisedListener = c.String("advertised-listener")
+	}
+	for _, p := range []struct {
+		flag string
+		dst  *security.Protocol
+	}{{"listener-protocol", &cfg.ListenerProtocol}, {"raft-protocol", &cfg.RaftProtocol}} {
+		if c.IsSet(p.flag) {
+			v, err := protocolValue(c, p.flag)
+			if err != nil {
+				return cfg, err
+			}
+			*p.dst = v
+		}
 	}
 	if c.IsSet("raft-listen") {
 		cfg.RaftListen = c.String("raft-listen")
@@ -99,6 +116,11 @@ func controllerConfig(c *cli.Context, base controller.Config) (controller.Config
 	if c.IsSet("leader-imbalance-check-interval") {
 		cfg.LeaderImbalanceCheckInterval = c.Duration("leader-imbalance-check-interval")
 	}
+	az, err := authorizerFlags(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	return cfg, nil
 }
 
@@ -118,6 +140,9 @@ func runController(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = log.Named("controller")
+	if cfg.TLS, err = loadNodeTLS(c, log.Named("tls")); err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
 	cfg.Metrics = reg
 	if err := cfg.Validate(); err != nil {
@@ -142,13 +167,37 @@ func runController(c *cli.Context) error {
 	if srv != nil {
 		defer srv.Close()
 	}
+	ccfg := consoleConfig(c, fmt.Sprintf("controller %d", cfg.NodeID), ctl.Image)
+	ccfg.QuorumAddr = controllerAddr(ctl)
+	if cfg.ListenerProtocol.TLS() {
+		// The controller knows not the brokers' protocol: it takes its
+		// own listener's for theirs too.
+		ccfg.Dial, ccfg.QuorumDial = cfg.TLS.Dial(), cfg.TLS.Dial()
+	}
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := ctl.Start(); err != nil {
 		_ = ctl.Close()
 		return fmt.Errorf("start controller %d: %w", cfg.NodeID, err)
 	}
+	watchTLS(ctx, c, cfg.TLS)
 	log.Info("controller running", "node_id", cfg.NodeID, "listen", ctl.Addr(), "raft_listen", cfg.RaftListen)
 	<-ctx.Done()
 	return closeController(log, ctl)
+}
+
+// controllerAddr is ctl's Kafka listener once it is started (and in the
+// quorum), else "": the console then asks through the brokers.
+func controllerAddr(ctl *controller.Controller) func() string {
+	return func() string {
+		if ok, _ := ctl.Ready(); !ok {
+			return ""
+		}
+		return ctl.Addr()
+	}
 }
 
 func closeController(log hclog.Logger, ctl *controller.Controller) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/skein-io/skein/dataplane/txn"
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 )
 
 // devControllerID is the node id of the dev cluster's controller; brokers
@@ -51,7 +52,10 @@ func devCommand() *cli.Command {
 			intFlag("base-port", "Kafka port of the first broker; the others and the controller follow it", 9092),
 			intFlag("raft-port", "Raft port of the controller (0: pick a free port)", 0),
 			durationFlag("startup-timeout", "give up when the brokers have not registered after this long", time.Minute),
+			boolFlag("tls", "every listener (and the Raft transport) on TLS, with a CA and node certificate generated at each start; "+
+				"writes ca.pem and client.properties (for kcat -F and skein --command-config) into --data-dir", false),
 			httpListenFlag(defaultDevHTTP),
+			consoleReadOnlyFlag(),
 			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
@@ -67,9 +71,11 @@ type devLayout struct {
 	raftAddr       string
 	brokerIDs      []int32
 	brokerAddrs    []string
-	// httpURL is where /metrics, /healthz and /readyz are served ("":
+	// httpURL is where the console, /metrics, /healthz and /readyz are served ("":
 	// not served).
 	httpURL string
+	// tls is the dev cluster's TLS (--tls; nil otherwise).
+	tls *devTLS
 }
 
 // planDev computes the dev cluster's layout. raftPort 0 must have been
@@ -128,6 +134,11 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("tls") {
+		if layout.tls, err = makeDevTLS(layout.dataDir, c.String("host"), log.Named("tls")); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signalContext(c)
 	defer stop()
 	if err := keepHeapHeadroom(ctx, c, log); err != nil {
@@ -167,6 +178,16 @@ func runDev(c *cli.Context) error {
 		defer srv.Close()
 		layout.httpURL = srv.URL()
 	}
+	ccfg := consoleConfig(c, "dev cluster (controller "+strconv.Itoa(devControllerID)+")", cluster.controller.Image)
+	ccfg.QuorumAddr = controllerAddr(cluster.controller)
+	if layout.tls != nil {
+		ccfg.Dial, ccfg.QuorumDial = layout.tls.material.Dial(), layout.tls.material.Dial()
+	}
+	stopConsole, err := serveConsole(srv, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if err := cluster.start(); err != nil {
 		return err
 	}
@@ -214,6 +235,9 @@ func (d *devCluster) create(l devLayout) error {
 	ccfg.InitialControllers = []controller.Voter{{ID: devControllerID, RaftAddr: l.raftAddr}}
 	ccfg.Logger = d.log.Named("controller-" + strconv.Itoa(devControllerID))
 	ccfg.Metrics = d.metrics
+	if l.tls != nil {
+		ccfg.TLS, ccfg.ListenerProtocol, ccfg.RaftProtocol = l.tls.material, security.SSL, security.SSL
+	}
 	if err := os.MkdirAll(ccfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -237,6 +261,9 @@ func (d *devCluster) create(l devLayout) error {
 		bcfg.MetricsPerPartition = d.perPartition
 		if d.txns != nil {
 			bcfg.Txns = *d.txns
+		}
+		if l.tls != nil {
+			bcfg.TLS, bcfg.ListenerProtocol, bcfg.ControllerProtocol = l.tls.material, security.SSL, security.SSL
 		}
 		if d.groups != nil {
 			bcfg.Groups = *d.groups
@@ -305,8 +332,12 @@ func (d *devCluster) close() error {
 // waitForBrokers polls the brokers' metadata until every broker of the
 // layout is listed, or ctx ends.
 func waitForBrokers(ctx context.Context, log hclog.Logger, l devLayout) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(l.brokerAddrs...), kgo.ClientID("skein-dev"),
-		kgo.WithLogger(kgoLogger{log: log.Named("client")}))
+	opts := []kgo.Opt{kgo.SeedBrokers(l.brokerAddrs...), kgo.ClientID("skein-dev"),
+		kgo.WithLogger(kgoLogger{log: log.Named("client")})}
+	if l.tls != nil {
+		opts = append(opts, kgo.DialTLSConfig(l.tls.material.ClientConfig()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -363,6 +394,11 @@ func printDevWelcome(w io.Writer, l devLayout) {
 	if bootstrap != defaultBootstrapServer {
 		flag = " --bootstrap-server " + bootstrap
 	}
+	kcat := "kcat -b " + bootstrap
+	if l.tls != nil {
+		flag += " --command-config " + l.tls.clientProperties
+		kcat += " -F " + l.tls.clientProperties
+	}
 	fmt.Fprintf(w, "Skein dev cluster ready. Bootstrap server: %s\n", bootstrap)
 	t := newTable(w)
 	fmt.Fprintf(t, "  controller %d\t%s\t(raft %s)\n", devControllerID, l.controllerAddr, l.raftAddr)
@@ -372,7 +408,11 @@ func printDevWelcome(w io.Writer, l devLayout) {
 	_ = t.Flush()
 	fmt.Fprintf(w, "  data dir: %s\n", l.dataDir)
 	if l.httpURL != "" {
+		fmt.Fprintf(w, "  web console: %s\n", l.httpURL)
 		fmt.Fprintf(w, "  metrics and health: %smetrics  %shealthz  %sreadyz\n", l.httpURL, l.httpURL, l.httpURL)
+	}
+	if l.tls != nil {
+		fmt.Fprintf(w, "  TLS on every listener: CA %s, client properties %s\n", l.tls.caPath, l.tls.clientProperties)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Topics get %s by default.\n", defaultReplicationText(len(l.brokerIDs)))
@@ -381,9 +421,9 @@ func printDevWelcome(w io.Writer, l devLayout) {
 	fmt.Fprintf(w, "  skein topic describe demo%s\n", flag)
 	fmt.Fprintf(w, "  echo hello | skein produce demo%s\n", flag)
 	fmt.Fprintf(w, "  skein consume demo --from-beginning%s\n", flag)
-	fmt.Fprintf(w, "  kcat -b %s -L\n", bootstrap)
-	fmt.Fprintf(w, "  echo hello | kcat -b %s -P -t demo\n", bootstrap)
-	fmt.Fprintf(w, "  kcat -b %s -C -t demo -o beginning -e\n", bootstrap)
+	fmt.Fprintf(w, "  %s -L\n", kcat)
+	fmt.Fprintf(w, "  echo hello | %s -P -t demo\n", kcat)
+	fmt.Fprintf(w, "  %s -C -t demo -o beginning -e\n", kcat)
 	fmt.Fprintf(w, "  skein replicas verify demo%s\n", flag)
 	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
 }

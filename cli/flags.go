@@ -103,7 +103,15 @@ func acksFlag() cli.Flag {
 }
 
 // withCommon appends the flags every command takes.
+// A command that connects to the cluster (it has --bootstrap-server or
+// --bootstrap-controller) also gets --command-config.
 func withCommon(flags ...cli.Flag) []cli.Flag {
+	for _, f := range flags {
+		if name := f.Names()[0]; name == "bootstrap-server" || name == "bootstrap-controller" {
+			flags = append(flags, commandConfigFlag())
+			break
+		}
+	}
 	return append(flags, logFlags()...)
 }
 

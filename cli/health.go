@@ -41,8 +41,16 @@ func runHealth(c *cli.Context) error {
 	addr := addrs[0]
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("skein-health"), kgo.RequestRetries(0),
-		kgo.DialTimeout(c.Duration("timeout")))
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	sec, err := clientSecurityOpts(c, log)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("skein-health"), kgo.RequestRetries(0),
+		kgo.DialTimeout(c.Duration("timeout"))}, sec...)...)
 	if err != nil {
 		return err
 	}

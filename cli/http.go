@@ -14,6 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/skein-io/skein/controller/image"
+
+	"github.com/skein-io/skein/internal/console"
 	"github.com/skein-io/skein/internal/heaptune"
 	"github.com/skein-io/skein/internal/httpserver"
 )
@@ -26,7 +29,12 @@ func pprofFlag() cli.Flag {
 // httpListenFlag is --http-listen: the node's HTTP endpoint (/metrics,
 // /healthz, /readyz), off unless given a default.
 func httpListenFlag(value string) cli.Flag {
-	return stringFlag("http-listen", "serve Prometheus /metrics, /healthz and /readyz over HTTP on this host:port; empty: off", value)
+	return stringFlag("http-listen", "serve the web console (/), Prometheus /metrics, /healthz and /readyz over HTTP on this host:port; empty: off", value)
+}
+
+// consoleReadOnlyFlag is --console-read-only.
+func consoleReadOnlyFlag() cli.Flag {
+	return boolFlag("console-read-only", "leave the create-topic form out of the web console (it is read-only then)", false)
 }
 
 // metricsPerPartitionFlag is --metrics-per-partition.
@@ -50,6 +58,30 @@ func startHTTP(c *cli.Context, reg *prometheus.Registry, checks []httpserver.Che
 		return nil, fmt.Errorf("--http-listen %s: %w", addr, err)
 	}
 	return srv, nil
+}
+
+// serveConsole adds the web console to srv (nothing when srv is nil);
+// stop closes its cluster clients and is never nil.
+func serveConsole(srv *httpserver.Server, cfg console.Config, log hclog.Logger) (stop func(), err error) {
+	if srv == nil {
+		return func() {}, nil
+	}
+	cfg.Logger = log.Named("console")
+	con, err := console.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	con.Register(srv.Mux())
+	log.Info("serving the web console", "url", srv.URL())
+	return con.Close, nil
+}
+
+// consoleConfig is console.DefaultConfig for node, reading img, with
+// --console-read-only.
+func consoleConfig(c *cli.Context, node string, img func() *image.Image) console.Config {
+	cfg := console.DefaultConfig()
+	cfg.Node, cfg.Image, cfg.ReadOnly = node, img, c.Bool("console-read-only")
+	return cfg
 }
 
 // servePprofFlag serves --pprof on its own listener unless it is off or

@@ -157,8 +157,12 @@ func controllerCall(c *cli.Context, req kmsg.Request) (kmsg.Response, error) {
 	if err := checkReachable(ctx, addrs); err != nil {
 		return nil, fmt.Errorf("%w (the controllers' Kafka listeners, --bootstrap-controller)", err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ClientID("skein-cli"),
-		kgo.WithLogger(kgoLogger{log: log.Named("client")}), kgo.DialTimeout(2*time.Second))
+	sec, err := clientSecurityOpts(c, log)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ClientID("skein-cli"),
+		kgo.WithLogger(kgoLogger{log: log.Named("client")}), kgo.DialTimeout(2 * time.Second)}, sec...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/skein-io/skein/internal/console"
 )
 
 // newTable returns a tabwriter for aligned columns; Flush it when done.
@@ -27,13 +29,7 @@ func formatTopicID(id kadm.TopicID) string {
 }
 
 // formatNodes prints node ids comma-separated, as kafka-topics.sh does.
-func formatNodes(ids []int32) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatInt(int64(id), 10)
-	}
-	return strings.Join(parts, ",")
-}
+func formatNodes(ids []int32) string { return console.FormatIDs(ids) }
 
 // replicationFactor is the replica count of partition 0 (or of any
 // partition if 0 is missing), as kafka-topics.sh reports it.

@@ -9,7 +9,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/urfave/cli/v2"
+
+	"github.com/skein-io/skein/internal/console"
 )
 
 // ANSI sequences of the terminal view.
@@ -125,7 +126,7 @@ type overview struct {
 	At        time.Time
 	ClusterID string
 	Brokers   []brokerRow
-	Quorum    *quorumView // nil when DescribeQuorum failed (QuorumErr)
+	Quorum    *console.Quorum // nil when DescribeQuorum failed (QuorumErr)
 	QuorumErr error
 	Topics    []topicRow
 }
@@ -144,21 +145,6 @@ type brokerRow struct {
 
 // Alive is true for a registered, unfenced broker.
 func (b brokerRow) Alive() bool { return b.Registered && !b.Fenced }
-
-// quorumView is the controller quorum from DescribeQuorum.
-type quorumView struct {
-	Leader        int32
-	Term          int32
-	HighWatermark int64
-	Voters        []quorumMember
-	Observers     []quorumMember
-}
-
-type quorumMember struct {
-	ID           int32
-	LogEndOffset int64
-	LastFetch    time.Time // zero when unknown
-}
 
 // topicRow is a topic's partitions summed up.
 type topicRow struct {
@@ -236,37 +222,12 @@ func readOverview(ctx context.Context, cl *kgo.Client) (*overview, error) {
 
 // readQuorum asks DescribeQuorum through a broker (forwarded to the
 // controllers).
-func readQuorum(ctx context.Context, cl *kgo.Client) (*quorumView, error) {
+func readQuorum(ctx context.Context, cl *kgo.Client) (*console.Quorum, error) {
 	resp, err := describeQuorumRequest().RequestWith(ctx, cl)
 	if err != nil {
 		return nil, err
 	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return nil, fmt.Errorf("%w%s", err, detail(deref(resp.ErrorMessage)))
-	}
-	member := func(rs kmsg.DescribeQuorumResponseTopicPartitionReplicaState) quorumMember {
-		m := quorumMember{ID: rs.ReplicaID, LogEndOffset: rs.LogEndOffset}
-		if rs.LastFetchTimestamp >= 0 {
-			m.LastFetch = time.UnixMilli(rs.LastFetchTimestamp)
-		}
-		return m
-	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, err
-			}
-			q := &quorumView{Leader: p.LeaderID, Term: p.LeaderEpoch, HighWatermark: p.HighWatermark}
-			for _, rs := range p.CurrentVoters {
-				q.Voters = append(q.Voters, member(rs))
-			}
-			for _, rs := range p.Observers {
-				q.Observers = append(q.Observers, member(rs))
-			}
-			return q, nil
-		}
-	}
-	return nil, errors.New("no quorum in the answer")
+	return console.QuorumFromResponse(resp, time.Now())
 }
 
 // coloredTable collects the rows of one table and which of them to
@@ -345,26 +306,18 @@ func writeOverview(w io.Writer, ov *overview, color bool) error {
 		fmt.Fprintf(w, "Controller quorum: unknown (%v)\n", ov.QuorumErr)
 	} else {
 		fmt.Fprintf(w, "Controller quorum: leader %d, term %d, high watermark %d, %d voters\n",
-			q.Leader, q.Term, q.HighWatermark, len(q.Voters))
+			q.LeaderID, q.Term, q.HighWatermark, len(q.Voters))
 		qt := &coloredTable{}
 		qt.row("", "NODE\tROLE\tLOG-END-OFFSET\tLAG\tLAST-CONTACT\n")
-		row := func(m quorumMember, role string) {
+		for _, v := range append(slices.Clone(q.Voters), q.Observers...) {
 			lag, contact := "-", "-"
-			if m.LogEndOffset >= 0 {
-				lag = strconv.FormatInt(max(q.HighWatermark-m.LogEndOffset, 0), 10)
+			if v.Lag >= 0 {
+				lag = strconv.FormatInt(v.Lag, 10)
 			}
-			if m.ID == q.Leader {
-				role = "leader"
-			} else if !m.LastFetch.IsZero() {
-				contact = ov.At.Sub(m.LastFetch).Round(time.Millisecond).String() + " ago"
+			if v.LastContact > 0 {
+				contact = v.LastContact.Round(time.Millisecond).String() + " ago"
 			}
-			qt.row("", "%d\t%s\t%d\t%s\t%s\n", m.ID, role, m.LogEndOffset, lag, contact)
-		}
-		for _, m := range q.Voters {
-			row(m, "follower")
-		}
-		for _, m := range q.Observers {
-			row(m, "observer")
+			qt.row("", "%d\t%s\t%d\t%s\t%s\n", v.ID, v.Role, v.LogEndOffset, lag, contact)
 		}
 		if err := qt.writeTo(w, color); err != nil {
 			return err

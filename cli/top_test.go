@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skein-io/skein/internal/console"
 )
 
 // TestWriteOverviewColors: with colour, a fenced broker and an offline
@@ -20,8 +22,8 @@ func TestWriteOverviewColors(t *testing.T) {
 			{ID: 102, Address: "h:2", Registered: true, Fenced: true, Replicas: 3},
 			{ID: 103, Replicas: 1},
 		},
-		Quorum: &quorumView{Leader: 1, Term: 4, HighWatermark: 10, Voters: []quorumMember{
-			{ID: 1, LogEndOffset: 10}, {ID: 2, LogEndOffset: 7, LastFetch: time.Date(2026, 1, 2, 3, 4, 4, 0, time.UTC)},
+		Quorum: &console.Quorum{LeaderID: 1, Term: 4, HighWatermark: 10, Voters: []console.Voter{
+			{ID: 1, Role: "leader", LogEndOffset: 10}, {ID: 2, Role: "follower", LogEndOffset: 7, Lag: 3, LastContact: time.Second},
 		}},
 		Topics: []topicRow{
 			{Name: "ok", Partitions: 1, ReplicationFactor: 1},

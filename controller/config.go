@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skein-io/skein/internal/security"
 )
 
 // Voter is one member of the initial quorum: "ID@host:port" of its Raft listener.
@@ -60,6 +62,17 @@ type Config struct {
 	// AdvertisedListener is what others dial; defaults to Listen (with the
 	// bound port when Listen's port is 0).
 	AdvertisedListener string
+	// ListenerProtocol is the Kafka listener's security protocol
+	// (PLAINTEXT when empty; SSL needs TLS with a certificate). The
+	// controllers' requests to each other's listeners use it too.
+	ListenerProtocol security.Protocol
+	// RaftProtocol is the Raft transport's: PLAINTEXT (plain TCP, the
+	// default) or SSL (TLS with TLS's material, mutual when it has a
+	// client CA). Every voter must use the same.
+	RaftProtocol security.Protocol
+	// TLS is the controller's TLS material (certificate, client CA, the
+	// CA it trusts when it dials a peer).
+	TLS *security.TLS
 	// RaftListen is the Raft transport's address. The address other voters
 	// dial is this node's entry in InitialControllers when it has one with a
 	// non-zero port, else the bound address.
@@ -104,6 +117,12 @@ type Config struct {
 	AutoLeaderRebalanceEnable          bool
 	LeaderImbalanceCheckInterval       time.Duration
 	LeaderImbalancePerBrokerPercentage int
+	// Authorizer turns on ACL checks of the controller's APIs
+	// (controllerauth.go); SuperUsers and AllowEveryoneIfNoACL are
+	// super.users and allow.everyone.if.no.acl.found, as on the brokers.
+	Authorizer           bool
+	SuperUsers           []string
+	AllowEveryoneIfNoACL bool
 	// Metrics is where the controller registers its Prometheus metrics,
 	// every series labelled with its node id (metrics.go); it unregisters
 	// them when it closes. nil: nothing is registered.
@@ -145,6 +164,20 @@ func (c Config) Validate() error {
 		if err := checkHostPort(c.AdvertisedListener); err != nil {
 			return fmt.Errorf("AdvertisedListener: %w", err)
 		}
+	}
+	switch c.ListenerProtocol {
+	case "", security.Plaintext:
+	case security.SSL:
+	default:
+		return fmt.Errorf("ListenerProtocol %s: not supported yet", c.ListenerProtocol)
+	}
+	switch c.RaftProtocol {
+	case "", security.Plaintext, security.SSL:
+	default:
+		return fmt.Errorf("RaftProtocol %s: use PLAINTEXT or SSL", c.RaftProtocol)
+	}
+	if (c.ListenerProtocol.TLS() || c.RaftProtocol.TLS()) && !c.TLS.HasCert() {
+		return errors.New("TLS needs a certificate and key (--tls-cert, --tls-key)")
 	}
 	if err := checkHostPort(c.RaftListen); err != nil {
 		return fmt.Errorf("RaftListen: %w", err)

@@ -86,7 +86,7 @@ func New(cfg Config) (*Controller, error) {
 		log:    cfg.Logger,
 		fsm:    newFSM(cfg.Logger.Named("fsm")),
 		now:    time.Now,
-		peers:  newPeerClients(),
+		peers:  newPeerClients(peerDialer(cfg)),
 		quorum: newQuorumTracker(),
 		ctx:    ctx,
 		cancel: cancel,
@@ -124,7 +124,12 @@ func (c *Controller) Start() error {
 			return fmt.Errorf("resolve raft address %s: %w", selfVoter.RaftAddr, err)
 		}
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.cfg.RaftListen, advertise, 3, 10*time.Second, c.log.Named("raft"))
+	var trans *raft.NetworkTransport
+	if c.cfg.RaftProtocol.TLS() {
+		trans, err = newTLSTransport(c.cfg.RaftListen, advertise, c.cfg.TLS, 3, 10*time.Second, c.log.Named("raft"))
+	} else {
+		trans, err = raft.NewTCPTransportWithLogger(c.cfg.RaftListen, advertise, 3, 10*time.Second, c.log.Named("raft"))
+	}
 	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", c.cfg.RaftListen, err)
 	}
@@ -217,6 +222,10 @@ func (c *Controller) Start() error {
 	requests := metrics.NewRequests(keys)
 	wcfg := wire.DefaultConfig()
 	wcfg.Name = "controller"
+	wcfg.Protocol = c.cfg.ListenerProtocol
+	if wcfg.Protocol.TLS() {
+		wcfg.TLS = c.cfg.TLS.ServerConfig()
+	}
 	wcfg.Logger = c.log.Named("wire")
 	wcfg.Observer = requests
 	srv, err := wire.NewServer(wcfg, registry)
@@ -397,6 +406,18 @@ func (c *Controller) propose(ls *leaderState, recs []record) (uint64, error) {
 }
 
 // activeControllerID is the node id of the Raft leader as this node knows it.
+// Image is the controller's current metadata image, with
+// ActiveController filled in (-1 before Start or while no leader is
+// known). Immutable, like every image; the web console reads it.
+func (c *Controller) Image() *image.Image {
+	img := *c.fsm.current() // shallow: the maps are only read
+	img.ActiveController = -1
+	if c.started.Load() {
+		img.ActiveController = c.activeControllerID()
+	}
+	return &img
+}
+
 func (c *Controller) activeControllerID() int32 {
 	_, id := c.raft.LeaderWithID()
 	n, err := strconv.ParseInt(string(id), 10, 32)

@@ -51,6 +51,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/metalog"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/internal/wire"
 )
 
@@ -74,15 +75,16 @@ const (
 // peerClients holds one franz-go client per peer listener address, created
 // on first use and closed by close.
 type peerClients struct {
-	mu struct {
+	dial security.Dialer // connects to peers over TLS when set
+	mu   struct {
 		sync.Mutex
 		clients map[string]*kgo.Client // by host:port; protected by mu
 		closed  bool                   // protected by mu
 	}
 }
 
-func newPeerClients() *peerClients {
-	p := &peerClients{}
+func newPeerClients(dial security.Dialer) *peerClients {
+	p := &peerClients{dial: dial}
 	p.mu.clients = map[string]*kgo.Client{}
 	return p
 }
@@ -98,8 +100,12 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 	cl := p.mu.clients[addr]
 	if cl == nil {
 		var err error
-		cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
-			kgo.DialTimeout(time.Second), kgo.RequestRetries(0))
+		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID(peerClientID),
+			kgo.DialTimeout(time.Second), kgo.RequestRetries(0)}
+		if p.dial != nil {
+			opts = append(opts, kgo.Dialer(p.dial))
+		}
+		cl, err = kgo.NewClient(opts...)
 		if err != nil {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("client for controller %s: %w", addr, err)
@@ -112,6 +118,15 @@ func (p *peerClients) request(ctx context.Context, addr string, req kmsg.Request
 		return nil, fmt.Errorf("client for controller %s has no seed", addr)
 	}
 	return seeds[0].Request(ctx, req)
+}
+
+// peerDialer connects controllers to each other's listeners, which speak
+// the protocol this one's does: over TLS for SSL, nil (plain TCP) else.
+func peerDialer(cfg Config) security.Dialer {
+	if !cfg.ListenerProtocol.TLS() || cfg.TLS == nil {
+		return nil
+	}
+	return cfg.TLS.Dial()
 }
 
 func (p *peerClients) close() {

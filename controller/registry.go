@@ -13,7 +13,7 @@ import (
 // image; everything else only by the active controller (other voters
 // forward it there, or answer NOT_CONTROLLER: quorum.go). One file per API key holds each handler.
 func (c *Controller) registry() *wire.Registry {
-	r := wire.NewRegistry()
+	r := authorizedRegistry{c.authorizer(), wire.NewRegistry()}
 	r.Register(1, fetchMinVersion, fetchMaxVersion, c.handleFetch)
 	r.Register(19, 2, 7, c.leaderOnly(c.handleCreateTopics))
 	r.Register(20, 1, 6, c.leaderOnly(c.handleDeleteTopics))
@@ -33,7 +33,7 @@ func (c *Controller) registry() *wire.Registry {
 	r.Register(70, 0, 0, c.leaderOnly(c.handleControllerRegistration))
 	r.Register(80, 0, 1, c.leaderOnly(c.handleAddRaftVoter))
 	r.Register(81, 0, 0, c.leaderOnly(c.handleRemoveRaftVoter))
-	return r
+	return r.r
 }
 
 // leaderHandler serves a request on the active controller, for the term ls.

@@ -82,9 +82,17 @@ type Config struct {
 	// the inter-broker listener's protocol.
 	ListenerProtocols security.ProtocolMap
 	ListenerProtocol  security.Protocol
-	Rack              string
+	// TLS is the broker's TLS material: the server certificate of its
+	// SSL and SASL_SSL listeners (and their client CA for mutual TLS), and
+	// what it trusts and presents when it dials a TLS leader or
+	// controller. Required when a listener or ControllerProtocol is TLS.
+	TLS  *security.TLS
+	Rack string
 	// Controllers are the controllers' Kafka listeners.
 	Controllers []string
+	// ControllerProtocol is the security protocol of the controllers'
+	// listener (PLAINTEXT when empty).
+	ControllerProtocol security.Protocol
 
 	AutoCreateTopics bool  // auto.create.topics.enable, default true
 	NumPartitions    int32 // num.partitions, default 1
@@ -237,9 +245,19 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, l := range c.listeners() {
-		if p := c.listenerProtocol(l.Name); p != security.Plaintext {
-			return fmt.Errorf("broker: listener %s: security protocol %s is not supported yet", l.Name, p)
+		p := c.listenerProtocol(l.Name)
+		if err := supportedProtocol(p); err != nil {
+			return fmt.Errorf("broker: listener %s: %w", l.Name, err)
 		}
+		if p.TLS() && !c.TLS.HasCert() {
+			return fmt.Errorf("broker: listener %s speaks %s: it needs a certificate and key (--tls-cert, --tls-key)", l.Name, p)
+		}
+	}
+	if err := supportedProtocol(c.ControllerProtocol); err != nil {
+		return fmt.Errorf("broker: controller protocol: %w", err)
+	}
+	if c.ControllerProtocol.TLS() && c.TLS == nil {
+		return fmt.Errorf("broker: controller protocol %s needs TLS material (--tls-ca, and --tls-cert/--tls-key for mutual TLS)", c.ControllerProtocol)
 	}
 	for name := range c.ListenerProtocols {
 		if !seen[name] && (len(c.Listeners) > 0 || name != image.DefaultListenerName) {
@@ -318,8 +336,50 @@ func (c Config) listeners() []Listener {
 	return out
 }
 
+// supportedProtocol refuses the protocols not implemented yet.
+func supportedProtocol(p security.Protocol) error {
+	switch p {
+	case "", security.Plaintext:
+	case security.SSL:
+	default:
+		return fmt.Errorf("security protocol %s is not supported yet", p)
+	}
+	return nil
+}
+
+// ListenerDialer connects to the listener named name ("": the first) of
+// this broker or its peers: over TLS when it speaks SSL, nil (plain TCP)
+// otherwise. For the broker's own tools (the web console).
+func (c Config) ListenerDialer(name string) security.Dialer {
+	if name == "" {
+		name = c.listeners()[0].Name
+	}
+	return c.dialer(c.listenerProtocol(name))
+}
+
+// dialer connects to a peer whose listener speaks p: over TLS with the
+// broker's material, nil (plain TCP) when p is not TLS.
+func (c Config) dialer(p security.Protocol) security.Dialer {
+	if !p.TLS() || c.TLS == nil {
+		return nil
+	}
+	return c.TLS.Dial()
+}
+
 // listenerProtocol is the security protocol of the listener named name.
+// The one listener of Listen is named PLAINTEXT only for want of a name:
+// its protocol is ListenerProtocol's (a map entry for it still wins), so
+// --listen with --listener-protocol SSL serves TLS.
 func (c Config) listenerProtocol(name string) security.Protocol {
+	if len(c.Listeners) == 0 {
+		if p, ok := c.ListenerProtocols[strings.ToUpper(name)]; ok {
+			return p
+		}
+		if c.ListenerProtocol != "" {
+			return c.ListenerProtocol
+		}
+		return security.Plaintext
+	}
 	return c.ListenerProtocols.For(name, c.ListenerProtocol)
 }
 
@@ -493,6 +553,7 @@ func (b *Broker) start() error {
 	rcfg.MaxWait = cfg.ReplicaFetchWaitMax
 	rcfg.BrokerEpoch = func() int64 { return ctl.BrokerEpoch() }
 	rcfg.Logger = b.log
+	rcfg.Dial = cfg.dialer(cfg.listenerProtocol(cfg.interBrokerListener()))
 	if b.replicas, err = replica.New(rcfg); err != nil {
 		return fmt.Errorf("replica fetchers: %w", err)
 	}
@@ -529,10 +590,13 @@ func (b *Broker) start() error {
 		return fmt.Errorf("transaction coordinator: %w", err)
 	}
 	b.partitions.SetOnLeaders(txn.StateTopic, b.txns.OnLeaders)
-	b.partitions.SetTxnVerifier(b.verifyTxn)
+	if cfg.Txns.PartitionVerification {
+		b.partitions.SetTxnVerifier(b.verifyTxn)
+	}
 
 	ctl, err = client.New(client.Config{
 		Controllers: cfg.Controllers,
+		Dial:        cfg.dialer(cfg.ControllerProtocol),
 		NodeID:      cfg.NodeID,
 		Listeners:   endpoints,
 		Rack:        cfg.Rack,
@@ -583,6 +647,9 @@ func (b *Broker) start() error {
 		wcfg.Name = "broker"
 		wcfg.Listener = l.Name
 		wcfg.Protocol = cfg.listenerProtocol(l.Name)
+		if wcfg.Protocol.TLS() {
+			wcfg.TLS = cfg.TLS.ServerConfig()
+		}
 		wcfg.Logger = b.log.Named("wire")
 		wcfg.Observer = requests
 		server, err := wire.NewServer(wcfg, registry)
@@ -591,7 +658,20 @@ func (b *Broker) start() error {
 		}
 		b.servers = append(b.servers, server)
 	}
-	b.endOffsets = &endOffsetsClient{addr: b.Addr}
+	// The group lag metric asks the leaders through the inter-broker
+	// listener, with its protocol, at its advertised address (the name
+	// its certificate carries, which peers dial too).
+	interBroker := cfg.interBrokerListener()
+	var interBrokerAddr string
+	for _, e := range endpoints {
+		if e.Name == interBroker {
+			interBrokerAddr = net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+		}
+	}
+	b.endOffsets = &endOffsetsClient{
+		addr: func() string { return interBrokerAddr },
+		dial: cfg.dialer(cfg.listenerProtocol(interBroker)),
+	}
 	collector := &brokerCollector{
 		nodeID: cfg.NodeID, perPartition: cfg.MetricsPerPartition,
 		partitions: b.partitions, replicas: b.replicas, groups: b.groups, handlers: handlers,
@@ -717,6 +797,15 @@ func (b *Broker) Ready() (bool, string) {
 		return false, "not serving yet"
 	}
 	return true, ""
+}
+
+// Image is the metadata image the broker applied last, nil before its
+// controller session exists. Immutable; the web console reads it.
+func (b *Broker) Image() *image.Image {
+	if ctl := b.ctl.Load(); ctl != nil {
+		return ctl.Image()
+	}
+	return nil
 }
 
 // Addr is the first Kafka listener's bound address ("" before Start).

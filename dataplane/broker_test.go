@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/skein-io/skein/controller"
+	"github.com/skein-io/skein/internal/security"
 )
 
 func validConfig(dir string) Config {
@@ -70,6 +71,10 @@ func TestConfigValidate(t *testing.T) {
 			c.InterBrokerListenerName = "B"
 		}},
 		{"inter-broker listener", func(c *Config) { c.InterBrokerListenerName = "INTERNAL" }},
+		{"needs a certificate", func(c *Config) { c.ListenerProtocol = security.SSL }},
+		{"not supported yet", func(c *Config) { c.ListenerProtocol = security.SASLSSL }},
+		{"controller protocol", func(c *Config) { c.ControllerProtocol = security.SASLPlaintext }},
+		{"controller protocol SSL needs TLS", func(c *Config) { c.ControllerProtocol = security.SSL }},
 	}
 	for _, tc := range cases {
 		c := validConfig("/tmp/x")
@@ -78,6 +83,26 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: want an error naming it, got %v", tc.field, err)
 		}
+	}
+}
+
+// TestListenerProtocols: --listen's listener (named PLAINTEXT for want of
+// a name) speaks --listener-protocol; named listeners follow Kafka's map.
+func TestListenerProtocols(t *testing.T) {
+	c := validConfig("/tmp/x")
+	if p := c.listenerProtocol("PLAINTEXT"); p != security.Plaintext {
+		t.Fatalf("default: %s", p)
+	}
+	c.ListenerProtocol = security.SSL
+	if p := c.listenerProtocol("PLAINTEXT"); p != security.SSL {
+		t.Fatalf("--listen with --listener-protocol SSL speaks %s", p)
+	}
+	c.Listeners = []Listener{{Name: "PLAINTEXT", Addr: "127.0.0.1:0"}, {Name: "INTERNAL", Addr: "127.0.0.1:0"}}
+	if p := c.listenerProtocol("PLAINTEXT"); p != security.Plaintext {
+		t.Fatalf("a listener named PLAINTEXT speaks %s", p)
+	}
+	if p := c.listenerProtocol("INTERNAL"); p != security.SSL {
+		t.Fatalf("INTERNAL speaks %s", p)
 	}
 }
 

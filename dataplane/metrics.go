@@ -23,6 +23,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/internal/metrics"
+	"github.com/skein-io/skein/internal/security"
 )
 
 // endOffsetsTimeout bounds the ListOffsets a scrape sends for the group
@@ -292,6 +293,8 @@ func (c *brokerCollector) collectGroups(ch chan<- prometheus.Metric) {
 // broker's own listener, created on first use.
 type endOffsetsClient struct {
 	addr func() string
+	// dial, when set, connects instead of plain TCP (TLS listeners).
+	dial security.Dialer
 
 	mu struct {
 		sync.Mutex
@@ -333,7 +336,11 @@ func (e *endOffsetsClient) admin() *kadm.Client {
 		if addr == "" {
 			return nil
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics"))
+		opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("skein-metrics")}
+		if e.dial != nil {
+			opts = append(opts, kgo.Dialer(e.dial))
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return nil
 		}

@@ -1,7 +1,8 @@
 package storage_test
 
 // A model-based test of one log over its whole life: a seeded random
-// sequence of appends (idempotent or not, retries of earlier batches,
+// sequence of appends (idempotent or not, transactional with commit and
+// abort markers, retries of earlier batches,
 // several batches per call so rolls happen mid-append, tiny segments),
 // leader epoch changes, truncations, full truncations, retention under a
 // moving high watermark, flushes, clean restarts and machine crashes (over
@@ -36,7 +37,15 @@ type mBatch struct {
 	pepoch  int16
 	seq     int32
 	payload []byte // the batch as sent (offsets unassigned)
+	// Transactions (producer txnPID only): txn marks a transactional
+	// batch; marker a transaction marker (commit says which), bumped one
+	// written with a new producer epoch (the next batch starts at
+	// sequence 0).
+	txn, marker, commit, bumped bool
 }
+
+// txnPID is the model's transactional producer.
+const txnPID = 3
 
 func (b mBatch) last() int64 { return b.base + int64(b.count) - 1 }
 
@@ -163,9 +172,12 @@ func TestLogModel(t *testing.T) {
 	counts := map[string]int{}
 	for r.step = 0; r.step < steps; r.step++ {
 		switch p := rng.Intn(100); {
-		case p < 45:
+		case p < 40:
 			r.op = "append"
 			r.append()
+		case p < 45:
+			r.op = "marker"
+			r.marker()
 		case p < 55:
 			r.op = "retry"
 			r.retry()
@@ -260,6 +272,57 @@ func (r *modelRun) nextSeq(pid int64, pending []mBatch) (int16, int32) {
 	return r.m.pepochs[pid], 0
 }
 
+// nextTxn is what the transactional producer sends next: its epoch and
+// sequence (after its last data batch, or 0 after a marker that bumped
+// the epoch); bump says it has nothing left in the log, so its epoch is
+// bumped and an abort marker of the new epoch must come first (as a
+// coordinator fencing a lost transaction does).
+func (r *modelRun) nextTxn(pending []mBatch) (pepoch int16, seq int32, bump bool) {
+	all := append(append([]mBatch(nil), r.m.batches...), pending...)
+	for i := len(all) - 1; i >= 0; i-- {
+		b := all[i]
+		if b.pid != txnPID {
+			continue
+		}
+		if b.marker {
+			if b.bumped {
+				return b.pepoch, 0, false
+			}
+			continue
+		}
+		return b.pepoch, b.seq + b.count, false
+	}
+	r.m.pepochs[txnPID]++
+	return r.m.pepochs[txnPID], 0, true
+}
+
+// makeMarker builds a marker of the transactional producer.
+func (r *modelRun) makeMarker(pepoch int16, commit, bumped bool) mBatch {
+	r.m.nextID++
+	return mBatch{id: r.m.nextID, count: 1, epoch: r.m.epoch, pid: txnPID, pepoch: pepoch, seq: -1,
+		marker: true, commit: commit, bumped: bumped,
+		payload: storage.MakeMarkerBatch(txnPID, pepoch, commit, 0, time.Now().UnixMilli())}
+}
+
+// marker ends the transactional producer's transaction (commit or abort;
+// a marker without an open transaction is written too).
+func (r *modelRun) marker() {
+	pe, _, bump := r.nextTxn(nil)
+	b := r.makeMarker(pe, r.rng.Intn(2) == 0, bump)
+	info, err := r.log.AppendAsLeader(append([]byte(nil), b.payload...), r.m.epoch)
+	if err != nil {
+		r.fatalf("marker: %v", err)
+	}
+	if info.FirstOffset != r.m.end() {
+		r.fatalf("marker at %d, log end was %d", info.FirstOffset, r.m.end())
+	}
+	b.base = info.FirstOffset
+	r.m.batches = append(r.m.batches, b)
+	if r.cfg.FlushMessages == 1 {
+		r.m.durable = len(r.m.batches)
+	}
+}
+
 func (r *modelRun) append() {
 	n := 1 + r.rng.Intn(3)
 	var batches []mBatch
@@ -267,7 +330,21 @@ func (r *modelRun) append() {
 	for i := 0; i < n; i++ {
 		pid := int64(-1)
 		if r.rng.Intn(3) > 0 {
-			pid = int64(1 + r.rng.Intn(2))
+			pid = int64(1 + r.rng.Intn(3))
+		}
+		if pid == txnPID {
+			pe, seq, bump := r.nextTxn(batches)
+			if bump {
+				m := r.makeMarker(pe, false, true)
+				batches = append(batches, m)
+				all = append(all, m.payload...)
+			}
+			b := r.makeBatch(pid, pe, seq)
+			b.txn = true
+			b.payload = storagetest.MakeTxnBatch(storagetestValues(b.payload), pid, pe, seq)
+			batches = append(batches, b)
+			all = append(all, b.payload...)
+			continue
 		}
 		pe, seq := r.nextSeq(pid, batches)
 		b := r.makeBatch(pid, pe, seq)
@@ -441,7 +518,11 @@ func (r *modelRun) verify() {
 					i, h.BaseOffset, h.LastOffset(), h.PartitionLeaderEpoch, h.ProducerID, h.BaseSequence,
 					want.base, want.last(), want.epoch, want.pid, want.seq, want.id)
 			}
-			if got := recordID(b); got != want.id {
+			if want.marker {
+				if m, ok, err := storage.ParseControlBatch(b); err != nil || !ok || m.Commit() != want.commit {
+					return fmt.Errorf("batch at %d: marker %+v %v %v, model has commit=%v", h.BaseOffset, m, ok, err, want.commit)
+				}
+			} else if got := recordID(b); got != want.id {
 				return fmt.Errorf("batch at %d holds the records of batch %d, model has %d", h.BaseOffset, got, want.id)
 			}
 			off = h.LastOffset() + 1
@@ -456,6 +537,65 @@ func (r *modelRun) verify() {
 		r.fatalf("log has %d batches, model %d", i, len(r.m.batches))
 	}
 	r.verifyEpochs()
+	r.verifyTxns()
+}
+
+// verifyTxns checks the transactional state against the model: every
+// aborted transactions index entry is an abort marker of the model's,
+// and once the model holds a marker of the transactional producer, its
+// open transaction (none, or the first data batch after its last marker)
+// is the log's. (Before that the log may remember a transaction whose
+// start retention deleted.)
+func (r *modelRun) verifyTxns() {
+	l := r.log
+	for _, a := range l.AbortedTxns(l.LogStartOffset(), l.LogEndOffset()) {
+		ok := false
+		for _, b := range r.m.batches {
+			if b.base == a.LastOffset {
+				ok = b.marker && !b.commit && a.ProducerID == txnPID && a.FirstOffset <= a.LastOffset
+			}
+		}
+		if !ok {
+			r.fatalf("aborted transactions index entry %+v is no abort marker of the log", a)
+		}
+	}
+	lastMarker := -1
+	for i, b := range r.m.batches {
+		if b.pid == txnPID && b.marker {
+			lastMarker = i
+		}
+	}
+	if lastMarker < 0 {
+		return
+	}
+	want, open := int64(0), false
+	for _, b := range r.m.batches[lastMarker+1:] {
+		if b.pid == txnPID && b.txn {
+			want, open = b.base, true
+			break
+		}
+	}
+	got, gotOpen := l.OngoingTxnFirstOffset(txnPID)
+	if gotOpen != open || got != want {
+		r.fatalf("transactional producer: open %v at %d, model %v at %d", gotOpen, got, open, want)
+	}
+	if lso := l.LastStableOffset(l.LogEndOffset()); open && lso > want {
+		r.fatalf("LSO %d above the open transaction's first offset %d", lso, want)
+	}
+}
+
+// storagetestValues returns the record values of an uncompressed batch
+// built by storagetest.MakeBatch.
+func storagetestValues(b []byte) [][]byte {
+	recs, err := storagetest.Records(b)
+	if err != nil {
+		panic(err)
+	}
+	out := make([][]byte, len(recs))
+	for i, r := range recs {
+		out[i] = r.Value
+	}
+	return out
 }
 
 // recordID returns the batch id in the first record's value (an

@@ -315,3 +315,45 @@ func FuzzRecoveryTxn(f *testing.F) {
 		}
 	})
 }
+
+// TestCleanerKeepsTransactions: compaction never lets a record of an
+// aborted transaction remove the committed value it would have replaced,
+// and keeps transactional batches and markers as they are (Skein's
+// conservative cleaner), while still compacting plain records.
+func TestCleanerKeepsTransactions(t *testing.T) {
+	m := openManager(t, t.TempDir())
+	defer m.Close()
+	l := mustLog(t, m, compactConfig())
+	kv := func(k, v string) []storagetest.KV { return []storagetest.KV{{Key: []byte(k), Value: []byte(v)}} }
+	appendKV := func(b []byte) {
+		t.Helper()
+		if _, err := l.AppendAsLeader(b, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendKV(storagetest.MakeKeyedBatch(kv("k", "committed"), storagetest.None, -1, -1, -1, 1000))
+	appendKV(storagetest.MakeKeyedBatch(kv("p", "old"), storagetest.None, -1, -1, -1, 1000))
+	txn := storagetest.MakeKeyedBatch(kv("k", "aborted"), storagetest.None, 5, 0, 0, 1001)
+	txn[22] |= 0x10 // transactional
+	appendKV(storage.SealBatch(txn))
+	appendKV(storage.MakeMarkerBatch(5, 0, false, 0, 1002))
+	appendKV(storagetest.MakeKeyedBatch(kv("p", "new"), storagetest.None, -1, -1, -1, 1003))
+	// Fill sealed segments so everything above is cleanable.
+	workloadKeys(t, l, "fill", 400, 50, 5, storagetest.None, 2000, 0, -1)
+	if _, err := l.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]bool{}
+	for _, r := range readRecords(t, l) {
+		vals[string(r.Key)+"="+string(r.Value)] = true
+	}
+	if !vals["k=committed"] || !vals["k=aborted"] {
+		t.Fatalf("the committed value or the transactional record of k is gone: %v", vals["k=committed"])
+	}
+	if vals["p=old"] || !vals["p=new"] {
+		t.Fatal("plain records were not compacted")
+	}
+	if got := l.AbortedTxns(0, l.LogEndOffset()); len(got) != 1 || got[0].ProducerID != 5 {
+		t.Fatalf("aborted transactions after cleaning: %+v", got)
+	}
+}

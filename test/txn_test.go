@@ -23,8 +23,8 @@ var txnBrokerArgs = append([]string{
 	"--transaction-abort-timed-out-interval", "200ms",
 }, fastFenceBrokerArgs...)
 
-// txnProducer is a kgo transactional producer of id.
-func txnProducer(t *testing.T, c *harness.Cluster, id string, opts ...kgo.Opt) *kgo.Client {
+// newTxnClient is a kgo transactional producer of id.
+func newTxnClient(t *testing.T, c *harness.Cluster, id string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	return c.Client(t, append([]kgo.Opt{kgo.TransactionalID(id), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.TransactionTimeout(10 * time.Second)}, opts...)...)
@@ -79,7 +79,7 @@ func TestTransactions(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil {
 		t.Fatal(err)
 	}
-	p1 := txnProducer(t, c, "tx-a")
+	p1 := newTxnClient(t, c, "tx-a")
 	if err := produceTxn(ctx, p1, topic, true, "c1", "c2", "c3"); err != nil {
 		t.Fatalf("committed transaction: %v", err)
 	}
@@ -126,7 +126,7 @@ func TestTransactions(t *testing.T) {
 	if err := p1.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("zombie")}).FirstErr(); err != nil {
 		t.Fatalf("zombie's produce: %v", err)
 	}
-	p2 := txnProducer(t, c, "tx-a")
+	p2 := newTxnClient(t, c, "tx-a")
 	if err := produceTxn(ctx, p2, topic, true, "c5"); err != nil {
 		t.Fatalf("new instance's transaction: %v", err)
 	}
@@ -151,7 +151,7 @@ func TestTransactions(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, hang); err != nil {
 		t.Fatal(err)
 	}
-	p3 := txnProducer(t, c, "tx-hang", kgo.TransactionTimeout(time.Minute))
+	p3 := newTxnClient(t, c, "tx-hang", kgo.TransactionTimeout(time.Minute))
 	if err := p3.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestTransactionTimeout(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
 		t.Fatal(err)
 	}
-	p := txnProducer(t, c, "tx-slow", kgo.TransactionTimeout(1500*time.Millisecond))
+	p := newTxnClient(t, c, "tx-slow", kgo.TransactionTimeout(1500*time.Millisecond))
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}

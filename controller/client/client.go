@@ -18,6 +18,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,10 @@ var ErrClosed = errors.New("controller client closed")
 type Config struct {
 	// Controllers are the controllers' Kafka listeners, host:port.
 	Controllers []string
-	NodeID      int32
+	// Dial, when set, connects to the controllers instead of plain TCP:
+	// over TLS when their listener's protocol is SSL (security.TLS.Dial).
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	NodeID int32
 	// Listeners are the broker's advertised listeners, registered with the
 	// controller in this order (the first is also the registration's
 	// legacy Host and Port). When empty, AdvertisedHost and AdvertisedPort
@@ -173,10 +177,14 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("controller client: %w", err)
 	}
-	kcl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Controllers...),
-		kgo.ClientID("skein-broker-"+strconv.Itoa(int(cfg.NodeID))),
-	)
+		kgo.ClientID("skein-broker-" + strconv.Itoa(int(cfg.NodeID))),
+	}
+	if cfg.Dial != nil {
+		opts = append(opts, kgo.Dialer(cfg.Dial))
+	}
+	kcl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("controller client: %w", err)
 	}
@@ -423,6 +431,7 @@ func (c *Client) register(ctx context.Context) error {
 // would wait on it again, while another controller leads.
 func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	bo := newBackoff()
+	start, warned := time.Now(), false
 	for attempt := 1; ; attempt++ {
 		seeds := c.kcl.SeedBrokers()
 		if len(seeds) == 0 {
@@ -446,7 +455,8 @@ func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, err
 			}
 			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 		}
-		if attempt == failingAttempts {
+		if !warned && attempt >= failingAttempts && time.Since(start) >= failingFor {
+			warned = true
 			c.log.Warn("controller request keeps failing; still retrying", "request", kmsg.NameForKey(req.Key()),
 				"controllers", c.cfg.Controllers, "error", err)
 		}
@@ -457,9 +467,14 @@ func (c *Client) send(ctx context.Context, req kmsg.Request) (kmsg.Response, err
 	}
 }
 
-// failingAttempts is the attempt of one request at which send logs that the
-// controllers are unreachable (once per request).
-const failingAttempts = 8
+// failingAttempts and failingFor are how many attempts of one request, and
+// how long, before send logs that the controllers are unreachable (once per
+// request): a quorum electing its first leader (a second or two) is not
+// worth a warning.
+const (
+	failingAttempts = 8
+	failingFor      = 3 * time.Second
+)
 
 // notController says whether the controller answered NOT_CONTROLLER.
 func notController(resp kmsg.Response) bool {

@@ -24,7 +24,6 @@ package kafka
 
 import (
 	"context"
-	"maps"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -56,10 +55,10 @@ var gates = map[int16]gate{
 	8:  gateOffsetCommit,
 	9:  gateOffsetFetch,
 	10: gateFindCoordinator,
-	11: groupGate(func(r kmsg.Request) string { return r.(*kmsg.JoinGroupRequest).Group }, func(resp kmsg.Response, c int16) { resp.(*kmsg.JoinGroupResponse).ErrorCode = c }),
-	12: groupGate(func(r kmsg.Request) string { return r.(*kmsg.HeartbeatRequest).Group }, func(resp kmsg.Response, c int16) { resp.(*kmsg.HeartbeatResponse).ErrorCode = c }),
-	13: groupGate(func(r kmsg.Request) string { return r.(*kmsg.LeaveGroupRequest).Group }, func(resp kmsg.Response, c int16) { resp.(*kmsg.LeaveGroupResponse).ErrorCode = c }),
-	14: groupGate(func(r kmsg.Request) string { return r.(*kmsg.SyncGroupRequest).Group }, func(resp kmsg.Response, c int16) { resp.(*kmsg.SyncGroupResponse).ErrorCode = c }),
+	11: groupGate(func(r kmsg.Request) string { return r.(*kmsg.JoinGroupRequest).Group }),
+	12: groupGate(func(r kmsg.Request) string { return r.(*kmsg.HeartbeatRequest).Group }),
+	13: groupGate(func(r kmsg.Request) string { return r.(*kmsg.LeaveGroupRequest).Group }),
+	14: groupGate(func(r kmsg.Request) string { return r.(*kmsg.SyncGroupRequest).Group }),
 	15: gateDescribeGroups,
 	16: gateListGroups,
 	19: gateCreateTopics,
@@ -67,30 +66,24 @@ var gates = map[int16]gate{
 	22: gateInitProducerID,
 	23: gateOffsetForLeaderEpoch,
 	// Brokers (transaction coordinators) write markers.
-	27: clusterGate(kmsg.ACLOperationClusterAction, func(resp kmsg.Response, c int16) {}),
-	29: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeACLsResponse).ErrorCode = c }),
-	30: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {}),
-	31: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {}),
+	27: clusterGate(kmsg.ACLOperationClusterAction),
+	29: clusterGate(kmsg.ACLOperationDescribe),
+	30: clusterGate(kmsg.ACLOperationAlter),
+	31: clusterGate(kmsg.ACLOperationAlter),
 	32: gateDescribeConfigs,
 	33: gateAlterConfigs,
-	35: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeLogDirsResponse).ErrorCode = c }),
+	35: clusterGate(kmsg.ACLOperationDescribe),
 	37: gateCreatePartitions,
 	42: gateDeleteGroups,
-	43: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) { resp.(*kmsg.ElectLeadersResponse).ErrorCode = c }),
+	43: clusterGate(kmsg.ACLOperationAlter),
 	44: gateIncrementalAlterConfigs,
-	45: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {
-		resp.(*kmsg.AlterPartitionAssignmentsResponse).ErrorCode = c
-	}),
-	46: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) {
-		resp.(*kmsg.ListPartitionReassignmentsResponse).ErrorCode = c
-	}),
+	45: clusterGate(kmsg.ACLOperationAlter),
+	46: clusterGate(kmsg.ACLOperationDescribe),
 	47: gateOffsetDelete,
-	50: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) {
-		resp.(*kmsg.DescribeUserSCRAMCredentialsResponse).ErrorCode = c
-	}),
-	51: clusterGate(kmsg.ACLOperationAlter, func(resp kmsg.Response, c int16) {}),
-	55: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeQuorumResponse).ErrorCode = c }),
-	60: clusterGate(kmsg.ACLOperationDescribe, func(resp kmsg.Response, c int16) { resp.(*kmsg.DescribeClusterResponse).ErrorCode = c }),
+	50: clusterGate(kmsg.ACLOperationDescribe),
+	51: clusterGate(kmsg.ACLOperationAlter),
+	55: clusterGate(kmsg.ACLOperationDescribe),
+	60: clusterGate(kmsg.ACLOperationDescribe),
 	61: gateDescribeProducers,
 	75: gateDescribeTopicPartitions,
 }
@@ -114,89 +107,21 @@ var (
 	clusterDenied = kerr.ClusterAuthorizationFailed.Code
 )
 
-// denyAll answers req with code set by set everywhere it has a code; a
-// response with per-item results gets one per item of the request.
-func denyAll(req *wire.Request, code int16, set func(kmsg.Response, int16)) kmsg.Response {
-	resp := req.Body.ResponseKind()
-	set(resp, code)
-	msg := "not authorized: " + kerr.ErrorForCode(code).Error()
-	switch r := req.Body.(type) {
-	case *kmsg.CreateACLsRequest:
-		out := resp.(*kmsg.CreateACLsResponse)
-		for range r.Creations {
-			res := kmsg.NewCreateACLsResponseResult()
-			res.ErrorCode, res.ErrorMessage = code, &msg
-			out.Results = append(out.Results, res)
-		}
-	case *kmsg.DeleteACLsRequest:
-		out := resp.(*kmsg.DeleteACLsResponse)
-		for range r.Filters {
-			res := kmsg.NewDeleteACLsResponseResult()
-			res.ErrorCode, res.ErrorMessage = code, &msg
-			out.Results = append(out.Results, res)
-		}
-	case *kmsg.AlterUserSCRAMCredentialsRequest:
-		out := resp.(*kmsg.AlterUserSCRAMCredentialsResponse)
-		users := map[string]bool{}
-		for _, d := range r.Deletions {
-			users[d.Name] = true
-		}
-		for _, u := range r.Upsertions {
-			users[u.Name] = true
-		}
-		for _, u := range slices.Sorted(maps.Keys(users)) {
-			res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
-			res.User, res.ErrorCode, res.ErrorMessage = u, code, &msg
-			out.Results = append(out.Results, res)
-		}
-	case *kmsg.WriteTxnMarkersRequest:
-		out := resp.(*kmsg.WriteTxnMarkersResponse)
-		for _, m := range r.Markers {
-			om := kmsg.NewWriteTxnMarkersResponseMarker()
-			om.ProducerID = m.ProducerID
-			for _, t := range m.Topics {
-				ot := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
-				ot.Topic = t.Topic
-				for _, p := range t.Partitions {
-					op := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
-					op.Partition, op.ErrorCode = p, code
-					ot.Partitions = append(ot.Partitions, op)
-				}
-				om.Topics = append(om.Topics, ot)
-			}
-			out.Markers = append(out.Markers, om)
-		}
-	case *kmsg.ElectLeadersRequest:
-		out := resp.(*kmsg.ElectLeadersResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewElectLeadersResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewElectLeadersResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out.Topics = append(out.Topics, rt)
-		}
-	}
-	return resp
-}
-
 // clusterGate needs op on the cluster for the whole request.
-func clusterGate(op kmsg.ACLOperation, set func(kmsg.Response, int16)) gate {
+func clusterGate(op kmsg.ACLOperation) gate {
 	return func(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
 		if !h.clusterAllowed(req, op) {
-			return denyAll(req, clusterDenied, set), nil
+			return authz.DenyResponse(req.Body, clusterDenied), nil
 		}
 		return next(ctx, req)
 	}
 }
 
 // groupGate needs READ on the request's group.
-func groupGate(group func(kmsg.Request) string, set func(kmsg.Response, int16)) gate {
+func groupGate(group func(kmsg.Request) string) gate {
 	return func(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
 		if !h.allowed(req, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, group(req.Body)) {
-			return denyAll(req, groupDenied, set), nil
+			return authz.DenyResponse(req.Body, groupDenied), nil
 		}
 		return next(ctx, req)
 	}

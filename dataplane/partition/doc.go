@@ -30,7 +30,9 @@
 //     is smaller than min.insync.replicas (KIP-966); hw.go states the rule.
 //   - * An applied image has the leader in the ISR and the ISR within the
 //     replicas, and never moves the leader or partition epoch back.
-//   - Consumers never read at or above the high watermark.
+//   - Consumers never read at or above the high watermark; read_committed
+//     ones never at or above the last stable offset (txn.go: the HW held
+//     back by any transaction open or not yet committed in the log).
 //   - Waiters (acks=all produces, long-poll fetches) are woken by the
 //     partition's state changes (append, HW advance, role change), never by
 //     polling. A follower's long-poll fetch is also answered when an image

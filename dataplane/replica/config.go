@@ -1,9 +1,11 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,7 +40,11 @@ type Config struct {
 	// Throttle is the follower side of the replication quotas (KIP-73);
 	// nil throttles nothing.
 	Throttle *throttle.Side
-	Logger   hclog.Logger
+	// Dial, when set, connects to leaders instead of plain TCP: over TLS
+	// when the inter-broker listener's protocol is SSL
+	// (security.TLS.Dial). Its context bounds the dial.
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	Logger hclog.Logger
 }
 
 // DefaultConfig returns Kafka's replica fetcher defaults for a broker id.

@@ -30,7 +30,7 @@ const (
 	keepBufferBytes = 16 << 20
 )
 
-// conn is a plain TCP Kafka connection to one leader, used by one goroutine
+// conn is a TCP (or TLS) Kafka connection to one leader, used by one goroutine
 // (the fetcher's). Requests and responses are encoded and decoded with
 // kmsg; only the frame (size, header) is written here. Unlike a kgo client,
 // it reads every response into one reused buffer, so a fetch response costs
@@ -60,11 +60,17 @@ type conn struct {
 // are read past it, straight into their own buffer.
 const readBufferBytes = 16 << 10
 
-// dial connects to addr and asks the leader which versions it serves. The
-// connection closes itself when ctx ends, unblocking any request.
-func dial(ctx context.Context, addr, clientID string) (*conn, error) {
-	d := net.Dialer{Timeout: dialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+// dial connects to addr (with dialFn when set, else plain TCP) and asks
+// the leader which versions it serves. The connection closes itself when
+// ctx ends, unblocking any request.
+func dial(ctx context.Context, addr, clientID string, dialFn func(context.Context, string, string) (net.Conn, error)) (*conn, error) {
+	if dialFn == nil {
+		d := net.Dialer{Timeout: dialTimeout}
+		dialFn = d.DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	nc, err := dialFn(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
 		return nil, err
 	}

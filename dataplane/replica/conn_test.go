@@ -70,7 +70,7 @@ func TestConnRoundTripsReuseTheReadBuffer(t *testing.T) {
 		}
 		return fetchAnswer(req, small)
 	})
-	c, err := dial(context.Background(), addr, "test")
+	c, err := dial(context.Background(), addr, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestConnRequestTimesOutAndContextEndUnblocks(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) }) // before the server's Close (cleanups run last first)
 
-	c, err := dial(context.Background(), addr, "test")
+	c, err := dial(context.Background(), addr, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestConnRequestTimesOutAndContextEndUnblocks(t *testing.T) {
 	c.close()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err = dial(ctx, addr, "test")
+	c, err = dial(ctx, addr, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestConnSafeRequestKeepsUnsafeResponse(t *testing.T) {
 		}
 		return fetchAnswer(req, second)
 	})
-	c, err := dial(context.Background(), addr, "test")
+	c, err := dial(context.Background(), addr, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

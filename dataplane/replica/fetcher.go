@@ -150,7 +150,7 @@ func (f *fetcher) stop() {
 // response aliases the connection's read buffer until the next round trip.
 func (f *fetcher) roundTrip(req kmsg.Request, resp kmsg.Response, unsafe bool, timeout time.Duration) error {
 	if f.cn == nil {
-		cn, err := dial(f.ctx, f.addr, f.clientID)
+		cn, err := dial(f.ctx, f.addr, f.clientID, f.cfg.Dial)
 		if err != nil {
 			return err
 		}

@@ -77,7 +77,12 @@ type Config struct {
 	// MarkerRetryBackoff is the pause before sending markers again to
 	// partitions whose leader refused them or could not be reached.
 	MarkerRetryBackoff time.Duration
-	Logger             hclog.Logger
+	// PartitionVerification is transaction.partition.verification.enable
+	// (true, KIP-890): partition leaders ask the coordinator before a
+	// producer's first transactional batch lands on them. The broker reads
+	// it; the coordinator answers verifications either way.
+	PartitionVerification bool
+	Logger                hclog.Logger
 	// Clock is the coordinator's time (nil: the real clock).
 	Clock clockwork.Clock
 }
@@ -94,6 +99,7 @@ func DefaultConfig(nodeID int32) Config {
 		AbortTimedOutInterval:     10 * time.Second,
 		WriteTimeout:              5 * time.Second,
 		MarkerRetryBackoff:        100 * time.Millisecond,
+		PartitionVerification:     true,
 		Logger:                    hclog.NewNullLogger(),
 	}
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -120,18 +122,27 @@ func writeFileResponse(c net.Conn, frame []byte, f *FileResponse, flexible bool)
 	for _, r := range f.ranges {
 		fileBytes += r.Size
 	}
-	tc, isTCP := c.(*net.TCPConn)
-	if !isTCP || fileBytes <= copyResponseBytes {
+	if fileBytes <= copyResponseBytes {
+		responsesCopied.Add(1)
 		return f.writeCopied(c, frame, flexible)
 	}
 	pieces, err := f.layout(frame, flexible)
 	if err != nil {
 		return err
 	}
+	// sendfile needs the socket itself; a TLS connection must encrypt
+	// what it sends, so its file data goes through user space, streamed.
+	tc, isTCP := c.(*net.TCPConn)
+	if !isTCP {
+		responsesStreamed.Add(1)
+		return writeStreamed(c, pieces)
+	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return f.writeCopied(c, frame, flexible)
+		responsesStreamed.Add(1)
+		return writeStreamed(c, pieces)
 	}
+	responsesSendfile.Add(1)
 	// Cork so the small heads and the file data leave in full segments.
 	_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_CORK, 1) })
 	defer rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_CORK, 0) })
@@ -148,6 +159,43 @@ func writeFileResponse(c net.Conn, frame []byte, f *FileResponse, flexible bool)
 		}
 	}
 	return nil
+}
+
+// Counts of file responses by how they were sent, for tests: the
+// sendfile path must stay the one plaintext connections take.
+var responsesSendfile, responsesStreamed, responsesCopied atomic.Uint64
+
+// streamBufferBytes is the buffer a streamed response goes out through:
+// several TLS records (16 KiB each) per write.
+const streamBufferBytes = 64 << 10
+
+var streamPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, streamBufferBytes) }}
+
+// writeStreamed sends a large file response over a connection without
+// sendfile (TLS): the heads and the file ranges are read in and written
+// through a buffer, so the response is never held whole in memory.
+func writeStreamed(c net.Conn, pieces []piece) error {
+	bw := streamPool.Get().(*bufio.Writer)
+	bw.Reset(c)
+	defer func() {
+		bw.Reset(nil)
+		streamPool.Put(bw)
+	}()
+	for _, p := range pieces {
+		if _, err := bw.Write(p.head); err != nil {
+			return err
+		}
+		if p.file.Size > 0 {
+			n, err := bw.ReadFrom(io.NewSectionReader(p.file.File, p.file.Pos, p.file.Size))
+			if err != nil {
+				return err
+			}
+			if n != p.file.Size {
+				return io.ErrUnexpectedEOF // the file is shorter than the range
+			}
+		}
+	}
+	return bw.Flush()
 }
 
 // sendfile copies a file range to the socket in the kernel.

@@ -3,15 +3,21 @@ package wire
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/internal/security"
 )
 
 // TestFileResponseOverTCP serves a Fetch whose record data comes from a file
@@ -31,16 +37,59 @@ func TestFileResponseOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	// Large ranges go out with sendfile, small ones copied in one write.
-	t.Run("sendfile", func(t *testing.T) {
-		testFileResponseOverTCP(t, data, []FileRange{{f, 0, 100}, {f, 1000, 200_000}, {f, 250_000, 50_000}})
-	})
-	t.Run("copied", func(t *testing.T) {
-		testFileResponseOverTCP(t, data, []FileRange{{f, 0, 100}, {f, 1000, 2_000}, {f, 250_000, 5_000}})
-	})
+	large := []FileRange{{f, 0, 100}, {f, 1000, 200_000}, {f, 250_000, 50_000}}
+	small := []FileRange{{f, 0, 100}, {f, 1000, 2_000}, {f, 250_000, 5_000}}
+	// Large ranges go out with sendfile on a plain connection, streamed
+	// through user space on a TLS one; small ones copied in one write.
+	for _, c := range []struct {
+		name   string
+		tls    bool
+		ranges []FileRange
+		path   *atomic.Uint64
+	}{
+		{"sendfile", false, large, &responsesSendfile},
+		{"copied", false, small, &responsesCopied},
+		{"tls-streamed", true, large, &responsesStreamed},
+		{"tls-copied", true, small, &responsesCopied},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := c.path.Load()
+			var serverTLS, clientTLS *tls.Config
+			if c.tls {
+				serverTLS, clientTLS = testTLS(t)
+			}
+			testFileResponseOverTCP(t, data, c.ranges, serverTLS, clientTLS)
+			// Four responses (one per version) took the expected path.
+			if got := c.path.Load() - before; got < 4 {
+				t.Fatalf("%d responses took the %s path, want 4", got, c.name)
+			}
+		})
+	}
 }
 
-func testFileResponseOverTCP(t *testing.T, data []byte, ranges []FileRange) {
+// testTLS is a server configuration with a certificate for 127.0.0.1 and
+// a client configuration trusting its CA.
+func testTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	ca, err := security.NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := ca.Issue(security.CertRequest{Subject: pkix.Name{CommonName: "broker"}, Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(issued.CertPEM, issued.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+}
+
+func testFileResponseOverTCP(t *testing.T, data []byte, ranges []FileRange, serverTLS, clientTLS *tls.Config) {
 	r := NewRegistry()
 	r.Register(1, 4, 16, func(_ context.Context, req *Request) (kmsg.Response, error) {
 		resp := req.Body.ResponseKind().(*kmsg.FetchResponse)
@@ -61,6 +110,9 @@ func testFileResponseOverTCP(t *testing.T, data []byte, ranges []FileRange) {
 		return fr, nil
 	})
 	cfg := DefaultConfig()
+	if serverTLS != nil {
+		cfg.Protocol, cfg.TLS = security.SSL, serverTLS
+	}
 	s, err := NewServer(cfg, r)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +123,12 @@ func testFileResponseOverTCP(t *testing.T, data []byte, ranges []FileRange) {
 	}
 	s.Serve(ln)
 	defer s.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	var conn net.Conn
+	if clientTLS != nil {
+		conn, err = tls.Dial("tcp", ln.Addr().String(), clientTLS)
+	} else {
+		conn, err = net.Dial("tcp", ln.Addr().String())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

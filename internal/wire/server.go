@@ -23,6 +23,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ type Request struct {
 
 // AnonymousPrincipal is the principal of a connection that has not
 // authenticated (a PLAINTEXT or SSL listener without client certificates).
-const AnonymousPrincipal = "User:ANONYMOUS"
+const AnonymousPrincipal = security.AnonymousPrincipal
 
 // Host is the client's IP address as ACLs name hosts ("" when unknown).
 func (r *Request) Host() string {
@@ -161,6 +162,11 @@ type Config struct {
 	// Protocol is the listener's security protocol (PLAINTEXT when
 	// empty).
 	Protocol security.Protocol
+	// TLS serves the listener over TLS (required when Protocol is SSL or
+	// SASL_SSL, refused otherwise): each connection's handshake completes
+	// before its first request is read, within HandshakeTimeout.
+	TLS              *tls.Config
+	HandshakeTimeout time.Duration
 	// MaxRequestBytes bounds one request frame (socket.request.max.bytes).
 	MaxRequestBytes int32
 	// IdleTimeout closes connections idle that long (connections.max.idle.ms).
@@ -182,7 +188,8 @@ type Observer interface {
 
 // DefaultConfig returns working values.
 func DefaultConfig() Config {
-	return Config{Name: "kafka", MaxRequestBytes: DefaultMaxRequestBytes, IdleTimeout: 10 * time.Minute, Logger: hclog.NewNullLogger()}
+	return Config{Name: "kafka", MaxRequestBytes: DefaultMaxRequestBytes, IdleTimeout: 10 * time.Minute,
+		HandshakeTimeout: 10 * time.Second, Logger: hclog.NewNullLogger()}
 }
 
 // Validate checks the config.
@@ -192,6 +199,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		return errors.New("wire: Logger is nil")
+	}
+	if c.Protocol.TLS() != (c.TLS != nil) {
+		return fmt.Errorf("wire: listener %s: protocol %s with TLS configured = %v", c.Listener, c.Protocol, c.TLS != nil)
 	}
 	return nil
 }
@@ -214,6 +224,8 @@ type Server struct {
 
 // Conn is one client connection.
 type Conn struct {
+	// Conn is the connection requests are read from and answers written
+	// to: a *tls.Conn on a TLS listener.
 	net.Conn
 	server *Server
 	// principal is who the connection authenticated as ("": anonymous).
@@ -304,6 +316,9 @@ func (s *Server) acceptLoop() {
 			_ = tc.SetNoDelay(true)
 		}
 		c := &Conn{Conn: nc, server: s}
+		if s.cfg.TLS != nil {
+			c.Conn = tls.Server(nc, s.cfg.TLS)
+		}
 		s.mu.Lock()
 		if s.mu.closed {
 			s.mu.Unlock()
@@ -349,6 +364,9 @@ func (s *Server) serveConn(c *Conn) {
 	}()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	if tc, ok := c.Conn.(*tls.Conn); ok && !s.handshake(ctx, c, tc) {
+		return
+	}
 	var sizeBuf [4]byte
 	var keyBuf [2]byte
 	var body []byte
@@ -410,6 +428,27 @@ func (s *Server) serveConn(c *Conn) {
 			requestPool.Put(pooled)
 		}
 	}
+}
+
+// handshake completes a TLS connection's handshake and takes its
+// principal from the client's certificate. A client that does not speak
+// TLS (a plaintext Kafka client), or whose certificate is refused, is
+// closed before anything it sent is read as a request.
+func (s *Server) handshake(ctx context.Context, c *Conn, tc *tls.Conn) bool {
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		s.cfg.Logger.Info("tls handshake failed; closing connection", "listener", s.cfg.Name, "listener_name", s.cfg.Listener,
+			"remote", c.RemoteAddr().String(), "error", err)
+		return false
+	}
+	cs := tc.ConnectionState()
+	if len(cs.VerifiedChains) > 0 {
+		c.SetPrincipal(security.PeerPrincipal(cs))
+		s.cfg.Logger.Debug("tls client authenticated", "listener", s.cfg.Name, "listener_name", s.cfg.Listener,
+			"remote", c.RemoteAddr().String(), "principal", c.Principal())
+	}
+	return true
 }
 
 // ParseHeader decodes a request header from the start of a frame and returns

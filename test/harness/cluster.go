@@ -65,6 +65,10 @@ type Options struct {
 	// has no such flag.
 	RaftHeartbeatTimeout time.Duration
 
+	// TLS puts the cluster on TLS (see TLSOptions); Cluster.TLS then has
+	// the material, and the harness's clients use it.
+	TLS *TLSOptions
+
 	// StartTimeout bounds each node's readiness wait (default 60s).
 	StartTimeout time.Duration
 	// LogTailLines is how many lines of each node's log a failed test
@@ -110,6 +114,8 @@ const (
 type Cluster struct {
 	Controllers []*Node
 	Brokers     []*Node
+	// TLS is the cluster's TLS material (Options.TLS; nil otherwise).
+	TLS *ClusterTLS
 
 	t    testing.TB
 	opts Options
@@ -133,6 +139,9 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	t.Cleanup(c.closeProxies)
 	t.Cleanup(c.stopAll)
 
+	if opts.TLS != nil {
+		c.TLS = newClusterTLS(t, c.dir, *opts.TLS)
+	}
 	var voters []string
 	for i := range opts.Controllers {
 		id := FirstControllerID + int32(i)
@@ -156,6 +165,9 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		}
 		args = append(args, raftArgs...)
 		args = append(args, c.httpArgs(n)...)
+		if c.TLS != nil {
+			args = append(args, c.TLS.nodeArgs(t, n)...)
+		}
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.ControllerArgs...))
 	}
 	for i := range opts.Brokers {
@@ -190,6 +202,9 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		)
 		args = append(args, extra...)
 		args = append(args, c.httpArgs(n)...)
+		if c.TLS != nil {
+			args = append(args, c.TLS.nodeArgs(t, n)...)
+		}
 		n.Process = newProcess(n.name(), filepath.Join(c.dir, n.name()+".log"), c.bin, append(args, opts.BrokerArgs...))
 		if opts.FsyncJournal {
 			n.JournalPath = filepath.Join(c.dir, n.name()+".fsync-journal")
@@ -250,7 +265,7 @@ func (c *Cluster) waitReady(n *Node) {
 			return false, fmt.Sprintf("%s: dial %s: %s", n.Name, n.Addr, why)
 		}
 		if n.Role == RoleBroker {
-			return brokerListed(n.Addr, n.ID)
+			return brokerListed(n.Addr, c.TLS.kgoOpts(), n.ID)
 		}
 		return true, ""
 	})
@@ -271,7 +286,7 @@ func (c *Cluster) WaitForBrokers(timeout time.Duration) {
 			if !b.Running() {
 				continue
 			}
-			if ok, why := brokerListed(b.Addr, ids...); !ok {
+			if ok, why := brokerListed(b.Addr, c.TLS.kgoOpts(), ids...); !ok {
 				return false, why
 			}
 		}
@@ -336,7 +351,7 @@ const (
 // it is closed at cleanup.
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	return newClient(t, c.Bootstrap(), opts...)
+	return newClient(t, c.Bootstrap(), append(c.TLS.kgoOpts(), opts...)...)
 }
 
 // newClient is a client of Cluster.Client (or Compose.Client) seeded with
@@ -370,10 +385,16 @@ type CLIResult struct {
 }
 
 // RunCLI runs `skein args...` with stdin (may be nil) and the
-// --bootstrap-server of this cluster appended, bounded by timeout.
+// --bootstrap-server of this cluster appended (and, with Options.TLS,
+// --command-config naming the harness's client properties), bounded by
+// timeout.
 func (c *Cluster) RunCLI(t testing.TB, timeout time.Duration, stdin io.Reader, args ...string) CLIResult {
 	t.Helper()
-	return RunCommand(t, timeout, stdin, c.bin, append(args, "--bootstrap-server", c.Bootstrap())...)
+	args = append(args, "--bootstrap-server", c.Bootstrap())
+	if c.TLS != nil {
+		args = append(args, "--command-config", c.TLS.ClientProperties)
+	}
+	return RunCommand(t, timeout, stdin, c.bin, args...)
 }
 
 // RunCommand runs any command with stdin (may be nil), bounded by timeout,

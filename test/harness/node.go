@@ -38,6 +38,9 @@ type Node struct {
 	// JournalPath is the broker's fsync journal (Options.FsyncJournal;
 	// empty otherwise). The file exists only if the binary writes it.
 	JournalPath string
+	// TLSCert and TLSKey are the node's certificate and key files
+	// (Options.TLS; empty otherwise): replace them to test a reload.
+	TLSCert, TLSKey string
 
 	// With Options.Proxies (brokers only): the proxy in front of Addr that
 	// the broker advertises, and the proxies through which it reaches the
@@ -90,8 +93,8 @@ func dialable(addr string) (bool, string) {
 
 // brokerListed reports whether the broker at seed lists every id of want
 // in its Metadata response.
-func brokerListed(seed string, want ...int32) (bool, string) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seed), kgo.RequestRetries(0), kgo.RetryTimeout(2*time.Second), kgo.DialTimeout(time.Second))
+func brokerListed(seed string, tlsOpts []kgo.Opt, want ...int32) (bool, string) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seed), kgo.RequestRetries(0), kgo.RetryTimeout(2 * time.Second), kgo.DialTimeout(time.Second)}, tlsOpts...)...)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -111,12 +114,20 @@ func brokerListed(seed string, want ...int32) (bool, string) {
 	return true, ""
 }
 
+// tlsOpts are what a client of n's listener needs (Options.TLS).
+func (n *Node) tlsOpts() []kgo.Opt {
+	if n.cluster == nil {
+		return nil
+	}
+	return n.cluster.TLS.kgoOpts()
+}
+
 // Request sends req to this node itself (its real listener, not a proxy,
 // and not forwarded through metadata to another broker) once, with no
 // retries, and returns the answer; the whole exchange is bounded by
 // timeout.
 func (n *Node) Request(req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr), kgo.RequestRetries(0))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.Addr), kgo.RequestRetries(0)}, n.tlsOpts()...)...)
 	if err != nil {
 		return nil, err
 	}

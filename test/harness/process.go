@@ -174,6 +174,12 @@ func (p *Process) signal(sig syscall.Signal, expectExit bool) (chan struct{}, er
 	return p.mu.done, nil
 }
 
+// Hangup sends SIGHUP (a node reloads its TLS material).
+func (p *Process) Hangup() error {
+	_, err := p.signal(syscall.SIGHUP, false)
+	return err
+}
+
 // Kill sends SIGKILL (a crash: no shutdown code runs) and waits until the
 // process is reaped. Killing a process that is not running does nothing.
 func (p *Process) Kill() error {
