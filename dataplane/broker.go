@@ -576,7 +576,8 @@ func (b *Broker) start() error {
 		return fmt.Errorf("group coordinator: %w", err)
 	}
 	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
-	b.peers = &interBrokerClients{listener: pcfg.InterBrokerListener, image: b.partitions.Image}
+	b.peers = &interBrokerClients{listener: pcfg.InterBrokerListener, image: b.partitions.Image,
+		dial: cfg.dialer(cfg.listenerProtocol(cfg.interBrokerListener()))}
 	b.markers = txn.NewSender(txn.SenderConfig{
 		Leader:  markerLeader(b.partitions.Image),
 		Send:    b.peers.sendMarkers,

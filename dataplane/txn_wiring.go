@@ -20,6 +20,7 @@ import (
 	"github.com/skein-io/skein/controller/image"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/txn"
+	"github.com/skein-io/skein/internal/security"
 	"github.com/skein-io/skein/storage"
 )
 
@@ -29,6 +30,9 @@ import (
 type interBrokerClients struct {
 	listener string
 	image    func() *image.Image
+	// dial connects over TLS when the inter-broker listener speaks it
+	// (nil: plain TCP), as the replica fetchers do.
+	dial security.Dialer
 
 	mu      sync.Mutex
 	clients map[int32]*brokerClient
@@ -80,7 +84,11 @@ func (c *interBrokerClients) client(id int32) (*kgo.Client, error) {
 		bc.cl.Close()
 		delete(c.clients, id)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID(fmt.Sprintf("skein-broker-%d-txn", id)))
+	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID(fmt.Sprintf("skein-broker-%d-txn", id))}
+	if c.dial != nil {
+		opts = append(opts, kgo.Dialer(c.dial))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -263,3 +263,31 @@ func TestTransactionTimeout(t *testing.T) {
 		t.Fatalf("metrics: %v transactions timed out, %v markers written; want 1 and at least 1", timedOut, markers)
 	}
 }
+
+// TestTransactionsTLS: with TLS everywhere (mutual), the coordinator's
+// markers and the partitions' KIP-890 verifications reach the other
+// brokers over the TLS inter-broker listener.
+func TestTransactionsTLS(t *testing.T) {
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, TLS: &harness.TLSOptions{Mutual: true},
+		BrokerArgs: txnBrokerArgs, ControllerArgs: fastFenceControllerArgs})
+	const topic = "txn-tls"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Admin(t).CreateTopic(ctx, 3, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	p := newTxnClient(t, c, "tx-tls", kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	vals := []string{"c0", "c1", "c2", "c3", "c4", "c5"}
+	if err := produceTxn(ctx, p, topic, true, vals...); err != nil {
+		t.Fatalf("committed transaction: %v", err)
+	}
+	if err := produceTxn(ctx, p, topic, false, "a0", "a1", "a2"); err != nil {
+		t.Fatalf("aborted transaction: %v", err)
+	}
+	if got := readAll(t, c, topic, kgo.ReadCommitted(), len(vals), 10*time.Second); len(got) != len(vals) {
+		t.Fatalf("read_committed read %v, want %v", got, vals)
+	}
+	if got := readAll(t, c, topic, kgo.ReadUncommitted(), 9, 10*time.Second); len(got) != 9 {
+		t.Fatalf("read_uncommitted read %v, want 9 records", got)
+	}
+}
