@@ -43,6 +43,7 @@ func App() *cli.App {
 			produceCommand(),
 			consumeCommand(),
 			groupCommand(),
+			transactionsCommand(),
 			aclCommand(),
 			benchCommand(),
 			verifyCommand(),

@@ -58,6 +58,8 @@ func benchProduceCommand() *cli.Command {
 			boolFlag("idempotent", "idempotent producer (needs --acks all)", true),
 			stringFlag("compression", "batch compression: none, gzip, snappy, lz4, zstd", "none"),
 			durationFlag("delivery-timeout", "fail a record not acknowledged after this long", 2*time.Minute),
+			stringFlag("transactional-id", "transactional producer: client k uses transactional id ID-k and commits a transaction every --txn-records records (needs --acks all)", ""),
+			intFlag("txn-records", "with --transactional-id: records per transaction", 1000),
 		}, benchOutputFlags()...)...),
 		Action: runBenchProduce,
 	}
@@ -84,6 +86,9 @@ type produceResult struct {
 	Over50Ms      int64   `json:"over_50ms"`
 	WarmupSeconds float64 `json:"warmup_seconds"`
 	Clients       int     `json:"clients"`
+	// Transactions is how many transactions were committed
+	// (--transactional-id), the warm-up's included.
+	Transactions int64 `json:"transactions,omitempty"`
 	// BehindMsMax is how far the paced generator fell behind its schedule
 	// at worst (0 without --throughput): a saturated client shows here.
 	BehindMsMax      float64 `json:"behind_ms_max"`
@@ -241,6 +246,14 @@ func benchProducerOpts(c *cli.Context, topic string) ([]kgo.Opt, error) {
 	if n := c.Int("max-buffered-records"); n > 0 {
 		opts = append(opts, kgo.MaxBufferedRecords(n))
 	}
+	if id := c.String("transactional-id"); id != "" {
+		if !isAllAcks(c.String("acks")) || !c.Bool("idempotent") {
+			return nil, errors.New("--transactional-id needs --acks all and an idempotent producer")
+		}
+		if c.Int("txn-records") < 1 {
+			return nil, fmt.Errorf("--txn-records %d: want at least 1", c.Int("txn-records"))
+		}
+	}
 	return opts, nil
 }
 
@@ -273,10 +286,12 @@ type producerBench struct {
 	// are not measured. Set before the first record.
 	measureStart time.Time
 
-	acked       atomic.Int64 // every record, the warm-up's included
-	failed      atomic.Int64
-	behindNanos atomic.Int64 // max over the clients
-	mu          struct {
+	acked atomic.Int64 // every record, the warm-up's included
+	// transactions counts the committed transactions (txnProduceLoop).
+	transactions atomic.Int64
+	failed       atomic.Int64
+	behindNanos  atomic.Int64 // max over the clients
+	mu           struct {
 		sync.Mutex
 		total       *hdrhistogram.Histogram // every measured record's latency, µs
 		over        int64                   // measured records slower than slowRecord
@@ -471,8 +486,12 @@ func runBenchProduce(c *cli.Context) error {
 			cl.Close()
 		}
 	}()
-	for range plan.clients {
-		cl, err := newClient(c, log, opts...)
+	for k := range plan.clients {
+		copts := opts
+		if id := c.String("transactional-id"); id != "" {
+			copts = append(copts[:len(copts):len(copts)], kgo.TransactionalID(fmt.Sprintf("%s-%d", id, k)))
+		}
+		cl, err := newClient(c, log, copts...)
 		if err != nil {
 			return err
 		}
@@ -495,7 +514,13 @@ func runBenchProduce(c *cli.Context) error {
 	cpu := startCPUWindow(pids, b.measureStart)
 	var sent atomic.Int64
 	var producers sync.WaitGroup
+	txnRecords := int64(c.Int("txn-records"))
+	transactional := c.String("transactional-id") != ""
 	for k, cl := range clients {
+		if transactional {
+			producers.Go(func() { sent.Add(b.txnProduceLoop(ctx, cl, payload, plan.schedule(start, k), txnRecords)) })
+			continue
+		}
 		producers.Go(func() { sent.Add(b.produceLoop(ctx, cl, payload, plan.schedule(start, k))) })
 	}
 	producers.Wait()
@@ -507,6 +532,7 @@ func runBenchProduce(c *cli.Context) error {
 
 	res := b.result(size, end.Sub(b.measureStart))
 	res.Clients, res.WarmupSeconds = plan.clients, plan.warmup.Seconds()
+	res.Transactions = b.transactions.Load()
 	res.withCPU(used, len(pids) > 0)
 	if cpuErr == nil {
 		if c.Bool("json") {
@@ -599,4 +625,47 @@ func allLed(resp *kmsg.MetadataResponse, topic string) bool {
 		return true
 	}
 	return false
+}
+
+// txnProduceLoop is produceLoop for a transactional producer: the records
+// go in transactions of txnRecords, each flushed and committed before the
+// next begins. A failed transaction counts as a failure and ends the loop.
+func (b *producerBench) txnProduceLoop(ctx context.Context, cl *kgo.Client, payload []byte, s schedule, txnRecords int64) int64 {
+	promise := b.done
+	var i int64
+	fail := func(err error) int64 {
+		b.observe(time.Now(), time.Now(), err)
+		return i
+	}
+	for i < s.num {
+		if ctx.Err() != nil || b.failed.Load() > 0 {
+			return i
+		}
+		if err := cl.BeginTransaction(); err != nil {
+			return fail(fmt.Errorf("begin transaction: %w", err))
+		}
+		end := min(s.num, i+txnRecords)
+		for ; i < end; i++ {
+			if s.perSecond > 0 {
+				if wait := time.Until(s.due(i)); wait > 0 {
+					time.Sleep(wait) // pacing to --throughput, not waiting for a condition
+				}
+			}
+			br := b.records.Get().(*benchRecord)
+			now := time.Now()
+			br.rec = kgo.Record{Value: payload, Timestamp: now, Context: br}
+			br.sent = now
+			cl.Produce(context.Background(), &br.rec, promise)
+		}
+		// EndTransaction does not flush: the records must be acknowledged
+		// first, or they would fall outside the transaction.
+		if err := cl.Flush(context.Background()); err != nil {
+			return fail(fmt.Errorf("flush transaction: %w", err))
+		}
+		if err := cl.EndTransaction(context.Background(), kgo.TryCommit); err != nil {
+			return fail(fmt.Errorf("commit transaction: %w", err))
+		}
+		b.transactions.Add(1)
+	}
+	return i
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/skein-io/skein/dataplane"
 	"github.com/skein-io/skein/dataplane/group"
+	"github.com/skein-io/skein/dataplane/txn"
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
@@ -217,6 +218,11 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 		return cfg, err
 	}
 	cfg.Groups = gc
+	tc, err := txnConfig(c, cfg.Txns)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Txns = tc
 	return cfg, nil
 }
 
@@ -339,7 +345,45 @@ func groupFlags() []cli.Flag {
 		fromComponent("broker", durationFlag("offsets-retention", "offsets.retention.minutes (168h): committed offsets of an empty group are deleted this long after it became empty", 0)),
 		fromComponent("broker", durationFlag("offsets-retention-check-interval", "offsets.retention.check.interval.ms (10m): how often offsets are checked for expiry", 0)),
 		fromComponent("broker", durationFlag("offsets-commit-timeout", "offsets.commit.timeout.ms (5s): how long a commit waits for the ISR", 0)),
+		fromComponent("broker", intFlag("transaction-state-log-num-partitions", "transaction.state.log.num.partitions (50): partitions of __transaction_state when it is created", 0)),
+		fromComponent("broker", intFlag("transaction-state-log-replication-factor", "transaction.state.log.replication.factor (3): replicas of __transaction_state, capped at the live brokers", 0)),
+		fromComponent("broker", intFlag("transaction-state-log-min-isr", "transaction.state.log.min.isr (2): min.insync.replicas of __transaction_state, capped at its replicas", 0)),
+		fromComponent("broker", durationFlag("transaction-max-timeout", "transaction.max.timeout.ms (15m): longest transaction.timeout.ms a producer may ask for", 0)),
+		fromComponent("broker", boolFlag("transaction-partition-verification-enable", "transaction.partition.verification.enable (true, KIP-890): a partition leader asks the transaction coordinator before a producer's first transactional batch lands on it", true)),
+		fromComponent("broker", durationFlag("transaction-abort-timed-out-interval", "transaction.abort.timed.out.transaction.cleanup.interval.ms (10s): how often transactions past their timeout are aborted", 0)),
 	}
+}
+
+// txnConfig maps the transaction coordinator flags that are set onto base.
+func txnConfig(c *cli.Context, base txn.Config) (txn.Config, error) {
+	cfg := base
+	if c.IsSet("transaction-state-log-num-partitions") {
+		n, err := int32Value(c, "transaction-state-log-num-partitions")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.StateLogNumPartitions = n
+	}
+	if c.IsSet("transaction-state-log-replication-factor") {
+		rf, err := int16Value(c, "transaction-state-log-replication-factor")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.StateLogReplicationFactor = rf
+	}
+	if c.IsSet("transaction-state-log-min-isr") {
+		cfg.StateLogMinISR = c.Int("transaction-state-log-min-isr")
+	}
+	if c.IsSet("transaction-max-timeout") {
+		cfg.MaxTimeout = c.Duration("transaction-max-timeout")
+	}
+	if c.IsSet("transaction-partition-verification-enable") {
+		cfg.PartitionVerification = c.Bool("transaction-partition-verification-enable")
+	}
+	if c.IsSet("transaction-abort-timed-out-interval") {
+		cfg.AbortTimedOutInterval = c.Duration("transaction-abort-timed-out-interval")
+	}
+	return cfg, nil
 }
 
 // groupConfig maps the group flags that are set onto base.

@@ -21,6 +21,7 @@ import (
 	"github.com/skein-io/skein/controller"
 	"github.com/skein-io/skein/dataplane"
 	"github.com/skein-io/skein/dataplane/group"
+	"github.com/skein-io/skein/dataplane/txn"
 	"github.com/skein-io/skein/internal/httpserver"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
@@ -162,8 +163,12 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	txns, err := txnConfig(c, dataplane.DefaultConfig().Txns)
+	if err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
-	cluster := &devCluster{log: log, groups: &groups, metrics: reg, perPartition: c.Bool("metrics-per-partition")}
+	cluster := &devCluster{log: log, groups: &groups, txns: &txns, metrics: reg, perPartition: c.Bool("metrics-per-partition")}
 	defer cluster.close()
 	if err := cluster.create(layout); err != nil {
 		return err
@@ -222,6 +227,8 @@ type devCluster struct {
 	closed     bool
 	// groups, when set, configures every broker's group coordinator.
 	groups *group.Config
+	// txns, when set, configures every broker's transaction coordinator.
+	txns *txn.Config
 	// metrics, when set, is where every node registers its metrics;
 	// perPartition turns on the brokers' per-partition series.
 	metrics      prometheus.Registerer
@@ -270,6 +277,9 @@ func (d *devCluster) create(l devLayout) error {
 		bcfg.Logger = d.log.Named("broker-" + strconv.Itoa(int(id)))
 		bcfg.Metrics = d.metrics
 		bcfg.MetricsPerPartition = d.perPartition
+		if d.txns != nil {
+			bcfg.Txns = *d.txns
+		}
 		if l.tls != nil {
 			bcfg.TLS, bcfg.ListenerProtocol, bcfg.ControllerProtocol = l.tls.material, security.SSL, security.SSL
 		}

@@ -48,6 +48,7 @@ import (
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/replica"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/dataplane/txn"
 	"github.com/skein-io/skein/internal/authz"
 	"github.com/skein-io/skein/internal/metrics"
 	"github.com/skein-io/skein/internal/security"
@@ -142,6 +143,10 @@ type Config struct {
 	// Groups configures the group coordinator (offsets.topic.*, group.*,
 	// offsets.retention.*); the broker sets its NodeID and Logger.
 	Groups group.Config
+	// Txns configures the transaction coordinator (transaction.state.log.*,
+	// transaction.max.timeout.ms, ...); the broker sets its NodeID and
+	// Logger.
+	Txns txn.Config
 	// Metrics is where the broker registers its Prometheus metrics, every
 	// series labelled with its node id (metrics.go, internal/metrics); the
 	// broker unregisters them when it closes. nil: it counts but registers
@@ -203,6 +208,7 @@ func DefaultConfig() Config {
 		ReplicaFetchWaitMax:      replica.DefaultConfig(0).MaxWait,
 		FetchSessionCacheSlots:   kafka.DefaultFetchSessionSlots,
 		Groups:                   group.DefaultConfig(0),
+		Txns:                     txn.DefaultConfig(0),
 		Logger:                   hclog.NewNullLogger(),
 	}
 }
@@ -341,6 +347,11 @@ func (c Config) Validate() error {
 	gc := c.Groups
 	gc.Logger = c.Logger
 	if err := gc.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	tc := c.Txns
+	tc.Logger = c.Logger
+	if err := tc.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
 	return nil
@@ -497,6 +508,9 @@ type Broker struct {
 	partitions *partition.Manager
 	replicas   *replica.Manager
 	groups     *group.Coordinator
+	txns       *txn.Coordinator
+	markers    *txn.Sender
+	peers      *interBrokerClients
 	controller *client.Client
 	servers    []*wire.Server // one per listener
 	// serving is set once the listeners serve (Start is about to return).
@@ -623,6 +637,24 @@ func (b *Broker) start() error {
 		return fmt.Errorf("group coordinator: %w", err)
 	}
 	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
+	b.peers = &interBrokerClients{listener: pcfg.InterBrokerListener, image: b.partitions.Image,
+		dial: cfg.dialer(cfg.listenerProtocol(cfg.interBrokerListener()))}
+	b.markers = txn.NewSender(txn.SenderConfig{
+		Leader:  markerLeader(b.partitions.Image),
+		Send:    b.peers.sendMarkers,
+		Backoff: cfg.Txns.MarkerRetryBackoff,
+		Logger:  b.log.Named("txn-markers"),
+	})
+	tcfg := cfg.Txns
+	tcfg.NodeID = cfg.NodeID
+	tcfg.Logger = b.log.Named("txn")
+	if b.txns, err = txn.New(tcfg, b.markers); err != nil {
+		return fmt.Errorf("transaction coordinator: %w", err)
+	}
+	b.partitions.SetOnLeaders(txn.StateTopic, b.txns.OnLeaders)
+	if cfg.Txns.PartitionVerification {
+		b.partitions.SetTxnVerifier(b.verifyTxn)
+	}
 
 	var controllerLogin ksasl.Mechanism
 	if cfg.ControllerProtocol.SASL() {
@@ -665,6 +697,7 @@ func (b *Broker) start() error {
 		Controller: ctl,
 		Logger:     b.log.Named("kafka"),
 		Groups:     b.groups,
+		Txns:       b.txns,
 		FetchSessions: kafka.NewFetchSessionCache(cfg.FetchSessionCacheSlots,
 			kafka.DefaultFetchSessionEvictAfter, nil),
 	}
@@ -732,7 +765,7 @@ func (b *Broker) start() error {
 		sasl:       b.sasl,
 	}
 	b.metrics = metrics.NewRegistrations(metrics.ForNode(cfg.Metrics, cfg.NodeID))
-	if err := b.metrics.Register(append(requests.Collectors(), collector)...); err != nil {
+	if err := b.metrics.Register(append(requests.Collectors(), collector, &txnCollector{txns: b.txns, markers: b.markers})...); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 
@@ -936,6 +969,15 @@ func (b *Broker) shutdown() {
 		}
 		if b.groups != nil {
 			b.groups.Close()
+		}
+		if b.txns != nil {
+			b.txns.Close()
+		}
+		if b.markers != nil {
+			b.markers.Close()
+		}
+		if b.peers != nil {
+			b.peers.close()
 		}
 		if b.partitions != nil {
 			errs = append(errs, b.partitions.Close())

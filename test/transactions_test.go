@@ -40,7 +40,10 @@ type txnProducer struct {
 // byte-identical (`skein replicas verify` included).
 func TestTransactionMarkers(t *testing.T) {
 	const topic = "txn"
-	c := harness.StartCluster(t, harness.Options{Brokers: 3})
+	// The test plays the coordinator: partition leaders must not ask the
+	// real one (KIP-890 verification) about its made-up producers.
+	c := harness.StartCluster(t, harness.Options{Brokers: 3,
+		BrokerArgs: []string{"--transaction-partition-verification-enable=false"}})
 	createTopic(t, c, topic, 1, 3, map[string]*string{"min.insync.replicas": strPtr("2")})
 
 	leaderID := partitionLeader(t, c, topic, 0)

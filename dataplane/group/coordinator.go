@@ -181,6 +181,14 @@ type shard struct {
 	loaded bool
 	gone   bool // unloaded: late timers and loads do nothing
 	groups map[string]*group
+	// txnGroups are the groups with offsets pending in each producer's
+	// transaction (TxnOffsetCommit), until its marker.
+	txnGroups map[int64]map[string]bool
+	// txnSeq is the next sequence of each transactional producer's
+	// offset batches here, with its epoch (txn_offsets.go).
+	txnSeq map[int64]producerSeq
+	// lateMarkers are markers written while the shard loaded.
+	lateMarkers []lateMarker
 }
 
 // New returns a coordinator; feed it leaderships with OnLeaders and Close it.
@@ -299,9 +307,54 @@ func (c *Coordinator) load(s *shard) {
 	// alias the read buffer (see recordParser): apply copies the strings
 	// it keeps, which for a partition committed again is only a changed
 	// metadata.
+	// pendingTxn are the offsets of transactions without their marker
+	// yet, by producer id, group and partition.
+	pendingTxn := map[int64]map[string]map[tp]*offset{}
+	seqs := map[int64]producerSeq{}
 	apply := func(r parsed) {
 		records++
 		switch {
+		case r.control:
+			byGroup := pendingTxn[r.txnProducer]
+			delete(pendingTxn, r.txnProducer)
+			if !r.commit {
+				return
+			}
+			for id, pm := range byGroup {
+				m := offsets[id]
+				if m == nil {
+					m = map[tp]*offset{}
+					offsets[id] = m
+				}
+				for k, o := range pm {
+					if cur := m[k]; cur == nil || cur.logOffset < o.logOffset {
+						m[k] = o
+					}
+				}
+			}
+		case r.offsetKey != nil && r.txnProducer >= 0:
+			seqs[r.txnProducer] = producerSeq{epoch: r.txnEpoch, next: r.txnNextSeq}
+			k := r.offsetKey
+			if r.offsetValue == nil {
+				return // a transaction writes no tombstones
+			}
+			v := r.offsetValue
+			le := v.LeaderEpoch
+			if v.Version < 3 {
+				le = -1
+			}
+			byGroup := pendingTxn[r.txnProducer]
+			if byGroup == nil {
+				byGroup = map[string]map[tp]*offset{}
+				pendingTxn[r.txnProducer] = byGroup
+			}
+			pm := byGroup[k.Group]
+			if pm == nil {
+				pm = map[tp]*offset{}
+				byGroup[strings.Clone(k.Group)] = pm
+			}
+			pm[tp{strings.Clone(k.Topic), k.Partition}] = &offset{offset: v.Offset, leaderEpoch: le,
+				commitMs: v.CommitTimestamp, logOffset: r.offset, metadata: strings.Clone(v.Metadata)}
 		case r.offsetKey != nil:
 			k := r.offsetKey
 			if r.offsetValue == nil {
@@ -397,6 +450,22 @@ func (c *Coordinator) load(s *shard) {
 		g.offsets = m
 		nOffsets += len(m)
 	}
+	s.txnSeq = seqs
+	for pid, byGroup := range pendingTxn {
+		for id, pm := range byGroup {
+			g := s.groups[id]
+			if g == nil {
+				g = newGroup(c, s, id)
+				s.groups[id] = g
+			}
+			g.addPendingTxn(pid, pm)
+			s.txnGroupsAdd(pid, id)
+		}
+	}
+	for _, m := range s.lateMarkers {
+		s.completeTxnLocked(m.producerID, m.commit)
+	}
+	s.lateMarkers = nil
 	s.loaded = true
 	logf := c.log.Info
 	if records == 0 {

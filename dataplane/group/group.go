@@ -125,7 +125,10 @@ type group struct {
 	static       map[string]string          // instance id -> member id
 	pending      map[string]clockwork.Timer // KIP-394 ids handed out, not yet joined
 	offsets      map[tp]*offset
-	seq          uint64
+	// pendingTxn are offsets committed in transactions whose marker has
+	// not reached this partition yet, by producer id (txn_offsets.go).
+	pendingTxn map[int64]map[tp]*offset
+	seq        uint64
 
 	rebalanceTimer clockwork.Timer
 	// syncTimer removes members that joined a generation but did not sync

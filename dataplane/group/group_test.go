@@ -547,7 +547,7 @@ func commitCode(t *testing.T, r *kmsg.OffsetCommitResponse, want *kerr.Error) {
 }
 
 func (e *env) fetched(group string) map[int32]kmsg.OffsetFetchResponseGroupTopicPartition {
-	g := e.c.FetchOffsets(group, nil)
+	g := e.c.FetchOffsets(group, nil, false)
 	if g.ErrorCode != 0 {
 		e.t.Fatalf("fetch offsets: %v", kerr.ErrorForCode(g.ErrorCode))
 	}
@@ -582,7 +582,7 @@ func TestOffsetCommitFetchAndReload(t *testing.T) {
 		t.Fatalf("fetched %+v", got)
 	}
 	// Partitions without a commit: -1.
-	g := e.c.FetchOffsets("g", []kmsg.OffsetFetchRequestGroupTopic{{Topic: "t", Partitions: []int32{0, 9}}})
+	g := e.c.FetchOffsets("g", []kmsg.OffsetFetchRequestGroupTopic{{Topic: "t", Partitions: []int32{0, 9}}}, false)
 	if g.Topics[0].Partitions[1].Offset != -1 {
 		t.Fatalf("uncommitted partition offset %d", g.Topics[0].Partitions[1].Offset)
 	}
@@ -603,7 +603,7 @@ func TestOffsetCommitFetchAndReload(t *testing.T) {
 
 	// Failover: a new leader epoch reloads everything from the log.
 	e.apply(2) // leadership moves away: unloaded
-	if g := e.c.FetchOffsets("g", nil); g.ErrorCode != kerr.NotCoordinator.Code {
+	if g := e.c.FetchOffsets("g", nil, false); g.ErrorCode != kerr.NotCoordinator.Code {
 		t.Fatalf("after losing leadership: %v", kerr.ErrorForCode(g.ErrorCode))
 	}
 	e.apply(testNode)

@@ -213,7 +213,10 @@ func (g *group) checkCommit(gen int32, memberID string, instanceID *string) int1
 // FetchOffsets answers one group of an OffsetFetch: the committed offsets
 // of the partitions asked (all the group has when topics is nil), or the
 // group's error code.
-func (c *Coordinator) FetchOffsets(groupID string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
+//
+// With requireStable (KIP-447), a partition with offsets pending in a
+// transaction answers UNSTABLE_OFFSET_COMMIT (retriable) until its marker.
+func (c *Coordinator) FetchOffsets(groupID string, topics []kmsg.OffsetFetchRequestGroupTopic, requireStable bool) kmsg.OffsetFetchResponseGroup {
 	out := kmsg.NewOffsetFetchResponseGroup()
 	out.Group = groupID
 	c.mu.Lock()
@@ -231,6 +234,9 @@ func (c *Coordinator) FetchOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 		if g != nil {
 			if o := g.offsets[tp{topic, p}]; o != nil {
 				rp.Offset, rp.LeaderEpoch, md = o.offset, o.leaderEpoch, o.metadata
+			}
+			if requireStable && g.hasPendingTxn(tp{topic, p}) {
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
 			}
 		}
 		rp.Metadata = &md
@@ -556,7 +562,7 @@ func (c *Coordinator) ExpireOffsets() int {
 				delete(g.offsets, k)
 			}
 			expired += len(gone)
-			if len(g.offsets) == 0 && len(g.members) == 0 && len(g.pending) == 0 {
+			if len(g.offsets) == 0 && len(g.members) == 0 && len(g.pending) == 0 && len(g.pendingTxn) == 0 {
 				recs = append(recs, kv{key: groupKey(id)})
 				g.shutdown(kerr.CoordinatorNotAvailable.Code)
 				g.state = stateDead

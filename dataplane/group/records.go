@@ -115,6 +115,12 @@ const batchHeaderSize = 61
 // allocation: kmsg encodes the header (records section empty) and then
 // each record right after it.
 func buildBatch(recs []kv, nowMs int64) []byte {
+	return buildProducerBatch(recs, nowMs, -1, -1, -1, false)
+}
+
+// buildProducerBatch is buildBatch with producer fields; transactional sets
+// the batch's transactional attribute (a TxnOffsetCommit's batch).
+func buildProducerBatch(recs []kv, nowMs int64, producerID int64, epoch int16, firstSeq int32, transactional bool) []byte {
 	size := batchHeaderSize
 	for _, r := range recs {
 		// Length, attributes, timestamp delta, offset delta, key and
@@ -127,9 +133,12 @@ func buildBatch(recs []kv, nowMs int64) []byte {
 	b.LastOffsetDelta = int32(len(recs) - 1)
 	b.FirstTimestamp = nowMs
 	b.MaxTimestamp = nowMs
-	b.ProducerID = -1
-	b.ProducerEpoch = -1
-	b.FirstSequence = -1
+	b.ProducerID = producerID
+	b.ProducerEpoch = epoch
+	b.FirstSequence = firstSeq
+	if transactional {
+		b.Attributes |= 0x10
+	}
 	b.NumRecords = int32(len(recs))
 	out := b.AppendTo(make([]byte, 0, size))
 	rec := kmsg.NewRecord()
@@ -162,6 +171,17 @@ type parsed struct {
 	// value nil: tombstone.
 	offsetValue *kmsg.OffsetCommitValue
 	groupValue  *kmsg.GroupMetadataValue
+	// txnProducer is the producer id of a record of a transactional batch
+	// (a TxnOffsetCommit, pending until its marker), -1 otherwise.
+	txnProducer int64
+	// control is set for a transaction marker (no key or value is set):
+	// txnProducer's transaction ends, committed or not.
+	control bool
+	commit  bool
+	// txnEpoch and txnNextSeq are the producer epoch of txnProducer's
+	// batch and the sequence after it.
+	txnEpoch   int16
+	txnNextSeq int32
 }
 
 // decompressor reads compressed batches (the coordinator writes none, but
@@ -251,8 +271,15 @@ func parseBatchesWith(b []byte, bad *malformed, ps *recordParser, fn func(parsed
 			continue
 		}
 		next = batch.FirstOffset + int64(batch.LastOffsetDelta) + 1
-		if batch.Attributes&0x20 != 0 { // control batch
+		if batch.Attributes&0x20 != 0 { // control batch: a transaction marker
+			if commit, ok := controlType(batch); ok {
+				fn(parsed{offset: batch.FirstOffset, control: true, commit: commit, txnProducer: batch.ProducerID})
+			}
 			continue
+		}
+		txnProducer := int64(-1)
+		if batch.Attributes&0x10 != 0 {
+			txnProducer = batch.ProducerID
 		}
 		raw := batch.Records
 		if codec := batch.Attributes & 0x07; codec != 0 {
@@ -288,6 +315,8 @@ func parseBatchesWith(b []byte, bad *malformed, ps *recordParser, fn func(parsed
 				continue // a record type this coordinator does not use
 			}
 			p.offset = off
+			p.txnProducer = txnProducer
+			p.txnEpoch, p.txnNextSeq = batch.ProducerEpoch, batch.FirstSequence+batch.NumRecords
 			fn(p)
 		}
 	}
@@ -336,4 +365,25 @@ func parseRecord(key, value []byte) (parsed, error) {
 		return p, nil
 	}
 	return parsed{}, nil
+}
+
+// controlType reads the type of a control batch's record (its key:
+// version, type; 0 abort, 1 commit).
+func controlType(batch kmsg.RecordBatch) (commit, ok bool) {
+	raw := batch.Records
+	l, n := binary.Varint(raw)
+	if n <= 0 || l < 0 || l > int64(len(raw)-n) {
+		return false, false
+	}
+	var r kmsg.Record
+	if err := r.ReadFrom(raw[:n+int(l)]); err != nil || len(r.Key) < 4 {
+		return false, false
+	}
+	switch binary.BigEndian.Uint16(r.Key[2:4]) {
+	case 0:
+		return false, true
+	case 1:
+		return true, true
+	}
+	return false, false
 }

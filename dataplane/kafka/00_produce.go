@@ -70,7 +70,11 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 			p, err := h.Partitions.Partition(rt.Topic, rp.Partition)
 			var res partition.AppendResult
 			if err == nil {
-				err = p.VerifyTxn(ctx, rp.Records)
+				txnID := ""
+				if r.TransactionID != nil {
+					txnID = *r.TransactionID
+				}
+				err = p.VerifyTxn(ctx, txnID, rp.Records)
 			}
 			if err == nil {
 				res, err = p.AppendAsLeader(rp.Records, r.Acks)

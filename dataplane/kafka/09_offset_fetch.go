@@ -6,7 +6,8 @@ package kafka
 //     with its own code.
 //   - Topics null (v2+) asks for every committed offset of the group.
 //   - A partition without a commit: offset -1, leader epoch -1, metadata "".
-//   - RequireStable (v7+) needs no wait: there are no transactional commits.
+//   - RequireStable (v7+, KIP-447): a partition with offsets pending in a
+//     transaction answers UNSTABLE_OFFSET_COMMIT until its marker.
 //   - v0-v1 have no group-level code: it goes on every partition.
 
 import (
@@ -33,7 +34,7 @@ func (h *Handlers) handleOffsetFetch(_ context.Context, req *wire.Request) (kmsg
 			g.Group, g.ErrorCode = id, kerr.InvalidGroupID.Code
 			return g
 		}
-		return h.Groups.FetchOffsets(id, topics)
+		return h.Groups.FetchOffsets(id, topics, r.Version >= 7 && r.RequireStable)
 	}
 	if r.Version >= 8 {
 		for _, g := range r.Groups {

@@ -11,10 +11,13 @@ package kafka
 //     an idempotent producer a fresh id either way; both are valid answers.)
 //     The sequence state itself lives in each partition's log (storage), so
 //     it survives restarts; a new epoch restarts sequences at 0.
-//   - With a TransactionalID: UNSUPPORTED_VERSION, non-retriable: this broker
-//     has no transaction coordinator yet, and clients treat the error as
-//     fatal instead of retrying forever (COORDINATOR_NOT_AVAILABLE would be
-//     retried; authorization errors would mislead the operator).
+//   - With a TransactionalID: the transaction coordinator (dataplane/txn)
+//     answers: a producer id allocated here on the id's first use, then a
+//     new epoch at each call that fences the previous instance (its
+//     ongoing transaction is aborted first: CONCURRENT_TRANSACTIONS until
+//     done); NOT_COORDINATOR when this broker is not the id's coordinator;
+//     INVALID_TRANSACTION_TIMEOUT above transaction.max.timeout.ms.
+//     PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v4 (KIP-588).
 //   - Controller unreachable: COORDINATOR_NOT_AVAILABLE (retriable).
 
 import (
@@ -22,6 +25,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -70,19 +74,24 @@ func (h *Handlers) handleInitProducerID(ctx context.Context, req *wire.Request) 
 	r := req.Body.(*kmsg.InitProducerIDRequest)
 	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	if r.TransactionalID != nil {
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
+	if r.TransactionalID != nil && *r.TransactionalID != "" {
+		if h.Txns == nil {
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return resp, nil
+		}
+		pid, epoch, code := h.Txns.InitProducerID(ctx, *r.TransactionalID,
+			time.Duration(r.TransactionTimeoutMillis)*time.Millisecond, r.ProducerID, r.ProducerEpoch, h.allocateProducerID)
+		if code == kerr.ProducerFenced.Code && r.Version < 4 {
+			code = kerr.InvalidProducerEpoch.Code
+		}
+		resp.ProducerID, resp.ProducerEpoch, resp.ErrorCode = pid, epoch, code
 		return resp, nil
 	}
 	if r.ProducerID >= 0 && r.ProducerEpoch >= 0 && r.ProducerEpoch < math.MaxInt16-1 {
 		resp.ProducerID, resp.ProducerEpoch = r.ProducerID, r.ProducerEpoch+1
 		return resp, nil
 	}
-	var fetch func(context.Context) (int64, int32, error)
-	if h.Controller != nil {
-		fetch = h.Controller.AllocateProducerIDs
-	}
-	id, err := h.producerIDs.allocate(ctx, fetch)
+	id, err := h.allocateProducerID(ctx)
 	if err != nil {
 		h.dataLog().Warn("cannot allocate a producer id", "error", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -90,4 +99,13 @@ func (h *Handlers) handleInitProducerID(ctx context.Context, req *wire.Request) 
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp, nil
+}
+
+// allocateProducerID takes a fresh producer id from the current block.
+func (h *Handlers) allocateProducerID(ctx context.Context) (int64, error) {
+	var fetch func(context.Context) (int64, int32, error)
+	if h.Controller != nil {
+		fetch = h.Controller.AllocateProducerIDs
+	}
+	return h.producerIDs.allocate(ctx, fetch)
 }

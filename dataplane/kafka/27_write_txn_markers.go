@@ -19,6 +19,8 @@ package kafka
 //     (an older coordinator epoch than the producer's last marker), as
 //     Kafka. A marker without an open transaction is still written (Kafka
 //     does), so a retried marker is harmless.
+//   - A committed marker on a __consumer_offsets partition resolves the
+//     producer's pending TxnOffsetCommit offsets there (group.CompleteTxn).
 //   - Needs CLUSTER_ACTION on the cluster (brokers call it; authorize.go).
 //   - v2 (TransactionVersion, KIP-890 part 2) is not advertised.
 
@@ -28,6 +30,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/internal/wire"
 )
@@ -43,6 +46,7 @@ func (h *Handlers) handleWriteTxnMarkers(ctx context.Context, req *wire.Request)
 		out *kmsg.WriteTxnMarkersResponseMarkerTopicPartition
 		p   *partition.Partition
 		res partition.AppendResult
+		m   partition.Marker
 	}
 	var pending []waiting
 	resp.Markers = make([]kmsg.WriteTxnMarkersResponseMarker, len(r.Markers))
@@ -72,7 +76,7 @@ func (h *Handlers) handleWriteTxnMarkers(ctx context.Context, req *wire.Request)
 					h.setMarkerError(rt.Topic, op, m, err)
 					continue
 				}
-				pending = append(pending, waiting{out: op, p: p, res: res})
+				pending = append(pending, waiting{out: op, p: p, res: res, m: m})
 			}
 		}
 	}
@@ -84,6 +88,12 @@ func (h *Handlers) handleWriteTxnMarkers(ctx context.Context, req *wire.Request)
 		for _, w := range pending {
 			if err := w.p.WaitCommitted(wctx, w.res); err != nil {
 				h.setMarkerError(w.p.Topic(), w.out, partition.Marker{}, err)
+				continue
+			}
+			if w.p.Topic() == group.OffsetsTopic && h.Groups != nil {
+				// The group coordinator makes the transaction's offsets
+				// visible (commit) or drops them (abort).
+				h.Groups.CompleteTxn(w.p.Index(), w.m.ProducerID, w.m.Commit)
 			}
 		}
 	}

@@ -89,10 +89,16 @@ func TestGroupAPIsEveryVersion(t *testing.T) {
 			t.Fatalf("FindCoordinator v4: %+v", r.Coordinators)
 		}
 	}
+	// No transaction coordinator in these handlers; an unknown key type
+	// is an invalid request.
 	txn := kmsg.NewPtrFindCoordinatorRequest()
 	txn.CoordinatorKey, txn.CoordinatorType = "tx", 1
-	if r := serveGroupAPI(t, h, h.handleFindCoordinator, txn, 3).(*kmsg.FindCoordinatorResponse); r.ErrorCode != kerr.InvalidRequest.Code {
+	if r := serveGroupAPI(t, h, h.handleFindCoordinator, txn, 3).(*kmsg.FindCoordinatorResponse); r.ErrorCode != kerr.CoordinatorNotAvailable.Code {
 		t.Fatalf("transaction coordinator: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	txn.CoordinatorType = 2
+	if r := serveGroupAPI(t, h, h.handleFindCoordinator, txn, 3).(*kmsg.FindCoordinatorResponse); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("key type 2: %v", kerr.ErrorForCode(r.ErrorCode))
 	}
 
 	for jv := int16(0); jv <= 9; jv++ {

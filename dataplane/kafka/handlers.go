@@ -13,6 +13,7 @@ import (
 	"github.com/skein-io/skein/dataplane/group"
 	"github.com/skein-io/skein/dataplane/partition"
 	"github.com/skein-io/skein/dataplane/throttle"
+	"github.com/skein-io/skein/dataplane/txn"
 	"github.com/skein-io/skein/internal/authz"
 	"github.com/skein-io/skein/internal/wire"
 )
@@ -40,6 +41,9 @@ type Handlers struct {
 	// Groups is the group coordinator; nil answers the group APIs with
 	// COORDINATOR_NOT_AVAILABLE.
 	Groups *group.Coordinator
+	// Txns is the transaction coordinator; nil answers the transaction
+	// APIs with COORDINATOR_NOT_AVAILABLE.
+	Txns *txn.Coordinator
 	// FetchSessions holds the fetch sessions (KIP-227); nil: every fetch
 	// is sessionless.
 	FetchSessions *FetchSessionCache
@@ -86,7 +90,11 @@ func (h *Handlers) Register(wr *wire.Registry) {
 	r.Register(20, 1, 6, h.handleDeleteTopics)
 	r.Register(22, 0, 5, h.handleInitProducerID)
 	r.Register(23, 2, 4, h.handleOffsetForLeaderEpoch)
+	r.Register(24, 0, 4, h.handleAddPartitionsToTxn)
+	r.Register(25, 0, 4, h.handleAddOffsetsToTxn)
+	r.Register(26, 0, 4, h.handleEndTxn)
 	r.Register(27, 0, 1, h.handleWriteTxnMarkers)
+	r.Register(28, 0, 4, h.handleTxnOffsetCommit)
 	r.Register(29, 0, 3, h.handleDescribeACLs)
 	r.Register(30, 0, 3, h.handleCreateACLs)
 	r.Register(31, 0, 3, h.handleDeleteACLs)
@@ -105,6 +113,8 @@ func (h *Handlers) Register(wr *wire.Registry) {
 	r.Register(55, 0, 2, h.handleDescribeQuorum)
 	r.Register(60, 0, 2, h.handleDescribeCluster)
 	r.Register(61, 0, 0, h.handleDescribeProducers)
+	r.Register(65, 0, 0, h.handleDescribeTransactions)
+	r.Register(66, 0, 1, h.handleListTransactions)
 	r.Register(75, 0, 0, h.handleDescribeTopicPartitions)
 }
 

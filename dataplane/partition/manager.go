@@ -45,8 +45,10 @@ type Manager struct {
 	// followers are the follower fetches parked here, by replica
 	// (followerwait.go).
 	followers *followerWaits
-	// onLeaders is the leadership hook (SetOnLeaders); nil: none.
-	onLeaders atomic.Pointer[leaderHook]
+	// onLeaders are the leadership hooks (SetOnLeaders), one per topic;
+	// the slice is replaced, never modified, under hooksMu.
+	onLeaders atomic.Pointer[[]*leaderHook]
+	hooksMu   sync.Mutex
 	// fdHintOnce: the open-file limit hint was logged.
 	fdHintOnce atomic.Bool
 	// applied is what ApplyImage remembers between images (applyMu).
@@ -65,10 +67,23 @@ type leaderHook struct {
 // broker now leads, whenever the image changed that topic (created,
 // deleted, re-created, any partition changed), and with the first image
 // applied after SetOnLeaders. The group coordinator uses it to load and
-// unload the __consumer_offsets partitions it leads. fn must not block nor
-// call ApplyImage.
+// unload the __consumer_offsets partitions it leads, the transaction
+// coordinator those of __transaction_state. Each topic has at most one
+// hook (a second call replaces the first). fn must not block nor call
+// ApplyImage.
 func (m *Manager) SetOnLeaders(topic string, fn func(img *image.Image, led []*Partition)) {
-	m.onLeaders.Store(&leaderHook{topic: topic, fn: fn})
+	m.hooksMu.Lock()
+	defer m.hooksMu.Unlock()
+	var hooks []*leaderHook
+	if cur := m.onLeaders.Load(); cur != nil {
+		for _, h := range *cur {
+			if h.topic != topic {
+				hooks = append(hooks, h)
+			}
+		}
+	}
+	hooks = append(hooks, &leaderHook{topic: topic, fn: fn})
+	m.onLeaders.Store(&hooks)
 }
 
 type snapshot struct {
@@ -352,11 +367,21 @@ func (m *Manager) ApplyImage(img *image.Image) {
 	if m.cfg.OnFollowers != nil && (len(fc.Followed) > 0 || len(fc.Unfollowed) > 0) {
 		m.cfg.OnFollowers(fc)
 	}
-	if h := m.onLeaders.Load(); h != nil && h.fn != nil {
+	var hooks []*leaderHook
+	if cur := m.onLeaders.Load(); cur != nil {
+		hooks = *cur
+	}
+	for _, h := range hooks {
+		if h.fn == nil {
+			continue
+		}
 		_, touched := slices.BinarySearch(changed, h.topic)
 		_, deleted := slices.BinarySearch(gone, h.topic)
-		if touched || deleted || st.leadersTold != h {
-			st.leadersTold = h
+		if touched || deleted || st.leadersTold[h.topic] != h {
+			if st.leadersTold == nil {
+				st.leadersTold = map[string]*leaderHook{}
+			}
+			st.leadersTold[h.topic] = h
 			var led []*Partition
 			if ht := topics[h.topic]; ht != nil {
 				for _, idx := range sortedKeys(ht.parts) {
@@ -401,9 +426,9 @@ type applyState struct {
 	// retry names the topics with a log that could not be opened: they
 	// are applied again with the next image.
 	retry map[string]bool
-	// leadersTold is the leader hook last called (a hook just installed
-	// is called with the next image whatever it changed).
-	leadersTold *leaderHook
+	// leadersTold is the leader hook last called per topic (a hook just
+	// installed is called with the next image whatever it changed).
+	leadersTold map[string]*leaderHook
 	// traffic holds each topic's counters, kept across images (and a
 	// re-creation under the same name) until the topic is deleted.
 	traffic map[string]*Traffic

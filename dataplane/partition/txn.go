@@ -17,13 +17,13 @@ import (
 )
 
 // TxnVerifier is the KIP-890 hook: asked before a transactional batch of
-// producerID/producerEpoch opens a transaction on topic/partition (the
-// producer has none open here yet), it returns nil when the transaction
+// producerID/producerEpoch of transactionalID opens a transaction on
+// topic/partition (the producer has none open here yet), it returns nil when the transaction
 // coordinator knows the partition is part of the producer's ongoing
 // transaction, else the error to answer (ErrInvalidTxnState, or
 // storage.ErrInvalidProducerEpoch). It must not block for long: the
 // produce waits for it.
-type TxnVerifier func(ctx context.Context, topic string, partition int32, producerID int64, producerEpoch int16) error
+type TxnVerifier func(ctx context.Context, transactionalID, topic string, partition int32, producerID int64, producerEpoch int16) error
 
 // ErrInvalidTxnState: a transactional write that does not belong to an
 // ongoing transaction (INVALID_TXN_STATE).
@@ -44,7 +44,7 @@ func (m *Manager) SetTxnVerifier(fn TxnVerifier) {
 // that is transactional and would open its producer's transaction here;
 // nil for any other batch, or without a verifier. The produce handler
 // calls it before AppendAsLeader.
-func (p *Partition) VerifyTxn(ctx context.Context, batch []byte) error {
+func (p *Partition) VerifyTxn(ctx context.Context, transactionalID string, batch []byte) error {
 	if p.txnVerifier == nil {
 		return nil
 	}
@@ -59,7 +59,7 @@ func (p *Partition) VerifyTxn(ctx context.Context, batch []byte) error {
 	if _, open := p.log.OngoingTxnFirstOffset(h.ProducerID); open {
 		return nil
 	}
-	return (*fn)(ctx, p.tp.Topic, p.tp.Partition, h.ProducerID, h.ProducerEpoch)
+	return (*fn)(ctx, transactionalID, p.tp.Topic, p.tp.Partition, h.ProducerID, h.ProducerEpoch)
 }
 
 // Marker is one transaction marker for WriteTxnMarkers.

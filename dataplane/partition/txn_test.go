@@ -44,7 +44,7 @@ func TestTransactionsOnLeaderAndFollower(t *testing.T) {
 	p1, p2 := mustPartition(t, m1, "t", 0), mustPartition(t, m2, "t", 0)
 
 	var asked []int64
-	m1.SetTxnVerifier(func(_ context.Context, topic string, part int32, pid int64, epoch int16) error {
+	m1.SetTxnVerifier(func(_ context.Context, _, topic string, part int32, pid int64, epoch int16) error {
 		asked = append(asked, pid)
 		if pid == 99 {
 			return ErrInvalidTxnState
@@ -76,7 +76,7 @@ func TestTransactionsOnLeaderAndFollower(t *testing.T) {
 	}
 	produce := func(b []byte) AppendResult {
 		t.Helper()
-		if err := p1.VerifyTxn(context.Background(), b); err != nil {
+		if err := p1.VerifyTxn(context.Background(), "tx", b); err != nil {
 			t.Fatal(err)
 		}
 		r, err := p1.AppendAsLeader(b, 1)
@@ -93,7 +93,7 @@ func TestTransactionsOnLeaderAndFollower(t *testing.T) {
 	if !reflect.DeepEqual(asked, []int64{5, 6}) {
 		t.Fatalf("verifier asked for %v, want [5 6]", asked)
 	}
-	if err := p1.VerifyTxn(context.Background(), txnBatch(99, 0, 1)); !errors.Is(err, ErrInvalidTxnState) {
+	if err := p1.VerifyTxn(context.Background(), "tx", txnBatch(99, 0, 1)); !errors.Is(err, ErrInvalidTxnState) {
 		t.Fatalf("verifier refusal: %v", err)
 	}
 	replicate()
