@@ -638,7 +638,8 @@ func (b *Broker) start() error {
 	}
 	b.partitions.SetOnLeaders(group.OffsetsTopic, b.groups.OnLeaders)
 	b.peers = &interBrokerClients{listener: pcfg.InterBrokerListener, image: b.partitions.Image,
-		dial: cfg.dialer(cfg.listenerProtocol(cfg.interBrokerListener()))}
+		dial: cfg.dialer(cfg.listenerProtocol(cfg.interBrokerListener())),
+		opts: saslOpts(cfg.listenerProtocol(cfg.interBrokerListener()), cfg.InterBrokerSASL)}
 	b.markers = txn.NewSender(txn.SenderConfig{
 		Leader:  markerLeader(b.partitions.Image),
 		Send:    b.peers.sendMarkers,

@@ -33,6 +33,8 @@ type interBrokerClients struct {
 	// dial connects over TLS when the inter-broker listener speaks it
 	// (nil: plain TCP), as the replica fetchers do.
 	dial security.Dialer
+	// opts log in when the inter-broker listener is SASL_* (saslOpts).
+	opts []kgo.Opt
 
 	mu      sync.Mutex
 	clients map[int32]*brokerClient
@@ -88,6 +90,7 @@ func (c *interBrokerClients) client(id int32) (*kgo.Client, error) {
 	if c.dial != nil {
 		opts = append(opts, kgo.Dialer(c.dial))
 	}
+	opts = append(opts, c.opts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/skein-io/skein/test/harness"
 )
@@ -186,6 +192,78 @@ func TestDevSecure(t *testing.T) {
 	if res := skein("replicas", "verify", "orders-eu"); res.Err != nil {
 		t.Fatalf("replicas verify: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
 	}
+	// Transactions: the coordinator's markers reach the other brokers
+	// over SASL_SSL (the brokers log in as admin).
+	if res := skein("topic", "create", "orders-txn", "--partitions", "3"); res.Err != nil {
+		t.Fatalf("create orders-txn: %v\n%s", res.Err, res.Stderr)
+	}
+	pw, err := os.ReadFile(filepath.Join(dir, "admin.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	secure := []kgo.Opt{kgo.SeedBrokers(b), kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		kgo.SASL(scram.Auth{User: "admin", Pass: strings.TrimSpace(string(pw))}.AsSha512Mechanism())}
+	tp, err := kgo.NewClient(append(secure, kgo.TransactionalID("dev-secure-txn"), kgo.DefaultProduceTopic("orders-txn"),
+		kgo.RecordDeliveryTimeout(20*time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not closed: a client stuck in a transaction would hang the cleanup.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Each step is bounded here: a coordinator that cannot reach the other
+	// brokers keeps the client retrying past its context and delivery
+	// timeout.
+	within := func(what string, fn func() error) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- fn() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no answer after 30s (the brokers cannot reach each other for transactions?)", what)
+		}
+	}
+	for i, commit := range []bool{true, false} {
+		within("begin", tp.BeginTransaction)
+		for p := int32(0); p < 3; p++ {
+			within("transactional produce", func() error {
+				return tp.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte(fmt.Sprintf("txn%d-p%d", i, p))}).FirstErr()
+			})
+		}
+		within(fmt.Sprintf("end transaction %d (commit %v)", i, commit), func() error {
+			return tp.EndTransaction(ctx, kgo.TransactionEndTry(commit))
+		})
+	}
+	tp.Close()
+	rc, err := kgo.NewClient(append(secure, kgo.ConsumeTopics("orders-txn"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var got []string
+	harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+		fctx, fcancel := context.WithTimeout(ctx, time.Second)
+		defer fcancel()
+		rc.PollFetches(fctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		return len(got) >= 3, fmt.Sprintf("read_committed read %q", got)
+	})
+	for _, v := range got {
+		if !strings.HasPrefix(v, "txn0-") {
+			t.Fatalf("read_committed read %q from the aborted transaction", v)
+		}
+	}
+
 	// The console logs in as the brokers do.
 	if consoleURL != "" {
 		code, body, err := httpGet(consoleURL + "topics")
