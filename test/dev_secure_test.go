@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/skein-io/skein/test/harness"
@@ -55,8 +59,8 @@ func devPorts(t *testing.T, n int) int {
 
 // TestDevSecure runs `skein dev --secure` as a user would (SASL_SSL on
 // every listener, ACLs on, admin super user) and goes through the
-// security model with kcat and the CLI: refused logins and protocols
-// write nothing; a new user with a prefixed WRITE produces; without a
+// security model with kcat, sarama, franz-go and the CLI: refused logins
+// and protocols write nothing; a new user with a prefixed WRITE produces; without a
 // group ACL its consumer fails with GROUP_AUTHORIZATION_FAILED and with
 // one it reads; Metadata hides the topics it may not describe; a DENY
 // beats its ALLOW; replication and the web console work with security on.
@@ -156,6 +160,48 @@ func TestDevSecure(t *testing.T) {
 	if res := kcatRun("by-alice\n", "-F", alice, "-P", "-t", "orders-eu"); res.Err != nil || strings.Contains(res.Stderr, "ERROR") {
 		t.Fatalf("alice produce: %v\n%s", res.Err, res.Stderr)
 	}
+	// sarama and franz-go over SASL_SSL: a wrong password is refused, the
+	// right one produces.
+	caPEM, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	saramaTLS := func(l saramaLogin) *sarama.Config {
+		cfg := l.config()
+		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, tlsCfg
+		return cfg
+	}
+	if _, err := sarama.NewSyncProducer([]string{b}, saramaTLS(saramaLogin{sarama.SASLTypeSCRAMSHA512, "alice", "nope"})); err == nil {
+		t.Error("sarama with a wrong password connected")
+	} else {
+		t.Logf("sarama, wrong password: refused: %v", err)
+	}
+	sp, err := sarama.NewSyncProducer([]string{b}, saramaTLS(saramaLogin{sarama.SASLTypeSCRAMSHA512, "alice", "alice-secret"}))
+	if err != nil {
+		t.Fatalf("sarama as alice: %v", err)
+	}
+	if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders-eu", Value: sarama.StringEncoder("by-sarama")}); err != nil {
+		t.Fatalf("sarama produce as alice: %v", err)
+	}
+	_ = sp.Close()
+	bad, err := kgo.NewClient(kgo.SeedBrokers(b), kgo.DialTLSConfig(tlsCfg), kgo.RequestRetries(0),
+		kgo.SASL(scram.Auth{User: "alice", Pass: "nope"}.AsSha512Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = bad.SeedBrokers()[0].Request(pctx, kmsg.NewPtrMetadataRequest())
+	pcancel()
+	bad.Close()
+	if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Errorf("franz-go with a wrong password: %v, want SASL_AUTHENTICATION_FAILED", err)
+	} else {
+		t.Logf("franz-go, wrong password: refused: %v", err)
+	}
+
 	// Metadata hides what alice may not describe.
 	res := kcatRun("", "-F", alice, "-L")
 	if res.Err != nil || !strings.Contains(res.Stdout, `"orders-eu"`) || strings.Contains(res.Stdout, `"secret"`) {
@@ -173,7 +219,7 @@ func TestDevSecure(t *testing.T) {
 		t.Fatalf("acl create: %v\n%s", res.Err, res.Stderr)
 	}
 	res = kcatRun("", "-F", alice, "-G", "billing", "orders-eu", "-e", "-X", "auto.offset.reset=earliest", "-q")
-	if res.Err != nil || strings.Count(res.Stdout, "\n") != 2 || !strings.Contains(res.Stdout, "by-admin") || !strings.Contains(res.Stdout, "by-alice") {
+	if res.Err != nil || strings.Count(res.Stdout, "\n") != 3 || !strings.Contains(res.Stdout, "by-admin") || !strings.Contains(res.Stdout, "by-alice") {
 		t.Fatalf("alice's group consumer: %v\nstdout %q\nstderr %s", res.Err, res.Stdout, res.Stderr)
 	}
 	// Deny beats allow.
@@ -186,8 +232,8 @@ func TestDevSecure(t *testing.T) {
 	}
 	// Nothing refused was written; replicas are identical.
 	res = kcatRun("", "-F", admin, "-C", "-t", "orders-eu", "-o", "beginning", "-e", "-q")
-	if res.Err != nil || res.Stdout != "by-admin\nby-alice\n" {
-		t.Fatalf("orders-eu holds %q (%v), want by-admin and by-alice only", res.Stdout, res.Err)
+	if res.Err != nil || res.Stdout != "by-admin\nby-alice\nby-sarama\n" {
+		t.Fatalf("orders-eu holds %q (%v), want by-admin, by-alice and by-sarama only", res.Stdout, res.Err)
 	}
 	if res := skein("replicas", "verify", "orders-eu"); res.Err != nil {
 		t.Fatalf("replicas verify: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
@@ -201,13 +247,7 @@ func TestDevSecure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPEM, err := os.ReadFile(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	secure := []kgo.Opt{kgo.SeedBrokers(b), kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+	secure := []kgo.Opt{kgo.SeedBrokers(b), kgo.DialTLSConfig(tlsCfg),
 		kgo.SASL(scram.Auth{User: "admin", Pass: strings.TrimSpace(string(pw))}.AsSha512Mechanism())}
 	tp, err := kgo.NewClient(append(secure, kgo.TransactionalID("dev-secure-txn"), kgo.DefaultProduceTopic("orders-txn"),
 		kgo.RecordDeliveryTimeout(20*time.Second))...)
