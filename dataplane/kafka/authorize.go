@@ -582,85 +582,78 @@ func (h *Handlers) configAllowed(req *wire.Request, op kmsg.ACLOperation, rt kms
 	return h.clusterAllowed(req, op), clusterDenied
 }
 
-func gateDescribeConfigs(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
-	r := req.Body.(*kmsg.DescribeConfigsRequest)
-	codes := map[int]int16{}
-	var denied []kmsg.DescribeConfigsRequestResource
-	kept := r.Resources[:0:0]
-	for _, res := range r.Resources {
-		if ok, code := h.configAllowed(req, kmsg.ACLOperationDescribeConfigs, res.ResourceType, res.ResourceName); ok {
+// configGate splits a config request's resources (DescribeConfigs,
+// AlterConfigs, IncrementalAlterConfigs) by configAllowed for op, runs the
+// handler on the allowed ones and answers the others with their code.
+func configGate[R any](h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc, op kmsg.ACLOperation,
+	resources *[]R, key func(R) (kmsg.ConfigResourceType, string),
+	deny func(resp kmsg.Response, rt kmsg.ConfigResourceType, name string, code int16)) (kmsg.Response, error) {
+	type denied struct {
+		rt   kmsg.ConfigResourceType
+		name string
+		code int16
+	}
+	var refused []denied
+	kept := (*resources)[:0:0]
+	for _, res := range *resources {
+		rt, name := key(res)
+		if ok, code := h.configAllowed(req, op, rt, name); ok {
 			kept = append(kept, res)
 		} else {
-			codes[len(denied)] = code
-			denied = append(denied, res)
+			refused = append(refused, denied{rt, name, code})
 		}
 	}
-	r.Resources = kept
+	*resources = kept
 	resp, err := next(ctx, req)
-	if err != nil || len(denied) == 0 {
+	if err != nil {
 		return resp, err
 	}
-	out := resp.(*kmsg.DescribeConfigsResponse)
-	for i, res := range denied {
-		rr := kmsg.NewDescribeConfigsResponseResource()
-		rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, codes[i]
-		out.Resources = append(out.Resources, rr)
+	for _, d := range refused {
+		deny(resp, d.rt, d.name, d.code)
 	}
-	return out, nil
+	return resp, nil
+}
+
+func gateDescribeConfigs(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
+	r := req.Body.(*kmsg.DescribeConfigsRequest)
+	return configGate(h, ctx, req, next, kmsg.ACLOperationDescribeConfigs, &r.Resources,
+		func(res kmsg.DescribeConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return res.ResourceType, res.ResourceName
+		},
+		func(resp kmsg.Response, rt kmsg.ConfigResourceType, name string, code int16) {
+			out := resp.(*kmsg.DescribeConfigsResponse)
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = rt, name, code
+			out.Resources = append(out.Resources, rr)
+		})
 }
 
 func gateAlterConfigs(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
 	r := req.Body.(*kmsg.AlterConfigsRequest)
-	codes := map[int]int16{}
-	var denied []kmsg.AlterConfigsRequestResource
-	kept := r.Resources[:0:0]
-	for _, res := range r.Resources {
-		if ok, code := h.configAllowed(req, kmsg.ACLOperationAlterConfigs, res.ResourceType, res.ResourceName); ok {
-			kept = append(kept, res)
-		} else {
-			codes[len(denied)] = code
-			denied = append(denied, res)
-		}
-	}
-	r.Resources = kept
-	resp, err := next(ctx, req)
-	if err != nil || len(denied) == 0 {
-		return resp, err
-	}
-	out := resp.(*kmsg.AlterConfigsResponse)
-	for i, res := range denied {
-		rr := kmsg.NewAlterConfigsResponseResource()
-		rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, codes[i]
-		out.Resources = append(out.Resources, rr)
-	}
-	return out, nil
+	return configGate(h, ctx, req, next, kmsg.ACLOperationAlterConfigs, &r.Resources,
+		func(res kmsg.AlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return res.ResourceType, res.ResourceName
+		},
+		func(resp kmsg.Response, rt kmsg.ConfigResourceType, name string, code int16) {
+			out := resp.(*kmsg.AlterConfigsResponse)
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = rt, name, code
+			out.Resources = append(out.Resources, rr)
+		})
 }
 
 func gateIncrementalAlterConfigs(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
 	r := req.Body.(*kmsg.IncrementalAlterConfigsRequest)
-	codes := map[int]int16{}
-	var denied []kmsg.IncrementalAlterConfigsRequestResource
-	kept := r.Resources[:0:0]
-	for _, res := range r.Resources {
-		if ok, code := h.configAllowed(req, kmsg.ACLOperationAlterConfigs, res.ResourceType, res.ResourceName); ok {
-			kept = append(kept, res)
-		} else {
-			codes[len(denied)] = code
-			denied = append(denied, res)
-		}
-	}
-	r.Resources = kept
-	resp, err := next(ctx, req)
-	if err != nil || len(denied) == 0 {
-		return resp, err
-	}
-	out := resp.(*kmsg.IncrementalAlterConfigsResponse)
-	for i, res := range denied {
-		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
-		rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, codes[i]
-		out.Resources = append(out.Resources, rr)
-	}
-	return out, nil
+	return configGate(h, ctx, req, next, kmsg.ACLOperationAlterConfigs, &r.Resources,
+		func(res kmsg.IncrementalAlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return res.ResourceType, res.ResourceName
+		},
+		func(resp kmsg.Response, rt kmsg.ConfigResourceType, name string, code int16) {
+			out := resp.(*kmsg.IncrementalAlterConfigsResponse)
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = rt, name, code
+			out.Resources = append(out.Resources, rr)
+		})
 }
 
 func gateCreatePartitions(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {

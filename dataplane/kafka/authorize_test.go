@@ -135,6 +135,25 @@ func TestAuthorizerGates(t *testing.T) {
 	if res := serve(t, r, "User:alice", request(ca, 2)).(*kmsg.CreateACLsResponse).Results; len(res) != 1 || res[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
 		t.Fatalf("create ACLs: %+v", res)
 	}
+	// Configs: DESCRIBE_CONFIGS on the topic (not implied by WRITE), on
+	// the cluster for a broker; refused resources are answered beside the
+	// handler's.
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	for _, res := range []struct {
+		rt   kmsg.ConfigResourceType
+		name string
+	}{{kmsg.ConfigResourceTypeTopic, "t"}, {kmsg.ConfigResourceTypeBroker, "1"}} {
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = res.rt, res.name
+		dc.Resources = append(dc.Resources, rr)
+	}
+	codes := map[string]int16{}
+	for _, res := range serve(t, r, "User:alice", request(dc, 4)).(*kmsg.DescribeConfigsResponse).Resources {
+		codes[res.ResourceName] = res.ErrorCode
+	}
+	if codes["t"] != kerr.TopicAuthorizationFailed.Code || codes["1"] != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("describe configs as alice: %v", codes)
+	}
 	// Idempotence needs WRITE on some topic (or IDEMPOTENT_WRITE).
 	ip := kmsg.NewPtrInitProducerIDRequest()
 	if c := serve(t, r, "User:bob", request(ip, 4)).(*kmsg.InitProducerIDResponse).ErrorCode; c != kerr.ClusterAuthorizationFailed.Code {
