@@ -105,6 +105,15 @@ func acksFlag() cli.Flag {
 // withCommon appends the flags every command takes.
 // A command that connects to the cluster (it has --bootstrap-server or
 // --bootstrap-controller) also gets --command-config.
+// adminFlags are withCommon's flags of a command that talks to a cluster
+// with one request at a time: flags, then --bootstrap-server and --timeout.
+func adminFlags(flags ...cli.Flag) []cli.Flag {
+	return withCommon(append(flags,
+		bootstrapServerFlag(),
+		durationFlag("timeout", "give up on the request after this long", 30*time.Second),
+	)...)
+}
+
 func withCommon(flags ...cli.Flag) []cli.Flag {
 	for _, f := range flags {
 		if name := f.Names()[0]; name == "bootstrap-server" || name == "bootstrap-controller" {

@@ -17,12 +17,6 @@ import (
 )
 
 func groupCommand() *cli.Command {
-	common := func(flags ...cli.Flag) []cli.Flag {
-		return withCommon(append(flags,
-			bootstrapServerFlag(),
-			durationFlag("timeout", "give up on the request after this long", 30*time.Second),
-		)...)
-	}
 	return &cli.Command{
 		Name:  "group",
 		Usage: "list, describe, reset and delete consumer groups (like kafka-consumer-groups.sh)",
@@ -30,14 +24,14 @@ func groupCommand() *cli.Command {
 			{
 				Name:   "list",
 				Usage:  "list the consumer groups with their state",
-				Flags:  common(),
+				Flags:  adminFlags(),
 				Action: runGroupList,
 			},
 			{
 				Name:      "describe",
 				Usage:     "show a group's committed offsets, lag and owners per partition (or --members, --state)",
 				ArgsUsage: "GROUP [GROUP...]",
-				Flags: common(
+				Flags: adminFlags(
 					boolFlag("members", "list the members and their assigned partitions instead", false),
 					boolFlag("state", "show the group's coordinator, assignor, state and member count instead", false),
 				),
@@ -47,7 +41,7 @@ func groupCommand() *cli.Command {
 				Name:      "reset-offsets",
 				Usage:     "set a group's committed offsets (dry run without --execute); the group must be empty",
 				ArgsUsage: "GROUP",
-				Flags: common(
+				Flags: adminFlags(
 					stringSliceFlag("topic", "TOPIC or TOPIC:P,P,... to reset; repeat for several"),
 					boolFlag("all-topics", "reset every topic the group has committed offsets for", false),
 					boolFlag("to-earliest", "reset to the log start offset", false),
@@ -62,14 +56,14 @@ func groupCommand() *cli.Command {
 				Name:      "delete",
 				Usage:     "delete empty consumer groups and their committed offsets",
 				ArgsUsage: "GROUP [GROUP...]",
-				Flags:     common(),
+				Flags:     adminFlags(),
 				Action:    runGroupDelete,
 			},
 			{
 				Name:      "delete-offsets",
 				Usage:     "delete a group's committed offsets of topics it no longer consumes",
 				ArgsUsage: "GROUP",
-				Flags:     common(stringSliceFlag("topic", "TOPIC or TOPIC:P,P,... (required); repeat for several")),
+				Flags:     adminFlags(stringSliceFlag("topic", "TOPIC or TOPIC:P,P,... (required); repeat for several")),
 				Action:    runGroupDeleteOffsets,
 			},
 		},

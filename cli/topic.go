@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -17,12 +16,6 @@ import (
 )
 
 func topicCommand() *cli.Command {
-	common := func(flags ...cli.Flag) []cli.Flag {
-		return withCommon(append(flags,
-			bootstrapServerFlag(),
-			durationFlag("timeout", "give up on the request after this long", 30*time.Second),
-		)...)
-	}
 	return &cli.Command{
 		Name:  "topic",
 		Usage: "create, list, describe and delete topics",
@@ -31,7 +24,7 @@ func topicCommand() *cli.Command {
 				Name:      "create",
 				Usage:     "create a topic",
 				ArgsUsage: "NAME",
-				Flags: common(
+				Flags: adminFlags(
 					intFlag("partitions", "number of partitions (-1: the broker's num.partitions)", -1),
 					intFlag("replication-factor", "replicas per partition (-1: the broker's default.replication.factor)", -1),
 					stringSliceFlag("config", "topic config key=value; repeat for several"),
@@ -41,21 +34,21 @@ func topicCommand() *cli.Command {
 			{
 				Name:   "list",
 				Usage:  "list topics",
-				Flags:  common(boolFlag("internal", "include internal topics", false)),
+				Flags:  adminFlags(boolFlag("internal", "include internal topics", false)),
 				Action: runTopicList,
 			},
 			{
 				Name:      "describe",
 				Usage:     "describe a topic (all topics without NAME), like kafka-topics.sh --describe",
 				ArgsUsage: "[NAME]",
-				Flags:     common(),
+				Flags:     adminFlags(),
 				Action:    runTopicDescribe,
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete a topic",
 				ArgsUsage: "NAME",
-				Flags:     common(),
+				Flags:     adminFlags(),
 				Action:    runTopicDelete,
 			},
 		},

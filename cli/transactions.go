@@ -13,12 +13,6 @@ import (
 )
 
 func transactionsCommand() *cli.Command {
-	common := func(flags ...cli.Flag) []cli.Flag {
-		return withCommon(append(flags,
-			bootstrapServerFlag(),
-			durationFlag("timeout", "give up on the request after this long", 30*time.Second),
-		)...)
-	}
 	return &cli.Command{
 		Name:  "transactions",
 		Usage: "list, describe and abort transactions (like kafka-transactions.sh)",
@@ -26,21 +20,21 @@ func transactionsCommand() *cli.Command {
 			{
 				Name:   "list",
 				Usage:  "list the transactional ids with their coordinator, producer id and state",
-				Flags:  common(stringSliceFlag("state", "only transactions in this state (Ongoing, PrepareCommit, ...); repeat for several")),
+				Flags:  adminFlags(stringSliceFlag("state", "only transactions in this state (Ongoing, PrepareCommit, ...); repeat for several")),
 				Action: runTransactionsList,
 			},
 			{
 				Name:      "describe",
 				Usage:     "show a transaction's coordinator, producer, state, timeout, start and partitions",
 				ArgsUsage: "TRANSACTIONAL_ID",
-				Flags:     common(),
+				Flags:     adminFlags(),
 				Action:    runTransactionsDescribe,
 			},
 			{
 				Name: "abort",
 				Usage: "abort a hanging transaction on one partition: an abort marker for the producer, " +
 					"named by --start-offset (its open transaction's first offset) or --producer-id and --producer-epoch",
-				Flags: common(
+				Flags: adminFlags(
 					stringFlag("topic", "the partition's topic (required)", ""),
 					intFlag("partition", "the partition (required)", -1),
 					int64Flag("start-offset", "first offset of the hanging transaction (finds its producer with DescribeProducers)", -1),

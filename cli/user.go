@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -23,12 +22,6 @@ import (
 // and --describe do. The password is salted and iterated here (kadm); the
 // cluster stores only the derived keys.
 func userCommand() *cli.Command {
-	common := func(flags ...cli.Flag) []cli.Flag {
-		return withCommon(append(flags,
-			bootstrapServerFlag(),
-			durationFlag("timeout", "give up on the request after this long", 30*time.Second),
-		)...)
-	}
 	return &cli.Command{
 		Name:  "user",
 		Usage: "create, list and delete SASL/SCRAM users (their credentials live in the metadata log)",
@@ -38,7 +31,7 @@ func userCommand() *cli.Command {
 				Usage: "create a user, or change its password, for one SCRAM mechanism " +
 					"(PLAIN logins check against the same credentials)",
 				ArgsUsage: "NAME",
-				Flags: common(
+				Flags: adminFlags(
 					stringFlag("mechanism", "SCRAM-SHA-256 or SCRAM-SHA-512", "SCRAM-SHA-512"),
 					stringFlag("password", "the password (visible in ps: prefer --password-file or the prompt)", ""),
 					stringFlag("password-file", "read the password from the first line of this file (- for stdin)", ""),
@@ -49,14 +42,14 @@ func userCommand() *cli.Command {
 			{
 				Name:   "list",
 				Usage:  "list the users and their SCRAM mechanisms",
-				Flags:  common(),
+				Flags:  adminFlags(),
 				Action: runUserList,
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete a user's credentials (every mechanism, or only --mechanism); its next login fails",
 				ArgsUsage: "NAME",
-				Flags:     common(stringFlag("mechanism", "delete only this mechanism's credential", "")),
+				Flags:     adminFlags(stringFlag("mechanism", "delete only this mechanism's credential", "")),
 				Action:    runUserDelete,
 			},
 		},
