@@ -72,6 +72,7 @@ func brokerCommand() *cli.Command {
 			authorizerFlag(), superUsersFlag(), allowEveryoneFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
+			fromComponent("storage", durationFlag("producer-id-expiration", "producer.id.expiration.ms: an idempotent producer idle this long (no open transaction) is forgotten by each partition (24h; negative: never)", 0)),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
 		}, append(groupFlags(), tlsFlags()...)...)...),
 		Action: runBroker,
@@ -206,6 +207,9 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 		return cfg, err
 	}
 	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
+	if c.IsSet("producer-id-expiration") {
+		cfg.ProducerIDExpiration = c.Duration("producer-id-expiration")
+	}
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
 		if n < 1 {

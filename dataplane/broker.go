@@ -126,6 +126,9 @@ type Config struct {
 	// how long a leader may hold this broker's follower fetch when there
 	// is nothing new to replicate.
 	ReplicaFetchWaitMax time.Duration
+	// ProducerIDExpiration is producer.id.expiration.ms (storage.Config;
+	// 0: the default, a day; negative: never).
+	ProducerIDExpiration time.Duration
 	// LogRetentionCheckInterval is log.retention.check.interval.ms: how
 	// often retention looks for segments to delete (0: storage's default).
 	LogRetentionCheckInterval time.Duration
@@ -594,6 +597,13 @@ func (b *Broker) start() error {
 	}
 	if cfg.RecoveryThreads > 0 {
 		scfg.RecoveryThreads = cfg.RecoveryThreads
+	}
+	switch {
+	case cfg.ProducerIDExpiration > 0:
+		scfg.ProducerIDExpiration = cfg.ProducerIDExpiration
+		scfg.ProducerIDExpirationCheckInterval = min(scfg.ProducerIDExpirationCheckInterval, cfg.ProducerIDExpiration)
+	case cfg.ProducerIDExpiration < 0:
+		scfg.ProducerIDExpiration = 0
 	}
 	store, err := storage.OpenManager(scfg)
 	if err != nil {

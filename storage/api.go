@@ -61,6 +61,15 @@ type Config struct {
 	Now func() time.Time
 	// RetentionCheckInterval is log.retention.check.interval.ms.
 	RetentionCheckInterval time.Duration
+	// ProducerIDExpiration is producer.id.expiration.ms: the state of an
+	// idempotent producer without an open transaction whose last batch
+	// is older than this is dropped (0: never), checked every
+	// ProducerIDExpirationCheckInterval
+	// (producer.id.expiration.check.interval.ms). A producer that writes
+	// again after that is new to the log (any sequence accepted), as in
+	// Kafka.
+	ProducerIDExpiration              time.Duration
+	ProducerIDExpirationCheckInterval time.Duration
 	// FlushCheckpointInterval is how often the recovery point is checkpointed.
 	FlushCheckpointInterval time.Duration
 	// CleanerInterval is how often the log cleaner looks for compacted logs

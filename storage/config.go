@@ -71,6 +71,9 @@ func DefaultConfig(dir string) Config {
 		Logger:                  hclog.NewNullLogger(),
 		Now:                     time.Now,
 		RetentionCheckInterval:  5 * time.Minute,
+		// Kafka's defaults: a day, checked every 10 minutes.
+		ProducerIDExpiration:              24 * time.Hour,
+		ProducerIDExpirationCheckInterval: 10 * time.Minute,
 		FlushCheckpointInterval: time.Minute,
 		CleanerInterval:         15 * time.Second,
 		RecoveryThreads:         DefaultRecoveryThreads(),
@@ -84,6 +87,12 @@ func (c Config) Validate() error {
 	}
 	if c.RetentionCheckInterval <= 0 {
 		return fmt.Errorf("log.retention.check.interval.ms %v: must be positive", c.RetentionCheckInterval)
+	}
+	if c.ProducerIDExpiration < 0 {
+		return fmt.Errorf("producer.id.expiration.ms %v: must not be negative", c.ProducerIDExpiration)
+	}
+	if c.ProducerIDExpiration > 0 && c.ProducerIDExpirationCheckInterval <= 0 {
+		return fmt.Errorf("producer.id.expiration.check.interval.ms %v: must be positive", c.ProducerIDExpirationCheckInterval)
 	}
 	if c.CleanerInterval < 0 {
 		return fmt.Errorf("log.cleaner.backoff.ms %v: must not be negative", c.CleanerInterval)

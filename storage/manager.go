@@ -380,6 +380,12 @@ func (m *Manager) loop() {
 	defer checkpoint.Stop()
 	housekeeping := time.NewTicker(time.Second)
 	defer housekeeping.Stop()
+	var expire <-chan time.Time // nil: producer ids never expire
+	if m.cfg.ProducerIDExpiration > 0 {
+		t := time.NewTicker(m.cfg.ProducerIDExpirationCheckInterval)
+		defer t.Stop()
+		expire = t.C
+	}
 	for {
 		select {
 		case <-m.stop:
@@ -396,8 +402,28 @@ func (m *Manager) loop() {
 			for _, l := range m.logSlice() {
 				l.housekeep()
 			}
+		case <-expire:
+			m.ExpireProducers()
 		}
 	}
+}
+
+// ExpireProducers drops, in every log, the producers whose last batch is
+// older than ProducerIDExpiration (the loop runs it every
+// ProducerIDExpirationCheckInterval) and returns how many.
+func (m *Manager) ExpireProducers() int {
+	if m.cfg.ProducerIDExpiration <= 0 {
+		return 0
+	}
+	cutoff := m.cfg.Now().Add(-m.cfg.ProducerIDExpiration).UnixMilli()
+	n := 0
+	for _, l := range m.logSlice() {
+		n += l.expireProducers(cutoff)
+	}
+	if n > 0 {
+		m.logger.Info("producer ids expired", "producers", n, "older_than", m.cfg.ProducerIDExpiration)
+	}
+	return n
 }
 
 // ApplyRetention runs one retention pass now (the loop runs it every

@@ -236,3 +236,30 @@ func writeFileAtomic(path string, b []byte) error {
 	}
 	return renameFile(tmp, path)
 }
+
+// lastActive is the producer's last batch's (or marker's) max timestamp,
+// in ms.
+func (e *producerEntry) lastActive() int64 {
+	if e.LastTimestamp != 0 {
+		return e.LastTimestamp
+	}
+	if b := e.last(); b != nil {
+		return b.MaxTimestamp
+	}
+	return 0
+}
+
+// expireProducers drops the producers without an open transaction whose
+// last batch is older than cutoff (ms) and returns how many.
+func (l *Log) expireProducers(cutoff int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for pid, e := range l.mu.producers {
+		if !e.Txn && e.lastActive() < cutoff {
+			delete(l.mu.producers, pid)
+			n++
+		}
+	}
+	return n
+}

@@ -418,3 +418,50 @@ func TestFollowerRollsWhereLeaderRolled(t *testing.T) {
 		}
 	}
 }
+
+// Producers idle for longer than producer.id.expiration.ms are forgotten
+// (the state would otherwise grow with every producer the log ever saw); a
+// producer with an open transaction is kept, and one that writes again
+// after expiring is new to the log.
+func TestProducerIDExpiration(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	cfg := storage.DefaultConfig(dir)
+	cfg.Now = func() time.Time { return now }
+	cfg.ProducerIDExpiration = time.Hour
+	m, err := storage.OpenManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l := mustLog(t, m, smallSegments())
+	old, recent := now.Add(-2*time.Hour).UnixMilli(), now.Add(-time.Minute).UnixMilli()
+	appendOK := func(b []byte) {
+		t.Helper()
+		if _, err := l.AppendAsLeader(b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOK(storagetest.MakeBatchAt(values(2, 10, 1), 1, 0, 0, old))    // idle: expires
+	appendOK(storagetest.MakeBatchAt(values(2, 10, 2), 2, 0, 0, recent)) // active: kept
+	appendOK(storagetest.MakeTxnBatch(values(2, 10, 3), 3, 0, 0))         // open transaction: kept
+	if n := len(l.Producers()); n != 3 {
+		t.Fatalf("%d producers before expiry, want 3", n)
+	}
+	if n := m.ExpireProducers(); n < 1 {
+		t.Fatalf("expired %d producers, want producer 1", n)
+	}
+	ids := map[int64]bool{}
+	for _, p := range l.Producers() {
+		ids[p.ProducerID] = true
+	}
+	if ids[1] || !ids[2] || !ids[3] {
+		t.Fatalf("producers after expiry: %v, want 2 and 3", ids)
+	}
+	// Producer 1 is unknown now: a sequence far from its last is accepted;
+	// producer 2 still gets its gap refused.
+	appendOK(storagetest.MakeBatchAt(values(1, 10, 4), 1, 0, 57, recent))
+	if _, err := l.AppendAsLeader(storagetest.MakeBatchAt(values(1, 10, 5), 2, 0, 57, recent), 0); !errors.Is(err, storage.ErrOutOfOrderSequence) {
+		t.Fatalf("producer 2's gap: %v", err)
+	}
+}
