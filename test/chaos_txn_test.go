@@ -207,8 +207,9 @@ func (w *chaosTxnWorkload) produce(i int, rng *rand.Rand, klog *chaosClientLog) 
 	stream := fmt.Sprintf("txn%d", i)
 	var seq int64
 	cl := w.client(id, klog, chaosTxnTimeout)
+	var zombies []*kgo.Client // abandoned clients, closed after the next commit
 	replace := func() {
-		cl.Close()
+		w.closeClient(cl)
 		cl = w.client(id, klog, chaosTxnTimeout)
 		w.mu.Lock()
 		w.recreated++
@@ -280,6 +281,7 @@ func (w *chaosTxnWorkload) produce(i int, rng *rand.Rand, klog *chaosClientLog) 
 				return
 			}
 			w.record(tx, txnAborted, "abandoned to a new client (zombie)")
+			zombies = append(zombies, cl)
 			cl = w.client(id, klog, chaosTxnTimeout)
 			continue
 		}
@@ -299,6 +301,10 @@ func (w *chaosTxnWorkload) produce(i int, rng *rand.Rand, klog *chaosClientLog) 
 		case err == nil && commit:
 			w.record(tx, txnCommitted, "")
 			w.committed[i].Add(1)
+			for _, z := range zombies {
+				w.closeClient(z) // fenced by now: the new instance committed
+			}
+			zombies = zombies[:0]
 			continue
 		case err == nil:
 			w.record(tx, txnAborted, "deliberately")
@@ -380,6 +386,14 @@ func (w *chaosTxnWorkload) commits() int64 {
 		n += w.committed[i].Load()
 	}
 	return n
+}
+
+// closeClient closes one producer client.
+func (w *chaosTxnWorkload) closeClient(cl *kgo.Client) {
+	w.mu.Lock()
+	w.clients = slices.DeleteFunc(w.clients, func(c *kgo.Client) bool { return c == cl })
+	w.mu.Unlock()
+	cl.Close()
 }
 
 // closeClients closes every producer client, zombies included.
