@@ -143,7 +143,8 @@ clean:
 # The long fault test (test/chaos_test.go, TestChaosLong): random faults
 # (SIGKILL, SIGSTOP, network cut, controller-connection cut, machine crash,
 # crash right after a leader change) for CHAOS_FOR under an acks=all
-# workload on topics with tiny segments and retention running, e.g.
+# workload on topics with tiny segments and retention running, and a
+# transactional workload with read_committed checks (test/chaos_txn_test.go), e.g.
 # `make chaos CHAOS_FOR=10m`. Never part of `make test`.
 CHAOS_FOR     ?= 6m
 CHAOS_TIMEOUT ?= 40m

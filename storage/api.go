@@ -12,15 +12,21 @@ import (
 
 // Sentinel errors. The dataplane maps each to one Kafka error code.
 var (
-	ErrOffsetOutOfRange     = errors.New("storage: offset out of range")     // OFFSET_OUT_OF_RANGE
-	ErrCorruptBatch         = errors.New("storage: corrupt record batch")    // CORRUPT_MESSAGE
-	ErrBatchTooLarge        = errors.New("storage: record batch too large")  // MESSAGE_TOO_LARGE
-	ErrDuplicateSequence    = errors.New("storage: duplicate sequence")      // answered as success with the original offset
-	ErrOutOfOrderSequence   = errors.New("storage: out of order sequence")   // OUT_OF_ORDER_SEQUENCE_NUMBER
-	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")  // INVALID_PRODUCER_EPOCH
-	ErrUnknownProducerID    = errors.New("storage: unknown producer id")     // UNKNOWN_PRODUCER_ID
-	ErrClosed               = errors.New("storage: log closed")              // NOT_LEADER_OR_FOLLOWER (retriable)
-	ErrDiskFull             = errors.New("storage: no space left on device") // KAFKA_STORAGE_ERROR
+	ErrOffsetOutOfRange     = errors.New("storage: offset out of range")    // OFFSET_OUT_OF_RANGE
+	ErrCorruptBatch         = errors.New("storage: corrupt record batch")   // CORRUPT_MESSAGE
+	ErrBatchTooLarge        = errors.New("storage: record batch too large") // MESSAGE_TOO_LARGE
+	ErrDuplicateSequence    = errors.New("storage: duplicate sequence")     // answered as success with the original offset
+	ErrOutOfOrderSequence   = errors.New("storage: out of order sequence")  // OUT_OF_ORDER_SEQUENCE_NUMBER
+	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch") // INVALID_PRODUCER_EPOCH
+	ErrUnknownProducerID    = errors.New("storage: unknown producer id")    // UNKNOWN_PRODUCER_ID
+	ErrClosed               = errors.New("storage: log closed")             // NOT_LEADER_OR_FOLLOWER (retriable)
+	// ErrMarkerMissing: a producer's newer epoch writes a transactional
+	// batch while this log still holds an older epoch's transaction open.
+	// The coordinator writes that transaction's marker on the partition
+	// leader before it hands out the new epoch, so the marker went to
+	// another leader: this replica was deposed without knowing it yet.
+	ErrMarkerMissing = errors.New("storage: transaction marker missing") // NOT_LEADER_OR_FOLLOWER (retriable)
+	ErrDiskFull      = errors.New("storage: no space left on device")    // KAFKA_STORAGE_ERROR
 )
 
 // TopicPartition names one partition log; its directory is "<Topic>-<Partition>".

@@ -70,8 +70,11 @@ func (e *producerEntry) check(h BatchHeader, known bool) (*batchMeta, error) {
 	case h.ProducerEpoch > e.Epoch:
 		if h.Transactional() && e.Txn {
 			// A bumped epoch cannot write into the old epoch's open
-			// transaction: its marker comes first.
-			return nil, fmt.Errorf("%w: epoch %d writes while epoch %d's transaction is open", ErrInvalidTxnState, h.ProducerEpoch, e.Epoch)
+			// transaction: its marker comes first, so this log missed
+			// it (a deposed leader that does not know yet). The client
+			// is told to look for the leader (retriable), not that its
+			// transaction is broken (INVALID_TXN_STATE aborts it).
+			return nil, fmt.Errorf("%w: epoch %d writes while epoch %d's transaction is open", ErrMarkerMissing, h.ProducerEpoch, e.Epoch)
 		}
 		if h.BaseSequence != 0 {
 			return nil, fmt.Errorf("%w: first sequence of new epoch %d is %d, want 0", ErrOutOfOrderSequence, h.ProducerEpoch, h.BaseSequence)

@@ -59,6 +59,12 @@ func TestLastStableOffset(t *testing.T) {
 	if _, err := l.AppendAsLeader(storagetest.MakeBatch(values(1, 10, 0), 7, 0, 2), 1); !errors.Is(err, storage.ErrInvalidTxnState) {
 		t.Fatalf("non-transactional write in a transaction: %v", err)
 	}
+	// A newer epoch of the producer while its transaction is open here:
+	// the coordinator wrote the marker elsewhere (this log's replica was
+	// deposed). Retriable, not INVALID_TXN_STATE.
+	if _, err := l.AppendAsLeader(storagetest.MakeTxnBatch(values(1, 10, 0), 7, 1, 0), 1); !errors.Is(err, storage.ErrMarkerMissing) || errors.Is(err, storage.ErrInvalidTxnState) {
+		t.Fatalf("newer epoch's transactional write while the older one's transaction is open: %v", err)
+	}
 	ca := marker(t, l, 7, true) // 8
 	if got := l.LastStableOffset(8); got != 3 {
 		t.Fatalf("LSO with the commit marker above the HW = %d, want 3", got)

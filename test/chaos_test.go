@@ -156,7 +156,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 	t.Logf("seed %d (repeat with SKEIN_TEST_SEED=%d)", seed, seed)
 	began := time.Now()
 
-	brokerArgs := []string{"--replica-lag-time-max", chaosLag.String()}
+	brokerArgs := append([]string{"--replica-lag-time-max", chaosLag.String()}, chaosTxnBrokerArgs...)
 	if harness.SupportsFlag(t, "broker", chaosRetentionFlag) {
 		brokerArgs = append(brokerArgs, "--"+chaosRetentionFlag, chaosRetentionCheck.String())
 	} else {
@@ -180,6 +180,11 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		}
 		createTopic(t, c, topic, chaosPartitions, 3, cfg)
 	}
+	txnCfg := make(map[string]*string)
+	for k, v := range chaosTxnTopicConfig {
+		txnCfg[k] = strPtr(v)
+	}
+	createTopic(t, c, chaosTxnTopic, chaosTxnPartitions, 3, txnCfg)
 	chaosFullISR(t, c, 30*time.Second)
 	if _, err := os.Stat(c.Brokers[0].JournalPath); err != nil {
 		t.Logf("WARNING: no fsync journal at %s (the binary does not write %s): a machine crash is a plain SIGKILL", c.Brokers[0].JournalPath, harness.FsyncJournalEnv)
@@ -295,6 +300,8 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		}()
 	}
 	stopProducing := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	txn := startChaosTxn(t, c, seed)
+	clientLogs = append(clientLogs, txn.logs...)
 
 	var readers []*chaosReader
 	t.Cleanup(func() {
@@ -303,6 +310,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 				l.dump(t)
 			}
 		}
+		txn.abort()
 		watch.stop()
 		for _, r := range readers {
 			r.stop()
@@ -344,6 +352,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		})
 	}
 	progress(2_000, true, 30*time.Second)
+	txn.progress(t, 30*time.Second)
 
 	// The schedule.
 	var schedule []string
@@ -379,13 +388,24 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		rounds++
 		chaosFullISR(t, c, 60*time.Second)
 		progress(1_000, true, 60*time.Second)
-		t.Logf("round %d: %s %s done in %v; %d acknowledged", round, fault, victim, time.Since(start).Round(time.Millisecond), acked())
+		if longFor > 0 {
+			// Every transactional producer commits again after each
+			// fault (the short run checks it once, after the last: a
+			// producer whose transaction was caught by the fault waits
+			// for its timeout, seconds).
+			txn.progress(t, 60*time.Second)
+		}
+		t.Logf("round %d: %s %s done in %v; %d acknowledged, %d transactions committed", round, fault, victim, time.Since(start).Round(time.Millisecond), acked(), txn.commits())
 	}
 	for len(readers) < chaosReaders {
 		readers = append(readers, startChaosReader(t, c, len(readers)))
 	}
+	txn.progress(t, 60*time.Second)
 
 	stopProducing()
+	// The transactional producers stop too, each leaving a transaction
+	// open: the coordinator aborts them while the checks below run.
+	txn.stop()
 	flushCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, cl := range producers {
@@ -399,6 +419,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		}
 	}
 	summary := chaosCheck(t, c, ledgers, readers, watch)
+	summary += "\n" + txn.check(t, c)
 	t.Logf("seed %d: %d rounds %v in %v; machine crashes %d (%d bytes of unsynced data dropped; %d without a journal: plain kills); crashes right after a leader change %d (%d after a logged truncation)\n%s",
 		seed, rounds, counts.faults, time.Since(began).Round(time.Second), counts.crashes, counts.droppedBytes, counts.crashesNoJournal,
 		counts.recrashes, counts.recrashTruncated, summary)
@@ -411,7 +432,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 func applyFault(t *testing.T, c *harness.Cluster, rng *rand.Rand, fault string, counts *chaosCounts, during func()) string {
 	t.Helper()
 	victim := c.Brokers[rng.IntN(len(c.Brokers))]
-	tps := chaosTPs()
+	tps := append(chaosTPs(), chaosTxnTPs()...)
 	tp := tps[rng.IntN(len(tps))]
 	if fault == faultCtrlCut || fault == faultRecrash {
 		victim = c.Broker(chaosLeader(t, c, nil, tp))
@@ -610,13 +631,18 @@ type chaosPartition struct {
 	isr    []int32
 }
 
-// chaosMetadata returns the chaos topics' partitions as broker b (asked
-// directly, not through its proxy) sees them.
+// chaosMetadata returns the partitions of the chaos topics (the
+// transactional one included) as broker b (asked directly, not through its
+// proxy) sees them.
 func chaosMetadata(b *harness.Node) (map[chaosTP]chaosPartition, error) {
 	out := make(map[chaosTP]chaosPartition)
-	for _, topic := range chaosTopics {
+	for _, topic := range append(slices.Clone(chaosTopics), chaosTxnTopic) {
+		want := chaosPartitions
+		if topic == chaosTxnTopic {
+			want = chaosTxnPartitions
+		}
 		parts, err := topicStateVia(b, topic)
-		if err == nil && len(parts) != chaosPartitions {
+		if err == nil && len(parts) != want {
 			err = fmt.Errorf("metadata from %s lists %d partitions of %s", b.Name, len(parts), topic)
 		}
 		if err != nil {
@@ -653,7 +679,7 @@ func topicStateVia(b *harness.Node, topic string) (map[int32]chaosPartition, err
 // chaosLost reports whether observer's metadata shows that the cluster
 // noticed the loss of broker id: it is in no ISR of a partition led by
 // another and, with asLeader, it leads no partition with another replica
-// in the ISR. An isolated broker that still reaches the controller keeps
+// in the ISR (partitions of the transactional topic aside). An isolated broker that still reaches the controller keeps
 // its leaderships and, as Kafka does, its followers in the ISR while no
 // write reaches it (a follower is in sync while its log end equals the
 // leader's), so asLeader is false for it.
@@ -663,6 +689,12 @@ func chaosLost(observer *harness.Node, id int32, asLeader bool) (bool, string) {
 		return false, err.Error()
 	}
 	for tp, s := range parts {
+		if tp.topic == chaosTxnTopic {
+			// Its writes stall while the transactional producers'
+			// coordinator is cut off (until their transactions time
+			// out): the victim would stay in its ISRs for that long.
+			continue
+		}
 		if asLeader && s.leader == id && len(s.isr) > 1 || s.leader != id && slices.Contains(s.isr, id) {
 			return false, fmt.Sprintf("%s: leader %d ISR %v", tp, s.leader, s.isr)
 		}

@@ -497,7 +497,7 @@ func TestErrorTable(t *testing.T) {
 	for _, err := range []error{
 		storage.ErrOffsetOutOfRange, storage.ErrCorruptBatch, storage.ErrBatchTooLarge, storage.ErrOutOfOrderSequence,
 		storage.ErrInvalidProducerEpoch, storage.ErrUnknownProducerID, storage.ErrClosed, storage.ErrDiskFull,
-		partition.ErrNotLeaderOrFollower, partition.ErrUnknownTopicOrPartition, partition.ErrUnknownTopicID,
+		storage.ErrMarkerMissing, partition.ErrNotLeaderOrFollower, partition.ErrUnknownTopicOrPartition, partition.ErrUnknownTopicID,
 		partition.ErrFencedLeaderEpoch, partition.ErrUnknownLeaderEpoch, partition.ErrNotEnoughReplicas,
 		partition.ErrNotEnoughReplicasAfterAppend, partition.ErrRequestTimedOut, partition.ErrUnsupportedMessageFormat,
 		partition.ErrInvalidRecord, partition.ErrInvalidTxnState, partition.ErrClosed,

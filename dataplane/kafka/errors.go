@@ -40,6 +40,7 @@ var errorTable = []struct {
 	{storage.ErrInvalidTxnState, kerr.InvalidTxnState},
 	{storage.ErrCoordinatorFenced, kerr.TransactionCoordinatorFenced},
 	{storage.ErrClosed, kerr.NotLeaderForPartition},
+	{storage.ErrMarkerMissing, kerr.NotLeaderForPartition},
 	{storage.ErrDiskFull, kerr.KafkaStorageError},
 	// request lifetime
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

@@ -76,6 +76,11 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 			pid, ep := m.producerID, m.epoch
 			c.mu.Unlock()
 			return pid, ep, 0
+		case producerID == m.producerID && epoch > m.epoch:
+			// An epoch this coordinator never handed out (see
+			// epochCheck): stale, not the producer's fault.
+			c.mu.Unlock()
+			return -1, -1, kerr.NotCoordinator.Code
 		default:
 			c.mu.Unlock()
 			return -1, -1, kerr.ProducerFenced.Code

@@ -266,6 +266,24 @@ func TestFencing(t *testing.T) {
 	if p, ep, code := e.init("z", pid, e2); code != 0 || p != pid || ep != e3 {
 		t.Fatalf("retried bump: %d/%d %v", p, ep, kerr.ErrorForCode(code))
 	}
+	// An epoch newer than any this coordinator handed out: its state is
+	// stale (another coordinator took over and bumped the epoch while
+	// this one, cut off, did not hear it lost the partition). Retriable
+	// NOT_COORDINATOR, not PRODUCER_FENCED (which makes a healthy
+	// producer give up; found by the chaos test's transactional
+	// workload during a controller cut).
+	if codes := e.c.AddPartitions(ctx, "z", pid, e3+1, []TopicPartition{tp0}, true); codes[0] != kerr.NotCoordinator.Code {
+		t.Fatalf("verify with a newer epoch: %v", kerr.ErrorForCode(codes[0]))
+	}
+	if codes := e.c.AddPartitions(ctx, "z", pid, e3+2, []TopicPartition{tp0}, false); codes[0] != kerr.NotCoordinator.Code {
+		t.Fatalf("add with a newer epoch: %v", kerr.ErrorForCode(codes[0]))
+	}
+	if code := e.c.EndTxn(ctx, "z", pid, e3+1, true); code != kerr.NotCoordinator.Code {
+		t.Fatalf("end with a newer epoch: %v", kerr.ErrorForCode(code))
+	}
+	if _, _, code := e.init("z", pid, e3+1); code != kerr.NotCoordinator.Code {
+		t.Fatalf("bump from a newer epoch: %v", kerr.ErrorForCode(code))
+	}
 	if _, _, code := e.c.InitProducerID(ctx, "z", 2*time.Minute, -1, -1, e.alloc); code != kerr.InvalidTransactionTimeout.Code {
 		t.Fatalf("timeout above the max: %v", kerr.ErrorForCode(code))
 	}

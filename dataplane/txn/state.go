@@ -170,6 +170,12 @@ func epochCheck(m *txnMeta, producerID int64, epoch int16) int16 {
 	switch {
 	case m == nil || m.producerID != producerID:
 		return kerr.InvalidProducerIDMapping.Code
+	case epoch > m.epoch:
+		// An epoch this coordinator never handed out: another one did,
+		// after this one lost the partition without knowing yet (cut off
+		// from the controller). The client looks for the coordinator;
+		// PRODUCER_FENCED would make it give up its producer.
+		return kerr.NotCoordinator.Code
 	case m.epoch != epoch:
 		return kerr.ProducerFenced.Code
 	}

@@ -177,3 +177,102 @@ func (pl PartitionLog) Records() ([]Stored, error) {
 	}
 	return out, nil
 }
+
+// The v2 batch header fields the transaction helpers read.
+const (
+	batchProducerIDAt = 43 // int64
+	attrTransactional = 0x10
+)
+
+// ProducerID is the batch's producer id (-1: none).
+func (b Batch) ProducerID() int64 {
+	return int64(be.BigEndian.Uint64(b.Raw[batchProducerIDAt:]))
+}
+
+// Transactional reports whether the batch is part of a transaction (its
+// records or, for a control batch, the transaction's marker).
+func (b Batch) Transactional() bool {
+	return be.BigEndian.Uint16(b.Raw[batchAttributesAt:])&attrTransactional != 0
+}
+
+// Marker decodes a control batch's marker: ok is false for a batch of
+// data records; commit tells a COMMIT marker (type 1) from an ABORT (type
+// 0). Another control record type is an error.
+func (b Batch) Marker() (commit, ok bool, err error) {
+	raw := b.Raw
+	if be.BigEndian.Uint16(raw[batchAttributesAt:])&attrControl == 0 {
+		return false, false, nil
+	}
+	if n := int32(be.BigEndian.Uint32(raw[batchCountAt:])); n != 1 {
+		return false, true, fmt.Errorf("control batch at %d holds %d records, want 1", b.BaseOffset, n)
+	}
+	buf := raw[batchHeaderLen:]
+	bad := fmt.Errorf("control batch at %d: bad record", b.BaseOffset)
+	varint := func() (int64, bool) {
+		v, n := be.Varint(buf)
+		if n <= 0 {
+			return 0, false
+		}
+		buf = buf[n:]
+		return v, true
+	}
+	if _, ok := varint(); !ok || len(buf) < 1 { // record length
+		return false, true, bad
+	}
+	buf = buf[1:]           // attributes
+	_, ok1 := varint()      // timestamp delta
+	_, ok2 := varint()      // offset delta
+	keyLen, ok3 := varint() // key: int16 version, int16 type
+	if !ok1 || !ok2 || !ok3 || keyLen < 4 || int64(len(buf)) < keyLen {
+		return false, true, bad
+	}
+	switch typ := int16(be.BigEndian.Uint16(buf[2:])); typ {
+	case 0:
+		return false, true, nil
+	case 1:
+		return true, true, nil
+	default:
+		return false, true, fmt.Errorf("control batch at %d: control record type %d", b.BaseOffset, typ)
+	}
+}
+
+// Committed returns what a read_committed consumer reads of the replica
+// (Kafka's rule): records of non-transactional batches, and those of a
+// transactional batch once a COMMIT marker of its producer follows it;
+// an ABORT marker drops the producer's pending records. open lists the
+// producers (id -> first offset) whose transaction has no marker yet: the
+// last stable offset is the lowest of those offsets.
+func (pl PartitionLog) Committed() (recs []Stored, open map[int64]int64, err error) {
+	pending := make(map[int64][]Stored)
+	open = make(map[int64]int64)
+	for _, b := range pl.Batches {
+		commit, control, err := b.Marker()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s/%s: %w", pl.Dir, b.Segment, err)
+		}
+		pid := b.ProducerID()
+		if control {
+			if commit {
+				recs = append(recs, pending[pid]...)
+			}
+			delete(pending, pid)
+			delete(open, pid)
+			continue
+		}
+		rs, err := b.Records()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s/%s: %w", pl.Dir, b.Segment, err)
+		}
+		if !b.Transactional() {
+			recs = append(recs, rs...)
+			continue
+		}
+		if _, ok := open[pid]; !ok {
+			open[pid] = b.BaseOffset
+		}
+		pending[pid] = append(pending[pid], rs...)
+	}
+	// Committed records come out in marker order; sort by offset.
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Offset < recs[j].Offset })
+	return recs, open, nil
+}

@@ -103,3 +103,79 @@ func TestVerifyRetained(t *testing.T) {
 		t.Error("Verify: a log starting at 5 passed as contiguous from 0")
 	}
 }
+
+// testTxnBatch encodes a transactional batch of producer pid at base; with
+// marker set, the control batch of its COMMIT (commit) or ABORT marker.
+func testTxnBatch(base, pid int64, marker, commit bool, values ...string) []byte {
+	attrs := int16(attrTransactional)
+	var recs []byte
+	n := len(values)
+	if marker {
+		attrs |= attrControl
+		typ := byte(0)
+		if commit {
+			typ = 1
+		}
+		r := kmsg.Record{Key: []byte{0, 0, 0, typ}, Value: []byte{0, 0, 0, 0, 0, 0}}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs, n = r.AppendTo(nil), 1
+	} else {
+		for i, v := range values {
+			r := kmsg.Record{OffsetDelta: int32(i), Value: []byte(v)}
+			r.Length = int32(len(r.AppendTo(nil)) - 1)
+			recs = r.AppendTo(recs)
+		}
+	}
+	b := kmsg.RecordBatch{
+		FirstOffset: base, Magic: 2, Attributes: attrs, LastOffsetDelta: int32(n - 1), NumRecords: int32(n),
+		Records: recs, PartitionLeaderEpoch: 1, ProducerID: pid,
+	}
+	b.Length = int32(len(b.AppendTo(nil)) - batchLogOverhead)
+	return b.AppendTo(nil)
+}
+
+// TestCommitted: the read_committed view of a log with interleaved
+// transactions: committed records in offset order, aborted ones dropped,
+// plain ones kept, an open transaction reported with its first offset.
+func TestCommitted(t *testing.T) {
+	dir := t.TempDir()
+	seg := func(base int64) string { return filepath.Join(dir, fmt.Sprintf("%020d.log", base)) }
+	first := slices.Concat(
+		testTxnBatch(0, 7, false, false, "c0", "c1"), // producer 7: committed below
+		testTxnBatch(2, 8, false, false, "a0"),       // producer 8: aborted below
+		testBatch(3, "plain"),
+		testTxnBatch(4, 8, true, false), // ABORT 8
+	)
+	second := slices.Concat(
+		testTxnBatch(5, 7, false, false, "c2"),
+		testTxnBatch(6, 7, true, true), // COMMIT 7
+		testTxnBatch(7, 9, false, false, "open"),
+	)
+	if err := os.WriteFile(seg(0), first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seg(5), second, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := ReadPartitionLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, open, err := pl.Committed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Stored{{0, "c0"}, {1, "c1"}, {3, "plain"}, {5, "c2"}}
+	if !slices.Equal(recs, want) {
+		t.Errorf("committed view %v, want %v", recs, want)
+	}
+	if len(open) != 1 || open[9] != 7 {
+		t.Errorf("open transactions %v, want producer 9 from offset 7", open)
+	}
+	if commit, ok, err := pl.Batches[3].Marker(); !ok || commit || err != nil {
+		t.Errorf("batch 3: marker %v commit %v err %v, want an ABORT marker", ok, commit, err)
+	}
+	if pl.Batches[0].ProducerID() != 7 || !pl.Batches[0].Transactional() || pl.Batches[2].Transactional() {
+		t.Error("producer id or transactional bit misread")
+	}
+}
