@@ -263,7 +263,37 @@ func (c *Coordinator) EndTxn(ctx context.Context, id string, producerID int64, e
 		c.sendMarkersLocked(s, m)
 	}
 	c.mu.Unlock()
+	c.awaitComplete(ctx, s, id, m)
 	return 0
+}
+
+// awaitComplete waits, at most EndTxnCompleteWait, until id's transaction
+// m is complete (its markers and complete record written).
+func (c *Coordinator) awaitComplete(ctx context.Context, s *shard, id string, m *txnMeta) {
+	if c.cfg.EndTxnCompleteWait <= 0 {
+		return
+	}
+	timer := c.clock.NewTimer(c.cfg.EndTxnCompleteWait)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		// Done when the transaction is no longer ours to watch, or is
+		// complete with no record being written.
+		same := !s.gone && !c.closed && s.txns[id] == m
+		done := !same || (!m.pending && m.state != StatePrepareCommit && m.state != StatePrepareAbort)
+		ch := c.completed
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.Chan():
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Transaction is DescribeTransactions' and ListTransactions' view of one

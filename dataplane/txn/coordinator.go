@@ -77,6 +77,14 @@ type Config struct {
 	// MarkerRetryBackoff is the pause before sending markers again to
 	// partitions whose leader refused them or could not be reached.
 	MarkerRetryBackoff time.Duration
+	// EndTxnCompleteWait is how long EndTxn may wait, after the prepare
+	// record, for the markers and the complete record before it answers
+	// (0: answer at once, as Kafka does). A client's next transaction then
+	// finds the last one complete instead of being answered
+	// CONCURRENT_TRANSACTIONS and backing off (franz-go: 20 ms, the bulk of
+	// a short transaction's cost); markers that take longer (a leader
+	// down) follow in the background as before.
+	EndTxnCompleteWait time.Duration
 	// PartitionVerification is transaction.partition.verification.enable
 	// (true, KIP-890): partition leaders ask the coordinator before a
 	// producer's first transactional batch lands on them. The broker reads
@@ -99,6 +107,7 @@ func DefaultConfig(nodeID int32) Config {
 		AbortTimedOutInterval:     10 * time.Second,
 		WriteTimeout:              5 * time.Second,
 		MarkerRetryBackoff:        100 * time.Millisecond,
+		EndTxnCompleteWait:        50 * time.Millisecond,
 		PartitionVerification:     true,
 		Logger:                    hclog.NewNullLogger(),
 	}
@@ -178,6 +187,9 @@ type Coordinator struct {
 	shards        map[int32]*shard
 	closed        bool
 	stats         counters
+	// completed is closed (and replaced) whenever a transaction's
+	// complete record is committed: EndTxn's bounded wait.
+	completed chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -211,7 +223,7 @@ func New(cfg Config, markers MarkerWriter) (*Coordinator, error) {
 		cfg.Clock = clockwork.NewRealClock()
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, markers: markers,
-		shards: map[int32]*shard{}, stop: make(chan struct{})}
+		shards: map[int32]*shard{}, stop: make(chan struct{}), completed: make(chan struct{})}
 	c.wg.Add(1)
 	go c.timeoutLoop()
 	return c, nil

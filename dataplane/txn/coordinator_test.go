@@ -35,6 +35,12 @@ func (f *fakeMarkers) Enqueue(job *MarkerJob, done func(error)) {
 	f.jobs = append(f.jobs, fakeJob{job, done})
 }
 
+func (f *fakeMarkers) pending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.jobs)
+}
+
 func (f *fakeMarkers) take() []fakeJob {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -55,6 +61,9 @@ type env struct {
 	markers *fakeMarkers
 	epoch   int32
 	nextPID int64
+	// completeWait is the coordinator's EndTxnCompleteWait (0 in most
+	// tests: EndTxn answers at once and they drive the markers).
+	completeWait time.Duration
 }
 
 func newEnv(t *testing.T) *env {
@@ -79,6 +88,7 @@ func (e *env) start() {
 	cfg := DefaultConfig(testNode)
 	cfg.Clock = e.clock
 	cfg.MaxTimeout = time.Minute
+	cfg.EndTxnCompleteWait = e.completeWait
 	c, err := New(cfg, e.markers)
 	if err != nil {
 		e.t.Fatal(err)
@@ -369,4 +379,53 @@ func TestPartitionFor(t *testing.T) {
 	if got := PartitionFor("a", 50); got != 47 {
 		t.Fatalf(`PartitionFor("a") = %d, want 47`, got)
 	}
+}
+
+// With EndTxnCompleteWait, EndTxn answers once the markers and the
+// complete record are written (the client's next transaction then starts
+// without CONCURRENT_TRANSACTIONS), or when the wait runs out.
+func TestEndTxnWaitsForCompletion(t *testing.T) {
+	e := newEnv(t)
+	e.c.Close()
+	e.completeWait = time.Second
+	e.start()
+	e.apply(testNode)
+	ctx := context.Background()
+	pid, epoch, _ := e.init("w", -1, -1)
+	end := func(commit bool) <-chan int16 {
+		if codes := e.c.AddPartitions(ctx, "w", pid, epoch, []TopicPartition{tp0}, false); codes[0] != 0 {
+			t.Fatalf("add: %v", codes)
+		}
+		out := make(chan int16, 1)
+		go func() { out <- e.c.EndTxn(ctx, "w", pid, epoch, commit) }()
+		return out
+	}
+	// Markers written: EndTxn answers with the transaction complete.
+	answer := end(true)
+	var jobs []fakeJob
+	waitUntil(t, "marker job", func() bool { jobs = append(jobs, e.markers.take()...); return len(jobs) > 0 })
+	select {
+	case code := <-answer:
+		t.Fatalf("EndTxn answered %v before its markers were written", kerr.ErrorForCode(code))
+	default:
+	}
+	jobs[0].done(nil)
+	if code := <-answer; code != 0 {
+		t.Fatalf("end: %v", kerr.ErrorForCode(code))
+	}
+	if st := e.state("w"); st.State != StateCompleteCommit {
+		t.Fatalf("EndTxn answered in %v, want CompleteCommit", st.State)
+	}
+	// Markers stuck: EndTxn answers when the wait runs out, prepared.
+	answer = end(false)
+	waitUntil(t, "marker job", func() bool { return e.markers.pending() > 0 })
+	e.clock.BlockUntilContext(ctx, 2) // EndTxn's timer and the timeout loop's
+	e.clock.Advance(time.Second)
+	if code := <-answer; code != 0 {
+		t.Fatalf("abort: %v", kerr.ErrorForCode(code))
+	}
+	if st := e.state("w"); st.State != StatePrepareAbort {
+		t.Fatalf("after the wait ran out: %v, want PrepareAbort", st.State)
+	}
+	e.release("w", StateCompleteAbort)
 }

@@ -103,6 +103,10 @@ func (c *Coordinator) completeLocked(s *shard, m *txnMeta) {
 		} else {
 			c.stats.aborted.Add(1)
 		}
+		c.mu.Lock()
+		close(c.completed)
+		c.completed = make(chan struct{})
+		c.mu.Unlock()
 	}()
 }
 
