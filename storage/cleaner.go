@@ -15,12 +15,16 @@ package storage
 //     once its batch's max timestamp + delete.retention.ms is below the log
 //     time: the largest batch max timestamp in the range (never the wall
 //     clock, which differs between replicas);
-//   - control batches (transaction markers) and transactional batches are
-//     kept as they are, and transactional records supersede nothing: a
-//     record of an aborted transaction must never remove the committed
-//     value it would have replaced (conservative: Kafka also removes
-//     aborted records and, after delete.retention.ms, markers whose
-//     transaction holds no record any more; Skein keeps both);
+//   - records of a transaction whose commit marker is in the range count
+//     and are cleaned like any others (from the marker on: their key's
+//     latest is the larger offset); batches of an aborted transaction, or
+//     of one whose marker is beyond the range, are kept whole and
+//     supersede nothing (a record of an aborted transaction must never
+//     remove the committed value it would have replaced), and markers are
+//     kept (Kafka also removes aborted records and, after
+//     delete.retention.ms, markers whose transaction holds no record any
+//     more; Skein keeps both). Passes still compose: a transaction whose
+//     marker a first pass did not reach is cleaned by the next;
 //   - a batch keeps its base offset, last offset delta, producer fields,
 //     attributes and timestamps; removed records are dropped from it (a
 //     compressed batch is decompressed and compressed again with the same

@@ -32,7 +32,9 @@ type offsetMap struct {
 
 func (m *offsetMap) put(key []byte, off int64) {
 	if i, ok := m.idx[string(key)]; ok {
-		m.offs[i] = off
+		// The larger offset wins: a committed transaction's records are
+		// put when its marker is reached, after later records of others.
+		m.offs[i] = max(m.offs[i], off)
 		return
 	}
 	m.idx[m.intern(key)] = int32(len(m.offs))
@@ -72,6 +74,26 @@ type cleanPlan struct {
 	recs      recordIter
 	scan      batchScanner
 	w         *bufio.Writer
+	// open holds, per producer, its transaction's data seen so far in the
+	// range (batch base offsets and record keys); committed are the base
+	// offsets of transactional data batches whose commit marker is in the
+	// range: they are cleaned like any batch. Batches of an aborted
+	// transaction, or of one whose marker is beyond the range, are kept
+	// whole and supersede nothing.
+	open      map[int64]*openTxn
+	committed map[int64]bool
+}
+
+// openTxn is one producer's transactional data seen in the cleaned range,
+// its marker not yet reached.
+type openTxn struct {
+	batches []int64
+	keys    []keyAt
+}
+
+type keyAt struct {
+	key []byte
+	off int64
 }
 
 func (l *Log) cleanTo(limit int64) (CleanResult, error) {
@@ -105,6 +127,8 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		logTime:   -1,
 		logTimeAt: -1,
 		retention: cfg.DeleteRetention.Milliseconds(),
+		open:      map[int64]*openTxn{},
+		committed: map[int64]bool{},
 	}
 	for i, s := range segs {
 		err := p.scan.forEach(s.f, sizes[i], func(_ int64, h BatchHeader, b []byte) error {
@@ -118,20 +142,34 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 			if h.Idempotent() {
 				p.newest[h.ProducerID] = h.BaseOffset
 			}
-			if h.Attributes&(attrControl|attrTransactional) != 0 {
-				// Markers and transactional records are kept as they
-				// are, and a transactional record supersedes nothing
-				// (it may belong to an aborted transaction).
-				return nil
+			if h.Attributes&attrControl != 0 {
+				// A marker ends its producer's transaction: on commit
+				// its records count from here on.
+				return p.endTxn(h, b)
 			}
 			recs, err := p.decompress(h, b)
 			if err != nil {
 				return err
 			}
+			var txn *openTxn
+			if h.Attributes&attrTransactional != 0 {
+				txn = p.open[h.ProducerID]
+				if txn == nil {
+					txn = &openTxn{}
+					p.open[h.ProducerID] = txn
+				}
+				txn.batches = append(txn.batches, h.BaseOffset)
+			}
 			it := &p.recs
 			for it.reset(recs); it.next(); {
-				if it.r.Key != nil {
-					p.keys.put(it.r.Key, h.BaseOffset+int64(it.r.OffsetDelta))
+				if it.r.Key == nil {
+					continue
+				}
+				off := h.BaseOffset + int64(it.r.OffsetDelta)
+				if txn != nil {
+					txn.keys = append(txn.keys, keyAt{key: append([]byte(nil), it.r.Key...), off: off})
+				} else {
+					p.keys.put(it.r.Key, off)
 				}
 			}
 			if it.err != nil {
@@ -322,7 +360,7 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 // cleanBatch returns the cleaned batch (b itself when nothing changes, nil
 // when it goes) and how many records it lost.
 func (p *cleanPlan) cleanBatch(h BatchHeader, b []byte, lastInSegment bool) ([]byte, int64, error) {
-	if h.Attributes&(attrControl|attrTransactional) != 0 {
+	if h.Attributes&attrControl != 0 || (h.Attributes&attrTransactional != 0 && !p.committed[h.BaseOffset]) {
 		return b, 0, nil
 	}
 	codec := int(h.Attributes & attrCodecMask)
@@ -512,6 +550,31 @@ func CheckKeys(batch []byte) error {
 	}
 	if missing {
 		return ErrNoKey
+	}
+	return nil
+}
+
+// endTxn applies marker batch b of h.ProducerID: a commit makes the
+// transaction's records count and its batches cleanable, an abort leaves
+// them kept whole.
+func (p *cleanPlan) endTxn(h BatchHeader, b []byte) error {
+	txn := p.open[h.ProducerID]
+	if txn == nil {
+		return nil
+	}
+	delete(p.open, h.ProducerID)
+	m, ok, err := ParseControlBatch(b)
+	if err != nil {
+		return fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
+	}
+	if !ok || !m.Commit() {
+		return nil
+	}
+	for _, k := range txn.keys {
+		p.keys.put(k.key, k.off)
+	}
+	for _, off := range txn.batches {
+		p.committed[off] = true
 	}
 	return nil
 }

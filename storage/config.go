@@ -66,17 +66,17 @@ func (c LogConfig) Validate() error {
 // DefaultConfig returns working values for dir.
 func DefaultConfig(dir string) Config {
 	return Config{
-		Dir:                     dir,
-		Log:                     DefaultLogConfig(),
-		Logger:                  hclog.NewNullLogger(),
-		Now:                     time.Now,
-		RetentionCheckInterval:  5 * time.Minute,
+		Dir:                    dir,
+		Log:                    DefaultLogConfig(),
+		Logger:                 hclog.NewNullLogger(),
+		Now:                    time.Now,
+		RetentionCheckInterval: 5 * time.Minute,
 		// Kafka's defaults: a day, checked every 10 minutes.
 		ProducerIDExpiration:              24 * time.Hour,
 		ProducerIDExpirationCheckInterval: 10 * time.Minute,
-		FlushCheckpointInterval: time.Minute,
-		CleanerInterval:         15 * time.Second,
-		RecoveryThreads:         DefaultRecoveryThreads(),
+		FlushCheckpointInterval:           time.Minute,
+		CleanerInterval:                   15 * time.Second,
+		RecoveryThreads:                   DefaultRecoveryThreads(),
 	}
 }
 

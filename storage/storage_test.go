@@ -444,7 +444,7 @@ func TestProducerIDExpiration(t *testing.T) {
 	}
 	appendOK(storagetest.MakeBatchAt(values(2, 10, 1), 1, 0, 0, old))    // idle: expires
 	appendOK(storagetest.MakeBatchAt(values(2, 10, 2), 2, 0, 0, recent)) // active: kept
-	appendOK(storagetest.MakeTxnBatch(values(2, 10, 3), 3, 0, 0))         // open transaction: kept
+	appendOK(storagetest.MakeTxnBatch(values(2, 10, 3), 3, 0, 0))        // open transaction: kept
 	if n := len(l.Producers()); n != 3 {
 		t.Fatalf("%d producers before expiry, want 3", n)
 	}

@@ -1,7 +1,9 @@
 package storage_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -362,4 +364,188 @@ func TestCleanerKeepsTransactions(t *testing.T) {
 	if got := l.AbortedTxns(0, l.LogEndOffset()); len(got) != 1 || got[0].ProducerID != 5 {
 		t.Fatalf("aborted transactions after cleaning: %+v", got)
 	}
+}
+
+// Committed transactions are compacted like any records: a committed
+// record supersedes older values of its key and is superseded by newer
+// ones; an aborted transaction's records, and those of a transaction whose
+// marker is beyond the cleaned range, are kept whole and supersede
+// nothing; markers stay.
+func TestCleanerCompactsCommittedTransactions(t *testing.T) {
+	m := openManager(t, t.TempDir())
+	defer m.Close()
+	l := mustLog(t, m, compactConfig())
+	appendB := func(b []byte) {
+		t.Helper()
+		if _, err := l.AppendAsLeader(b, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := func(k, v string, ts int64) []byte {
+		return storagetest.MakeKeyedBatch([]storagetest.KV{{Key: []byte(k), Value: []byte(v)}}, storagetest.None, -1, -1, -1, ts)
+	}
+	txn := func(pid int64, ts int64, kvs ...string) []byte {
+		var recs []storagetest.KV
+		for i := 0; i < len(kvs); i += 2 {
+			recs = append(recs, storagetest.KV{Key: []byte(kvs[i]), Value: []byte(kvs[i+1])})
+		}
+		b := storagetest.MakeKeyedBatch(recs, storagetest.None, pid, 0, 0, ts)
+		b[22] |= 0x10 // transactional
+		return storage.SealBatch(b)
+	}
+	appendB(plain("a", "plain-old", 1000))
+	appendB(plain("d", "plain-kept", 1000))
+	appendB(txn(7, 1001, "a", "committed", "b", "committed-old")) // commits: supersedes a=plain-old
+	appendB(plain("b", "plain-new", 1002))                        // supersedes b=committed-old (committed later, offset wins)
+	appendB(storage.MakeMarkerBatch(7, 0, true, 0, 1003))
+	appendB(txn(9, 1004, "d", "aborted")) // aborted: supersedes nothing
+	appendB(storage.MakeMarkerBatch(9, 0, false, 0, 1005))
+	workloadKeys(t, l, "fill", 400, 50, 5, storagetest.None, 2000, 0, -1)
+	if _, err := l.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]bool{}
+	for _, r := range readRecords(t, l) {
+		vals[string(r.Key)+"="+string(r.Value)] = true
+	}
+	for _, want := range []string{"a=committed", "b=plain-new", "d=plain-kept", "d=aborted"} {
+		if !vals[want] {
+			t.Errorf("%s is gone after cleaning", want)
+		}
+	}
+	for _, gone := range []string{"a=plain-old", "b=committed-old"} {
+		if vals[gone] {
+			t.Errorf("%s survived cleaning", gone)
+		}
+	}
+	if got := l.AbortedTxns(0, l.LogEndOffset()); len(got) != 1 || got[0].ProducerID != 9 {
+		t.Fatalf("aborted transactions after cleaning: %+v", got)
+	}
+}
+
+// FuzzCleanTxn cleans logs mixing plain records with the transactions of
+// three producers (committed, aborted, left open): cleaning in two steps
+// gives the bytes of cleaning at once, records above the cleaned offset
+// and every record of an aborted or open transaction are kept, and the
+// read_committed value of every key is the same before and after.
+func FuzzCleanTxn(f *testing.F) {
+	f.Add([]byte{0x01, 0x41, 0x42, 0x03, 0xc1, 0x44, 0x05, 0xe2, 0x46, 0x07, 0x80}, uint16(200), uint8(3))
+	f.Add(bytes.Repeat([]byte{0x40, 0x21, 0x61, 0xc0, 0x12, 0xa1, 0x33, 0x04}, 10), uint16(300), uint8(5))
+	f.Fuzz(func(t *testing.T, data []byte, segBytes uint16, step uint8) {
+		if len(data) > 600 {
+			data = data[:600]
+		}
+		cfg := compactConfig()
+		cfg.SegmentBytes = 150 + int64(segBytes%1500)
+		type rec struct {
+			kv       storagetest.KV
+			pid      int64 // -1: plain
+			txnFirst int64 // the first offset of its transaction
+		}
+		var recs map[int64]rec
+		outcome := map[int64]map[int64]bool{} // pid -> first offset of a transaction -> committed
+		fill := func(l *storage.Log) {
+			recs = map[int64]rec{}
+			clear(outcome)
+			open := map[int64]int64{} // pid -> first offset of its open transaction
+			seq := map[int64]int32{}
+			ts := int64(1000)
+			for i, b := range data {
+				ts++
+				key := []byte(fmt.Sprintf("k%d", b&7))
+				val := []byte(fmt.Sprintf("v%d", i))
+				pid := int64(20 + int(b>>3&3)%3)
+				switch b >> 5 {
+				case 0, 1: // plain
+					info, err := l.AppendAsLeader(storagetest.MakeKeyedBatch([]storagetest.KV{{Key: key, Value: val}}, storagetest.None, -1, -1, -1, ts), 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					recs[info.FirstOffset] = rec{storagetest.KV{Key: key, Value: val}, -1, -1}
+				case 2, 3, 4: // a transactional record
+					bt := storagetest.MakeKeyedBatch([]storagetest.KV{{Key: key, Value: val}}, storagetest.None, pid, 0, seq[pid], ts)
+					bt[22] |= 0x10
+					info, err := l.AppendAsLeader(storage.SealBatch(bt), 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					seq[pid]++
+					if _, ok := open[pid]; !ok {
+						open[pid] = info.FirstOffset
+					}
+					recs[info.FirstOffset] = rec{storagetest.KV{Key: key, Value: val}, pid, open[pid]}
+				default: // a marker: commit (5, 6) or abort (7)
+					first, ok := open[pid]
+					if !ok {
+						continue
+					}
+					if _, err := l.AppendAsLeader(storage.MakeMarkerBatch(pid, 0, b>>5 != 7, 0, ts), 1); err != nil {
+						t.Fatal(err)
+					}
+					if outcome[pid] == nil {
+						outcome[pid] = map[int64]bool{}
+					}
+					outcome[pid][first] = b>>5 != 7
+					delete(open, pid)
+				}
+			}
+		}
+		// committed says whether the transaction starting at first of
+		// producer pid ended, and with a commit.
+		committed := func(pid, first int64) (ended, commit bool) {
+			commit, ended = outcome[pid][first]
+			return ended, commit
+		}
+		visible := func(offsets map[int64]bool) map[string]string {
+			latest := map[string]int64{}
+			out := map[string]string{}
+			for off, r := range recs {
+				if !offsets[off] {
+					continue
+				}
+				if r.pid >= 0 {
+					if ended, commit := committed(r.pid, r.txnFirst); !ended || !commit {
+						continue
+					}
+				}
+				k := string(r.kv.Key)
+				if cur, ok := latest[k]; !ok || off > cur {
+					latest[k], out[k] = off, string(r.kv.Value)
+				}
+			}
+			return out
+		}
+		b, _, rb := cleanTwoWays(t, cfg, fill, func(end int64) int64 { return end * int64(step%8) / 8 })
+		all := map[int64]bool{}
+		for off := range recs {
+			all[off] = true
+		}
+		kept := map[int64]bool{}
+		for _, r := range readRecords(t, b) {
+			want, ok := recs[r.Offset]
+			if !ok || !bytes.Equal(r.Key, want.kv.Key) || !bytes.Equal(r.Value, want.kv.Value) {
+				t.Fatalf("offset %d holds %q=%q", r.Offset, r.Key, r.Value)
+			}
+			kept[r.Offset] = true
+		}
+		for off, r := range recs {
+			if kept[off] {
+				continue
+			}
+			if off >= rb.CleanedTo {
+				t.Fatalf("record at %d (above the cleaned offset %d) lost", off, rb.CleanedTo)
+			}
+			if r.pid >= 0 {
+				if ended, commit := committed(r.pid, r.txnFirst); !ended || !commit {
+					t.Fatalf("record at %d of producer %d's aborted or open transaction lost", off, r.pid)
+				}
+			}
+		}
+		before, after := visible(all), visible(kept)
+		for k, v := range before {
+			if after[k] != v {
+				t.Fatalf("read_committed value of %s: %q before cleaning, %q after", k, v, after[k])
+			}
+		}
+	})
 }
