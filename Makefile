@@ -16,7 +16,7 @@ FUZZTIME      ?= 2m
 # -fuzz per go test invocation.
 FUZZ_TARGETS := ./storage:FuzzRecovery:4000x ./storage:FuzzRecoveryCompacted:2000x \
 	./storage:FuzzRecoveryTxn:1500x \
-	./storage:FuzzClean:300x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
+	./storage:FuzzClean:300x ./storage:FuzzCleanTxn:500x ./dataplane/group:FuzzLoadOffsetsPartition:1000x \
 	./internal/wire:FuzzRequestDecoding:60000x \
 	./controller/metalog:FuzzDecodeMetadataBatch:60000x \
 	./controller/metalog:FuzzDecodeMetadataDeltas:60000x \
