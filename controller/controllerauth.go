@@ -80,6 +80,6 @@ func (ar authorizedRegistry) Register(key, minVersion, maxVersion int16, h wire.
 			(op != kmsg.ACLOperationUnknown && a.Allowed(req.Principal, host, op, kmsg.ACLResourceTypeCluster, authz.ClusterName)) {
 			return h(ctx, req)
 		}
-		return authz.DenyResponse(req.Body, kerr.ClusterAuthorizationFailed.Code), nil
+		return authz.Denied(req.Body, kerr.ClusterAuthorizationFailed.Code), nil
 	})
 }

@@ -51,3 +51,23 @@ func TestControllerAuthorizer(t *testing.T) {
 		t.Fatalf("anonymous create topics: %+v", ctresp.Topics)
 	}
 }
+
+// A request only the active controller serves is answered NOT_CONTROLLER
+// in every per-item result too (a client matches results to its items):
+// the ACL and SCRAM APIs included.
+func TestNotControllerResponsePerItem(t *testing.T) {
+	ca := kmsg.NewPtrCreateACLsRequest()
+	ca.Creations = make([]kmsg.CreateACLsRequestCreation, 2)
+	if res := notControllerResponse(ca).(*kmsg.CreateACLsResponse).Results; len(res) != 2 || res[1].ErrorCode != kerr.NotController.Code {
+		t.Fatalf("CreateAcls: %+v", res)
+	}
+	us := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	us.Deletions = []kmsg.AlterUserSCRAMCredentialsRequestDeletion{{Name: "a"}}
+	us.Upsertions = []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{{Name: "b"}}
+	if res := notControllerResponse(us).(*kmsg.AlterUserSCRAMCredentialsResponse).Results; len(res) != 2 || res[0].ErrorCode != kerr.NotController.Code {
+		t.Fatalf("AlterUserScramCredentials: %+v", res)
+	}
+	if code := notControllerResponse(kmsg.NewPtrDescribeQuorumRequest()).(*kmsg.DescribeQuorumResponse).ErrorCode; code != kerr.NotController.Code {
+		t.Fatalf("DescribeQuorum: %d", code)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skein-io/skein/internal/wire"
 )
 
 // apiError is a Kafka error code with a message for the response.
@@ -47,90 +49,7 @@ func kafkaError(err error) (int16, *string) {
 // notControllerResponse answers req with NOT_CONTROLLER in every error code
 // it has, for requests that only the active controller serves.
 func notControllerResponse(req kmsg.Request) kmsg.Response {
-	code := kerr.NotController.Code
-	resp := req.ResponseKind()
-	switch r := req.(type) {
-	case *kmsg.BrokerRegistrationRequest:
-		resp.(*kmsg.BrokerRegistrationResponse).ErrorCode = code
-	case *kmsg.BrokerHeartbeatRequest:
-		resp.(*kmsg.BrokerHeartbeatResponse).ErrorCode = code
-	case *kmsg.AllocateProducerIDsRequest:
-		resp.(*kmsg.AllocateProducerIDsResponse).ErrorCode = code
-	case *kmsg.CreateTopicsRequest:
-		out := resp.(*kmsg.CreateTopicsResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewCreateTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode = t.Topic, code
-			rt.NumPartitions, rt.ReplicationFactor = -1, -1
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.DeleteTopicsRequest:
-		out := resp.(*kmsg.DeleteTopicsResponse)
-		for _, name := range r.TopicNames {
-			rt := kmsg.NewDeleteTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode = kmsg.StringPtr(name), code
-			out.Topics = append(out.Topics, rt)
-		}
-		for _, t := range r.Topics {
-			rt := kmsg.NewDeleteTopicsResponseTopic()
-			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.CreatePartitionsRequest:
-		out := resp.(*kmsg.CreatePartitionsResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewCreatePartitionsResponseTopic()
-			rt.Topic, rt.ErrorCode = t.Topic, code
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.ElectLeadersRequest:
-		out := resp.(*kmsg.ElectLeadersResponse)
-		out.ErrorCode = code
-		for _, t := range r.Topics {
-			rt := kmsg.NewElectLeadersResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewElectLeadersResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.DescribeQuorumRequest:
-		resp.(*kmsg.DescribeQuorumResponse).ErrorCode = code
-	case *kmsg.AlterPartitionRequest:
-		resp.(*kmsg.AlterPartitionResponse).ErrorCode = code
-	case *kmsg.ControllerRegistrationRequest:
-		resp.(*kmsg.ControllerRegistrationResponse).ErrorCode = code
-	case *kmsg.AddRaftVoterRequest:
-		resp.(*kmsg.AddRaftVoterResponse).ErrorCode = code
-	case *kmsg.RemoveRaftVoterRequest:
-		resp.(*kmsg.RemoveRaftVoterResponse).ErrorCode = code
-	case *kmsg.AlterPartitionAssignmentsRequest:
-		out := resp.(*kmsg.AlterPartitionAssignmentsResponse)
-		out.ErrorCode = code
-		out.AllowReplicationFactorChange = r.AllowReplicationFactorChange
-		for _, t := range r.Topics {
-			rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.ListPartitionReassignmentsRequest:
-		resp.(*kmsg.ListPartitionReassignmentsResponse).ErrorCode = code
-	case *kmsg.IncrementalAlterConfigsRequest:
-		out := resp.(*kmsg.IncrementalAlterConfigsResponse)
-		for _, res := range r.Resources {
-			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
-			out.Resources = append(out.Resources, rr)
-		}
-	}
-	return resp
+	return wire.ErrorResponse(req, kerr.NotController.Code, "")
 }
 
 // errStaleTerm discards an entry decided in another controller term than

@@ -111,7 +111,7 @@ var (
 func clusterGate(op kmsg.ACLOperation) gate {
 	return func(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
 		if !h.clusterAllowed(req, op) {
-			return authz.DenyResponse(req.Body, clusterDenied), nil
+			return authz.Denied(req.Body, clusterDenied), nil
 		}
 		return next(ctx, req)
 	}
@@ -121,7 +121,7 @@ func clusterGate(op kmsg.ACLOperation) gate {
 func groupGate(group func(kmsg.Request) string) gate {
 	return func(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
 		if !h.allowed(req, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, group(req.Body)) {
-			return authz.DenyResponse(req.Body, groupDenied), nil
+			return authz.Denied(req.Body, groupDenied), nil
 		}
 		return next(ctx, req)
 	}

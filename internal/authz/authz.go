@@ -20,9 +20,11 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/controller/image"
+	"github.com/skein-io/skein/internal/wire"
 )
 
 // ClusterName is the name of the cluster resource ("kafka-cluster").
@@ -30,6 +32,13 @@ const ClusterName = "kafka-cluster"
 
 // Anonymous is the principal of a connection that did not authenticate.
 const Anonymous = "User:ANONYMOUS"
+
+// Denied is the answer to req refused whole with an authorization error
+// code (CLUSTER_AUTHORIZATION_FAILED, ...): wire.ErrorResponse with a
+// message that says so.
+func Denied(req kmsg.Request, code int16) kmsg.Response {
+	return wire.ErrorResponse(req, code, "not authorized: "+kerr.ErrorForCode(code).Error())
+}
 
 // Config configures an Authorizer.
 type Config struct {
