@@ -124,19 +124,11 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	staged := make([]pending, 0, n)
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			if len(md) > c.cfg.OffsetMetadataMaxBytes {
-				resp.Topics[i].Partitions[j].ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			o, code := c.newOffset(p.Offset, p.LeaderEpoch, req.Version >= 6, p.Metadata, nowMs)
+			if code != 0 {
+				resp.Topics[i].Partitions[j].ErrorCode = code
 				continue
 			}
-			le := p.LeaderEpoch
-			if req.Version < 6 {
-				le = -1
-			}
-			o := &offset{offset: p.Offset, leaderEpoch: le, metadata: md, commitMs: nowMs}
 			var r kv
 			r, buf = appendOffsetRecord(buf, req.Group, t.Topic, p.Partition, o)
 			recs = append(recs, r)
@@ -578,4 +570,22 @@ func (c *Coordinator) ExpireOffsets() int {
 		c.log.Info("offsets expired", "partition", s.index, "offsets", expired, "groups_deleted", len(expiredGroups))
 	}
 	return total
+}
+
+// newOffset is a committed offset as OffsetCommit and TxnOffsetCommit
+// take it: the leader epoch only when the request version carries one
+// (-1 otherwise), the metadata bounded by offset.metadata.max.bytes
+// (OFFSET_METADATA_TOO_LARGE).
+func (c *Coordinator) newOffset(off int64, leaderEpoch int32, hasEpoch bool, metadata *string, nowMs int64) (*offset, int16) {
+	md := ""
+	if metadata != nil {
+		md = *metadata
+	}
+	if len(md) > c.cfg.OffsetMetadataMaxBytes {
+		return nil, kerr.OffsetMetadataTooLarge.Code
+	}
+	if !hasEpoch {
+		leaderEpoch = -1
+	}
+	return &offset{offset: off, leaderEpoch: leaderEpoch, metadata: md, commitMs: nowMs}, 0
 }

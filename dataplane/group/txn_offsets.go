@@ -141,19 +141,11 @@ func (c *Coordinator) TxnCommitOffsets(ctx context.Context, req *kmsg.TxnOffsetC
 	var pending []staged
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			if len(md) > c.cfg.OffsetMetadataMaxBytes {
-				resp.Topics[i].Partitions[j].ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			o, code := c.newOffset(p.Offset, p.LeaderEpoch, req.Version >= 2, p.Metadata, nowMs)
+			if code != 0 {
+				resp.Topics[i].Partitions[j].ErrorCode = code
 				continue
 			}
-			le := p.LeaderEpoch
-			if req.Version < 2 {
-				le = -1
-			}
-			o := &offset{offset: p.Offset, leaderEpoch: le, metadata: md, commitMs: nowMs}
 			recs = append(recs, offsetRecord(req.Group, t.Topic, p.Partition, o))
 			pending = append(pending, staged{tp{t.Topic, p.Partition}, o})
 		}
