@@ -17,14 +17,20 @@ package storage
 //     clock, which differs between replicas);
 //   - records of a transaction whose commit marker is in the range count
 //     and are cleaned like any others (from the marker on: their key's
-//     latest is the larger offset); batches of an aborted transaction, or
-//     of one whose marker is beyond the range, are kept whole and
-//     supersede nothing (a record of an aborted transaction must never
-//     remove the committed value it would have replaced), and markers are
-//     kept (Kafka also removes aborted records and, after
-//     delete.retention.ms, markers whose transaction holds no record any
-//     more; Skein keeps both). Passes still compose: a transaction whose
-//     marker a first pass did not reach is cleaned by the next;
+//     latest is the larger offset); records of a transaction whose abort
+//     marker is in the range are removed, and supersede nothing (a record
+//     of an aborted transaction must never remove the committed value it
+//     would have replaced); batches of a transaction whose marker is beyond
+//     the range are kept whole and supersede nothing. Passes still
+//     compose: a transaction whose marker a first pass did not reach is
+//     cleaned by the next;
+//   - a marker is removed once its batch's max timestamp +
+//     delete.retention.ms is below the log time and no data batch of its
+//     transaction is left after the pass (as Kafka does; never before: a
+//     replay of the log would find that transaction open), unless it must
+//     stay like an empty batch (below) or is its producer's newest marker
+//     in the range (it holds the coordinator epoch); an abort marker's
+//     aborted transactions index entry goes with it;
 //   - a batch keeps its base offset, last offset delta, producer fields,
 //     attributes and timestamps; removed records are dropped from it (a
 //     compressed batch is decompressed and compressed again with the same

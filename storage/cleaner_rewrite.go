@@ -75,13 +75,24 @@ type cleanPlan struct {
 	scan      batchScanner
 	w         *bufio.Writer
 	// open holds, per producer, its transaction's data seen so far in the
-	// range (batch base offsets and record keys); committed are the base
+	// range (batch base offsets and record keys). committed are the base
 	// offsets of transactional data batches whose commit marker is in the
-	// range: they are cleaned like any batch. Batches of an aborted
-	// transaction, or of one whose marker is beyond the range, are kept
-	// whole and supersede nothing.
+	// range: they are cleaned like any batch; aborted those of batches
+	// whose abort marker is: they go. Batches of a transaction whose
+	// marker is beyond the range are kept whole and supersede nothing.
 	open      map[int64]*openTxn
 	committed map[int64]bool
+	aborted   map[int64]bool
+	// newestMarker: producer id -> base offset of its newest marker in the
+	// range (kept: it carries the coordinator epoch the producer state
+	// fences older coordinators with).
+	newestMarker map[int64]int64
+	// txnKept (pass 2): producer id -> a data batch of its current
+	// transaction is kept in this pass (so its marker must stay);
+	// removedAborts: offsets of the abort markers this pass removes (their
+	// aborted transactions index entries go with them).
+	txnKept       map[int64]bool
+	removedAborts map[int64]bool
 }
 
 // openTxn is one producer's transactional data seen in the cleaned range,
@@ -129,6 +140,11 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		retention: cfg.DeleteRetention.Milliseconds(),
 		open:      map[int64]*openTxn{},
 		committed: map[int64]bool{},
+		aborted:   map[int64]bool{},
+
+		newestMarker:  map[int64]int64{},
+		txnKept:       map[int64]bool{},
+		removedAborts: map[int64]bool{},
 	}
 	for i, s := range segs {
 		err := p.scan.forEach(s.f, sizes[i], func(_ int64, h BatchHeader, b []byte) error {
@@ -197,7 +213,7 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		if ns == nil {
 			continue
 		}
-		if err := l.swapSegment(s, ns, gen); err != nil {
+		if err := l.swapSegment(s, ns, gen, p.removedAborts); err != nil {
 			ns.f.Close()
 			_ = removeFile(ns.path(logSuffix + cleanedSuffix))
 			return res, err
@@ -307,7 +323,7 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 }
 
 // swapSegment replaces old with its cleaned copy ns, on disk and in segs.
-func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
+func (l *Log) swapSegment(old, ns *segment, gen uint64, removedAborts map[int64]bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed || l.mu.gen != gen {
@@ -340,8 +356,13 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 	if err := syncDir(l.dir); err != nil {
 		l.logger.Warn("cannot fsync log directory after swap", "dir", l.dir, "error", err)
 	}
-	// Markers are kept: so is the aborted transactions index.
-	ns.txns = old.txns
+	// The aborted transactions index keeps the entries of the abort
+	// markers kept.
+	for _, t := range old.txns {
+		if !removedAborts[t.LastOffset] {
+			ns.txns = append(ns.txns, t)
+		}
+	}
 	if err := ns.rewriteIndexes(); err != nil {
 		// The next open rebuilds them.
 		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
@@ -360,9 +381,56 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 // cleanBatch returns the cleaned batch (b itself when nothing changes, nil
 // when it goes) and how many records it lost.
 func (p *cleanPlan) cleanBatch(h BatchHeader, b []byte, lastInSegment bool) ([]byte, int64, error) {
-	if h.Attributes&attrControl != 0 || (h.Attributes&attrTransactional != 0 && !p.committed[h.BaseOffset]) {
+	if h.Control() {
+		return p.cleanMarker(h, b, lastInSegment)
+	}
+	if !h.Transactional() {
+		return p.cleanRecords(h, b, lastInSegment, false)
+	}
+	out, removed, err := b, int64(0), error(nil)
+	switch {
+	case p.aborted[h.BaseOffset]:
+		out, removed, err = p.cleanRecords(h, b, lastInSegment, true)
+	case p.committed[h.BaseOffset]:
+		out, removed, err = p.cleanRecords(h, b, lastInSegment, false)
+	}
+	if out != nil {
+		p.txnKept[h.ProducerID] = true
+	}
+	return out, removed, err
+}
+
+// cleanMarker returns control batch b as it is, or nil when it goes: a
+// transaction marker goes once it is older than delete.retention.ms (log
+// time) and nothing of its transaction is left, none of its data batches
+// kept in this pass (those of earlier passes are gone: the range starts at
+// the log start, and a transaction's data precedes its marker). Removing a
+// marker while a batch of its transaction stays would reopen that
+// transaction for every replay of the log (recovery, a follower copying
+// it) and hold the last stable offset back for good. It stays, as an
+// empty batch would, when it is the last batch of its segment, carries
+// the log time, or is its producer's newest batch or newest marker.
+func (p *cleanPlan) cleanMarker(h BatchHeader, b []byte, lastInSegment bool) ([]byte, int64, error) {
+	m, ok, err := ParseControlBatch(b)
+	if err != nil || !ok {
+		// Not an end-transaction marker: kept, and it ends nothing.
 		return b, 0, nil
 	}
+	kept := p.txnKept[h.ProducerID]
+	delete(p.txnKept, h.ProducerID)
+	if kept || p.logTime-h.MaxTimestamp <= p.retention || lastInSegment || h.BaseOffset == p.logTimeAt ||
+		p.newest[h.ProducerID] == h.BaseOffset || p.newestMarker[h.ProducerID] == h.BaseOffset {
+		return b, 0, nil
+	}
+	if !m.Commit() {
+		p.removedAborts[h.LastOffset()] = true
+	}
+	return nil, int64(h.RecordCount), nil
+}
+
+// cleanRecords cleans a data batch: records superseded, tombstones past
+// delete.retention.ms and, with drop, all of them are removed.
+func (p *cleanPlan) cleanRecords(h BatchHeader, b []byte, lastInSegment, drop bool) ([]byte, int64, error) {
 	codec := int(h.Attributes & attrCodecMask)
 	recs, err := p.decompress(h, b)
 	if err != nil {
@@ -377,8 +445,8 @@ func (p *cleanPlan) cleanBatch(h BatchHeader, b []byte, lastInSegment bool) ([]b
 	it := &p.recs
 	for it.reset(recs); it.next(); {
 		total++
-		if r := &it.r; r.Key != nil {
-			if p.keys.latest(r.Key) != h.BaseOffset+int64(r.OffsetDelta) ||
+		if r := &it.r; drop || r.Key != nil {
+			if drop || p.keys.latest(r.Key) != h.BaseOffset+int64(r.OffsetDelta) ||
 				r.Value == nil && expired { // superseded, or a tombstone past delete.retention.ms
 				if !dropped {
 					dropped = true
@@ -554,20 +622,31 @@ func CheckKeys(batch []byte) error {
 	return nil
 }
 
-// endTxn applies marker batch b of h.ProducerID: a commit makes the
-// transaction's records count and its batches cleanable, an abort leaves
-// them kept whole.
+// endTxn applies control batch b of h.ProducerID: a commit makes the
+// transaction's records count and its batches cleanable, an abort makes
+// its batches go. A control batch that is not an end-transaction marker
+// ends nothing, as for the producer state.
 func (p *cleanPlan) endTxn(h BatchHeader, b []byte) error {
 	txn := p.open[h.ProducerID]
+	m, ok, err := ParseControlBatch(b)
+	if err != nil {
+		if txn == nil {
+			return nil // kept as it is (cleanMarker)
+		}
+		return fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
+	}
+	if !ok {
+		return nil
+	}
+	p.newestMarker[h.ProducerID] = h.BaseOffset
 	if txn == nil {
 		return nil
 	}
 	delete(p.open, h.ProducerID)
-	m, ok, err := ParseControlBatch(b)
-	if err != nil {
-		return fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
-	}
-	if !ok || !m.Commit() {
+	if !m.Commit() {
+		for _, off := range txn.batches {
+			p.aborted[off] = true
+		}
 		return nil
 	}
 	for _, k := range txn.keys {

@@ -84,6 +84,16 @@ func records(codec int8, n int) int {
 
 func readRecords(t testing.TB, l *storage.Log) []storagetest.Record {
 	t.Helper()
+	recs, err := storagetest.Records(readBatches(t, l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// readBatches reads every batch of l (checked), concatenated.
+func readBatches(t testing.TB, l *storage.Log) []byte {
+	t.Helper()
 	var data []byte
 	for off := l.LogStartOffset(); off < l.LogEndOffset(); {
 		rr, err := l.Read(off, 1<<20, l.LogEndOffset())
@@ -111,11 +121,7 @@ func readRecords(t testing.TB, l *storage.Log) []storagetest.Record {
 			t.Fatal(err)
 		}
 	}
-	recs, err := storagetest.Records(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
+	return data
 }
 
 // checkCompacted checks that below cleanedTo every key appears once, with

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -430,7 +431,13 @@ func (l *Log) maybeRoll(h BatchHeader) error {
 	l.mu.segs = append(l.mu.segs, ns)
 	l.mu.recoveryPoint = ns.base
 	if err := writeProducerSnapshot(l.dir, ns.base, l.mu.producers); err != nil {
-		l.logger.Warn("cannot write producer snapshot", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+		// The snapshot is never older than the active segment (or there is
+		// none, and opening replays the whole log): the cleaner removes
+		// markers below it, and a replay starting from an older snapshot
+		// that holds their transactions open would never close them.
+		rmErr := removeFile(filepath.Join(l.dir, producerSnapshotFile))
+		l.logger.Warn("cannot write producer snapshot; removed the old one", "topic", l.tp.Topic, "partition", l.tp.Partition,
+			"error", err, "remove_error", rmErr)
 	}
 	l.logger.Debug("rolled segment", "topic", l.tp.Topic, "partition", l.tp.Partition, "base_offset", ns.base, "full", full)
 	return nil
@@ -480,6 +487,26 @@ var readHeaderPool = sync.Pool{New: func() any { return new([BatchHeaderSize]byt
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
+	return l.readLocked(offset, maxBytes, maxOffset)
+}
+
+// ReadCommitted is Read for a read_committed consumer: the batches and the
+// aborted transactions overlapping them (AbortedTxns), taken together under
+// the log's lock, so a cleaning pass that removes an aborted transaction's
+// records and its index entry cannot fall between the two (the batches of
+// the old segment file with the index of the new one).
+func (l *Log) ReadCommitted(offset int64, maxBytes int32, maxOffset int64) (ReadResult, []AbortedTxn, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	rr, err := l.readLocked(offset, maxBytes, maxOffset)
+	if err != nil || rr.Size == 0 {
+		return rr, nil, err
+	}
+	return rr, l.abortedTxnsLocked(offset, rr.NextOffset), nil
+}
+
+// readLocked is Read; called with l.mu held.
+func (l *Log) readLocked(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
 	res := ReadResult{LogStartOffset: l.lso.Load(), LogEndOffset: l.leo.Load()}
 	if l.mu.closed {
 		return res, ErrClosed

@@ -277,6 +277,11 @@ func (l *Log) OngoingTxnFirstOffset(id int64) (int64, bool) {
 func (l *Log) AbortedTxns(from, upTo int64) []AbortedTxn {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
+	return l.abortedTxnsLocked(from, upTo)
+}
+
+// abortedTxnsLocked is AbortedTxns; called with l.mu held.
+func (l *Log) abortedTxnsLocked(from, upTo int64) []AbortedTxn {
 	var out []AbortedTxn
 	if l.mu.closed || upTo <= from {
 		return nil

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skein-io/skein/storage"
 	"github.com/skein-io/skein/storage/storagetest"
@@ -324,11 +325,11 @@ func FuzzRecoveryTxn(f *testing.F) {
 	})
 }
 
-// TestCleanerKeepsTransactions: compaction never lets a record of an
-// aborted transaction remove the committed value it would have replaced,
-// and keeps transactional batches and markers as they are (Skein's
-// conservative cleaner), while still compacting plain records.
-func TestCleanerKeepsTransactions(t *testing.T) {
+// TestCleanerRemovesAbortedTransactions: compaction never lets a record of
+// an aborted transaction remove the committed value it would have
+// replaced; it removes the aborted records themselves (as Kafka does) and
+// keeps their marker and index entry until delete.retention.ms.
+func TestCleanerRemovesAbortedTransactions(t *testing.T) {
 	m := openManager(t, t.TempDir())
 	defer m.Close()
 	l := mustLog(t, m, compactConfig())
@@ -355,8 +356,8 @@ func TestCleanerKeepsTransactions(t *testing.T) {
 	for _, r := range readRecords(t, l) {
 		vals[string(r.Key)+"="+string(r.Value)] = true
 	}
-	if !vals["k=committed"] || !vals["k=aborted"] {
-		t.Fatalf("the committed value or the transactional record of k is gone: %v", vals["k=committed"])
+	if !vals["k=committed"] || vals["k=aborted"] {
+		t.Fatalf("k=committed kept: %v, k=aborted kept: %v", vals["k=committed"], vals["k=aborted"])
 	}
 	if vals["p=old"] || !vals["p=new"] {
 		t.Fatal("plain records were not compacted")
@@ -368,9 +369,8 @@ func TestCleanerKeepsTransactions(t *testing.T) {
 
 // Committed transactions are compacted like any records: a committed
 // record supersedes older values of its key and is superseded by newer
-// ones; an aborted transaction's records, and those of a transaction whose
-// marker is beyond the cleaned range, are kept whole and supersede
-// nothing; markers stay.
+// ones; an aborted transaction's records go and supersede nothing; markers
+// stay until delete.retention.ms.
 func TestCleanerCompactsCommittedTransactions(t *testing.T) {
 	m := openManager(t, t.TempDir())
 	defer m.Close()
@@ -408,12 +408,12 @@ func TestCleanerCompactsCommittedTransactions(t *testing.T) {
 	for _, r := range readRecords(t, l) {
 		vals[string(r.Key)+"="+string(r.Value)] = true
 	}
-	for _, want := range []string{"a=committed", "b=plain-new", "d=plain-kept", "d=aborted"} {
+	for _, want := range []string{"a=committed", "b=plain-new", "d=plain-kept"} {
 		if !vals[want] {
 			t.Errorf("%s is gone after cleaning", want)
 		}
 	}
-	for _, gone := range []string{"a=plain-old", "b=committed-old"} {
+	for _, gone := range []string{"a=plain-old", "b=committed-old", "d=aborted"} {
 		if vals[gone] {
 			t.Errorf("%s survived cleaning", gone)
 		}
@@ -424,30 +424,47 @@ func TestCleanerCompactsCommittedTransactions(t *testing.T) {
 }
 
 // FuzzCleanTxn cleans logs mixing plain records with the transactions of
-// three producers (committed, aborted, left open): cleaning in two steps
-// gives the bytes of cleaning at once, records above the cleaned offset
-// and every record of an aborted or open transaction are kept, and the
-// read_committed value of every key is the same before and after.
+// three producers (committed, aborted, left open), with a delete.retention.ms
+// that lets some markers expire: cleaning in two steps gives the bytes of
+// cleaning at once; records above the cleaned offset and every record of
+// an open transaction are kept, an aborted one's only go with its marker
+// in the cleaned range; the read_committed value of every key is the same
+// before and after; and a read_committed consumer of the cleaned log (its
+// markers and aborted transactions index) gets exactly the plain and
+// committed records left, up to a last stable offset that only the open
+// transactions hold back; all of which holds again after the producer
+// state and the indexes are rebuilt from the cleaned batches alone.
 func FuzzCleanTxn(f *testing.F) {
-	f.Add([]byte{0x01, 0x41, 0x42, 0x03, 0xc1, 0x44, 0x05, 0xe2, 0x46, 0x07, 0x80}, uint16(200), uint8(3))
-	f.Add(bytes.Repeat([]byte{0x40, 0x21, 0x61, 0xc0, 0x12, 0xa1, 0x33, 0x04}, 10), uint16(300), uint8(5))
-	f.Fuzz(func(t *testing.T, data []byte, segBytes uint16, step uint8) {
+	f.Add([]byte{0x01, 0x41, 0x42, 0x03, 0xc1, 0x44, 0x05, 0xe2, 0x46, 0x07, 0x80}, uint16(200), uint8(3), uint8(255))
+	f.Add(bytes.Repeat([]byte{0x40, 0x21, 0x61, 0xc0, 0x12, 0xa1, 0x33, 0x04}, 10), uint16(300), uint8(5), uint8(4))
+	f.Add(bytes.Repeat([]byte{0x40, 0x48, 0xa1, 0xe1, 0xe9, 0x12, 0xc0, 0xf8, 0x03}, 12), uint16(100), uint8(0), uint8(0))
+	// A commit marker expires while its record stays the latest of its key,
+	// and the producer's next transaction aborts: removing that marker
+	// would merge the two transactions for a replay and abort both.
+	for _, seg := range []uint16{0, 80, 160, 300} {
+		f.Add([]byte{0x40, 0xa0, 0x41, 0xe0, 0x02, 0x03, 0x04}, seg, uint8(0), uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, segBytes uint16, step, retention uint8) {
 		if len(data) > 600 {
 			data = data[:600]
 		}
 		cfg := compactConfig()
 		cfg.SegmentBytes = 150 + int64(segBytes%1500)
+		cfg.DeleteRetention = time.Duration(retention) * 3 * time.Millisecond
 		type rec struct {
 			kv       storagetest.KV
 			pid      int64 // -1: plain
 			txnFirst int64 // the first offset of its transaction
 		}
 		var recs map[int64]rec
-		outcome := map[int64]map[int64]bool{} // pid -> first offset of a transaction -> committed
+		outcome := map[int64]map[int64]bool{}   // pid -> first offset of a transaction -> committed
+		markerAt := map[int64]map[int64]int64{} // pid -> first offset of a transaction -> its marker's offset
+		var open map[int64]int64                // pid -> first offset of its open transaction
 		fill := func(l *storage.Log) {
 			recs = map[int64]rec{}
 			clear(outcome)
-			open := map[int64]int64{} // pid -> first offset of its open transaction
+			clear(markerAt)
+			open = map[int64]int64{}
 			seq := map[int64]int32{}
 			ts := int64(1000)
 			for i, b := range data {
@@ -479,13 +496,15 @@ func FuzzCleanTxn(f *testing.F) {
 					if !ok {
 						continue
 					}
-					if _, err := l.AppendAsLeader(storage.MakeMarkerBatch(pid, 0, b>>5 != 7, 0, ts), 1); err != nil {
+					info, err := l.AppendAsLeader(storage.MakeMarkerBatch(pid, 0, b>>5 != 7, 0, ts), 1)
+					if err != nil {
 						t.Fatal(err)
 					}
 					if outcome[pid] == nil {
-						outcome[pid] = map[int64]bool{}
+						outcome[pid], markerAt[pid] = map[int64]bool{}, map[int64]int64{}
 					}
 					outcome[pid][first] = b>>5 != 7
+					markerAt[pid][first] = info.FirstOffset
 					delete(open, pid)
 				}
 			}
@@ -536,8 +555,12 @@ func FuzzCleanTxn(f *testing.F) {
 				t.Fatalf("record at %d (above the cleaned offset %d) lost", off, rb.CleanedTo)
 			}
 			if r.pid >= 0 {
-				if ended, commit := committed(r.pid, r.txnFirst); !ended || !commit {
-					t.Fatalf("record at %d of producer %d's aborted or open transaction lost", off, r.pid)
+				ended, commit := committed(r.pid, r.txnFirst)
+				if !ended {
+					t.Fatalf("record at %d of producer %d's open transaction lost", off, r.pid)
+				}
+				if at := markerAt[r.pid][r.txnFirst]; !commit && at >= rb.CleanedTo {
+					t.Fatalf("record at %d of producer %d's aborted transaction lost, its marker at %d above the cleaned offset %d", off, r.pid, at, rb.CleanedTo)
 				}
 			}
 		}
@@ -547,5 +570,153 @@ func FuzzCleanTxn(f *testing.F) {
 				t.Fatalf("read_committed value of %s: %q before cleaning, %q after", k, v, after[k])
 			}
 		}
+
+		// What a read_committed consumer of the cleaned log gets: the plain
+		// and committed records kept, below the first open transaction.
+		lso := b.LogEndOffset()
+		for _, first := range open {
+			lso = min(lso, first)
+		}
+		want := map[int64]bool{}
+		for off := range kept {
+			r := recs[off]
+			if ended, commit := committed(r.pid, r.txnFirst); off < lso && (r.pid < 0 || ended && commit) {
+				want[off] = true
+			}
+		}
+		check := func(l *storage.Log, when string) {
+			t.Helper()
+			if got := l.LastStableOffset(l.LogEndOffset()); got != lso {
+				t.Fatalf("%s: last stable offset %d, want %d (open transactions %v)", when, got, lso, open)
+			}
+			for _, p := range l.Producers() {
+				if first, ok := open[p.ProducerID]; p.TxnStartOffset >= 0 && (!ok || first != p.TxnStartOffset) {
+					t.Fatalf("%s: producer %d has a transaction open at %d, want %v", when, p.ProducerID, p.TxnStartOffset, open)
+				}
+			}
+			got, err := storagetest.CommittedRecords(readBatches(t, l), l.AbortedTxns(0, l.LogEndOffset()), l.LastStableOffset(l.LogEndOffset()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[int64]bool{}
+			for _, r := range got {
+				if !want[r.Offset] {
+					t.Fatalf("%s: a read_committed consumer reads %q=%q at %d (producer %d)", when, r.Key, r.Value, r.Offset, recs[r.Offset].pid)
+				}
+				seen[r.Offset] = true
+			}
+			for off := range want {
+				if !seen[off] {
+					t.Fatalf("%s: a read_committed consumer misses the record at %d", when, off)
+				}
+			}
+		}
+		check(b, "after cleaning")
+		// Rebuilt from the batches alone: no producer snapshot, no index.
+		dst := t.TempDir()
+		copyDir(t, filepath.Dir(b.Dir()), dst)
+		ents, _ := os.ReadDir(filepath.Join(dst, filepath.Base(b.Dir())))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), "index") || strings.HasSuffix(e.Name(), ".snapshot") {
+				os.Remove(filepath.Join(dst, filepath.Base(b.Dir()), e.Name()))
+			}
+		}
+		m := openManager(t, dst)
+		defer m.Close()
+		check(m.Get(tp), "rebuilt")
 	})
+}
+
+// TestCleanerRemovesExpiredMarkers: a marker goes once it is older than
+// delete.retention.ms (log time) and its transaction holds no record any
+// more, with its aborted transactions index entry; a marker that is its
+// producer's newest stays, and nothing goes before delete.retention.ms. The
+// transactional state rebuilt from the cleaned batches alone has no open
+// transaction.
+func TestCleanerRemovesExpiredMarkers(t *testing.T) {
+	m := openManager(t, t.TempDir())
+	defer m.Close()
+	cfg := compactConfig()
+	l := mustLog(t, m, cfg)
+	appendB := func(b []byte) int64 {
+		t.Helper()
+		info, err := l.AppendAsLeader(b, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.FirstOffset
+	}
+	seq := map[int64]int32{}
+	txn := func(pid int64, ts int64, k, v string) {
+		b := storagetest.MakeKeyedBatch([]storagetest.KV{{Key: []byte(k), Value: []byte(v)}}, storagetest.None, pid, 0, seq[pid], ts)
+		b[22] |= 0x10 // transactional
+		seq[pid]++
+		appendB(storage.SealBatch(b))
+	}
+	appendB(storagetest.MakeKeyedBatch([]storagetest.KV{{Key: []byte("a"), Value: []byte("plain")}}, storagetest.None, -1, -1, -1, 1000))
+	txn(7, 1001, "a", "c1")
+	supersededCommit := appendB(storage.MakeMarkerBatch(7, 0, true, 0, 1002))
+	txn(9, 1003, "d", "aborted")
+	abort := appendB(storage.MakeMarkerBatch(9, 0, false, 0, 1004))
+	txn(7, 1005, "a", "c2")
+	newest7 := appendB(storage.MakeMarkerBatch(7, 0, true, 0, 1006))
+	txn(9, 1007, "e", "c")
+	newest9 := appendB(storage.MakeMarkerBatch(9, 0, true, 0, 1008))
+	workloadKeys(t, l, "fill", 400, 50, 5, storagetest.None, 10000, 0, -1)
+
+	markers := func() map[int64]bool {
+		out := map[int64]bool{}
+		data := readBatches(t, l)
+		for len(data) > 0 {
+			h, _ := storage.ParseBatchHeader(data)
+			if h.Control() {
+				out[h.BaseOffset] = true
+			}
+			data = data[h.Size():]
+		}
+		return out
+	}
+	// delete.retention.ms (an hour) has not passed: every marker stays.
+	if _, err := l.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	if got := markers(); len(got) != 4 || len(l.AbortedTxns(0, l.LogEndOffset())) != 1 {
+		t.Fatalf("before delete.retention.ms: markers %v, aborted %+v", got, l.AbortedTxns(0, l.LogEndOffset()))
+	}
+	cfg.DeleteRetention = time.Second
+	if err := l.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Clean(); err != nil {
+		t.Fatal(err)
+	}
+	got := markers()
+	if got[supersededCommit] || got[abort] || !got[newest7] || !got[newest9] {
+		t.Fatalf("markers left %v: want %d and %d gone, %d and %d kept", got, supersededCommit, abort, newest7, newest9)
+	}
+	if a := l.AbortedTxns(0, l.LogEndOffset()); len(a) != 0 {
+		t.Fatalf("aborted transactions after their marker went: %+v", a)
+	}
+	vals := map[string]bool{}
+	for _, r := range readRecords(t, l) {
+		vals[string(r.Key)+"="+string(r.Value)] = true
+	}
+	if !vals["a=c2"] || !vals["e=c"] || vals["a=c1"] || vals["d=aborted"] || vals["a=plain"] {
+		t.Fatalf("records after cleaning: %v", vals)
+	}
+	// Rebuilt from the batches alone.
+	dst := t.TempDir()
+	copyDir(t, filepath.Dir(l.Dir()), dst)
+	for _, suf := range []string{".index", ".timeindex", ".txnindex", ".snapshot"} {
+		files, _ := filepath.Glob(filepath.Join(dst, filepath.Base(l.Dir()), "*"+suf))
+		for _, f := range files {
+			os.Remove(f)
+		}
+	}
+	m2 := openManager(t, dst)
+	defer m2.Close()
+	l2 := m2.Get(tp)
+	if lso, leo := l2.LastStableOffset(l2.LogEndOffset()), l2.LogEndOffset(); lso != leo {
+		t.Fatalf("rebuilt: last stable offset %d, log end %d (a transaction left open)", lso, leo)
+	}
 }

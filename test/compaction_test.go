@@ -98,41 +98,7 @@ func TestCompaction(t *testing.T) {
 		t.Fatalf("%d distinct acknowledged offsets, want %d", len(byOff), total)
 	}
 
-	// Wait until every replica cleaned up to its active segment and the
-	// replicas' files agree.
-	dirs := make([]string, len(c.Brokers))
-	for i, b := range c.Brokers {
-		dirs[i] = filepath.Join(b.DataDir, topic+"-0")
-	}
-	var cleanedTo int64
-	harness.WaitFor(t, 60*time.Second, func() (bool, string) {
-		var sums []string
-		for i, b := range c.Brokers {
-			cp, err := cleanerCheckpoint(b.DataDir, topic, 0)
-			if err != nil {
-				return false, err.Error()
-			}
-			segs, err := readSegments(dirs[i])
-			if err != nil {
-				return false, err.Error()
-			}
-			if len(segs) < 4 {
-				return false, fmt.Sprintf("broker %d has %d segments", b.ID, len(segs))
-			}
-			active, _ := strconv.ParseInt(strings.TrimSuffix(segs[len(segs)-1].name, ".log"), 10, 64)
-			if cp != active {
-				return false, fmt.Sprintf("broker %d cleaned to %d, active segment at %d", b.ID, cp, active)
-			}
-			cleanedTo = cp
-			sums = append(sums, digest(segs))
-		}
-		for _, s := range sums[1:] {
-			if s != sums[0] {
-				return false, "replicas differ: " + strings.Join(sums, " | ")
-			}
-		}
-		return true, ""
-	})
+	cleanedTo := waitCleaned(t, c, topic, 60*time.Second)
 	checkReplicasIdentical(t, c, topic, 1, 10*time.Second)
 
 	// Read everything back.
@@ -231,6 +197,43 @@ func TestCompaction(t *testing.T) {
 	if !errors.Is(err, kerr.InvalidRecord) {
 		t.Fatalf("produce without a key to a compacted topic: %v, want INVALID_RECORD", err)
 	}
+}
+
+// waitCleaned waits until every replica of topic's partition 0 has
+// cleaned up to its active segment (at least 4 segments) and the replicas'
+// files agree, and returns the cleaned offset.
+func waitCleaned(t *testing.T, c *harness.Cluster, topic string, timeout time.Duration) int64 {
+	t.Helper()
+	var cleanedTo int64
+	harness.WaitFor(t, timeout, func() (bool, string) {
+		var sums []string
+		for _, b := range c.Brokers {
+			cp, err := cleanerCheckpoint(b.DataDir, topic, 0)
+			if err != nil {
+				return false, err.Error()
+			}
+			segs, err := readSegments(filepath.Join(b.DataDir, topic+"-0"))
+			if err != nil {
+				return false, err.Error()
+			}
+			if len(segs) < 4 {
+				return false, fmt.Sprintf("broker %d has %d segments", b.ID, len(segs))
+			}
+			active, _ := strconv.ParseInt(strings.TrimSuffix(segs[len(segs)-1].name, ".log"), 10, 64)
+			if cp != active {
+				return false, fmt.Sprintf("broker %d cleaned to %d, active segment at %d", b.ID, cp, active)
+			}
+			cleanedTo = cp
+			sums = append(sums, digest(segs))
+		}
+		for _, s := range sums[1:] {
+			if s != sums[0] {
+				return false, "replicas differ: " + strings.Join(sums, " | ")
+			}
+		}
+		return true, ""
+	})
+	return cleanedTo
 }
 
 // cleanerCheckpoint reads a broker's cleaner-offset-checkpoint entry for

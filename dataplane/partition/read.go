@@ -98,14 +98,11 @@ func (p *Partition) Read(params ReadParams) (ReadResult, error) {
 		}
 		maxOffset = math.MaxInt64
 	}
-	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, maxOffset)
+	rr, aborted, err := p.read(params.FetchOffset, params.MaxBytes, maxOffset, params.ReadCommitted && params.ReplicaID < 0)
 	if err != nil {
 		return out, err
 	}
-	out.ReadResult = rr
-	if params.ReadCommitted && params.ReplicaID < 0 && rr.Size > 0 {
-		out.AbortedTxns = p.log.AbortedTxns(params.FetchOffset, rr.NextOffset)
-	}
+	out.ReadResult, out.AbortedTxns = rr, aborted
 	return out, nil
 }
 
@@ -132,15 +129,22 @@ func (p *Partition) readAnyReplica(params ReadParams) (ReadResult, error) {
 	if params.ReadCommitted {
 		maxOffset = lso
 	}
-	rr, err := p.log.Read(params.FetchOffset, params.MaxBytes, maxOffset)
+	rr, aborted, err := p.read(params.FetchOffset, params.MaxBytes, maxOffset, params.ReadCommitted)
 	if err != nil {
 		return out, err
 	}
-	out.ReadResult = rr
-	if params.ReadCommitted && rr.Size > 0 {
-		out.AbortedTxns = p.log.AbortedTxns(params.FetchOffset, rr.NextOffset)
-	}
+	out.ReadResult, out.AbortedTxns = rr, aborted
 	return out, nil
+}
+
+// read reads the log; a read_committed read also gets the aborted
+// transactions overlapping what it returns, from the same view of the log.
+func (p *Partition) read(offset int64, maxBytes int32, maxOffset int64, readCommitted bool) (storage.ReadResult, []storage.AbortedTxn, error) {
+	if readCommitted {
+		return p.log.ReadCommitted(offset, maxBytes, maxOffset)
+	}
+	rr, err := p.log.Read(offset, maxBytes, maxOffset)
+	return rr, nil, err
 }
 
 // Offset is one ListOffsets answer.

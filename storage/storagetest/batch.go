@@ -4,6 +4,7 @@ package storagetest
 import (
 	"bytes"
 	"encoding/binary"
+	"sort"
 	"sync"
 	"time"
 
@@ -162,6 +163,55 @@ func Records(batches []byte) ([]Record, error) {
 			n := len(binary.AppendVarint(nil, int64(r.Length))) + int(r.Length)
 			out = append(out, Record{Offset: b.FirstOffset + int64(r.OffsetDelta), Key: r.Key, Value: r.Value})
 			raw = raw[n:]
+		}
+	}
+	return out, nil
+}
+
+// CommittedRecords is what a read_committed consumer returns from batches
+// (concatenated, in offset order) fetched with the aborted transactions
+// aborted, the way Kafka's consumers filter them: an aborted transaction's
+// producer is skipped from the batch reaching its first offset until its
+// abort marker; control batches are never returned, nor anything at or
+// above upTo (the last stable offset).
+func CommittedRecords(batches []byte, aborted []storage.AbortedTxn, upTo int64) ([]Record, error) {
+	aborted = append([]storage.AbortedTxn(nil), aborted...)
+	sort.Slice(aborted, func(i, j int) bool { return aborted[i].FirstOffset < aborted[j].FirstOffset })
+	skipping := map[int64]bool{}
+	var out []Record
+	for len(batches) > 0 {
+		h, err := storage.ParseBatchHeader(batches)
+		if err != nil {
+			return nil, err
+		}
+		b := batches[:h.Size()]
+		batches = batches[h.Size():]
+		if h.BaseOffset >= upTo {
+			break
+		}
+		if h.Transactional() {
+			for len(aborted) > 0 && aborted[0].FirstOffset <= h.LastOffset() {
+				skipping[aborted[0].ProducerID] = true
+				aborted = aborted[1:]
+			}
+			if h.Control() {
+				if m, ok, err := storage.ParseControlBatch(b); err == nil && ok && !m.Commit() {
+					delete(skipping, h.ProducerID)
+				}
+				continue
+			}
+			if skipping[h.ProducerID] {
+				continue
+			}
+		}
+		recs, err := Records(b)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if r.Offset < upTo {
+				out = append(out, r)
+			}
 		}
 	}
 	return out, nil
