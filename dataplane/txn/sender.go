@@ -18,7 +18,8 @@ type SenderConfig struct {
 	// Leader says which broker leads tp now; exists false when its topic
 	// is gone (its marker is dropped), leader -1 when it has no leader.
 	Leader func(tp TopicPartition) (leader int32, exists bool)
-	// Send sends one WriteTxnMarkers request to a broker.
+	// Send sends one WriteTxnMarkers request to a broker. It is called for
+	// several brokers at once, never twice at once for one broker.
 	Send func(ctx context.Context, broker int32, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error)
 	// Backoff is the pause before a partition's marker is sent again.
 	Backoff time.Duration
@@ -28,21 +29,26 @@ type SenderConfig struct {
 	Clock          clockwork.Clock
 }
 
-// Sender is the MarkerWriter of a broker: one goroutine that sends every
-// due marker in rounds, one WriteTxnMarkers request per destination broker
-// per round (the requests of a round go out at once), and retries the
-// partitions whose leader refused (NOT_LEADER_OR_FOLLOWER, not enough
-// replicas, a timeout) or could not be reached, after Backoff, with the
-// leader the newest metadata names.
+// Sender is the MarkerWriter of a broker: one goroutine (run) hands the
+// due markers of each destination broker to one WriteTxnMarkers request;
+// a broker has at most one request in flight, and its markers due
+// meanwhile wait for its answer, so a slow or hung broker delays only its
+// own markers. The partitions whose leader refused (NOT_LEADER_OR_FOLLOWER,
+// not enough replicas, a timeout) or could not be reached are retried
+// after Backoff, with the leader the newest metadata names.
 type Sender struct {
 	cfg  SenderConfig
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// requests tracks the request goroutines; run waits for them on Close.
+	requests sync.WaitGroup
 
 	mu   sync.Mutex
 	jobs []*senderJob
+	// busy holds the brokers with a request in flight.
+	busy map[int32]bool
 
 	// written counts the markers written (partitions acknowledged).
 	written atomic.Int64
@@ -52,6 +58,8 @@ type senderJob struct {
 	job       *MarkerJob
 	done      func(error)
 	remaining map[TopicPartition]time.Time // partition -> not before
+	// sending holds the partitions of remaining in a request in flight.
+	sending map[TopicPartition]bool
 }
 
 // NewSender starts a sender; Close stops it.
@@ -68,7 +76,8 @@ func NewSender(cfg SenderConfig) *Sender {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
-	s := &Sender{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Sender{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		busy: map[int32]bool{}}
 	go s.run()
 	return s
 }
@@ -85,13 +94,18 @@ func (s *Sender) Close() {
 
 // Enqueue implements MarkerWriter.
 func (s *Sender) Enqueue(job *MarkerJob, done func(error)) {
-	sj := &senderJob{job: job, done: done, remaining: map[TopicPartition]time.Time{}}
+	sj := &senderJob{job: job, done: done, remaining: map[TopicPartition]time.Time{}, sending: map[TopicPartition]bool{}}
 	for _, tp := range job.Partitions {
 		sj.remaining[tp] = time.Time{}
 	}
 	s.mu.Lock()
 	s.jobs = append(s.jobs, sj)
 	s.mu.Unlock()
+	s.poke()
+}
+
+// poke wakes run.
+func (s *Sender) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -107,10 +121,11 @@ func (s *Sender) Pending() int {
 
 func (s *Sender) run() {
 	defer close(s.done)
+	defer s.requests.Wait()
 	timer := s.cfg.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		next := s.round()
+		next := s.dispatch()
 		if !next.IsZero() {
 			timer.Reset(max(next.Sub(s.cfg.Clock.Now()), time.Millisecond))
 		}
@@ -123,27 +138,39 @@ func (s *Sender) run() {
 	}
 }
 
-// entry is one partition's marker in a round.
+// entry is one partition's marker in a request.
 type entry struct {
 	j  *senderJob
 	tp TopicPartition
 }
 
-// round sends every due marker once and returns when the earliest
-// marker left is due (zero: none left).
-func (s *Sender) round() time.Time {
+// dispatch completes the jobs with nothing left, sends the due markers of
+// every broker without a request in flight, and returns when run should
+// look again (zero: only on a wake). A due marker whose broker is busy is
+// looked at again after Backoff, as its partition's leader may move.
+func (s *Sender) dispatch() time.Time {
 	now := s.cfg.Clock.Now()
+	var next time.Time
+	later := func(at time.Time) {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
 	var finished []*senderJob
 	byBroker := map[int32][]entry{}
 	s.mu.Lock()
 	kept := s.jobs[:0]
 	for _, j := range s.jobs {
-		if err := j.job.Ctx.Err(); err != nil {
+		if j.job.Ctx.Err() != nil || len(j.remaining) == 0 {
 			finished = append(finished, j)
 			continue
 		}
 		for tp, at := range j.remaining {
+			if j.sending[tp] {
+				continue
+			}
 			if at.After(now) {
+				later(at)
 				continue
 			}
 			leader, exists := s.cfg.Leader(tp)
@@ -154,7 +181,11 @@ func (s *Sender) round() time.Time {
 				delete(j.remaining, tp)
 			case leader < 0:
 				j.remaining[tp] = now.Add(s.cfg.Backoff)
+				later(j.remaining[tp])
+			case s.busy[leader]:
+				later(now.Add(s.cfg.Backoff))
 			default:
+				j.sending[tp] = true
 				byBroker[leader] = append(byBroker[leader], entry{j, tp})
 			}
 		}
@@ -165,74 +196,51 @@ func (s *Sender) round() time.Time {
 		kept = append(kept, j)
 	}
 	s.jobs = kept
+	for broker, entries := range byBroker {
+		s.busy[broker] = true
+		s.requests.Add(1)
+		go func() {
+			defer s.requests.Done()
+			s.answered(broker, entries, s.send(broker, entries))
+		}()
+	}
 	s.mu.Unlock()
 	for _, j := range finished {
 		j.done(j.job.Ctx.Err())
 	}
-
-	type answer struct {
-		entries []entry
-		codes   []int16
-	}
-	answers := make(chan answer, len(byBroker))
-	var wg sync.WaitGroup
-	for broker, entries := range byBroker {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answers <- answer{entries, s.send(broker, entries)}
-		}()
-	}
-	wg.Wait()
-	close(answers)
-
-	now = s.cfg.Clock.Now()
-	s.mu.Lock()
-	for a := range answers {
-		for i, e := range a.entries {
-			code := a.codes[i]
-			switch code {
-			case 0:
-				s.written.Add(1)
-				delete(e.j.remaining, e.tp)
-			case kerr.InvalidProducerEpoch.Code:
-				// The partition has seen a newer epoch of this producer:
-				// this transaction's marker is not needed there any more.
-				s.cfg.Logger.Warn("partition has a newer producer epoch; marker skipped",
-					"transactional_id", e.j.job.TransactionalID, "topic", e.tp.Topic, "partition", e.tp.Partition)
-				delete(e.j.remaining, e.tp)
-			case kerr.UnknownTopicOrPartition.Code:
-				if _, exists := s.cfg.Leader(e.tp); !exists {
-					delete(e.j.remaining, e.tp)
-					continue
-				}
-				e.j.remaining[e.tp] = now.Add(s.cfg.Backoff)
-			default:
-				e.j.remaining[e.tp] = now.Add(s.cfg.Backoff)
-			}
-		}
-	}
-	finished = finished[:0]
-	kept = s.jobs[:0]
-	var next time.Time
-	for _, j := range s.jobs {
-		if len(j.remaining) == 0 {
-			finished = append(finished, j)
-			continue
-		}
-		for _, at := range j.remaining {
-			if next.IsZero() || at.Before(next) {
-				next = at
-			}
-		}
-		kept = append(kept, j)
-	}
-	s.jobs = kept
-	s.mu.Unlock()
-	for _, j := range finished {
-		j.done(nil)
-	}
 	return next
+}
+
+// answered applies broker's codes for entries, frees broker for its next
+// request and wakes run (which completes the jobs with nothing left).
+func (s *Sender) answered(broker int32, entries []entry, codes []int16) {
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	delete(s.busy, broker)
+	for i, e := range entries {
+		delete(e.j.sending, e.tp)
+		switch codes[i] {
+		case 0:
+			s.written.Add(1)
+			delete(e.j.remaining, e.tp)
+		case kerr.InvalidProducerEpoch.Code:
+			// The partition has seen a newer epoch of this producer:
+			// this transaction's marker is not needed there any more.
+			s.cfg.Logger.Warn("partition has a newer producer epoch; marker skipped",
+				"transactional_id", e.j.job.TransactionalID, "topic", e.tp.Topic, "partition", e.tp.Partition)
+			delete(e.j.remaining, e.tp)
+		case kerr.UnknownTopicOrPartition.Code:
+			if _, exists := s.cfg.Leader(e.tp); !exists {
+				delete(e.j.remaining, e.tp)
+				continue
+			}
+			e.j.remaining[e.tp] = now.Add(s.cfg.Backoff)
+		default:
+			e.j.remaining[e.tp] = now.Add(s.cfg.Backoff)
+		}
+	}
+	s.mu.Unlock()
+	s.poke()
 }
 
 // send writes entries' markers to broker in one request and returns each
