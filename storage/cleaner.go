@@ -24,13 +24,14 @@ package storage
 //     the range are kept whole and supersede nothing. Passes still
 //     compose: a transaction whose marker a first pass did not reach is
 //     cleaned by the next;
-//   - a marker is removed once its batch's max timestamp +
+//   - a commit marker is removed once its batch's max timestamp +
 //     delete.retention.ms is below the log time and no data batch of its
 //     transaction is left after the pass (as Kafka does; never before: a
 //     replay of the log would find that transaction open), unless it must
 //     stay like an empty batch (below) or is its producer's newest marker
-//     in the range (it holds the coordinator epoch); an abort marker's
-//     aborted transactions index entry goes with it;
+//     in the range; abort markers (and so the aborted transactions index)
+//     are kept for good, so a replica that missed the cleaning can never
+//     see aborted records as committed (cleanMarker says why);
 //   - a batch keeps its base offset, last offset delta, producer fields,
 //     attributes and timestamps; removed records are dropped from it (a
 //     compressed batch is decompressed and compressed again with the same

@@ -85,14 +85,12 @@ type cleanPlan struct {
 	aborted   map[int64]bool
 	// newestMarker: producer id -> base offset of its newest marker in the
 	// range (kept: it carries the coordinator epoch the producer state
-	// fences older coordinators with).
+	// fences older coordinators with, and a replica that missed the
+	// records of a transaction whose marker went must find a later one).
 	newestMarker map[int64]int64
 	// txnKept (pass 2): producer id -> a data batch of its current
-	// transaction is kept in this pass (so its marker must stay);
-	// removedAborts: offsets of the abort markers this pass removes (their
-	// aborted transactions index entries go with them).
-	txnKept       map[int64]bool
-	removedAborts map[int64]bool
+	// transaction is kept in this pass (so its marker must stay).
+	txnKept map[int64]bool
 }
 
 // openTxn is one producer's transactional data seen in the cleaned range,
@@ -142,9 +140,8 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		committed: map[int64]bool{},
 		aborted:   map[int64]bool{},
 
-		newestMarker:  map[int64]int64{},
-		txnKept:       map[int64]bool{},
-		removedAborts: map[int64]bool{},
+		newestMarker: map[int64]int64{},
+		txnKept:      map[int64]bool{},
 	}
 	for i, s := range segs {
 		err := p.scan.forEach(s.f, sizes[i], func(_ int64, h BatchHeader, b []byte) error {
@@ -213,7 +210,7 @@ func (l *Log) cleanTo(limit int64) (CleanResult, error) {
 		if ns == nil {
 			continue
 		}
-		if err := l.swapSegment(s, ns, gen, p.removedAborts); err != nil {
+		if err := l.swapSegment(s, ns, gen); err != nil {
 			ns.f.Close()
 			_ = removeFile(ns.path(logSuffix + cleanedSuffix))
 			return res, err
@@ -323,7 +320,7 @@ func (l *Log) cleanSegment(s *segment, size int64, p *cleanPlan, indexInterval i
 }
 
 // swapSegment replaces old with its cleaned copy ns, on disk and in segs.
-func (l *Log) swapSegment(old, ns *segment, gen uint64, removedAborts map[int64]bool) error {
+func (l *Log) swapSegment(old, ns *segment, gen uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed || l.mu.gen != gen {
@@ -356,13 +353,8 @@ func (l *Log) swapSegment(old, ns *segment, gen uint64, removedAborts map[int64]
 	if err := syncDir(l.dir); err != nil {
 		l.logger.Warn("cannot fsync log directory after swap", "dir", l.dir, "error", err)
 	}
-	// The aborted transactions index keeps the entries of the abort
-	// markers kept.
-	for _, t := range old.txns {
-		if !removedAborts[t.LastOffset] {
-			ns.txns = append(ns.txns, t)
-		}
-	}
+	// Abort markers are kept: so is the aborted transactions index.
+	ns.txns = old.txns
 	if err := ns.rewriteIndexes(); err != nil {
 		// The next open rebuilds them.
 		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
@@ -401,15 +393,26 @@ func (p *cleanPlan) cleanBatch(h BatchHeader, b []byte, lastInSegment bool) ([]b
 }
 
 // cleanMarker returns control batch b as it is, or nil when it goes: a
-// transaction marker goes once it is older than delete.retention.ms (log
-// time) and nothing of its transaction is left, none of its data batches
-// kept in this pass (those of earlier passes are gone: the range starts at
-// the log start, and a transaction's data precedes its marker). Removing a
-// marker while a batch of its transaction stays would reopen that
-// transaction for every replay of the log (recovery, a follower copying
-// it) and hold the last stable offset back for good. It stays, as an
-// empty batch would, when it is the last batch of its segment, carries
-// the log time, or is its producer's newest batch or newest marker.
+// commit marker goes once it is older than delete.retention.ms (log time)
+// and nothing of its transaction is left, none of its data batches kept in
+// this pass (those of earlier passes are gone: the range starts at the log
+// start, and a transaction's data precedes its marker), and a later marker
+// of its producer is in the range. Removing a marker while a batch of its
+// transaction stays would reopen that transaction for every replay of the
+// log (recovery, a follower copying it).
+//
+// Abort markers stay for good, unlike Kafka's: a follower that was away
+// while its leader cleaned may hold records of the aborted transaction
+// that the leader has since removed. Without the marker, a replay of its
+// log joins them to the producer's next transaction, which may commit:
+// aborted records would become visible on that replica. A lagging follower
+// that joins a removed commit marker's records to the next transaction
+// only loses or shows again records that newer ones superseded, which
+// compaction allows. (Kafka's followers have the same exposure; its
+// answer is delete.retention.ms.)
+//
+// A marker also stays, as an empty batch would, when it is the last batch
+// of its segment, carries the log time, or is its producer's newest batch.
 func (p *cleanPlan) cleanMarker(h BatchHeader, b []byte, lastInSegment bool) ([]byte, int64, error) {
 	m, ok, err := ParseControlBatch(b)
 	if err != nil || !ok {
@@ -418,12 +421,9 @@ func (p *cleanPlan) cleanMarker(h BatchHeader, b []byte, lastInSegment bool) ([]
 	}
 	kept := p.txnKept[h.ProducerID]
 	delete(p.txnKept, h.ProducerID)
-	if kept || p.logTime-h.MaxTimestamp <= p.retention || lastInSegment || h.BaseOffset == p.logTimeAt ||
+	if !m.Commit() || kept || p.logTime-h.MaxTimestamp <= p.retention || lastInSegment || h.BaseOffset == p.logTimeAt ||
 		p.newest[h.ProducerID] == h.BaseOffset || p.newestMarker[h.ProducerID] == h.BaseOffset {
 		return b, 0, nil
-	}
-	if !m.Commit() {
-		p.removedAborts[h.LastOffset()] = true
 	}
 	return nil, int64(h.RecordCount), nil
 }

@@ -204,10 +204,16 @@ func TestCompaction(t *testing.T) {
 // files agree, and returns the cleaned offset.
 func waitCleaned(t *testing.T, c *harness.Cluster, topic string, timeout time.Duration) int64 {
 	t.Helper()
+	return waitCleanedOn(t, c.Brokers, topic, timeout)
+}
+
+// waitCleanedOn is waitCleaned for the replicas on brokers.
+func waitCleanedOn(t *testing.T, brokers []*harness.Node, topic string, timeout time.Duration) int64 {
+	t.Helper()
 	var cleanedTo int64
 	harness.WaitFor(t, timeout, func() (bool, string) {
 		var sums []string
-		for _, b := range c.Brokers {
+		for _, b := range brokers {
 			cp, err := cleanerCheckpoint(b.DataDir, topic, 0)
 			if err != nil {
 				return false, err.Error()

@@ -25,9 +25,10 @@ import (
 //     everything above it as committed;
 //   - a read_uncommitted consumer sees no aborted record below the cleaned
 //     offset (the cleaner removed them, as Kafka does);
-//   - most markers are gone (their transaction holds no record any more
-//     and delete.retention.ms passed), and the last stable offset is the
-//     high watermark: no transaction was left open by a removed marker.
+//   - most commit markers are gone (their transaction holds no record any
+//     more and delete.retention.ms passed; abort markers stay), and the
+//     last stable offset is the high watermark: no transaction was left
+//     open by a removed marker.
 func TestCompactionTransactions(t *testing.T) {
 	const (
 		topic    = "compacted-txn"
@@ -183,21 +184,33 @@ func TestCompactionTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	markers := 0
+	commits, aborts := 0, 0
 	for _, s := range segs {
 		for data := s.data; len(data) > 0; {
 			var b kmsg.RecordBatch
 			if err := b.ReadFrom(data); err != nil {
 				t.Fatalf("%s: %v", s.name, err)
 			}
-			if b.Attributes&0x20 != 0 {
-				markers++
-			}
 			data = data[int(b.Length)+12:]
+			if b.Attributes&0x20 == 0 {
+				continue
+			}
+			var r kmsg.Record
+			var k kmsg.ControlRecordKey
+			if err := r.ReadFrom(b.Records); err != nil || k.ReadFrom(r.Key) != nil {
+				t.Fatalf("%s: marker at %d: %v", s.name, b.FirstOffset, err)
+			}
+			if k.Type == kmsg.ControlRecordKeyTypeCommit {
+				commits++
+			} else {
+				aborts++
+			}
 		}
 	}
-	if txns := producer * perProd; markers > txns/2 {
-		t.Fatalf("%d of %d markers left after cleaning with delete.retention.ms=0", markers, txns)
+	abortedTxns := producer * (perProd / 3)
+	if committedTxns := producer*perProd - abortedTxns; aborts != abortedTxns || commits > committedTxns/2 {
+		t.Fatalf("%d of %d commit markers and %d of %d abort markers left after cleaning with delete.retention.ms=0",
+			commits, committedTxns, aborts, abortedTxns)
 	}
 	lso, err := c.Admin(t).ListCommittedOffsets(ctx, topic)
 	if err != nil {
@@ -206,10 +219,127 @@ func TestCompactionTransactions(t *testing.T) {
 	if o, _ := lso.Lookup(topic, 0); o.Offset != end {
 		t.Fatalf("last stable offset %d, high watermark %d", o.Offset, end)
 	}
-	t.Logf("cleaned to %d of %d; %d of %d markers left; %d records read_committed", cleanedTo, end, markers, producer*perProd, len(committed))
+	t.Logf("cleaned to %d of %d; %d commit and %d abort markers left of %d transactions; %d records read_committed", cleanedTo, end, commits, aborts, producer*perProd, len(committed))
 
 	res := c.RunCLI(t, time.Minute, nil, "replicas", "verify", topic)
 	if res.Err != nil {
 		t.Fatalf("skein replicas verify: %v\nstdout:\n%s\nstderr:\n%s", res.Err, res.Stdout, res.Stderr)
+	}
+}
+
+// TestCompactionLaggingFollower: a follower copies records of a
+// transaction and stops before its abort marker; while it is away the
+// leader's cleaner removes the aborted records, and the commit marker of
+// the producer's transaction before (its records superseded, the marker
+// past delete.retention.ms=0). Back, the follower must still get the abort
+// marker (abort markers are never removed): once it leads, a
+// read_committed consumer must not see the aborted records it kept, and
+// its last stable offset must reach its high watermark.
+func TestCompactionLaggingFollower(t *testing.T) {
+	const topic, id = "compacted-lag", "lagging-txn"
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, BrokerArgs: append([]string{"--log-cleaner-backoff", "200ms"}, txnBrokerArgs...)})
+	createTopic(t, c, topic, 1, 3, map[string]*string{
+		"cleanup.policy":            strPtr("compact"),
+		"segment.bytes":             strPtr("4096"),
+		"min.cleanable.dirty.ratio": strPtr("0.01"),
+		"delete.retention.ms":       strPtr("0"),
+		"min.insync.replicas":       strPtr("1"),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	produce := func(cl *kgo.Client, k, v string) int64 {
+		t.Helper()
+		r, err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: []byte(v)}).First()
+		if err != nil {
+			t.Fatalf("produce %s: %v", k, err)
+		}
+		return r.Offset
+	}
+	txn := func(cl *kgo.Client, commit bool, kv ...string) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(kv); i += 2 {
+			produce(cl, kv[i], kv[i+1])
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := newTxnClient(t, c, id, kgo.DefaultProduceTopic(topic))
+	txn(p, true, "w", "superseded")
+	d, err := c.Admin(t).DescribeTransactions(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The follower to stop: neither the leader nor the coordinator.
+	leader := partitionLeader(t, c, topic, 0)
+	var lagging *harness.Node
+	var others []*harness.Node
+	for _, b := range c.Brokers {
+		if lagging == nil && b.ID != leader && b.ID != d[id].Coordinator {
+			lagging = b
+			continue
+		}
+		others = append(others, b)
+	}
+	t.Logf("leader %d, coordinator %d, stopping %s", leader, d[id].Coordinator, lagging.Name)
+
+	// The transaction's records reach every replica (acks=all, full ISR).
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produce(p, "a", "aborted")
+	produce(p, "b", "aborted")
+	lagging.MustStop()
+	if err := p.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	plain := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce(plain, "w", "newer")
+	txn(p, true, "x", "committed")
+	end := int64(0)
+	for i := range 150 {
+		end = produce(plain, fmt.Sprintf("filler-%02d", i%20), strings.Repeat("f", 150)) + 1
+	}
+	waitCleanedOn(t, others, topic, 60*time.Second)
+
+	lagging.Restart()
+	// (A compacted log copied by a follower that was away is not the
+	// leader's byte for byte: it rolls its own segments, so cleans other
+	// ranges.)
+	waitFullISR(t, c, topic)
+	// The lagging replica leads: the others stop (controlled shutdown).
+	for _, b := range others {
+		b.MustStop()
+	}
+	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+		l := partitionLeader(t, c, topic, 0)
+		return l == lagging.ID, fmt.Sprintf("leader %d", l)
+	})
+	cons := c.Client(t,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
+	for done := false; !done; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading back from %s: %v", lagging.Name, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Value) == "aborted" {
+				t.Fatalf("read_committed on %s: aborted record %s at %d", lagging.Name, r.Key, r.Offset)
+			}
+			done = done || r.Offset >= end-1
+		})
+	}
+	lso, err := c.Admin(t).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := lso.Lookup(topic, 0); o.Offset != end {
+		t.Fatalf("last stable offset on %s: %d, high watermark %d", lagging.Name, o.Offset, end)
 	}
 }
