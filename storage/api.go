@@ -116,4 +116,7 @@ type ReadResult struct {
 	// LogStartOffset and LogEndOffset as of the read.
 	LogStartOffset int64
 	LogEndOffset   int64
+	// SegmentBase is the base offset of the segment the ranges are in
+	// (one segment per read); meaningful when Size > 0.
+	SegmentBase int64
 }

@@ -508,7 +508,8 @@ func TestCleanCrashLeftovers(t *testing.T) {
 }
 
 // TestFollowerCopiesCompactedLog: a follower appending a compacted leader's
-// batches (offset gaps) gets the same files, and recovers them after a crash.
+// batches (offset gaps), told which leader segment each read came from,
+// gets the leader's files, and recovers them after a crash.
 func TestFollowerCopiesCompactedLog(t *testing.T) {
 	cfg := compactConfig()
 	m := openManager(t, t.TempDir())
@@ -531,7 +532,7 @@ func TestFollowerCopiesCompactedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := rr.ReadInto(nil)
-		info, err := fl.AppendAsFollower(b)
+		info, err := fl.AppendAsFollowerFrom(b, rr.SegmentBase)
 		if err != nil {
 			t.Fatalf("follower append at %d: %v", off, err)
 		}
@@ -543,6 +544,7 @@ func TestFollowerCopiesCompactedLog(t *testing.T) {
 	checkCompacted(t, fl, offs, res.CleanedTo, false)
 	ldir := fl.Dir()
 	files := segmentFiles(t, ldir)
+	sameFiles(t, segmentFiles(t, l.Dir()), files)
 	fm.Close()
 	// An unclean stop with the cleaner checkpoint lost too: the log's own
 	// marker still says it has gaps.

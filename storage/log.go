@@ -275,6 +275,16 @@ func (l *Log) AppendAsLeader(batches []byte, leaderEpoch int32) (AppendInfo, err
 // AppendAsFollower appends batches whose offsets the leader assigned; the
 // first must start at the log end. Every batch's CRC is checked.
 func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
+	return l.AppendAsFollowerFrom(batches, -1)
+}
+
+// AppendAsFollowerFrom is AppendAsFollower for batches its leader read from
+// its segment based at leaderSegment (-1: not known): the log first rolls
+// where the leader's did, when it has not yet, so that a follower copying
+// a compacted log (whose cleaned segments are smaller than segment.bytes)
+// holds the leader's segments, and so cleans the same ranges to the same
+// bytes. (Uncompacted logs roll by size at the same offsets anyway.)
+func (l *Log) AppendAsFollowerFrom(batches []byte, leaderSegment int64) (AppendInfo, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -310,6 +320,11 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 	}
 	if gap && !l.gapsOK.Load() {
 		if err := l.markGaps(); err != nil {
+			return AppendInfo{}, err
+		}
+	}
+	if s := l.active(); leaderSegment > s.base && leaderSegment >= s.next && info.FirstOffset >= leaderSegment && s.size > 0 {
+		if err := l.roll(leaderSegment, "leader"); err != nil {
 			return AppendInfo{}, err
 		}
 	}
@@ -418,13 +433,24 @@ func (l *Log) maybeRoll(h BatchHeader) error {
 	if !full && !old {
 		return nil
 	}
+	reason := "age"
+	if full {
+		reason = "size"
+	}
+	return l.roll(max(h.BaseOffset, s.next), reason)
+}
+
+// roll seals and fsyncs the active segment and starts a new one at base
+// (>= the log end). Called with l.mu held.
+func (l *Log) roll(base int64, reason string) error {
+	s := l.active()
 	if err := s.seal(); err != nil {
 		return err
 	}
 	if err := s.sync(); err != nil {
 		return err
 	}
-	ns, err := createSegment(l.dir, max(h.BaseOffset, s.next), l.now())
+	ns, err := createSegment(l.dir, base, l.now())
 	if err != nil {
 		return err
 	}
@@ -439,7 +465,7 @@ func (l *Log) maybeRoll(h BatchHeader) error {
 		l.logger.Warn("cannot write producer snapshot; removed the old one", "topic", l.tp.Topic, "partition", l.tp.Partition,
 			"error", err, "remove_error", rmErr)
 	}
-	l.logger.Debug("rolled segment", "topic", l.tp.Topic, "partition", l.tp.Partition, "base_offset", ns.base, "full", full)
+	l.logger.Debug("rolled segment", "topic", l.tp.Topic, "partition", l.tp.Partition, "base_offset", ns.base, "reason", reason)
 	return nil
 }
 
@@ -531,6 +557,7 @@ func (l *Log) readLocked(offset int64, maxBytes int32, maxOffset int64) (ReadRes
 			if end > start {
 				res.Ranges = []FileRange{{File: s.f, Pos: start, Size: end - start}}
 				res.Size = end - start
+				res.SegmentBase = s.base
 				res.NextOffset = last + 1
 			}
 			return res, nil
@@ -562,6 +589,7 @@ func (l *Log) readLocked(offset int64, maxBytes int32, maxOffset int64) (ReadRes
 		if pos > start {
 			res.Ranges = []FileRange{{File: s.f, Pos: start, Size: pos - start}}
 			res.Size = pos - start
+			res.SegmentBase = s.base
 			res.NextOffset = next
 		}
 		return res, nil

@@ -235,6 +235,9 @@ func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
 	}
 	if fp.read.Size > 0 {
 		fp.p.CountFetched(fp.params.ReplicaID >= 0, fp.read.Size, fp.params.FetchOffset, fp.read.NextOffset)
+		if fp.params.ReplicaID >= 0 {
+			fp.out.UnknownTags.Set(wire.TagLeaderSegmentBase, wire.EncodeLeaderSegmentBase(fp.read.SegmentBase))
+		}
 	}
 }
 

@@ -43,12 +43,19 @@ func newGroupHandlers(t *testing.T) *Handlers {
 	}
 	img.Topics[group.OffsetsTopic] = tp
 	m.ApplyImage(img)
+	// Every offsets partition the tests' group ids map to is loaded.
+	ids := []string{"g", "h"}
+	for c := 'a'; c <= 'z'; c++ {
+		ids = append(ids, "g"+string(c))
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !gc.Coordinates("g") {
-		if time.Now().After(deadline) {
-			t.Fatal("offsets partitions not loaded")
+	for _, id := range ids {
+		for !gc.Coordinates(id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("offsets partition of group %s not loaded", id)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	return &Handlers{Config: Config{NodeID: node}, Partitions: m, Groups: gc}
 }

@@ -51,12 +51,19 @@ func (p *Partition) FetchPosition(leaderEpoch int32) (offset int64, lastFetchedE
 // (their offsets and epochs are the leader's); the first must start at the
 // log end. It wakes the partition's waiters.
 func (p *Partition) AppendAsFollower(leaderEpoch int32, batches []byte) (storage.AppendInfo, error) {
+	return p.AppendAsFollowerFrom(leaderEpoch, batches, -1)
+}
+
+// AppendAsFollowerFrom is AppendAsFollower for batches the leader read from
+// its segment based at leaderSegment (-1: not known; see
+// storage.Log.AppendAsFollowerFrom).
+func (p *Partition) AppendAsFollowerFrom(leaderEpoch int32, batches []byte, leaderSegment int64) (storage.AppendInfo, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if err := p.checkFollowerLocked(leaderEpoch); err != nil {
 		return storage.AppendInfo{}, err
 	}
-	info, err := p.log.AppendAsFollower(batches)
+	info, err := p.log.AppendAsFollowerFrom(batches, leaderSegment)
 	if err != nil {
 		return info, err
 	}

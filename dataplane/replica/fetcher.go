@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/skein-io/skein/dataplane/partition"
+	"github.com/skein-io/skein/internal/wire"
 	"github.com/skein-io/skein/storage"
 )
 
@@ -565,7 +566,7 @@ func (f *fetcher) handlePartition(st *fetchState, rp *kmsg.FetchResponseTopicPar
 		}
 	} else {
 		if batches := wholeBatches(rp.RecordBatches, st.fetchOffset); len(batches) > 0 {
-			if _, err := st.p.AppendAsFollower(st.leaderEpoch, batches); err != nil {
+			if _, err := st.p.AppendAsFollowerFrom(st.leaderEpoch, batches, wire.LeaderSegmentBase(&rp.UnknownTags)); err != nil {
 				f.retry(st, err)
 				return
 			}
