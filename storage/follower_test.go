@@ -3,6 +3,7 @@ package storage_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/skein-io/skein/storage"
 	"github.com/skein-io/skein/storage/storagetest"
@@ -60,4 +61,63 @@ func setBase(b []byte, base int64, epoch int32) {
 	for i := range 4 {
 		b[15-i] = byte(epoch >> (8 * i))
 	}
+}
+
+// TestFollowerRollsWhereLeaderRolls: a follower told where its leader's
+// segments start rolls there and only there, not when its own active
+// segment is older than segment.ms (its clock and segment ages are its
+// own), so both hold the same files.
+func TestFollowerRollsWhereLeaderRolls(t *testing.T) {
+	clock := func(at *time.Time) func() time.Time { return func() time.Time { return *at } }
+	leaderNow, followerNow := time.Unix(1_000_000, 0), time.Unix(1_000_000, 0)
+	open := func(now *time.Time) *storage.Log {
+		cfg := storage.DefaultConfig(t.TempDir())
+		cfg.Now = clock(now)
+		m, err := storage.OpenManager(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		lc := storage.DefaultLogConfig()
+		lc.SegmentAge = time.Minute
+		return mustLog(t, m, lc)
+	}
+	leader, follower := open(&leaderNow), open(&followerNow)
+	copyNew := func() {
+		t.Helper()
+		for off := follower.LogEndOffset(); off < leader.LogEndOffset(); {
+			rr, err := leader.Read(off, 1<<20, leader.LogEndOffset())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := rr.ReadInto(nil)
+			info, err := follower.AppendAsFollowerFrom(b, rr.SegmentBase)
+			if err != nil {
+				t.Fatal(err)
+			}
+			off = info.LastOffset + 1
+		}
+	}
+	appendOne := func(i int) {
+		t.Helper()
+		if _, err := leader.AppendAsLeader(storagetest.MakeBatch(values(2, 100, byte(i)), -1, -1, -1), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOne(0)
+	copyNew()
+	// The follower's segment is older than segment.ms, the leader's is not.
+	followerNow = followerNow.Add(2 * time.Minute)
+	appendOne(1)
+	copyNew()
+	// Now the leader's is: it rolls, and the follower with it.
+	leaderNow = leaderNow.Add(2 * time.Minute)
+	appendOne(2)
+	copyNew()
+	appendOne(3)
+	copyNew()
+	if leader.Segments() != 2 {
+		t.Fatalf("leader has %d segments, want 2", leader.Segments())
+	}
+	sameFiles(t, segmentFiles(t, leader.Dir()), segmentFiles(t, follower.Dir()))
 }

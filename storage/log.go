@@ -328,7 +328,10 @@ func (l *Log) AppendAsFollowerFrom(batches []byte, leaderSegment int64) (AppendI
 			return AppendInfo{}, err
 		}
 	}
-	if err := l.write(batches); err != nil {
+	// With the leader's segments known, they alone say where to roll by
+	// age (segment.ms): this replica's segment ages differ from the
+	// leader's.
+	if err := l.writeRolling(batches, leaderSegment < 0); err != nil {
 		return AppendInfo{}, err
 	}
 	_ = SplitBatches(batches, func(b []byte) error {
@@ -352,13 +355,17 @@ func (l *Log) AppendAsFollowerFrom(batches []byte, leaderSegment int64) (AppendI
 // table once written, before the next roll, so the producer snapshot a
 // roll writes at offset X holds every batch below X. Called with l.mu
 // held.
-func (l *Log) write(batches []byte) error {
+func (l *Log) write(batches []byte) error { return l.writeRolling(batches, true) }
+
+// writeRolling is write; without byAge, the active segment's age does not
+// roll it (its size still does).
+func (l *Log) writeRolling(batches []byte, byAge bool) error {
 	for len(batches) > 0 {
 		first, err := ParseBatchHeader(batches)
 		if err != nil {
 			return err
 		}
-		if err := l.maybeRoll(first); err != nil {
+		if err := l.maybeRoll(first, byAge); err != nil {
 			return err
 		}
 		// The longest run of whole batches that fits the active segment.
@@ -422,14 +429,14 @@ func (l *Log) writeChunk(batches []byte) error {
 // or is older than segment.ms; the new segment is named after h's base
 // offset (which a compacted leader's gaps may put above the log end). The
 // old segment is sealed and fsynced.
-func (l *Log) maybeRoll(h BatchHeader) error {
+func (l *Log) maybeRoll(h BatchHeader, byAge bool) error {
 	n := h.Size()
 	s := l.active()
 	if s.size == 0 {
 		return nil
 	}
 	full := s.size+n > l.mu.cfg.SegmentBytes
-	old := l.now().Sub(s.created) > l.mu.cfg.SegmentAge
+	old := byAge && l.now().Sub(s.created) > l.mu.cfg.SegmentAge
 	if !full && !old {
 		return nil
 	}
