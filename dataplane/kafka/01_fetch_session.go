@@ -169,30 +169,38 @@ func (s *fetchSession) apply(r *kmsg.FetchRequest, replicaID int32) {
 // session's order (as Kafka does), so that under a response size limit the
 // others are read first next time and none starves.
 func (s *fetchSession) rotate(parts []fetchPartition) {
-	var moved map[*sessionPartition]bool
+	moved := 0
 	for i := range parts {
 		if parts[i].read.Size > 0 {
-			if moved == nil {
-				moved = map[*sessionPartition]bool{}
-			}
-			moved[parts[i].sp] = true
+			parts[i].sp.moved = true
+			moved++
 		}
 	}
-	if len(moved) == 0 {
+	if moved == 0 {
 		return
 	}
-	out := make([]*sessionPartition, 0, len(s.parts))
-	for _, sp := range s.parts {
-		if !moved[sp] {
-			out = append(out, sp)
-		}
+	// A stable partition in place: the others keep their order in front,
+	// the moved ones theirs behind (a small session's moved ones fit on
+	// the stack).
+	var buf [16]*sessionPartition
+	tail := buf[:0]
+	if moved > len(buf) {
+		tail = make([]*sessionPartition, 0, moved)
 	}
+	kept := 0
 	for _, sp := range s.parts {
-		if moved[sp] {
-			out = append(out, sp)
+		if sp.moved {
+			sp.moved = false
+			tail = append(tail, sp)
+			continue
 		}
+		s.parts[kept] = sp
+		kept++
 	}
-	s.parts = out
+	copy(s.parts[kept:], tail)
+	for i := range parts {
+		parts[i].sp.moved = false
+	}
 }
 
 // key names a partition of the session: by id or by name.

@@ -169,6 +169,8 @@ type sessionPartition struct {
 	// sent: an answer was sent; hw, logStart and lso are its values.
 	sent              bool
 	hw, logStart, lso int64
+	// moved marks the partitions rotate moves back (only during rotate).
+	moved bool
 }
 
 // create makes a new session, locked (the caller fills it and unlocks it,

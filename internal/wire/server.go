@@ -250,6 +250,9 @@ type Conn struct {
 	auth connAuth
 	// principal is who the connection authenticated as ("": anonymous).
 	principal atomic.Pointer[string]
+	// clientID is the last request's client id (its goroutine's own): the
+	// next request's, the same, reuses the string.
+	clientID string
 }
 
 // Principal is who the connection authenticated as (AnonymousPrincipal
@@ -493,13 +496,23 @@ func (s *Server) handshake(ctx context.Context, c *Conn, tc *tls.Conn) bool {
 // when the request at that version is flexible, ApiVersions v3+ included;
 // only ApiVersions' response header is special (always v0).
 func ParseHeader(frame []byte) (Header, kmsg.Request, []byte, error) {
+	return parseHeader(frame, "")
+}
+
+// parseHeader is ParseHeader; a client id equal to prevClientID (the
+// connection's previous request's) is that string, not a new one.
+func parseHeader(frame []byte, prevClientID string) (Header, kmsg.Request, []byte, error) {
 	r := kbin.Reader{Src: frame}
 	var h Header
 	h.Key = r.Int16()
 	h.Version = r.Int16()
 	h.CorrelationID = r.Int32()
-	if cid := r.NullableString(); cid != nil {
-		h.ClientID = *cid
+	if n := r.Int16(); n >= 0 {
+		if cid := r.Span(int(n)); string(cid) == prevClientID {
+			h.ClientID = prevClientID
+		} else {
+			h.ClientID = string(cid)
+		}
 	}
 	if !r.Ok() {
 		return h, nil, nil, errors.New("truncated request header")
@@ -523,7 +536,14 @@ func ParseHeader(frame []byte) (Header, kmsg.Request, []byte, error) {
 
 // handle decodes and serves one request frame read whole at received.
 func (s *Server) handle(ctx context.Context, c *Conn, frame []byte, received time.Time) (kmsg.Response, Header, error) {
-	h, req, rest, err := ParseHeader(frame)
+	prevClientID := ""
+	if c != nil {
+		prevClientID = c.clientID
+	}
+	h, req, rest, err := parseHeader(frame, prevClientID)
+	if c != nil {
+		c.clientID = h.ClientID
+	}
 	if err != nil {
 		if h.Key == 18 && len(frame) >= 8 {
 			return unsupportedAPIVersions(h), Header{Key: 18, Version: 0, CorrelationID: h.CorrelationID}, nil
