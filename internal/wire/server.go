@@ -397,14 +397,24 @@ func (s *Server) serveConn(c *Conn) {
 	// system call rather than three; a large body past the buffered bytes
 	// is read straight into its own buffer.
 	br := bufio.NewReaderSize(c.Conn, readBufferBytes)
+	// idleUntil is the read deadline set (connections.max.idle.ms). It is
+	// moved only once it is an eighth of the timeout closer than a full
+	// timeout ahead, and never cleared: setting a deadline updates a
+	// runtime timer, and doing it twice per request (set before the read,
+	// cleared after) was ~1% of a broker's CPU under small requests. A
+	// connection is closed after 7/8 to 8/8 of the timeout idle; a
+	// request's body and handling are never near the deadline.
+	var idleUntil time.Time
 	for {
 		if s.cfg.IdleTimeout > 0 {
-			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			if now := time.Now(); idleUntil.Sub(now) < s.cfg.IdleTimeout-s.cfg.IdleTimeout/8 {
+				idleUntil = now.Add(s.cfg.IdleTimeout)
+				_ = c.SetReadDeadline(idleUntil)
+			}
 		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			return
 		}
-		_ = c.SetReadDeadline(time.Time{})
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if c.auth.raw {
 			// A raw SASL token after SaslHandshake v0 (sasl.go).
