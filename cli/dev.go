@@ -14,8 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/urfave/cli/v2"
 
 	"github.com/skein-io/skein/controller"
@@ -374,16 +374,21 @@ func waitForBrokers(ctx context.Context, log hclog.Logger, l devLayout) error {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	adm := kadm.NewClient(cl)
-	defer adm.Close()
+	defer cl.Close()
 
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	var lastErr error
 	missing := l.brokerIDs
 	for {
+		// A Metadata request of its own each time: kadm's BrokerMetadata
+		// answers from the client's cached broker list, which franz-go
+		// refreshes only every metadata.max.age (5 minutes), so a broker
+		// missing from the first answer stayed missing.
 		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		md, err := adm.BrokerMetadata(reqCtx)
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		md, err := req.RequestWith(reqCtx, cl)
 		cancel()
 		if err == nil {
 			missing = missingBrokers(l.brokerIDs, md.Brokers)
@@ -405,7 +410,7 @@ func waitForBrokers(ctx context.Context, log hclog.Logger, l devLayout) error {
 }
 
 // missingBrokers returns the ids of want that are not in have.
-func missingBrokers(want []int32, have kadm.BrokerDetails) []int32 {
+func missingBrokers(want []int32, have []kmsg.MetadataResponseBroker) []int32 {
 	seen := make(map[int32]bool, len(have))
 	for _, b := range have {
 		seen[b.NodeID] = true
