@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,6 +274,16 @@ func FuzzRecoveryTxn(f *testing.F) {
 			}
 		}
 		logDir := l.Dir()
+		bases := func(l *storage.Log) []int64 {
+			var out []int64
+			for data := readBatches(t, l); len(data) > 0; {
+				h, _ := storage.ParseBatchHeader(data)
+				out = append(out, h.BaseOffset)
+				data = data[h.Size():]
+			}
+			return out
+		}
+		written := bases(l)
 		m.Close()
 		os.Remove(filepath.Join(dir, ".kafka_cleanshutdown"))
 		files, _ := os.ReadDir(logDir)
@@ -319,7 +330,26 @@ func FuzzRecoveryTxn(f *testing.F) {
 			}
 			off = rr.NextOffset
 		}
-		if g, w := viewOf(got), viewOf(ref); !reflect.DeepEqual(g, w) {
+		g, w := viewOf(got), viewOf(ref)
+		// Did recovery keep a prefix of the batches written, or lose a
+		// damaged segment before others it kept?
+		kept := bases(got)
+		hole := len(kept) > len(written) || !slices.Equal(kept, written[:len(kept)])
+		if hole {
+			// A damaged segment was lost before others that were kept (a
+			// hole, below the recovery point, that recovery does not see
+			// as a torn tail). The intact segments' aborted transactions
+			// index still describes the transactions as they really
+			// ended, markers in the hole included, where a replay of the
+			// surviving batches alone joins a transaction whose marker was
+			// lost to the producer's next one: neither is the other's
+			// copy. What must hold is the producer state and the last
+			// stable offset: no transaction left open by the loss.
+			if !reflect.DeepEqual(g.Producers, w.Producers) || g.LSO != w.LSO {
+				t.Fatalf("after losing a segment, the recovered producers or LSO differ from a copy of the batches:\n got %+v %d\nwant %+v %d",
+					g.Producers, g.LSO, w.Producers, w.LSO)
+			}
+		} else if !reflect.DeepEqual(g, w) {
 			t.Fatalf("recovered transactional state differs from a copy of its batches:\n got %+v\nwant %+v", g, w)
 		}
 	})
@@ -328,7 +358,7 @@ func FuzzRecoveryTxn(f *testing.F) {
 // TestCleanerRemovesAbortedTransactions: compaction never lets a record of
 // an aborted transaction remove the committed value it would have
 // replaced; it removes the aborted records themselves (as Kafka does) and
-// keeps their marker and index entry until delete.retention.ms.
+// keeps their marker and index entry.
 func TestCleanerRemovesAbortedTransactions(t *testing.T) {
 	m := openManager(t, t.TempDir())
 	defer m.Close()
