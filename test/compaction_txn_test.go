@@ -38,14 +38,7 @@ func TestCompactionTransactions(t *testing.T) {
 		fillers  = 80
 		producer = 2
 	)
-	c := harness.StartCluster(t, harness.Options{Brokers: 3, BrokerArgs: append([]string{"--log-cleaner-backoff", "200ms"}, txnBrokerArgs...)})
-	createTopic(t, c, topic, 1, 3, map[string]*string{
-		"cleanup.policy":            strPtr("compact"),
-		"segment.bytes":             strPtr("4096"),
-		"min.cleanable.dirty.ratio": strPtr("0.01"),
-		"delete.retention.ms":       strPtr("0"),
-		"min.insync.replicas":       strPtr("2"),
-	})
+	c := compactedTxnCluster(t, topic, "2")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -227,6 +220,22 @@ func TestCompactionTransactions(t *testing.T) {
 	}
 }
 
+// compactedTxnCluster starts 3 brokers whose cleaners run often, with
+// topic (1 partition, RF 3) compacted in small segments with
+// delete.retention.ms=0 and min.insync.replicas minISR.
+func compactedTxnCluster(t *testing.T, topic, minISR string) *harness.Cluster {
+	t.Helper()
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, BrokerArgs: append([]string{"--log-cleaner-backoff", "200ms"}, txnBrokerArgs...)})
+	createTopic(t, c, topic, 1, 3, map[string]*string{
+		"cleanup.policy":            strPtr("compact"),
+		"segment.bytes":             strPtr("4096"),
+		"min.cleanable.dirty.ratio": strPtr("0.01"),
+		"delete.retention.ms":       strPtr("0"),
+		"min.insync.replicas":       strPtr(minISR),
+	})
+	return c
+}
+
 // TestCompactionLaggingFollower: a follower copies records of a
 // transaction and stops before its abort marker; while it is away the
 // leader's cleaner removes the aborted records, and the commit marker of
@@ -237,14 +246,7 @@ func TestCompactionTransactions(t *testing.T) {
 // its last stable offset must reach its high watermark.
 func TestCompactionLaggingFollower(t *testing.T) {
 	const topic, id = "compacted-lag", "lagging-txn"
-	c := harness.StartCluster(t, harness.Options{Brokers: 3, BrokerArgs: append([]string{"--log-cleaner-backoff", "200ms"}, txnBrokerArgs...)})
-	createTopic(t, c, topic, 1, 3, map[string]*string{
-		"cleanup.policy":            strPtr("compact"),
-		"segment.bytes":             strPtr("4096"),
-		"min.cleanable.dirty.ratio": strPtr("0.01"),
-		"delete.retention.ms":       strPtr("0"),
-		"min.insync.replicas":       strPtr("1"),
-	})
+	c := compactedTxnCluster(t, topic, "1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	produce := func(cl *kgo.Client, k, v string) int64 {
