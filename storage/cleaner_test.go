@@ -532,7 +532,7 @@ func TestFollowerCopiesCompactedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := rr.ReadInto(nil)
-		info, err := fl.AppendAsFollowerFrom(b, rr.SegmentBase)
+		info, err := fl.AppendAsFollowerFrom(b, leaderSegment(rr, off))
 		if err != nil {
 			t.Fatalf("follower append at %d: %v", off, err)
 		}

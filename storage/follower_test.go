@@ -91,7 +91,7 @@ func TestFollowerRollsWhereLeaderRolls(t *testing.T) {
 				t.Fatal(err)
 			}
 			b, _ := rr.ReadInto(nil)
-			info, err := follower.AppendAsFollowerFrom(b, rr.SegmentBase)
+			info, err := follower.AppendAsFollowerFrom(b, leaderSegment(rr, off))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,4 +120,14 @@ func TestFollowerRollsWhereLeaderRolls(t *testing.T) {
 		t.Fatalf("leader has %d segments, want 2", leader.Segments())
 	}
 	sameFiles(t, segmentFiles(t, leader.Dir()), segmentFiles(t, follower.Dir()))
+}
+
+// leaderSegment is what a leader tells a follower fetching at off about
+// the segment of read rr (dataplane/kafka's rule): its base when the read
+// begins it, -1 otherwise.
+func leaderSegment(rr storage.ReadResult, off int64) int64 {
+	if rr.SegmentBase >= off {
+		return rr.SegmentBase
+	}
+	return -1
 }

@@ -279,8 +279,10 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendInfo, error) {
 }
 
 // AppendAsFollowerFrom is AppendAsFollower for batches its leader read from
-// its segment based at leaderSegment (-1: not known): the log first rolls
-// where the leader's did, when it has not yet, so that a follower copying
+// its segment based at leaderSegment (-1: not known, or the batches do not
+// begin a leader segment): the log first rolls where the leader's did,
+// when it has not yet (a follower never rolls by its own segments' age,
+// only by size and there), so that a follower copying
 // a compacted log (whose cleaned segments are smaller than segment.bytes)
 // holds the leader's segments, and so cleans the same ranges to the same
 // bytes. (Uncompacted logs roll by size at the same offsets anyway.)
@@ -328,10 +330,9 @@ func (l *Log) AppendAsFollowerFrom(batches []byte, leaderSegment int64) (AppendI
 			return AppendInfo{}, err
 		}
 	}
-	// With the leader's segments known, they alone say where to roll by
-	// age (segment.ms): this replica's segment ages differ from the
-	// leader's.
-	if err := l.writeRolling(batches, leaderSegment < 0); err != nil {
+	// The leader's segments alone say where to roll by age (segment.ms):
+	// this replica's segment ages differ from the leader's.
+	if err := l.writeRolling(batches, false); err != nil {
 		return AppendInfo{}, err
 	}
 	_ = SplitBatches(batches, func(b []byte) error {

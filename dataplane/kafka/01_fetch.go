@@ -235,7 +235,11 @@ func (h *Handlers) attachRecords(fr *wire.FileResponse, fp *fetchPartition) {
 	}
 	if fp.read.Size > 0 {
 		fp.p.CountFetched(fp.params.ReplicaID >= 0, fp.read.Size, fp.params.FetchOffset, fp.read.NextOffset)
-		if fp.params.ReplicaID >= 0 {
+		// A follower is told where a segment of this log starts only
+		// when the answer begins one (its fetch offset at or below the
+		// segment's base): inside a segment it has nothing to learn, and
+		// the common answer carries no tag to allocate.
+		if fp.params.ReplicaID >= 0 && fp.read.SegmentBase >= fp.params.FetchOffset {
 			fp.out.UnknownTags.Set(wire.TagLeaderSegmentBase, wire.EncodeLeaderSegmentBase(fp.read.SegmentBase))
 		}
 	}

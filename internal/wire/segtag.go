@@ -8,8 +8,9 @@ import (
 
 // TagLeaderSegmentBase is a tagged field of a Fetch response partition
 // (flexible versions) that Skein's leaders add for their followers only
-// (replica id >= 0): the base offset of the segment the returned batches
-// were read from, as 8 bytes big-endian. A follower rolls its log there
+// (replica id >= 0) when the returned batches begin one of their segments
+// (the base is at or above the fetch offset): that segment's base offset,
+// as 8 bytes big-endian. A follower rolls its log there
 // too, so a compacted log copied from a leader keeps the leader's segments
 // (and the replicas clean the same ranges to the same bytes). Consumers
 // never get it; a follower that does not know it ignores it, as Kafka's
