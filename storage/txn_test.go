@@ -750,3 +750,40 @@ func TestCleanerRemovesExpiredMarkers(t *testing.T) {
 		t.Fatalf("rebuilt: last stable offset %d, log end %d (a transaction left open)", lso, leo)
 	}
 }
+
+// TestFailedRollSnapshotRemovesStaleOne: when the producer snapshot cannot
+// be written at a roll, the older one goes, so no snapshot is ever older
+// than the active segment (the cleaner removes commit markers below it; a
+// replay from an older snapshot holding their transactions open would
+// never see them end). Opening then replays the whole log.
+func TestFailedRollSnapshotRemovesStaleOne(t *testing.T) {
+	dir := t.TempDir()
+	m := openManager(t, dir)
+	l := mustLog(t, m, smallSegments())
+	snap := filepath.Join(l.Dir(), "producer-state.snapshot")
+	txnAppend(t, l, 5, 0, 2)
+	for l.Segments() < 2 {
+		appendN(t, l, 1, 500, 1) // a roll snapshots the open transaction
+	}
+	if _, err := os.Stat(snap); err != nil {
+		t.Fatalf("no producer snapshot after a roll: %v", err)
+	}
+	marker(t, l, 5, true)
+	// The next snapshot cannot be written: its temporary file's name is
+	// taken by a directory that is not empty.
+	if err := os.MkdirAll(filepath.Join(snap+".tmp", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for l.Segments() < 3 {
+		appendN(t, l, 1, 500, 1)
+	}
+	if _, err := os.Stat(snap); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the snapshot older than the active segment is still there: %v", err)
+	}
+	os.RemoveAll(snap + ".tmp")
+	want := viewOf(l)
+	_, cl := crashCopy(t, dir)
+	if got := viewOf(cl); !reflect.DeepEqual(got, want) || got.LSO != cl.LogEndOffset() {
+		t.Fatalf("reopened without a snapshot:\n got %+v\nwant %+v (log end %d)", got, want, cl.LogEndOffset())
+	}
+}
