@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	humanize "github.com/dustin/go-humanize"
 	"net"
 	"os"
 	"strings"
@@ -73,6 +74,7 @@ func brokerCommand() *cli.Command {
 			pprofFlag(),
 			heapHeadroomFlag(),
 			fromComponent("storage", durationFlag("producer-id-expiration", "producer.id.expiration.ms: an idempotent producer idle this long (no open transaction) is forgotten by each partition (24h; negative: never)", 0)),
+			logWritebackFlag(),
 			fromComponent("storage", intFlag("recovery-threads", "num.recovery.threads.per.data.dir: how many partition logs are opened (recovered after a crash), created or closed at once (min(2 x CPUs, 16))", 0)),
 		}, append(groupFlags(), tlsFlags()...)...)...),
 		Action: runBroker,
@@ -209,6 +211,9 @@ func brokerConfig(c *cli.Context, base dataplane.Config) (dataplane.Config, erro
 	cfg.Authorizer, cfg.SuperUsers, cfg.AllowEveryoneIfNoACL = az.enabled, az.superUsers, az.allowEveryone
 	if c.IsSet("producer-id-expiration") {
 		cfg.ProducerIDExpiration = c.Duration("producer-id-expiration")
+	}
+	if cfg.LogWritebackBytes, err = logWriteback(c); err != nil {
+		return cfg, err
 	}
 	if c.IsSet("recovery-threads") {
 		n := c.Int("recovery-threads")
@@ -601,4 +606,24 @@ func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
 	}
 	out.allowEveryone = c.Bool("allow-everyone-if-no-acl-found")
 	return out, nil
+}
+
+// logWritebackFlag is how often a segment's new bytes are handed to the
+// disk (storage.Config.WritebackBytes).
+func logWritebackFlag() cli.Flag {
+	return stringFlag("log-writeback-bytes", "start writing a segment's new data to disk every this many bytes (sync_file_range; no fsync, so durability is unchanged), "+
+		"a steady stream instead of the kernel's bursts of a busy segment every 30 s that stall a loaded broker; 0: off", "1MiB")
+}
+
+// logWriteback is --log-writeback-bytes as dataplane.Config.LogWritebackBytes.
+func logWriteback(c *cli.Context) (int64, error) {
+	s := c.String("log-writeback-bytes")
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n > 1<<40 {
+		return 0, fmt.Errorf("--log-writeback-bytes %q: want a size such as 1MiB, or 0 for off", s)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return int64(n), nil
 }

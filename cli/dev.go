@@ -61,6 +61,7 @@ func devCommand() *cli.Command {
 			metricsPerPartitionFlag(),
 			pprofFlag(),
 			heapHeadroomFlag(),
+			logWritebackFlag(),
 		}, groupFlags()...)...),
 		Action: runDev,
 	}
@@ -167,8 +168,13 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	writeback, err := logWriteback(c)
+	if err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
-	cluster := &devCluster{log: log, groups: &groups, txns: &txns, metrics: reg, perPartition: c.Bool("metrics-per-partition")}
+	cluster := &devCluster{log: log, groups: &groups, txns: &txns, metrics: reg, perPartition: c.Bool("metrics-per-partition"),
+		writeback: writeback}
 	defer cluster.close()
 	if err := cluster.create(layout); err != nil {
 		return err
@@ -227,6 +233,8 @@ type devCluster struct {
 	closed     bool
 	// groups, when set, configures every broker's group coordinator.
 	groups *group.Config
+	// writeback is --log-writeback-bytes (dataplane.Config.LogWritebackBytes).
+	writeback int64
 	// txns, when set, configures every broker's transaction coordinator.
 	txns *txn.Config
 	// metrics, when set, is where every node registers its metrics;
@@ -290,6 +298,7 @@ func (d *devCluster) create(l devLayout) error {
 		if d.groups != nil {
 			bcfg.Groups = *d.groups
 		}
+		bcfg.LogWritebackBytes = d.writeback
 		if err := os.MkdirAll(bcfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}

@@ -135,6 +135,10 @@ type Config struct {
 	// LogCleanerBackoff is log.cleaner.backoff.ms: how often the log
 	// cleaner looks for compacted logs to clean; 0: storage's default.
 	LogCleanerBackoff time.Duration
+	// LogWritebackBytes: a segment's new bytes are handed to the disk
+	// every this many (storage.Config.WritebackBytes); 0: storage's
+	// default (1 MiB), negative: off (the kernel's own writeback alone).
+	LogWritebackBytes int64
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots:
 	// how many fetch sessions (KIP-227) the broker keeps (default 1000);
 	// 0 turns sessions off (every fetch is a full one).
@@ -594,6 +598,12 @@ func (b *Broker) start() error {
 	}
 	if cfg.LogCleanerBackoff > 0 {
 		scfg.CleanerInterval = cfg.LogCleanerBackoff
+	}
+	switch {
+	case cfg.LogWritebackBytes > 0:
+		scfg.WritebackBytes = cfg.LogWritebackBytes
+	case cfg.LogWritebackBytes < 0:
+		scfg.WritebackBytes = 0
 	}
 	if cfg.RecoveryThreads > 0 {
 		scfg.RecoveryThreads = cfg.RecoveryThreads

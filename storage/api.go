@@ -87,6 +87,13 @@ type Config struct {
 	// Close flushes and closes at once. At least 1; DefaultConfig sets
 	// DefaultRecoveryThreads().
 	RecoveryThreads int
+	// WritebackBytes: once this many bytes have been appended to a
+	// segment since the last time, the kernel is asked to start writing
+	// them to disk (sync_file_range, Linux; no wait and no fsync, so what
+	// is durable does not change), so that disk writes are a steady
+	// stream rather than the bursts of the kernel's own writeback
+	// (Log.writeBack). 0: off. DefaultConfig sets DefaultWritebackBytes.
+	WritebackBytes int64
 }
 
 // AppendInfo describes an append.

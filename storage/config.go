@@ -63,6 +63,9 @@ func (c LogConfig) Validate() error {
 	return nil
 }
 
+// DefaultWritebackBytes is Config.WritebackBytes' default.
+const DefaultWritebackBytes = 1 << 20
+
 // DefaultConfig returns working values for dir.
 func DefaultConfig(dir string) Config {
 	return Config{
@@ -77,6 +80,7 @@ func DefaultConfig(dir string) Config {
 		FlushCheckpointInterval:           time.Minute,
 		CleanerInterval:                   15 * time.Second,
 		RecoveryThreads:                   DefaultRecoveryThreads(),
+		WritebackBytes:                    DefaultWritebackBytes,
 	}
 }
 
@@ -99,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.RecoveryThreads < 1 {
 		return fmt.Errorf("num.recovery.threads.per.data.dir %d: must be at least 1", c.RecoveryThreads)
+	}
+	if c.WritebackBytes < 0 {
+		return fmt.Errorf("log writeback bytes %d: must not be negative", c.WritebackBytes)
 	}
 	if c.FlushCheckpointInterval <= 0 {
 		return fmt.Errorf("flush checkpoint interval %v: must be positive", c.FlushCheckpointInterval)

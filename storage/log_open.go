@@ -20,8 +20,8 @@ import (
 // nothing is. allowGaps says the log may have offset gaps (compaction: it
 // is listed in the cleaner checkpoint); so do the log's own offset-gaps
 // marker and a compacted cfg.
-func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, allowGaps bool, now func() time.Time, logger hclog.Logger) (*Log, error) {
-	l := &Log{dir: dir, tp: tp, topicID: topicID, now: now, logger: logger}
+func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, recoverFrom int64, allowGaps bool, now func() time.Time, logger hclog.Logger, writeback int64) (*Log, error) {
+	l := &Log{dir: dir, tp: tp, topicID: topicID, now: now, logger: logger, writeback: writeback}
 	l.mu.cfg, l.mu.lastFlush = cfg, now()
 	if err := finishCleanerLeftovers(dir, logger); err != nil {
 		return nil, err

@@ -139,7 +139,7 @@ func OpenManager(cfg Config) (*Manager, error) {
 			recoverFrom = recovery[j.tp] // 0 when never checkpointed: everything
 		}
 		cleanedTo, gaps := m.cleanerCkpt[j.tp]
-		l, err := openLog(j.dir, j.tp, id, cfg.Log, recoverFrom, gaps, cfg.Now, m.logger)
+		l, err := openLog(j.dir, j.tp, id, cfg.Log, recoverFrom, gaps, cfg.Now, m.logger, cfg.WritebackBytes)
 		if err != nil {
 			return err
 		}
@@ -317,7 +317,7 @@ func (m *Manager) create(tp TopicPartition, topicID [16]byte, cfg LogConfig) (*L
 	m.ckptMu.Lock()
 	cleanedTo, gaps := m.cleanerCkpt[tp]
 	m.ckptMu.Unlock()
-	l, err := openLog(dir, tp, topicID, cfg, -1, gaps, m.cfg.Now, m.logger)
+	l, err := openLog(dir, tp, topicID, cfg, -1, gaps, m.cfg.Now, m.logger, m.cfg.WritebackBytes)
 	if err != nil {
 		return nil, err
 	}

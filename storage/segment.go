@@ -55,6 +55,9 @@ type segment struct {
 	next        int64 // offset after the last batch (base when empty)
 	maxTs       int64 // largest batch max timestamp; -1 when none
 	maxTsOffset int64
+	// writtenBack: the kernel was asked to start writing f's bytes below
+	// it to disk (Log.writeBack); may be above size after a truncation.
+	writtenBack int64
 
 	index      []indexEntry
 	tindex     []timeEntry

@@ -1,0 +1,21 @@
+package storage
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// startWriteback starts the kernel writing f's dirty pages in [off,
+// off+n) to disk and returns without waiting for them (no fsync: nothing
+// becomes durable here). Errors are ignored: it is only advice, and a
+// failing disk shows at the next fsync. A variable, for tests.
+var startWriteback = func(f *os.File, off, n int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	})
+}
