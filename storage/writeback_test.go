@@ -142,7 +142,9 @@ func TestWriteback(t *testing.T) {
 }
 
 // segKey names a segment file by its log's directory and its own name.
-func segKey(path string) string { return filepath.Join(filepath.Base(filepath.Dir(path)), filepath.Base(path)) }
+func segKey(path string) string {
+	return filepath.Join(filepath.Base(filepath.Dir(path)), filepath.Base(path))
+}
 
 // segmentFile is segKey of l's active segment file (the last .log).
 func segmentFile(l *storage.Log) string {
