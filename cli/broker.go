@@ -3,12 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
-	humanize "github.com/dustin/go-humanize"
 	"net"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 

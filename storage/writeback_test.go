@@ -39,23 +39,17 @@ func TestWriteback(t *testing.T) {
 	sizes := map[string]int64{} // segment file -> bytes appended
 	appendOne := func(i int) {
 		t.Helper()
-		seg := segmentFile(l)
 		if _, err := l.AppendAsLeader(storagetest.MakeBatch(values(1, 900, byte(i)), -1, -1, -1), 0); err != nil {
 			t.Fatal(err)
 		}
-		if segmentFile(l) != seg {
-			seg = segmentFile(l) // rolled: the batch went to the new one
-		}
+		seg := segmentFile(l) // the new one if the append rolled
 		sizes[seg] = segmentSize(t, l, seg)
 	}
 	// check: the requests so far cover every file from 0 in order, end
 	// within every bytes of its size, and each is at least every bytes.
-	check := func(from map[string]int64) {
+	check := func() {
 		t.Helper()
 		next := map[string]int64{}
-		for k, v := range from {
-			next[k] = v
-		}
 		for _, c := range calls {
 			if c.off != next[c.file] {
 				t.Fatalf("writeback of %s [%d, %d): want it to start at %d (calls %v)", c.file, c.off, c.to, next[c.file], calls)
@@ -77,7 +71,7 @@ func TestWriteback(t *testing.T) {
 	if len(sizes) < 3 || len(calls) < 30 {
 		t.Fatalf("%d segments, %d writeback calls: want 3+ and 30+", len(sizes), len(calls))
 	}
-	check(nil)
+	check()
 
 	// A follower copying the log: the same for its segments.
 	f := mustLogAt(t, m, "copy", lc)
@@ -98,7 +92,7 @@ func TestWriteback(t *testing.T) {
 		seg := segmentFile(f)
 		sizes[seg] = segmentSize(t, f, seg)
 	}
-	check(nil)
+	check()
 	if followerCalls := len(calls); followerCalls < 60 {
 		t.Fatalf("%d writeback calls after the follower's copy, want 60+", followerCalls)
 	}

@@ -86,8 +86,8 @@ var (
 
 // TestComposeFaults is the short fault test across containers: the kill
 // of a partition leader's container and a partition leader cut from the
-// network, each under its own checked workload run (see the top of this file). Skipped without
-// Docker, as TestCompose.
+// network, each under its own checked workload run (see the top of this
+// file). Skipped without Docker, as TestCompose.
 func TestComposeFaults(t *testing.T) {
 	runDockerChaos(t, dockerShortFaults, 1, 500, false)
 }
