@@ -83,8 +83,11 @@ func TestFetchLeaderThrottle(t *testing.T) {
 		t.Fatal("a consumer of t-0 got no records")
 	}
 
-	// The 1 MiB bucket took about 1.2 MB (t-0) and w-0's bytes: it has
-	// room again within a second at 1 MB/s.
+	// The 1 MiB bucket took about 1.2 MB (t-0) and w-0's bytes, about
+	// 0.2 s of debt at 1 MB/s; the steps above can take that long under
+	// -race on a busy machine. 1.5 MB more makes sure the long poll below
+	// is held by the quota for at least half a second, and under two.
+	quota.Record(1<<20 + 500_000)
 	at, ok := quota.ReadyAt()
 	if wait := time.Until(at); !ok || wait <= 0 || wait > 2*time.Second {
 		t.Fatalf("quota ready in %v (%v)", wait, ok)
