@@ -45,22 +45,28 @@ func (w *testWriter) stop() { w.mu.Lock(); w.done = true; w.mu.Unlock() }
 
 var _ io.Writer = (*testWriter)(nil)
 
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct free loopback addresses: each is held open
+// until all are picked, so two picks cannot return the same port.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 func testConfig(t *testing.T, dir string) Config {
 	cfg := DefaultConfig()
 	cfg.NodeID = 1
 	cfg.DataDir = dir
-	cfg.Listen = freeAddr(t)
-	cfg.RaftListen = freeAddr(t)
+	addrs := freeAddrs(t, 2)
+	cfg.Listen, cfg.RaftListen = addrs[0], addrs[1]
 	cfg.InitialControllers = []Voter{{ID: 1, RaftAddr: cfg.RaftListen}}
 	// Long enough that a loaded machine does not fence a live broker; the
 	// test that needs expiry lowers it.
@@ -307,7 +313,7 @@ func TestClientSkipsNonController(t *testing.T) {
 	// A voter of a two-voter quorum whose peer never exists: never leader.
 	cfg := testConfig(t, t.TempDir())
 	cfg.NodeID = 2
-	cfg.InitialControllers = []Voter{{ID: 2, RaftAddr: cfg.RaftListen}, {ID: 3, RaftAddr: freeAddr(t)}}
+	cfg.InitialControllers = []Voter{{ID: 2, RaftAddr: cfg.RaftListen}, {ID: 3, RaftAddr: "127.0.0.1:1"}} // nothing listens on port 1
 	cfg.Logger = hclog.NewNullLogger()
 	follower := startController(t, cfg)
 
