@@ -10,6 +10,8 @@ package kafka
 //     with NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas,
 //     else answered once the high watermark passes the batch, or at the
 //     request timeout with REQUEST_TIMED_OUT (the data may still commit).
+//     The wait is a wire.Deferred: the connection reads and appends the
+//     producer's next requests meanwhile, and answers in request order.
 //     Any other acks value: INVALID_REQUIRED_ACKS.
 //   - Partitions are appended independently, each with its own error; the
 //     acks=-1 waits share the one request deadline.
@@ -94,18 +96,25 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 	if r.Acks == 0 {
 		return nil, nil
 	}
-	if len(pending) > 0 {
-		h.waiting.produce.Add(1)
+	if len(pending) == 0 {
+		return resp, nil
+	}
+	// The records are in the log; what is left is waiting for the ISR,
+	// which the connection does on its writer while it reads and appends
+	// the producer's next requests (wire.Defer). Nothing here refers to the
+	// request's body: topic names are copies, the records were written.
+	h.waiting.produce.Add(1)
+	wctx, cancel := context.WithDeadline(ctx, req.Received.Add(time.Duration(r.TimeoutMillis)*time.Millisecond))
+	listener := req.Listener
+	return wire.Defer(resp, func() {
 		defer h.waiting.produce.Add(-1)
-		wctx, cancel := context.WithDeadline(ctx, req.Received.Add(time.Duration(r.TimeoutMillis)*time.Millisecond))
 		defer cancel()
 		for _, w := range pending {
 			if err := w.p.WaitCommitted(wctx, w.res); err != nil {
-				h.setProduceError(resp, req.Listener, w.p.Topic(), w.out, err)
+				h.setProduceError(resp, listener, w.p.Topic(), w.out, err)
 			}
 		}
-	}
-	return resp, nil
+	}), nil
 }
 
 // setProduceError fills a failed partition's answer.

@@ -89,7 +89,7 @@ func produce(t *testing.T, h *Handlers, version, acks int16, timeoutMs int32, to
 		}
 		return nil
 	}
-	pr := resp.(*kmsg.ProduceResponse)
+	pr := wire.Resolve(resp).(*kmsg.ProduceResponse)
 	return &pr.Topics[0].Partitions[0]
 }
 
@@ -219,7 +219,7 @@ func TestProduceErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr := resp.(*kmsg.ProduceResponse)
+	pr := wire.Resolve(resp).(*kmsg.ProduceResponse)
 	op := pr.Topics[0].Partitions[0]
 	if op.ErrorCode != kerr.NotLeaderForPartition.Code || op.CurrentLeader.LeaderID != 2 || op.CurrentLeader.LeaderEpoch != 3 {
 		t.Fatalf("follower partition: %+v", op)
@@ -247,7 +247,7 @@ func TestProduceAcksAllTimesOutWithoutFollower(t *testing.T) {
 	done := make(chan kmsg.Response, 1)
 	go func() {
 		resp, _ := h.handleProduce(context.Background(), produceRequest(9, -1, 10_000, "w", 0, batch(1, 10)))
-		done <- resp
+		done <- wire.Resolve(resp)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Log().LogEndOffset() < 2 || p.Waiting() == 0 {
@@ -277,7 +277,7 @@ func TestFetchLongPollWakesOnAppend(t *testing.T) {
 	req := fetchRequest(h, 12, 10_000, 1, 1<<20, fetchPart{"t", 0, 0, 1 << 20, -1}, fetchPart{"t", 1, 0, 1 << 20, -1})
 	go func() {
 		resp, _ := h.handleFetch(context.Background(), req)
-		done <- resp
+		done <- wire.Resolve(resp)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Waiting() == 0 {

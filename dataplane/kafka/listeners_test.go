@@ -149,7 +149,7 @@ func TestProduceLeaderHintOnTheListenerOfTheConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pr := resp.(*kmsg.ProduceResponse)
+		pr := wire.Resolve(resp).(*kmsg.ProduceResponse)
 		if op := pr.Topics[0].Partitions[0]; op.ErrorCode != kerr.NotLeaderForPartition.Code || op.CurrentLeader.LeaderID != 2 {
 			t.Fatalf("listener %q: %+v", listener, op)
 		}

@@ -10,8 +10,11 @@
 // Threading contract: each connection is served by one goroutine that reads a
 // request, calls its handler, writes the response and only then reads the next
 // request (Kafka "mutes" a connection the same way), so responses are always
-// in request order and a handler may block (long-poll Fetch, acks=all Produce)
-// without reordering anything. Handlers run concurrently across connections.
+// in request order and a handler may block (long-poll Fetch) without
+// reordering anything. Handlers run concurrently across connections. The one
+// exception is a Produce handler's Deferred response (pipeline.go): it waits
+// for the ISR on the connection's writer goroutine while the next Produce
+// requests are read and appended; responses still leave in request order.
 //
 // Bad input never panics the process: a frame larger than MaxRequestBytes, a
 // frame that does not parse, or an unknown API key or version closes that
@@ -387,6 +390,19 @@ func (s *Server) serveConn(c *Conn) {
 	}()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	// pl is the writer of pipelined Produce responses (pipeline.go),
+	// started by the first Deferred.
+	var pl *pipeline
+	defer func() {
+		// The connection is done: the responses still queued are not
+		// sent (as a closed connection's would not be), their waits end.
+		cancel()
+		if pl != nil {
+			pl.failed.Store(true)
+			_ = c.Conn.Close()
+			pl.stop()
+		}
+	}()
 	if tc, ok := c.Conn.(*tls.Conn); ok && !s.handshake(ctx, c, tc) {
 		return
 	}
@@ -444,7 +460,8 @@ func (s *Server) serveConn(c *Conn) {
 			return
 		}
 		var pooled *[]byte
-		if int16(binary.BigEndian.Uint16(keyBuf[:])) == produceKey {
+		isProduce := int16(binary.BigEndian.Uint16(keyBuf[:])) == produceKey
+		if isProduce {
 			pooled = requestPool.Get().(*[]byte)
 			if cap(*pooled) < int(size) {
 				*pooled = make([]byte, size)
@@ -458,10 +475,27 @@ func (s *Server) serveConn(c *Conn) {
 			return
 		}
 		received := time.Now()
+		// Any request but Produce is handled once the responses before
+		// it have been written, as if none were pipelined.
+		if !isProduce && !pl.drain() {
+			return
+		}
 		resp, hdr, err := s.handle(ctx, c, body, received)
 		if err != nil {
 			log.Warn("closing connection", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "error", err)
 			return
+		}
+		if _, deferred := resp.(*Deferred); deferred || pl.busy() {
+			// A Produce handler keeps nothing of its request: the frame
+			// is free now, while its response waits in the queue.
+			if pooled != nil && cap(*pooled) <= maxPooledBytes {
+				requestPool.Put(pooled)
+			}
+			if pl == nil {
+				pl = newPipeline(s, c)
+			}
+			pl.push(queued{h: hdr, resp: resp, received: received})
+			continue
 		}
 		if resp != nil {
 			if err := s.writeResponse(c, hdr, resp); err != nil {
