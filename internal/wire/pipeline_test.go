@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -26,11 +28,23 @@ type pipeServer struct {
 	// value when Metadata was handled.
 	waited     atomic.Int32
 	atMetadata atomic.Int32
+	// logged gets each line the server logs.
+	logged chan string
+}
+
+type lineWriter chan string
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	select {
+	case w <- string(p):
+	default:
+	}
+	return len(p), nil
 }
 
 func newPipeServer(t *testing.T) *pipeServer {
 	t.Helper()
-	ps := &pipeServer{gates: map[int32]chan struct{}{}}
+	ps := &pipeServer{gates: map[int32]chan struct{}{}, logged: make(chan string, 16)}
 	ps.atMetadata.Store(-1)
 	r := NewRegistry()
 	r.Register(0, 3, 12, func(ctx context.Context, req *Request) (kmsg.Response, error) {
@@ -60,7 +74,9 @@ func newPipeServer(t *testing.T) *pipeServer {
 		ps.atMetadata.Store(ps.waited.Load())
 		return req.Body.ResponseKind(), nil
 	})
-	s, err := NewServer(DefaultConfig(), r)
+	cfg := DefaultConfig()
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: lineWriter(ps.logged)})
+	s, err := NewServer(cfg, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,5 +210,33 @@ func TestPipelinedProduceClosed(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not close")
+	}
+}
+
+// TestPipelinedProduceBadFrame: a bad frame behind a waiting Produce
+// closes the connection only once the Produce's answer is out, as when the
+// connection read the frame only after answering.
+func TestPipelinedProduceBadFrame(t *testing.T) {
+	ps := newPipeServer(t)
+	c := dialTest(t, ps.addr)
+	c.send(produceAcks(-1), 9, 1)
+	ps.waitHandled(t, 1)
+	if _, err := c.nc.Write([]byte{0, 0, 0, 3}); err != nil { // a frame too short for a header
+		t.Fatal(err)
+	}
+	for seen := false; !seen; {
+		select {
+		case line := <-ps.logged:
+			seen = strings.Contains(line, "bad request frame size")
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server never read the bad frame")
+		}
+	}
+	ps.open(1)
+	if got := c.recvCorrelation(); got != 1 {
+		t.Fatalf("response %d, want 1", got)
+	}
+	if _, err := c.readFrame(); err == nil {
+		t.Fatal("the connection stayed open after a bad frame")
 	}
 }

@@ -448,6 +448,7 @@ func (s *Server) serveConn(c *Conn) {
 		}
 		if size < 8 || size > s.cfg.MaxRequestBytes {
 			log.Warn("closing connection: bad request frame size", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "size", size, "max", s.cfg.MaxRequestBytes)
+			pl.drain() // the answers before it go out, as unpipelined
 			return
 		}
 		// Requests are decoded into structs that may alias body, so a
@@ -455,7 +456,7 @@ func (s *Server) serveConn(c *Conn) {
 		// Produce, the bulk of the bytes a broker reads: its handler copies
 		// the records into the log and keeps nothing of the request once it
 		// returns, so its frame goes back to a pool after the response is
-		// written.
+		// written, or queued (pipeline.go).
 		if _, err := io.ReadFull(br, keyBuf[:]); err != nil {
 			return
 		}
@@ -483,6 +484,7 @@ func (s *Server) serveConn(c *Conn) {
 		resp, hdr, err := s.handle(ctx, c, body, received)
 		if err != nil {
 			log.Warn("closing connection", "listener", s.cfg.Name, "remote", c.RemoteAddr().String(), "error", err)
+			pl.drain()
 			return
 		}
 		if _, deferred := resp.(*Deferred); deferred || pl.busy() {
