@@ -611,8 +611,9 @@ func authorizerFlags(c *cli.Context) (authorizerSettings, error) {
 // logWritebackFlag is how often a segment's new bytes are handed to the
 // disk (storage.Config.WritebackBytes).
 func logWritebackFlag() cli.Flag {
-	return stringFlag("log-writeback-bytes", "start writing a segment's new data to disk every this many bytes (sync_file_range; no fsync, so durability is unchanged), "+
-		"a steady stream instead of the kernel's bursts of a busy segment every 30 s that stall a loaded broker; 0: off", "1MiB")
+	return stringFlag("log-writeback-bytes", "start writing a segment's new data to disk every this many bytes (sync_file_range) and wait for it off the append path (fdatasync on a goroutine of its own), "+
+		"a steady stream instead of the kernel's bursts of a busy segment every 30 s, and a segment roll's fsync with little left to wait for; neither stalls a loaded broker's appends, "+
+		"and what a crash can lose is unchanged; 0: off", "1MiB")
 }
 
 // logWriteback is --log-writeback-bytes as dataplane.Config.LogWritebackBytes.

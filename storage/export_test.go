@@ -9,3 +9,11 @@ func SetStartWriteback(f func(file *os.File, off, n int64)) (restore func()) {
 	startWriteback = f
 	return func() { startWriteback = old }
 }
+
+// SetBackgroundSync replaces what a segment's background sync calls
+// (backgroundSync) until the returned func restores it.
+func SetBackgroundSync(f func(file *os.File)) (restore func()) {
+	old := backgroundSync
+	backgroundSync = f
+	return func() { backgroundSync = old }
+}

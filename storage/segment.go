@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -58,6 +59,8 @@ type segment struct {
 	// writtenBack: the kernel was asked to start writing f's bytes below
 	// it to disk (Log.writeBack); may be above size after a truncation.
 	writtenBack int64
+	// syncing is set while a background sync of f runs (Log.writeBack).
+	syncing atomic.Bool
 
 	index      []indexEntry
 	tindex     []timeEntry

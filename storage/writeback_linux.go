@@ -19,3 +19,17 @@ var startWriteback = func(f *os.File, off, n int64) {
 		_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	})
 }
+
+// backgroundSync waits until f's data written so far is on disk
+// (fdatasync). It runs on a goroutine of its own, never under the log's
+// lock: see Log.writeBack. Errors are ignored as startWriteback's are;
+// the fsync of a roll or flush reports them. A variable, for tests.
+var backgroundSync = func(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	// Control holds the file open for the call: a segment closed
+	// meanwhile is closed once it returns.
+	_ = rc.Control(func(fd uintptr) { _ = unix.Fdatasync(int(fd)) })
+}

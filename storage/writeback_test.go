@@ -3,7 +3,10 @@ package storage_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/skein-io/skein/storage"
 	"github.com/skein-io/skein/storage/storagetest"
@@ -149,6 +152,16 @@ func segmentFile(l *storage.Log) string {
 	return segKey(logs[len(logs)-1])
 }
 
+// segmentPath is the path of l's last segment file.
+func segmentPath(t *testing.T, l *storage.Log) string {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(l.Dir(), "*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no segment in %s (%v)", l.Dir(), err)
+	}
+	return logs[len(logs)-1]
+}
+
 // segmentSize is the size of l's segment file key (segKey).
 func segmentSize(t *testing.T, l *storage.Log, key string) int64 {
 	t.Helper()
@@ -157,4 +170,128 @@ func segmentSize(t *testing.T, l *storage.Log, key string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// TestBackgroundSync: each writeback also starts a sync of the segment on
+// a goroutine of its own, one at a time per segment; appends and rolls go
+// on while one is stuck (a slow disk), and once it is done the next
+// writeback starts another. Off with the writeback.
+func TestBackgroundSync(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		running = map[string]int{}
+		starts  = map[string]int{} // file path -> syncs started
+		overlap string
+	)
+	release := make(chan struct{})
+	defer storage.SetBackgroundSync(func(f *os.File) {
+		mu.Lock()
+		starts[f.Name()]++
+		if running[f.Name()]++; running[f.Name()] > 1 {
+			overlap = f.Name()
+		}
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running[f.Name()]--
+		mu.Unlock()
+	})()
+	// waitStarts waits until ok holds of the syncs started so far.
+	waitStarts := func(what string, ok func(map[string]int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			done := ok(starts)
+			mu.Unlock()
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				mu.Lock()
+				defer mu.Unlock()
+				t.Fatalf("%s: background syncs started %v", what, starts)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cfg := storage.DefaultConfig(t.TempDir())
+	cfg.WritebackBytes = 4096
+	m, err := storage.OpenManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// Before the close, which waits for an append stuck in a sync that
+	// runs inline (the failure this test looks for).
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock()
+	lc := storage.DefaultLogConfig()
+	lc.SegmentBytes = 64 << 10
+	l := mustLog(t, m, lc)
+	appendN := func(l *storage.Log, n int) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			for i := 0; i < n; i++ {
+				if _, err := l.AppendAsLeader(storagetest.MakeBatch(values(1, 900, byte(i)), -1, -1, -1), 0); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("appends held up by a background sync")
+		}
+	}
+	// About 190 KB: three segments, each with its sync stuck, and never
+	// two at once of one segment.
+	appendN(l, 200)
+	waitStarts("a sync of each of 3 segments", func(s map[string]int) bool { return len(s) >= 3 })
+	mu.Lock()
+	if overlap != "" {
+		t.Fatalf("two background syncs of %s at once", overlap)
+	}
+	mu.Unlock()
+
+	// Once a segment's sync is done, its next writeback starts another.
+	unblock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		active := segmentPath(t, l)
+		mu.Lock()
+		n := starts[active]
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d background syncs, want another after the first ended", active, n)
+		}
+		appendN(l, 1)
+	}
+
+	// Off with the writeback.
+	cfg2 := storage.DefaultConfig(t.TempDir())
+	cfg2.WritebackBytes = 0
+	m2, err := storage.OpenManager(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	l2 := mustLog(t, m2, lc)
+	appendN(l2, 50)
+	mu.Lock()
+	defer mu.Unlock()
+	for f, n := range starts {
+		if strings.HasPrefix(f, cfg2.Dir) {
+			t.Fatalf("WritebackBytes 0: %d background syncs of %s", n, f)
+		}
+	}
 }
