@@ -104,13 +104,12 @@ func (h *Handlers) handleProduce(ctx context.Context, req *wire.Request) (kmsg.R
 	// the producer's next requests (wire.Defer). Nothing here refers to the
 	// request's body: topic names are copies, the records were written.
 	h.waiting.produce.Add(1)
-	wctx, cancel := context.WithDeadline(ctx, req.Received.Add(time.Duration(r.TimeoutMillis)*time.Millisecond))
+	deadline := req.Received.Add(time.Duration(r.TimeoutMillis) * time.Millisecond)
 	listener := req.Listener
 	return wire.Defer(resp, func() {
 		defer h.waiting.produce.Add(-1)
-		defer cancel()
 		for _, w := range pending {
-			if err := w.p.WaitCommitted(wctx, w.res); err != nil {
+			if err := w.p.WaitCommittedUntil(ctx, deadline, w.res); err != nil {
 				h.setProduceError(resp, listener, w.p.Topic(), w.out, err)
 			}
 		}

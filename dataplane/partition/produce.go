@@ -113,11 +113,18 @@ func (p *Partition) committed(res AppendResult) (bool, error) {
 }
 
 // WaitCommitted blocks an acks=all produce until the high watermark passes
-// res.LastOffset. It returns ErrRequestTimedOut when ctx ends first (the
-// handler sets the request's timeout as ctx's deadline),
+// res.LastOffset. It returns ErrRequestTimedOut when ctx ends first,
 // ErrNotLeaderOrFollower when leadership is lost meanwhile and
 // ErrNotEnoughReplicasAfterAppend when the ISR shrank below the minimum.
 func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) error {
+	return p.WaitCommittedUntil(ctx, time.Time{}, res)
+}
+
+// WaitCommittedUntil is WaitCommitted that also gives up at deadline (zero:
+// none) with ErrRequestTimedOut. It costs no timer unless it has to wait,
+// where a context with the deadline costs one per call (an acks=all
+// Produce).
+func (p *Partition) WaitCommittedUntil(ctx context.Context, deadline time.Time, res AppendResult) error {
 	if ok, err := p.committed(res); ok || err != nil {
 		return err
 	}
@@ -130,7 +137,7 @@ func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) error {
 		if ok, err := p.committed(res); ok || err != nil {
 			return err
 		}
-		if !w.Wait(ctx, time.Time{}) {
+		if !w.Wait(ctx, deadline) {
 			return ErrRequestTimedOut
 		}
 	}
