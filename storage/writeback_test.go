@@ -29,13 +29,7 @@ func TestWriteback(t *testing.T) {
 		calls = append(calls, writebackCall{segKey(f.Name()), off, off + n})
 	})()
 	const every = 4096
-	cfg := storage.DefaultConfig(t.TempDir())
-	cfg.WritebackBytes = every
-	m, err := storage.OpenManager(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, _ := writebackManager(t, every)
 	lc := storage.DefaultLogConfig()
 	lc.SegmentBytes = 64 << 10
 	l := mustLog(t, m, lc)
@@ -120,13 +114,7 @@ func TestWriteback(t *testing.T) {
 
 	// Off: no request at all.
 	calls = nil
-	cfg2 := storage.DefaultConfig(t.TempDir())
-	cfg2.WritebackBytes = 0
-	m2, err := storage.OpenManager(cfg2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
+	m2, _ := writebackManager(t, 0)
 	l2 := mustLog(t, m2, lc)
 	for i := 0; i < 50; i++ {
 		if _, err := l2.AppendAsLeader(storagetest.MakeBatch(values(1, 900, byte(i)), -1, -1, -1), 0); err != nil {
@@ -150,6 +138,20 @@ func segmentFile(l *storage.Log) string {
 		return ""
 	}
 	return segKey(logs[len(logs)-1])
+}
+
+// writebackManager opens a manager in a new directory (returned) with
+// WritebackBytes every, closed when the test ends.
+func writebackManager(t *testing.T, every int64) (*storage.Manager, string) {
+	t.Helper()
+	cfg := storage.DefaultConfig(t.TempDir())
+	cfg.WritebackBytes = every
+	m, err := storage.OpenManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m, cfg.Dir
 }
 
 // segmentPath is the path of l's last segment file.
@@ -215,15 +217,9 @@ func TestBackgroundSync(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	cfg := storage.DefaultConfig(t.TempDir())
-	cfg.WritebackBytes = 4096
-	m, err := storage.OpenManager(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	// Before the close, which waits for an append stuck in a sync that
-	// runs inline (the failure this test looks for).
+	m, _ := writebackManager(t, 4096)
+	// Before the manager's close (a cleanup), which waits for an append
+	// stuck in a sync that runs inline (the failure this test looks for).
 	unblock := sync.OnceFunc(func() { close(release) })
 	defer unblock()
 	lc := storage.DefaultLogConfig()
@@ -278,19 +274,13 @@ func TestBackgroundSync(t *testing.T) {
 	}
 
 	// Off with the writeback.
-	cfg2 := storage.DefaultConfig(t.TempDir())
-	cfg2.WritebackBytes = 0
-	m2, err := storage.OpenManager(cfg2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
+	m2, dir2 := writebackManager(t, 0)
 	l2 := mustLog(t, m2, lc)
 	appendN(l2, 50)
 	mu.Lock()
 	defer mu.Unlock()
 	for f, n := range starts {
-		if strings.HasPrefix(f, cfg2.Dir) {
+		if strings.HasPrefix(f, dir2) {
 			t.Fatalf("WritebackBytes 0: %d background syncs of %s", n, f)
 		}
 	}

@@ -3,7 +3,6 @@ package wire
 import (
 	"context"
 	"encoding/binary"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,17 +75,7 @@ func newPipeServer(t *testing.T) *pipeServer {
 	})
 	cfg := DefaultConfig()
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: lineWriter(ps.logged)})
-	s, err := NewServer(cfg, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Serve(ln)
-	t.Cleanup(func() { _ = s.Close() })
-	ps.addr, ps.srv = ln.Addr().String(), s
+	ps.srv, ps.addr = serveTest(t, cfg, r)
 	return ps
 }
 

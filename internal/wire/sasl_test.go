@@ -39,6 +39,13 @@ func saslServer(t *testing.T, p security.Protocol, maxReauth time.Duration) stri
 	})
 	cfg := DefaultConfig()
 	cfg.Protocol, cfg.SASL, cfg.MaxReauth = p, srv, maxReauth
+	_, addr := serveTest(t, cfg, r)
+	return addr
+}
+
+// serveTest serves r with cfg on a loopback port until the test ends.
+func serveTest(t *testing.T, cfg Config, r *Registry) (*Server, string) {
+	t.Helper()
 	s, err := NewServer(cfg, r)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +56,7 @@ func saslServer(t *testing.T, p security.Protocol, maxReauth time.Duration) stri
 	}
 	s.Serve(ln)
 	t.Cleanup(func() { _ = s.Close() })
-	return ln.Addr().String()
+	return s, ln.Addr().String()
 }
 
 type testConn struct {

@@ -113,21 +113,13 @@ func testFileResponseOverTCP(t *testing.T, data []byte, ranges []FileRange, serv
 	if serverTLS != nil {
 		cfg.Protocol, cfg.TLS = security.SSL, serverTLS
 	}
-	s, err := NewServer(cfg, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Serve(ln)
-	defer s.Close()
+	_, addr := serveTest(t, cfg, r)
 	var conn net.Conn
+	var err error
 	if clientTLS != nil {
-		conn, err = tls.Dial("tcp", ln.Addr().String(), clientTLS)
+		conn, err = tls.Dial("tcp", addr, clientTLS)
 	} else {
-		conn, err = net.Dial("tcp", ln.Addr().String())
+		conn, err = net.Dial("tcp", addr)
 	}
 	if err != nil {
 		t.Fatal(err)
