@@ -12,7 +12,7 @@ func SetStartWriteback(f func(file *os.File, off, n int64)) (restore func()) {
 
 // SetBackgroundSync replaces what a segment's background sync calls
 // (backgroundSync) until the returned func restores it.
-func SetBackgroundSync(f func(file *os.File)) (restore func()) {
+func SetBackgroundSync(f func(file *os.File) error) (restore func()) {
 	old := backgroundSync
 	backgroundSync = f
 	return func() { backgroundSync = old }

@@ -451,7 +451,9 @@ func (l *Log) writeChunk(batches []byte) error {
 // the roll has at most about l.writeback bytes left to wait for. It makes
 // more durable sooner and nothing less: what a crash may lose, and so
 // what recovery must handle, is unchanged, and the fsyncs that count
-// (flush.messages, flush.ms, rolls, shutdown) happen where they did.
+// (flush.messages, flush.ms, rolls, shutdown) happen where they did; they
+// wait for a background sync in flight and report its error
+// (segment.sync).
 func (l *Log) writeBack(s *segment, start int64) {
 	if s.writtenBack > start {
 		s.writtenBack = start // truncated below it since
@@ -461,11 +463,13 @@ func (l *Log) writeBack(s *segment, start int64) {
 	}
 	startWriteback(s.f, s.writtenBack, s.size-s.writtenBack)
 	s.writtenBack = s.size
-	if s.syncing.CompareAndSwap(false, true) {
-		go func(sync func(*os.File), f *os.File, syncing *atomic.Bool) {
-			sync(f)
-			syncing.Store(false)
-		}(backgroundSync, s.f, &s.syncing)
+	if s.bgSync.TryLock() { // else one is still running
+		go func(sync func(*os.File) error, f *os.File) {
+			if err := sync(f); err != nil && s.bgErr == nil {
+				s.bgErr = err
+			}
+			s.bgSync.Unlock()
+		}(backgroundSync, s.f)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -59,8 +59,13 @@ type segment struct {
 	// writtenBack: the kernel was asked to start writing f's bytes below
 	// it to disk (Log.writeBack); may be above size after a truncation.
 	writtenBack int64
-	// syncing is set while a background sync of f runs (Log.writeBack).
-	syncing atomic.Bool
+	// bgSync is held while a background sync of f runs (Log.writeBack),
+	// and bgErr is the first error one met, for the next sync to report:
+	// Linux reports a writeback error to one fsync of an open file only,
+	// so the background sync would otherwise take it from the roll's or
+	// flush's fsync, which would then succeed over lost data.
+	bgSync sync.Mutex
+	bgErr  error
 
 	index      []indexEntry
 	tindex     []timeEntry
@@ -424,6 +429,14 @@ func (s *segment) seal() error {
 func (s *segment) sync() error {
 	if err := s.writeIndexes(); err != nil {
 		return err
+	}
+	// Wait for a background sync in flight; its error is this sync's.
+	s.bgSync.Lock()
+	bgErr := s.bgErr
+	s.bgErr = nil
+	s.bgSync.Unlock()
+	if bgErr != nil {
+		return mapIOError(bgErr)
 	}
 	if err := syncFile(s.f, s.filePath(logSuffix)); err != nil {
 		return err

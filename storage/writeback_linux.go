@@ -22,14 +22,18 @@ var startWriteback = func(f *os.File, off, n int64) {
 
 // backgroundSync waits until f's data written so far is on disk
 // (fdatasync). It runs on a goroutine of its own, never under the log's
-// lock: see Log.writeBack. Errors are ignored as startWriteback's are;
-// the fsync of a roll or flush reports them. A variable, for tests.
-var backgroundSync = func(f *os.File) {
+// lock: see Log.writeBack, and segment.sync, which reports its error. A
+// variable, for tests.
+var backgroundSync = func(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return
+		return err
 	}
 	// Control holds the file open for the call: a segment closed
 	// meanwhile is closed once it returns.
-	_ = rc.Control(func(fd uintptr) { _ = unix.Fdatasync(int(fd)) })
+	cerr := rc.Control(func(fd uintptr) { err = unix.Fdatasync(int(fd)) })
+	if cerr != nil {
+		return cerr
+	}
+	return err
 }

@@ -8,4 +8,4 @@ import "os"
 var startWriteback = func(f *os.File, off, n int64) {}
 
 // backgroundSync fsyncs f (see writeback_linux.go).
-var backgroundSync = func(f *os.File) { _ = f.Sync() }
+var backgroundSync = func(f *os.File) error { return f.Sync() }

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,56 +176,60 @@ func segmentSize(t *testing.T, l *storage.Log, key string) int64 {
 }
 
 // TestBackgroundSync: each writeback also starts a sync of the segment on
-// a goroutine of its own, one at a time per segment; appends and rolls go
-// on while one is stuck (a slow disk), and once it is done the next
-// writeback starts another. Off with the writeback.
+// a goroutine of its own, one at a time per segment, and appends go on
+// while one is stuck (a slow disk); the next flush waits for it, and
+// reports its error once (Linux hands a writeback error to one fsync
+// only: the flush's own would succeed); once one is done the next
+// writeback starts another. None with the writeback off.
 func TestBackgroundSync(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		running = map[string]int{}
 		starts  = map[string]int{} // file path -> syncs started
 		overlap string
+		fail    error // what the next sync returns
 	)
-	release := make(chan struct{})
-	defer storage.SetBackgroundSync(func(f *os.File) {
+	gate := make(chan struct{}) // a sync waits for a token (or a close)
+	defer storage.SetBackgroundSync(func(f *os.File) error {
 		mu.Lock()
 		starts[f.Name()]++
 		if running[f.Name()]++; running[f.Name()] > 1 {
 			overlap = f.Name()
 		}
 		mu.Unlock()
-		<-release
+		<-gate
 		mu.Lock()
+		defer mu.Unlock()
 		running[f.Name()]--
-		mu.Unlock()
+		err := fail
+		fail = nil
+		return err
 	})()
-	// waitStarts waits until ok holds of the syncs started so far.
-	waitStarts := func(what string, ok func(map[string]int) bool) {
+	started := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return starts[path]
+	}
+	waitStarted := func(path string, n int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for {
-			mu.Lock()
-			done := ok(starts)
-			mu.Unlock()
-			if done {
-				return
-			}
+		for started(path) < n {
 			if time.Now().After(deadline) {
-				mu.Lock()
-				defer mu.Unlock()
-				t.Fatalf("%s: background syncs started %v", what, starts)
+				t.Fatalf("%s: %d background syncs started, want %d", path, started(path), n)
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
 	m, _ := writebackManager(t, 4096)
-	// Before the manager's close (a cleanup), which waits for an append
-	// stuck in a sync that runs inline (the failure this test looks for).
-	unblock := sync.OnceFunc(func() { close(release) })
-	defer unblock()
+	// Before the manager's close (a cleanup), which waits for a sync the
+	// test left stuck when it failed.
+	open := sync.OnceFunc(func() { close(gate) })
+	defer open()
 	lc := storage.DefaultLogConfig()
-	lc.SegmentBytes = 64 << 10
+	lc.SegmentBytes = 1 << 20
 	l := mustLog(t, m, lc)
+	// appendN appends n batches of about 900 bytes, failing the test if
+	// they do not finish.
 	appendN := func(l *storage.Log, n int) {
 		t.Helper()
 		done := make(chan error, 1)
@@ -246,29 +251,41 @@ func TestBackgroundSync(t *testing.T) {
 			t.Fatal("appends held up by a background sync")
 		}
 	}
-	// About 190 KB: three segments, each with its sync stuck, and never
-	// two at once of one segment.
-	appendN(l, 200)
-	waitStarts("a sync of each of 3 segments", func(s map[string]int) bool { return len(s) >= 3 })
+	// About 45 KB: ten writebacks, one sync started and stuck, the
+	// appends done regardless, and never two syncs at once.
+	seg := segmentPath(t, l)
+	appendN(l, 50)
+	waitStarted(seg, 1)
 	mu.Lock()
-	if overlap != "" {
-		t.Fatalf("two background syncs of %s at once", overlap)
+	if starts[seg] != 1 || overlap != "" {
+		t.Fatalf("%d syncs of %s with one stuck (overlap %q), want 1", starts[seg], seg, overlap)
 	}
+	fail = errors.New("injected writeback error")
 	mu.Unlock()
 
-	// Once a segment's sync is done, its next writeback starts another.
-	unblock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		active := segmentPath(t, l)
-		mu.Lock()
-		n := starts[active]
-		mu.Unlock()
-		if n >= 2 {
-			break
+	// The flush waits for the stuck sync and reports its error; the
+	// flush after it succeeds.
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush() }()
+	gate <- struct{}{}
+	select {
+	case err := <-flushed:
+		if err == nil {
+			t.Fatal("a flush after a failed background sync succeeded")
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("flush never returned")
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatalf("second flush: %v", err)
+	}
+
+	// That sync is done: the next writeback starts another.
+	open()
+	deadline := time.Now().Add(10 * time.Second)
+	for started(seg) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d background syncs, want another after the first ended", active, n)
+			t.Fatalf("%s: no background sync after the first ended", seg)
 		}
 		appendN(l, 1)
 	}
