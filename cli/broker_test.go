@@ -122,3 +122,25 @@ func TestBrokerReplicaFetchWaitMaxFlag(t *testing.T) {
 		t.Fatal("--replica-fetch-wait-max 0s accepted")
 	}
 }
+
+func TestBrokerReplicaFetchLingerFlag(t *testing.T) {
+	base := []string{"--node-id", "101", "--data-dir", t.TempDir(), "--controllers", "127.0.0.1:9093"}
+	cfg, err := brokerConfigFrom(t, base...)
+	if err != nil || cfg.ReplicaFetchLinger != dataplane.DefaultReplicaFetchLinger {
+		t.Fatalf("default: %v, %v", cfg.ReplicaFetchLinger, err)
+	}
+	cfg, err = brokerConfigFrom(t, append(base, "--replica-fetch-linger", "0")...)
+	if err != nil || cfg.ReplicaFetchLinger != 0 {
+		t.Fatalf("--replica-fetch-linger 0: %v, %v", cfg.ReplicaFetchLinger, err)
+	}
+	t.Setenv("SKEIN_REPLICA_FETCH_LINGER", "2ms")
+	cfg, err = brokerConfigFrom(t, base...)
+	if err != nil || cfg.ReplicaFetchLinger != 2*time.Millisecond {
+		t.Fatalf("SKEIN_REPLICA_FETCH_LINGER=2ms: %v, %v", cfg.ReplicaFetchLinger, err)
+	}
+	for _, bad := range []string{"-1ms", "101ms"} {
+		if _, err = brokerConfigFrom(t, append(base, "--replica-fetch-linger", bad)...); err == nil {
+			t.Errorf("--replica-fetch-linger %s accepted", bad)
+		}
+	}
+}

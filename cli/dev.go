@@ -62,6 +62,7 @@ func devCommand() *cli.Command {
 			pprofFlag(),
 			heapHeadroomFlag(),
 			logWritebackFlag(),
+			replicaFetchLingerFlag(),
 		}, groupFlags()...)...),
 		Action: runDev,
 	}
@@ -172,9 +173,13 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	linger, err := replicaFetchLinger(c)
+	if err != nil {
+		return err
+	}
 	reg := metrics.NewRegistry()
 	cluster := &devCluster{log: log, groups: &groups, txns: &txns, metrics: reg, perPartition: c.Bool("metrics-per-partition"),
-		writeback: writeback}
+		writeback: writeback, linger: &linger}
 	defer cluster.close()
 	if err := cluster.create(layout); err != nil {
 		return err
@@ -235,6 +240,9 @@ type devCluster struct {
 	groups *group.Config
 	// writeback is --log-writeback-bytes (dataplane.Config.LogWritebackBytes).
 	writeback int64
+	// linger, when set, is --replica-fetch-linger
+	// (dataplane.Config.ReplicaFetchLinger).
+	linger *time.Duration
 	// txns, when set, configures every broker's transaction coordinator.
 	txns *txn.Config
 	// metrics, when set, is where every node registers its metrics;
@@ -299,6 +307,9 @@ func (d *devCluster) create(l devLayout) error {
 			bcfg.Groups = *d.groups
 		}
 		bcfg.LogWritebackBytes = d.writeback
+		if d.linger != nil {
+			bcfg.ReplicaFetchLinger = *d.linger
+		}
 		if err := os.MkdirAll(bcfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}

@@ -126,6 +126,11 @@ type Config struct {
 	// how long a leader may hold this broker's follower fetch when there
 	// is nothing new to replicate.
 	ReplicaFetchWaitMax time.Duration
+	// ReplicaFetchLinger: how long this broker, as leader, holds a
+	// follower's fetch that parked once new records woke it, when records
+	// arrive often, so one answer carries more (kafka.Config
+	// .ReplicaFetchLinger); 0: answered at once (Kafka's behaviour).
+	ReplicaFetchLinger time.Duration
 	// ProducerIDExpiration is producer.id.expiration.ms (storage.Config;
 	// 0: the default, a day; negative: never).
 	ProducerIDExpiration time.Duration
@@ -190,6 +195,12 @@ const (
 	defaultListen            = "127.0.0.1:9092"
 	defaultMessageMaxBytes   = 1048588
 	defaultHeartbeatInterval = 2 * time.Second
+	// DefaultReplicaFetchLinger is ReplicaFetchLinger's default: at 20,000
+	// records/s of 1 KiB on two cores it cut the brokers' CPU per GB by a
+	// sixth and kept p99 produce latency (issue 13, README).
+	DefaultReplicaFetchLinger = 500 * time.Microsecond
+	// maxReplicaFetchLinger bounds it: it adds to acks=all latency.
+	maxReplicaFetchLinger = 100 * time.Millisecond
 	// defaultFetchMaxBytes is Kafka's fetch.max.bytes (55 MiB), the cap of
 	// one fetch response.
 	defaultFetchMaxBytes = 55 << 20
@@ -213,6 +224,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval:        defaultHeartbeatInterval,
 		ReplicaLagTimeMax:        partition.DefaultReplicaLagTimeMax,
 		ReplicaFetchWaitMax:      replica.DefaultConfig(0).MaxWait,
+		ReplicaFetchLinger:       DefaultReplicaFetchLinger,
 		FetchSessionCacheSlots:   kafka.DefaultFetchSessionSlots,
 		Groups:                   group.DefaultConfig(0),
 		Txns:                     txn.DefaultConfig(0),
@@ -344,6 +356,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplicaLagTimeMax < 0 {
 		return fmt.Errorf("broker: ReplicaLagTimeMax %v must be >= 0 (0: the default)", c.ReplicaLagTimeMax)
+	}
+	if c.ReplicaFetchLinger < 0 || c.ReplicaFetchLinger > maxReplicaFetchLinger {
+		return fmt.Errorf("broker: ReplicaFetchLinger %v must be between 0 and %v", c.ReplicaFetchLinger, maxReplicaFetchLinger)
 	}
 	if c.ReplicaFetchWaitMax <= 0 {
 		return fmt.Errorf("broker: ReplicaFetchWaitMax %v must be > 0", c.ReplicaFetchWaitMax)
@@ -712,6 +727,7 @@ func (b *Broker) start() error {
 			DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 			MessageMaxBytes:          cfg.MessageMaxBytes,
 			FetchMaxBytes:            defaultFetchMaxBytes,
+			ReplicaFetchLinger:       cfg.ReplicaFetchLinger,
 		},
 		Partitions: b.partitions,
 		Throttles:  throttles,

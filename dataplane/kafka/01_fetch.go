@@ -376,10 +376,14 @@ func (h *Handlers) waitFetch(ctx context.Context, version int16, deadline time.T
 			w.Watch(parts[i].p)
 		}
 	}
+	parked := time.Now() // the caller's read found too little
 	for {
 		// Read again right after watching, so a change in between is seen.
 		total, failed, held := h.readFetch(version, parts, maxBytes)
 		if total >= minBytes || failed || (follower != nil && follower.Due()) {
+			if follower != nil && !failed && h.followerLinger(ctx, time.Since(parked), total) {
+				h.readFetch(version, parts, maxBytes)
+			}
 			return
 		}
 		wake := h.throttleWake(held, deadline)

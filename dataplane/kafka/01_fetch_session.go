@@ -78,6 +78,7 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 		if follower != nil {
 			deadline = follower.Deadline(deadline)
 		}
+		parked := time.Now()
 		for total < int64(r.MinBytes) && !failed {
 			// Wake for a change, or when the replication quota that held
 			// back records has room again.
@@ -88,6 +89,10 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 			if follower != nil && follower.Due() {
 				break
 			}
+			collect()
+			total, failed, held = h.readFetch(r.Version, parts, maxBytes)
+		}
+		if follower != nil && !failed && h.followerLinger(ctx, time.Since(parked), total) {
 			collect()
 			total, failed, held = h.readFetch(r.Version, parts, maxBytes)
 		}
@@ -248,6 +253,35 @@ func (h *Handlers) sessionPartitionFetch(version int16, img *image.Image, s *fet
 
 // parkSession waits for a change of a session partition (true), or the
 // deadline or the end of ctx (false).
+// followerLinger holds a follower's fetch that parked and was woken with
+// total bytes to send, for Config.ReplicaFetchLinger, when records arrive
+// often: it parked for less than lingerBusyFactor lingers, and the answer
+// is small (under lingerMaxBytes). It reports whether it waited (the
+// caller reads again). Every parked fetch woken by one produce request
+// would carry that request's records alone; waiting a fraction of a
+// millisecond lets one answer, and the follower's one append and next
+// fetch, carry the requests that arrive meanwhile: fewer round trips,
+// system calls and wake-ups per record at a steady load, for at most the
+// linger added to an acks=all produce's latency. At a low rate of
+// arrivals the fetch parked longer and is answered at once.
+func (h *Handlers) followerLinger(ctx context.Context, parked time.Duration, total int64) bool {
+	linger := h.Config.ReplicaFetchLinger
+	if linger <= 0 || total <= 0 || total >= lingerMaxBytes || parked >= lingerBusyFactor*linger {
+		return false
+	}
+	parkSession(ctx, nil, time.Now().Add(linger))
+	return ctx.Err() == nil
+}
+
+const (
+	// lingerBusyFactor: a follower fetch lingers when it parked for less
+	// than this many lingers before records arrived.
+	lingerBusyFactor = 8
+	// lingerMaxBytes: an answer this large already carries many requests'
+	// records; it does not linger.
+	lingerMaxBytes = 64 << 10
+)
+
 func parkSession(ctx context.Context, wake <-chan struct{}, deadline time.Time) bool {
 	d := time.Until(deadline)
 	if d <= 0 {

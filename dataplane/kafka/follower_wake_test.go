@@ -165,3 +165,98 @@ func TestFollowerFetchAnsweredForNewPartition(t *testing.T) {
 		})
 	}
 }
+
+// A follower's fetch that parked and is woken by new records at a steady
+// rate is held for Config.ReplicaFetchLinger, so its answer carries the
+// records that arrive meanwhile; one that parked long (records arrive
+// seldom) is answered at once. Both with and without a fetch session.
+func TestFollowerFetchLinger(t *testing.T) {
+	const (
+		linger    = 300 * time.Millisecond
+		maxWaitMs = 20_000
+	)
+	for _, sessions := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sessions=%v", sessions), func(t *testing.T) {
+			h, clock := newFollowerWakeHandlers(t)
+			h.Config.ReplicaFetchLinger = linger
+			clock.add(time.Hour) // long after the last change of leaders
+			next := int64(0) // the follower's fetch offset
+			id, epoch := int32(0), int32(-1)
+			if sessions {
+				h.FetchSessions = NewFetchSessionCache(10, time.Minute, nil)
+				resp := replicaFetch(t, h, 0, 0, 0, fetchPart{"w", 0, 0, 1 << 20, 3})
+				if resp.ErrorCode != 0 || resp.SessionID == 0 {
+					t.Fatalf("follower session: error %d id %d", resp.ErrorCode, resp.SessionID)
+				}
+				id, epoch = resp.SessionID, 1
+			}
+			// parked sends the follower's fetch from next and returns once
+			// it is parked.
+			parked := func() <-chan *kmsg.FetchResponse {
+				t.Helper()
+				done := make(chan *kmsg.FetchResponse, 1)
+				part := fetchPart{"w", 0, next, 1 << 20, 3}
+				e := epoch
+				go func() { done <- replicaFetch(t, h, id, e, maxWaitMs, part) }()
+				if sessions {
+					epoch++
+				}
+				deadline := time.Now().Add(5 * time.Second)
+				for _, fetches := h.Purgatory(); fetches == 0; _, fetches = h.Purgatory() {
+					if time.Now().After(deadline) {
+						t.Fatal("the follower's fetch never parked")
+					}
+					time.Sleep(time.Millisecond)
+				}
+				return done
+			}
+			batches := func(resp *kmsg.FetchResponse) []int64 {
+				t.Helper()
+				if resp == nil || resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+					t.Fatalf("answer: %+v", resp)
+				}
+				offsets := batchOffsets(t, resp.Topics[0].Partitions[0].RecordBatches)
+				next += int64(len(offsets))
+				return offsets
+			}
+
+			// Records arrive right after the fetch parked, and more a
+			// tenth of the linger later: one answer carries both.
+			done := parked()
+			produce(t, h, 9, 1, 1000, "w", 0, batch(1, 10))
+			time.Sleep(linger / 10) // the second request's arrival, not a wait for a condition
+			select {
+			case resp := <-done:
+				t.Fatalf("answered before the linger ended, with batches %v", batches(resp))
+			default:
+			}
+			produce(t, h, 9, 1, 1000, "w", 0, batch(1, 10))
+			select {
+			case resp := <-done:
+				if got := batches(resp); len(got) != 2 {
+					t.Fatalf("lingered answer has batches %v, want both", got)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("lingering fetch not answered")
+			}
+
+			// Records after a long park (longer than lingerBusyFactor
+			// lingers): answered at once.
+			done = parked()
+			time.Sleep(lingerBusyFactor*linger + linger/10) // an idle spell, not a wait for a condition
+			start := time.Now()
+			produce(t, h, 9, 1, 1000, "w", 0, batch(1, 10))
+			select {
+			case resp := <-done:
+				if got := batches(resp); len(got) != 1 {
+					t.Fatalf("answer after an idle spell has batches %v", got)
+				}
+				if d := time.Since(start); d >= linger {
+					t.Fatalf("answered %v after the records of an idle spell, not at once", d)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("fetch after an idle spell not answered")
+			}
+		})
+	}
+}

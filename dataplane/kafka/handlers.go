@@ -5,6 +5,8 @@
 package kafka
 
 import (
+	"time"
+
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,6 +32,10 @@ type Config struct {
 	MessageMaxBytes int32
 	// FetchMaxBytes caps a fetch response (fetch.max.bytes upper bound).
 	FetchMaxBytes int32
+	// ReplicaFetchLinger is how long a follower's fetch that parked is
+	// held once new records woke it, so that one answer carries what
+	// arrives meanwhile (followerLinger); 0: answered at once.
+	ReplicaFetchLinger time.Duration
 }
 
 // Handlers serves the broker's Kafka APIs.
