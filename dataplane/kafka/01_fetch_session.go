@@ -258,7 +258,7 @@ func (h *Handlers) sessionPartitionFetch(version int16, img *image.Image, s *fet
 // often: it parked for less than lingerBusyFactor lingers, and the answer
 // is small (under lingerMaxBytes). It reports whether it waited (the
 // caller reads again). Every parked fetch woken by one produce request
-// would carry that request's records alone; waiting a fraction of a
+// would carry that request's records alone; waiting about a
 // millisecond lets one answer, and the follower's one append and next
 // fetch, carry the requests that arrive meanwhile: fewer round trips,
 // system calls and wake-ups per record at a steady load, for at most the
