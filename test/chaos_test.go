@@ -268,6 +268,12 @@ func runChaos(t *testing.T, longFor time.Duration) {
 	// ignored the high watermark would delete uncommitted records, which
 	// chaosWatch reports. (Not on chaosTopicFsync: an fsync per filler
 	// batch on three replicas would only load the machine.)
+	// The filler clients are flushed and closed once the producers stop,
+	// before the checks: an acks=0 record still in a client's buffer (its
+	// leader was unreachable a moment ago) would otherwise be appended
+	// after the replicas' files were read, and a consumer still running
+	// would deliver an offset past the end the checks saw.
+	var fillers []*kgo.Client
 	for _, tp := range chaosTPs() {
 		if tp.topic != chaosTopic {
 			continue
@@ -283,6 +289,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 			kgo.MetadataMinAge(100*time.Millisecond),
 			kgo.MetadataMaxAge(2*time.Second),
 		)
+		fillers = append(fillers, cl)
 		stream := fmt.Sprintf("%s%d", tp.topic, tp.p)
 		wg.Add(1)
 		go func() {
@@ -412,6 +419,12 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		if err := cl.Flush(flushCtx); err != nil {
 			t.Fatalf("flush: %v", err)
 		}
+	}
+	for _, cl := range fillers {
+		if err := cl.Flush(flushCtx); err != nil {
+			t.Fatalf("flush filler: %v", err)
+		}
+		cl.Close()
 	}
 	for topic, l := range ledgers {
 		if failed, err := l.Failed(); failed > 0 {
