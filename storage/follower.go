@@ -41,7 +41,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.mu.segs = []*segment{ns}
 	l.mu.gen++
 	l.mu.cleanedTo = offset
-	l.lso.Store(offset)
+	if err := l.setLogStartLocked(offset); err != nil {
+		return l.failed("truncate fully", err)
+	}
 	l.leo.Store(offset)
 	l.mu.recoveryPoint = offset
 	l.mu.unflushed = 0

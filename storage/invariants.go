@@ -8,9 +8,11 @@ import "fmt"
 // panics.
 
 // assertInvariants checks the segment list after a mutation: segments
-// sorted by base and not overlapping, the log start offset the first
-// segment's base and <= the log end offset, the log end the active
-// segment's end, and the recovery point <= the log end. Called with l.mu
+// sorted by base and not overlapping, the log start offset <= the log
+// end offset, the log end the active
+// segment's end, and the recovery point <= the log end. The log start
+// is the first segment's base, or inside the first segment with its
+// logStartFile written (log_start.go). Called with l.mu
 // held.
 func (l *Log) assertInvariants(op string) {
 	if !invariants || l.mu.closed {
@@ -23,7 +25,7 @@ func (l *Log) assertInvariants(op string) {
 	fail := func(format string, args ...any) {
 		panic(fmt.Sprintf("storage invariant (%s, %s-%d): ", op, l.tp.Topic, l.tp.Partition) + fmt.Sprintf(format, args...))
 	}
-	if lso != l.mu.segs[0].base || lso > leo {
+	if lso < l.mu.segs[0].base || lso > leo || lso > l.mu.segs[0].base && !l.mu.startFile {
 		fail("log start %d, first segment base %d, log end %d", lso, l.mu.segs[0].base, leo)
 	}
 	if leo != l.active().next {

@@ -59,6 +59,9 @@ type Log struct {
 		// cleanedTo: every record below it has been compacted (the
 		// cleaner's checkpoint for this log); lso <= cleanedTo.
 		cleanedTo int64
+		// startFile: the log's logStartFile exists (the log start is
+		// above the first segment's base, see log_start.go).
+		startFile bool
 	}
 
 	// cleanMu serialises cleaning passes (and close with them); closing

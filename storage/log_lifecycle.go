@@ -75,7 +75,9 @@ func (l *Log) Truncate(offset int64) error {
 			return l.failed("truncate", err)
 		}
 		l.mu.segs = []*segment{ns}
-		l.lso.Store(ns.base)
+		if err := l.setLogStartLocked(ns.base); err != nil {
+			return l.failed("truncate", err)
+		}
 	} else {
 		n := len(l.mu.segs)
 		for n > 1 && l.mu.segs[n-1].base >= offset {
@@ -97,6 +99,14 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	l.mu.gen++
 	l.leo.Store(l.active().next)
+	if leo := l.leo.Load(); leo < l.lso.Load() {
+		// The batch holding the log start (set inside it by
+		// IncrementLogStart) went whole: the log is empty, and starts
+		// at its end.
+		if err := l.setLogStartLocked(leo); err != nil {
+			return l.failed("truncate", err)
+		}
+	}
 	l.mu.recoveryPoint = min(l.mu.recoveryPoint, l.leo.Load())
 	l.mu.cleanedTo = max(min(l.mu.cleanedTo, l.active().base), l.lso.Load())
 	if err := l.mu.epochs.truncateFromEnd(l.leo.Load()); err != nil {
@@ -158,11 +168,15 @@ func (l *Log) applyRetention() int {
 		}
 		l.mu.segs = l.mu.segs[removed:]
 		l.mu.gen++
-		l.lso.Store(l.mu.segs[0].base)
+		// A log start already inside the new first segment
+		// (IncrementLogStart) stays.
+		if err := l.setLogStartLocked(max(l.lso.Load(), l.mu.segs[0].base)); err != nil {
+			l.logger.Error("cannot update the log start offset file", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
+		}
 		l.assertInvariants("retention")
-		l.mu.cleanedTo = max(l.mu.cleanedTo, l.mu.segs[0].base)
+		l.mu.cleanedTo = max(l.mu.cleanedTo, l.lso.Load())
 		l.logger.Info("retention deleted segments", "topic", l.tp.Topic, "partition", l.tp.Partition,
-			"segments", removed, "log_start_offset", l.mu.segs[0].base)
+			"segments", removed, "log_start_offset", l.lso.Load())
 	}
 	return removed
 }

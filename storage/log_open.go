@@ -149,6 +149,10 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 	l.lso.Store(l.mu.segs[0].base)
 	l.leo.Store(l.active().next)
 	l.mu.recoveryPoint = l.leo.Load()
+	if err := l.loadLogStart(); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
 	l.mu.cleanedTo = l.lso.Load()
 	if err := l.loadEpochs(); err != nil {
 		l.closeSegments()
