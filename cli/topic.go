@@ -51,6 +51,19 @@ func topicCommand() *cli.Command {
 				Flags:     adminFlags(),
 				Action:    runTopicDelete,
 			},
+			{
+				Name: "delete-records",
+				Usage: "delete a topic's records below an offset, like kafka-delete-records.sh: they can no longer be read, " +
+					"consumers below it move to the new log start, and the segments wholly below it go",
+				ArgsUsage: "NAME",
+				Flags: adminFlags(
+					&cli.Int64Flag{Name: "offset", Usage: "delete the records below this offset (-1: below the high watermark, every committed record) (required)",
+						Required: true, EnvVars: []string{envName("offset")}},
+					&cli.IntSliceFlag{Name: "partition", Usage: "a partition to delete from; repeat for several (default: every partition)",
+						EnvVars: []string{envName("partition")}},
+				),
+				Action: runTopicDeleteRecords,
+			},
 		},
 	}
 }
@@ -336,4 +349,73 @@ func detail(msg string) string {
 		return ""
 	}
 	return " (" + msg + ")"
+}
+
+// runTopicDeleteRecords sends DeleteRecords for the chosen partitions (all
+// by default) and prints each one's new low watermark, the lowest log
+// start among its in-sync replicas.
+func runTopicDeleteRecords(c *cli.Context) error {
+	name, err := topicArg(c)
+	if err != nil {
+		return err
+	}
+	offset := c.Int64("offset")
+	if offset < -1 {
+		return fmt.Errorf("--offset %d: want an offset >= 0, or -1 for the high watermark", offset)
+	}
+	adm, ctx, done, err := adminContext(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var parts []int32
+	for _, p := range c.IntSlice("partition") {
+		parts = append(parts, int32(p))
+	}
+	if len(parts) == 0 {
+		ends, err := adm.ListEndOffsets(ctx, name)
+		if err == nil {
+			err = ends.Error()
+		}
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("topic %s does not exist; see the topics with `skein topic list`", name)
+		}
+		if err != nil {
+			return fmt.Errorf("list partitions of %s: %w", name, err)
+		}
+		ends.Each(func(o kadm.ListedOffset) { parts = append(parts, o.Partition) })
+	}
+	slices.Sort(parts)
+	offs := kadm.Offsets{}
+	for _, p := range parts {
+		offs.Add(kadm.Offset{Topic: name, Partition: p, At: offset, LeaderEpoch: -1})
+	}
+	resp, err := adm.DeleteRecords(ctx, offs)
+	if err != nil && len(resp) == 0 {
+		return fmt.Errorf("delete records of %s: %w", name, err)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLOW-WATERMARK\tERROR")
+	failed := 0
+	for _, p := range parts {
+		r, ok := resp.Lookup(name, p)
+		switch {
+		case !ok:
+			failed++
+			fmt.Fprintf(tw, "%s\t%d\t-\tno answer (%v)\n", name, p, err)
+		case r.Err != nil:
+			failed++
+			fmt.Fprintf(tw, "%s\t%d\t-\t%v\n", name, p, r.Err)
+		default:
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\n", name, p, r.LowWatermark)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d partitions failed: OFFSET_OUT_OF_RANGE means the offset is past the high watermark, "+
+			"POLICY_VIOLATION a topic without cleanup.policy delete, REQUEST_TIMED_OUT a follower that has not caught up yet (run it again)", failed, len(parts))
+	}
+	return nil
 }

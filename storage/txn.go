@@ -232,7 +232,8 @@ func (l *Log) applyTxn(h BatchHeader, ctl ControlMarker, ctlOK bool, seg *segmen
 }
 
 // LastStableOffset is min(hw, the first offset of every open transaction
-// and of every transaction whose marker is at or above hw). hw is the
+// and of every transaction whose marker is at or above hw), not below the
+// log start. hw is the
 // partition's high watermark; it only moves forward, so completed
 // transactions below it are forgotten here.
 func (l *Log) LastStableOffset(hw int64) int64 {
@@ -257,7 +258,9 @@ func (l *Log) LastStableOffset(hw int64) int64 {
 	if len(l.txns.ongoing) == 0 && len(l.txns.completed) == 0 {
 		l.txnUnstable.Store(false)
 	}
-	return lso
+	// A transaction whose first records DeleteRecords removed is
+	// unstable from the log start on, as in Kafka.
+	return min(max(lso, l.lso.Load()), hw)
 }
 
 // OngoingTxnFirstOffset is the first offset of producer id's open

@@ -82,6 +82,9 @@ type fetchPartition struct {
 	read   storage.ReadResult
 	// replicaEpoch is a follower's broker epoch (v15+), -1 unknown.
 	replicaEpoch int64
+	// followerLogStart is the log start a follower reported (v5+), -1
+	// none.
+	followerLogStart int64
 	// sp is the session partition read (nil: sessionless), clock its
 	// session's (followers only).
 	sp    *sessionPartition
@@ -162,7 +165,7 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 			*op = kmsg.NewFetchResponseTopicPartition()
 			op.Partition = rp.Partition
 			op.HighWatermark = -1
-			fp := fetchPartition{out: op, topic: name, replicaEpoch: replicaEpoch, params: partition.ReadParams{
+			fp := fetchPartition{out: op, topic: name, replicaEpoch: replicaEpoch, followerLogStart: -1, params: partition.ReadParams{
 				FetchOffset:        rp.FetchOffset,
 				MaxBytes:           rp.PartitionMaxBytes,
 				CurrentLeaderEpoch: rp.CurrentLeaderEpoch,
@@ -172,6 +175,9 @@ func (h *Handlers) handleFetch(ctx context.Context, req *wire.Request) (kmsg.Res
 			}}
 			if replicaID >= 0 && r.Version >= 12 {
 				fp.params.LastFetchedEpoch = rp.LastFetchedEpoch
+			}
+			if replicaID >= 0 && r.Version >= 5 {
+				fp.followerLogStart = rp.LogStartOffset
 			}
 			if topicErr != nil {
 				op.ErrorCode = errorCode(topicErr)
@@ -285,7 +291,7 @@ func (h *Handlers) readFetch(version int16, parts []fetchPartition, maxBytes int
 			continue
 		}
 		if fp.params.ReplicaID >= 0 {
-			inISR, err := fp.p.UpdateFollowerFetchSession(fp.params.ReplicaID, fp.replicaEpoch, fp.params.FetchOffset, fp.clock)
+			inISR, err := fp.p.UpdateFollowerFetchSession(fp.params.ReplicaID, fp.replicaEpoch, fp.params.FetchOffset, fp.followerLogStart, fp.clock)
 			// A session reads a follower's partitions outside the ISR on
 			// every fetch, so that its expansion is tried again.
 			fp.outOfISR = err == nil && !inISR

@@ -155,11 +155,14 @@ func (s *fetchSession) apply(r *kmsg.FetchRequest, replicaID int32) {
 		rt := &r.Topics[i]
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
-			lastFetched := int32(-1)
+			lastFetched, logStart := int32(-1), int64(-1)
 			if replicaID >= 0 && r.Version >= 12 {
 				lastFetched = rp.LastFetchedEpoch
 			}
-			s.upsert(s.key(rt.TopicID, rt.Topic, rp.Partition), rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch, lastFetched)
+			if replicaID >= 0 && r.Version >= 5 {
+				logStart = rp.LogStartOffset
+			}
+			s.upsert(s.key(rt.TopicID, rt.Topic, rp.Partition), rp.FetchOffset, logStart, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch, lastFetched)
 		}
 	}
 	for i := range r.ForgottenTopics {
@@ -223,7 +226,7 @@ func (h *Handlers) sessionPartitionFetch(version int16, img *image.Image, s *fet
 	*op = kmsg.NewFetchResponseTopicPartition()
 	op.Partition = sp.key.partition
 	op.HighWatermark = -1
-	fp := fetchPartition{out: op, sp: sp, clock: clock, topic: sp.key.topic, replicaEpoch: replicaEpoch,
+	fp := fetchPartition{out: op, sp: sp, clock: clock, topic: sp.key.topic, replicaEpoch: replicaEpoch, followerLogStart: sp.followerLogStart,
 		params: partition.ReadParams{
 			FetchOffset:        sp.fetchOffset,
 			MaxBytes:           sp.maxBytes,

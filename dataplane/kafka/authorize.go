@@ -63,6 +63,7 @@ var gates = map[int16]gate{
 	16: gateListGroups,
 	19: gateCreateTopics,
 	20: gateDeleteTopics,
+	21: gateDeleteRecords,
 	22: gateInitProducerID,
 	23: gateOffsetForLeaderEpoch,
 	// Brokers (transaction coordinators) write markers.
@@ -745,6 +746,36 @@ func gateDescribeTopicPartitions(h *Handlers, ctx context.Context, req *wire.Req
 		rt := kmsg.NewDescribeTopicPartitionsResponseTopic()
 		name := t.Topic
 		rt.Topic, rt.ErrorCode = &name, topicDenied
+		out.Topics = append(out.Topics, rt)
+	}
+	return out, nil
+}
+
+// gateDeleteRecords needs DELETE on each topic; the others' partitions are
+// answered TOPIC_AUTHORIZATION_FAILED.
+func gateDeleteRecords(h *Handlers, ctx context.Context, req *wire.Request, next wire.HandlerFunc) (kmsg.Response, error) {
+	r := req.Body.(*kmsg.DeleteRecordsRequest)
+	denied := split(&r.Topics, func(t kmsg.DeleteRecordsRequestTopic) bool {
+		return h.topicAllowed(req, kmsg.ACLOperationDelete, t.Topic)
+	})
+	var out *kmsg.DeleteRecordsResponse
+	if len(r.Topics) == 0 && len(denied) > 0 {
+		out = r.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	} else {
+		resp, err := next(ctx, req)
+		if err != nil || len(denied) == 0 {
+			return resp, err
+		}
+		out = resp.(*kmsg.DeleteRecordsResponse)
+	}
+	for _, t := range denied {
+		rt := kmsg.NewDeleteRecordsResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			rp.Partition, rp.LowWatermark, rp.ErrorCode = p.Partition, -1, topicDenied
+			rt.Partitions = append(rt.Partitions, rp)
+		}
 		out.Topics = append(out.Topics, rt)
 	}
 	return out, nil

@@ -120,6 +120,29 @@ func TestAuthorizerGates(t *testing.T) {
 	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
 		t.Fatalf("alice metadata f: %+v", mresp.Topics)
 	}
+	// DeleteRecords: DELETE on the topic; alice (WRITE only) is refused
+	// and the log start stays, the super user deletes.
+	deleteRecords := func(who string) (int16, int64) {
+		dr := kmsg.NewPtrDeleteRecordsRequest()
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Offset = -1
+		rt.Partitions = append(rt.Partitions, rp)
+		dr.Topics, dr.TimeoutMillis = append(dr.Topics, rt), 1000
+		resp := serve(t, r, who, request(dr, 2)).(*kmsg.DeleteRecordsResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("delete records answer %+v", resp.Topics)
+		}
+		out := resp.Topics[0].Partitions[0]
+		return out.ErrorCode, out.LowWatermark
+	}
+	if c, _ := deleteRecords("User:alice"); c != kerr.TopicAuthorizationFailed.Code || p.Log().LogStartOffset() != 0 {
+		t.Fatalf("alice delete records: %v, log start %d", kerr.ErrorForCode(c), p.Log().LogStartOffset())
+	}
+	if c, low := deleteRecords("User:broker"); c != 0 || low != p.HighWatermark() || p.Log().LogStartOffset() != low {
+		t.Fatalf("broker delete records: %v, low watermark %d, HW %d, log start %d", kerr.ErrorForCode(c), low, p.HighWatermark(), p.Log().LogStartOffset())
+	}
 	// Groups: no ACL on the group.
 	jg := kmsg.NewPtrJoinGroupRequest()
 	jg.Group, jg.ProtocolType = "g", "consumer"

@@ -29,6 +29,7 @@ var errorTable = []struct {
 	{partition.ErrUnsupportedMessageFormat, kerr.UnsupportedForMessageFormat},
 	{partition.ErrInvalidRecord, kerr.InvalidRecord},
 	{partition.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{partition.ErrPolicyViolation, kerr.PolicyViolation},
 	{partition.ErrClosed, kerr.NotLeaderForPartition},
 	// storage
 	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},

@@ -157,6 +157,8 @@ type sessionPartition struct {
 	maxBytes           int32
 	currentLeaderEpoch int32
 	lastFetchedEpoch   int32
+	// followerLogStart is a follower's reported log start (-1: none).
+	followerLogStart int64
 
 	// p is the partition watched (AddWaker); nil when it did not resolve.
 	p *partition.Partition
@@ -329,7 +331,7 @@ func (s *fetchSession) watch(sp *sessionPartition, p *partition.Partition) {
 
 // upsert adds or updates a partition named by a request; it will be read
 // on this fetch. Caller holds s.mu.
-func (s *fetchSession) upsert(k sessionKey, fetchOffset int64, maxBytes, currentLeaderEpoch, lastFetchedEpoch int32) *sessionPartition {
+func (s *fetchSession) upsert(k sessionKey, fetchOffset, followerLogStart int64, maxBytes, currentLeaderEpoch, lastFetchedEpoch int32) *sessionPartition {
 	sp := s.index[k]
 	if sp == nil {
 		sp = &sessionPartition{key: k}
@@ -338,6 +340,7 @@ func (s *fetchSession) upsert(k sessionKey, fetchOffset int64, maxBytes, current
 	}
 	sp.fetchOffset, sp.maxBytes = fetchOffset, maxBytes
 	sp.currentLeaderEpoch, sp.lastFetchedEpoch = currentLeaderEpoch, lastFetchedEpoch
+	sp.followerLogStart = followerLogStart
 	sp.stale = true
 	return sp
 }

@@ -180,7 +180,7 @@ func TestFollowerFetchLinger(t *testing.T) {
 			h, clock := newFollowerWakeHandlers(t)
 			h.Config.ReplicaFetchLinger = linger
 			clock.add(time.Hour) // long after the last change of leaders
-			next := int64(0) // the follower's fetch offset
+			next := int64(0)     // the follower's fetch offset
 			id, epoch := int32(0), int32(-1)
 			if sessions {
 				h.FetchSessions = NewFetchSessionCache(10, time.Minute, nil)

@@ -94,6 +94,7 @@ func (h *Handlers) Register(wr *wire.Registry) {
 	r.Register(16, 0, 4, h.handleListGroups)
 	r.Register(19, 2, 7, h.handleCreateTopics)
 	r.Register(20, 1, 6, h.handleDeleteTopics)
+	r.Register(21, 0, 2, h.handleDeleteRecords)
 	r.Register(22, 0, 5, h.handleInitProducerID)
 	r.Register(23, 2, 4, h.handleOffsetForLeaderEpoch)
 	r.Register(24, 0, 4, h.handleAddPartitionsToTxn)

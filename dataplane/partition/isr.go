@@ -217,7 +217,7 @@ func (p *Partition) reconcilePendingLocked() {
 // epoch (Fetch v15+ ReplicaState.ReplicaEpoch; -1 unknown). It also updates
 // the follower's caught-up time and may start an ISR expansion.
 func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset int64) error {
-	_, err := p.UpdateFollowerFetchSession(replica, brokerEpoch, offset, nil)
+	_, err := p.UpdateFollowerFetchSession(replica, brokerEpoch, offset, -1, nil)
 	return err
 }
 
@@ -229,7 +229,7 @@ func (p *Partition) UpdateFollowerFetchEpoch(replica int32, brokerEpoch, offset 
 // keep reading the partitions of a follower outside it on every fetch, as
 // its expansion may need another try (the follower unfenced, a refused
 // change's backoff over) without the partition changing.
-func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offset int64, session *SessionClock) (inISR bool, err error) {
+func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offset, logStart int64, session *SessionClock) (inISR bool, err error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if p.role != RoleLeader {
@@ -253,6 +253,7 @@ func (p *Partition) UpdateFollowerFetchSession(replica int32, brokerEpoch, offse
 			p.notifyLocked(EventHighWatermark)
 		}
 	}
+	p.recordFollowerLogStartLocked(replica, logStart)
 	pc := p.expansionLocked(replica, now)
 	p.mu.Unlock()
 	if pc != nil {

@@ -332,7 +332,7 @@ func TestISRSessionClock(t *testing.T) {
 	// t0+0.1s: both read up to the log end in their sessions.
 	clock.advance(100 * time.Millisecond)
 	for f, s := range map[int32]*SessionClock{2: &s2, 3: &s3} {
-		if _, err := p.UpdateFollowerFetchSession(f, 1, 5, s); err != nil {
+		if _, err := p.UpdateFollowerFetchSession(f, 1, 5, -1, s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -353,7 +353,7 @@ func TestISRSessionClock(t *testing.T) {
 	waitUntil(t, "ISR adopted", func() bool { return p.State().PartitionEpoch == 2 })
 	// t0+4.1s: 2's session reads the changed partition from 5: behind.
 	clock.advance(100 * time.Millisecond)
-	if _, err := p.UpdateFollowerFetchSession(2, 1, 5, &s2); err != nil {
+	if _, err := p.UpdateFollowerFetchSession(2, 1, 5, -1, &s2); err != nil {
 		t.Fatal(err)
 	}
 	s2.Set(t0.Add(5 * time.Second))

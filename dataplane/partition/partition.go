@@ -81,7 +81,11 @@ type Partition struct {
 		// followerLEO holds each follower's log end offset as reported by
 		// its fetches; reset on every new leader epoch.
 		followerLEO map[int32]int64
-		waiters     map[chan struct{}]Event
+		// followerLogStart holds each follower's log start offset as
+		// reported by its fetches (for DeleteRecords' low watermark);
+		// reset on every new leader epoch.
+		followerLogStart map[int32]int64
+		waiters          map[chan struct{}]Event
 		// isr: follower caught-up times, the pending ISR change (isr.go).
 		isr isrState
 		// awaiting are the followers that must start fetching the
@@ -104,6 +108,7 @@ func newPartition(tp storage.TopicPartition, topicID [16]byte, log *storage.Log,
 	}
 	p.mu.highWatermark = log.LogStartOffset()
 	p.mu.followerLEO = map[int32]int64{}
+	p.mu.followerLogStart = map[int32]int64{}
 	p.mu.waiters = map[chan struct{}]Event{}
 	return p
 }
@@ -184,6 +189,7 @@ func (p *Partition) applyMetadata(ip *image.Partition, settings TopicSettings) (
 		p.leaderEpochStartOffset = p.log.LogEndOffset()
 		p.mu.Lock()
 		clear(p.mu.followerLEO)
+		clear(p.mu.followerLogStart)
 		p.resetFollowersLocked(p.now())
 		p.mu.Unlock()
 		p.logger.Info("became leader", "leader_epoch", ip.LeaderEpoch, "isr", ip.ISR,

@@ -19,6 +19,11 @@ const (
 	// EventOther: anything else (role, leader epoch, ISR change,
 	// truncation, close). It wakes every waiter.
 	EventOther
+	// EventLogStart: the log start moved by DeleteRecords on a leader,
+	// or a follower reported a new log start to its leader: what a
+	// DeleteRecords waiting for the low watermark waits for. (Followers
+	// learn a leader's new start from their next fetch answer.)
+	EventLogStart
 
 	// WakeFollowerFetch and WakeConsumerFetch are what a fetch from a
 	// follower replica and from a consumer wait for.
@@ -26,6 +31,8 @@ const (
 	WakeConsumerFetch = EventHighWatermark | EventOther
 	// WakeProduce is what an acks=all produce waits for.
 	WakeProduce = EventHighWatermark | EventOther
+	// WakeDeleteRecords is what a DeleteRecords waits for.
+	WakeDeleteRecords = EventLogStart | EventOther
 )
 
 // Waiter is one request parked in the purgatory of one or more partitions

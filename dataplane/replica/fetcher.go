@@ -75,11 +75,12 @@ type fetchState struct {
 	posChanges uint64
 	// gen is the fetcher's gen of the last request that fetched it;
 	// inSession the fetcher's sessGen when the leader's session got it with
-	// sentOffset and sentLastEpoch (0: not in the session).
+	// sentOffset, sentLastEpoch and sentLogStart (0: not in the session).
 	gen           uint64
 	inSession     uint64
 	sentOffset    int64
 	sentLastEpoch int32
+	sentLogStart  int64
 	lastEpoch     int32
 	logStart      int64
 	// caughtUp: the last answer's batches brought the log end to the
@@ -424,10 +425,10 @@ func (f *fetcher) buildRequest(states []*fetchState) (req *kmsg.FetchRequest, he
 		}
 		fetched++
 		st.gen = f.gen
-		if !full && st.inSession == f.sessGen && st.sentOffset == st.fetchOffset && st.sentLastEpoch == st.lastEpoch {
+		if !full && st.inSession == f.sessGen && st.sentOffset == st.fetchOffset && st.sentLastEpoch == st.lastEpoch && st.sentLogStart == st.logStart {
 			continue // the leader's session has it as it is
 		}
-		st.inSession, st.sentOffset, st.sentLastEpoch = f.sessGen, st.fetchOffset, st.lastEpoch
+		st.inSession, st.sentOffset, st.sentLastEpoch, st.sentLogStart = f.sessGen, st.fetchOffset, st.lastEpoch, st.logStart
 		f.sess.parts[st.tp] = sessionPart{st: st}
 		f.sess.names[st.p.TopicID()] = st.tp.Topic
 		i, ok := topics[st.tp.Topic]
@@ -580,6 +581,16 @@ func (f *fetcher) handlePartition(st *fetchState, rp *kmsg.FetchResponseTopicPar
 		if err := st.p.UpdateFollowerHighWatermark(st.leaderEpoch, rp.HighWatermark); err != nil {
 			f.retry(st, err)
 			return
+		}
+		// Records the leader deleted (DeleteRecords) go here too; the
+		// next fetch reports the new start (DeleteRecords' low
+		// watermark).
+		if rp.LogStartOffset > st.logStart {
+			if err := st.p.TakeLeaderLogStart(st.leaderEpoch, rp.LogStartOffset); err != nil {
+				f.retry(st, err)
+				return
+			}
+			st.logStart = st.p.Log().LogStartOffset()
 		}
 	}
 	if st.failures > 0 {
