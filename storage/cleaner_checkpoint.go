@@ -94,7 +94,7 @@ func hasGapsMarker(dir string) bool {
 func (m *Manager) attach(l *Log, cleanedTo int64) {
 	l.hooks = logHooks{markGaps: m.markGaps, cleaned: m.recordCleaned}
 	l.mu.Lock()
-	l.mu.cleanedTo = max(min(cleanedTo, l.active().base), l.lso.Load())
+	l.mu.cleanedTo = max(min(cleanedTo, l.active().base), l.mu.segs[0].base)
 	l.mu.Unlock()
 }
 

@@ -57,7 +57,8 @@ type Log struct {
 		// abandoned.
 		gen uint64
 		// cleanedTo: every record below it has been compacted (the
-		// cleaner's checkpoint for this log); lso <= cleanedTo.
+		// cleaner's checkpoint for this log); a segment base, the
+		// first segment's or above.
 		cleanedTo int64
 		// startFile: the log's logStartFile exists (the log start is
 		// above the first segment's base, see log_start.go).

@@ -108,7 +108,7 @@ func (l *Log) Truncate(offset int64) error {
 		}
 	}
 	l.mu.recoveryPoint = min(l.mu.recoveryPoint, l.leo.Load())
-	l.mu.cleanedTo = max(min(l.mu.cleanedTo, l.active().base), l.lso.Load())
+	l.mu.cleanedTo = max(min(l.mu.cleanedTo, l.active().base), l.mu.segs[0].base)
 	if err := l.mu.epochs.truncateFromEnd(l.leo.Load()); err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (l *Log) applyRetention() int {
 			l.logger.Error("cannot update the log start offset file", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 		}
 		l.assertInvariants("retention")
-		l.mu.cleanedTo = max(l.mu.cleanedTo, l.lso.Load())
+		l.mu.cleanedTo = max(l.mu.cleanedTo, l.mu.segs[0].base)
 		l.logger.Info("retention deleted segments", "topic", l.tp.Topic, "partition", l.tp.Partition,
 			"segments", removed, "log_start_offset", l.lso.Load())
 	}

@@ -153,7 +153,7 @@ func openLog(dir string, tp TopicPartition, topicID [16]byte, cfg LogConfig, rec
 		l.closeSegments()
 		return nil, err
 	}
-	l.mu.cleanedTo = l.lso.Load()
+	l.mu.cleanedTo = l.mu.segs[0].base
 	if err := l.loadEpochs(); err != nil {
 		l.closeSegments()
 		return nil, err

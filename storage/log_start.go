@@ -54,7 +54,8 @@ func (l *Log) IncrementLogStart(offset int64) (bool, error) {
 	if err := l.setLogStartLocked(offset); err != nil {
 		return true, l.failed("increment log start", err)
 	}
-	l.mu.cleanedTo = max(l.mu.cleanedTo, offset)
+	// The cleaner counts in whole segments.
+	l.mu.cleanedTo = max(l.mu.cleanedTo, l.mu.segs[0].base)
 	l.assertInvariants("increment log start")
 	l.logger.Info("log start offset moved", "topic", l.tp.Topic, "partition", l.tp.Partition,
 		"log_start_offset", offset, "segments_removed", drop)

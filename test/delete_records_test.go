@@ -26,8 +26,9 @@ import (
 // every replica and the replicas stay byte-identical; after the leader
 // stops, the new leader starts at the same offset, and so does the old one
 // once restarted. Past the high watermark is OFFSET_OUT_OF_RANGE, a
-// compacted topic refuses with POLICY_VIOLATION, and -1 deletes up to the
-// high watermark of an idle partition.
+// compacted topic refuses with POLICY_VIOLATION (compact,delete too,
+// unlike Kafka), and -1 deletes up to the high watermark of an idle
+// partition.
 func TestDeleteRecords(t *testing.T) {
 	const (
 		topic   = "purge"
@@ -40,6 +41,7 @@ func TestDeleteRecords(t *testing.T) {
 		"segment.bytes":       strPtr("16384"),
 	})
 	createTopic(t, c, "purge-compacted", 1, 3, map[string]*string{"cleanup.policy": strPtr("compact")})
+	createTopic(t, c, "purge-compact-delete", 1, 3, map[string]*string{"cleanup.policy": strPtr("compact,delete")})
 	cl := c.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -83,8 +85,10 @@ func TestDeleteRecords(t *testing.T) {
 	if r := del(topic, 0, records+1); !errors.Is(r.Err, kerr.OffsetOutOfRange) {
 		t.Fatalf("delete past the high watermark: %v, want OFFSET_OUT_OF_RANGE", r.Err)
 	}
-	if r := del("purge-compacted", 0, 0); !errors.Is(r.Err, kerr.PolicyViolation) {
-		t.Fatalf("delete on a compacted topic: %v, want POLICY_VIOLATION", r.Err)
+	for _, tp := range []string{"purge-compacted", "purge-compact-delete"} {
+		if r := del(tp, 0, 0); !errors.Is(r.Err, kerr.PolicyViolation) {
+			t.Fatalf("delete on %s: %v, want POLICY_VIOLATION", tp, r.Err)
+		}
 	}
 	// -1 on an idle partition: its followers learn the start from their
 	// next (long-polling) fetch.

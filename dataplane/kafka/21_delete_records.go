@@ -8,7 +8,8 @@ package kafka
 // in-sync followers (they take the leader's from their next fetch), has
 // reached the offset, or at the request's timeout with REQUEST_TIMED_OUT.
 // As in Kafka: OFFSET_OUT_OF_RANGE past the high watermark,
-// POLICY_VIOLATION on a topic without cleanup.policy delete,
+// POLICY_VIOLATION on a topic without cleanup.policy delete (and, unlike
+// Kafka, on compact,delete),
 // INVALID_TOPIC_EXCEPTION on an internal topic, NOT_LEADER_OR_FOLLOWER
 // elsewhere than the leader; DELETE on the topic is needed.
 

@@ -10,7 +10,9 @@ import (
 // DeleteRecords (Kafka's DeleteRecords, API 21) moves the leader's log
 // start offset up to offset (-1: the high watermark), as Kafka does: an
 // offset past the high watermark is out of range, and a topic whose
-// cleanup.policy has no delete refuses. The followers take the new start
+// cleanup.policy has no delete refuses. So does a compacted one
+// (compact,delete, which Kafka accepts): the cleaner works in whole
+// segments from the first one's base. The followers take the new start
 // from their next fetch answers (TakeLeaderLogStart). It returns the
 // offset the log now starts at or above.
 func (p *Partition) DeleteRecords(offset int64) (int64, error) {
@@ -19,7 +21,7 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 	if p.role != RoleLeader {
 		return 0, ErrNotLeaderOrFollower
 	}
-	if !p.log.Config().Delete {
+	if cfg := p.log.Config(); !cfg.Delete || cfg.Compact {
 		return 0, ErrPolicyViolation
 	}
 	hw := p.HighWatermark()

@@ -30,7 +30,7 @@ var (
 	// or is a control batch.
 	ErrInvalidRecord = errors.New("partition: invalid record batch")
 	// ErrPolicyViolation: DeleteRecords on a topic whose cleanup.policy
-	// has no delete.
+	// is not delete alone.
 	ErrPolicyViolation = errors.New("partition: records of a compacted topic cannot be deleted")
 	// ErrClosed: the manager is closed (broker shutting down).
 	ErrClosed = errors.New("partition: manager closed")
