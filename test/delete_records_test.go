@@ -35,7 +35,11 @@ func TestDeleteRecords(t *testing.T) {
 		records = 3000
 		cut     = 1234
 	)
-	c := harness.StartCluster(t, harness.Options{Brokers: 3, ControllerArgs: fastFenceControllerArgs, BrokerArgs: fastFenceBrokerArgs})
+	// Followers long-poll for 10 s: a DeleteRecords (5 s timeout) on an
+	// idle partition succeeds only if the leader answers their parked
+	// fetches when its log start moves.
+	brokerArgs := append([]string{"--replica-fetch-wait-max", "10s"}, fastFenceBrokerArgs...)
+	c := harness.StartCluster(t, harness.Options{Brokers: 3, ControllerArgs: fastFenceControllerArgs, BrokerArgs: brokerArgs})
 	createTopic(t, c, topic, 2, 3, map[string]*string{
 		"min.insync.replicas": strPtr("2"),
 		"segment.bytes":       strPtr("16384"),
@@ -62,6 +66,7 @@ func TestDeleteRecords(t *testing.T) {
 	produce(0, 0, records)
 	produce(1, 0, 10)
 	adm := c.Admin(t)
+	adm.SetTimeoutMillis(5000)
 	segments := func(b *harness.Node) int {
 		return len(readSegmentsOrFail(t, b, topic, 0))
 	}
@@ -90,8 +95,8 @@ func TestDeleteRecords(t *testing.T) {
 			t.Fatalf("delete on %s: %v, want POLICY_VIOLATION", tp, r.Err)
 		}
 	}
-	// -1 on an idle partition: its followers learn the start from their
-	// next (long-polling) fetch.
+	// -1 on an idle partition: the leader answers its followers' parked
+	// fetches with the new start.
 	if r := del(topic, 1, -1); r.Err != nil || r.LowWatermark != 10 {
 		t.Fatalf("delete before the high watermark of partition 1: low watermark %d, err %v", r.LowWatermark, r.Err)
 	}

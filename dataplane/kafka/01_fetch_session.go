@@ -91,6 +91,9 @@ func (h *Handlers) sessionFetch(ctx context.Context, req *wire.Request, resp *km
 			}
 			collect()
 			total, failed, held = h.readFetch(r.Version, parts, maxBytes)
+			if follower != nil && logStartMoved(parts) {
+				break
+			}
 		}
 		if follower != nil && !failed && h.followerLinger(ctx, time.Since(parked), total) {
 			collect()
@@ -254,8 +257,21 @@ func (h *Handlers) sessionPartitionFetch(version int16, img *image.Image, s *fet
 	return fp
 }
 
-// parkSession waits for a change of a session partition (true), or the
-// deadline or the end of ctx (false).
+// logStartMoved says whether a partition's log start moved since the
+// session last answered it (DeleteRecords): a parked follower fetch then
+// answers at once, so the follower takes the new start and reports it in
+// its next fetch, which the DeleteRecords waits for. Once per move: the
+// answer records the start sent.
+func logStartMoved(parts []fetchPartition) bool {
+	for i := range parts {
+		fp := &parts[i]
+		if fp.sp != nil && fp.sp.sent && fp.out.ErrorCode == 0 && fp.out.LogStartOffset > fp.sp.logStart {
+			return true
+		}
+	}
+	return false
+}
+
 // followerLinger holds a follower's fetch that parked and was woken with
 // total bytes to send, for Config.ReplicaFetchLinger, when records arrive
 // often: it parked for less than lingerBusyFactor lingers, and the answer
@@ -285,6 +301,8 @@ const (
 	lingerMaxBytes = 64 << 10
 )
 
+// parkSession waits for a change of a session partition (true), or the
+// deadline or the end of ctx (false).
 func parkSession(ctx context.Context, wake <-chan struct{}, deadline time.Time) bool {
 	d := time.Until(deadline)
 	if d <= 0 {

@@ -21,13 +21,14 @@ const (
 	EventOther
 	// EventLogStart: the log start moved by DeleteRecords on a leader,
 	// or a follower reported a new log start to its leader: what a
-	// DeleteRecords waiting for the low watermark waits for. (Followers
-	// learn a leader's new start from their next fetch answer.)
+	// DeleteRecords waiting for the low watermark waits for, and a
+	// follower's parked fetch in a session (it answers at once when the
+	// leader's start moved, so the follower takes it and reports it).
 	EventLogStart
 
 	// WakeFollowerFetch and WakeConsumerFetch are what a fetch from a
 	// follower replica and from a consumer wait for.
-	WakeFollowerFetch = EventAppend | EventOther
+	WakeFollowerFetch = EventAppend | EventLogStart | EventOther
 	WakeConsumerFetch = EventHighWatermark | EventOther
 	// WakeProduce is what an acks=all produce waits for.
 	WakeProduce = EventHighWatermark | EventOther
