@@ -35,8 +35,7 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if moved {
-		p.logger.Info("records deleted", "log_start_offset", p.log.LogStartOffset())
+	if moved { // storage logs the move
 		p.mu.Lock()
 		p.notifyLocked(EventLogStart)
 		p.mu.Unlock()
