@@ -372,6 +372,7 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		readerAt = map[int]bool{0: true, 1: true, len(schedule) - 1: true}
 	}
 	counts := chaosCounts{faults: make(map[string]int)}
+	deletes := newChaosDeletes(t, c)
 	rounds := 0
 	for round := 0; ; round++ {
 		var fault string
@@ -390,7 +391,10 @@ func runChaos(t *testing.T, longFor time.Duration) {
 			readers = append(readers, startChaosReader(t, c, len(readers)))
 		}
 		start := time.Now()
-		victim := applyFault(t, c, rng, fault, &counts, func() { progress(500, false, 60*time.Second) })
+		victim := applyFault(t, c, rng, fault, &counts, func() {
+			progress(500, false, 60*time.Second)
+			deletes.once(rng)
+		})
 		counts.faults[fault]++
 		rounds++
 		chaosFullISR(t, c, 60*time.Second)
@@ -432,6 +436,11 @@ func runChaos(t *testing.T, longFor time.Duration) {
 		}
 	}
 	summary := chaosCheck(t, c, ledgers, readers, watch)
+	delProblems, delSummary := deletes.check(t)
+	for _, p := range delProblems {
+		t.Error(p)
+	}
+	summary += "\n" + delSummary
 	summary += "\n" + txn.check(t, c)
 	t.Logf("seed %d: %d rounds %v in %v; machine crashes %d (%d bytes of unsynced data dropped; %d without a journal: plain kills); crashes right after a leader change %d (%d after a logged truncation)\n%s",
 		seed, rounds, counts.faults, time.Since(began).Round(time.Second), counts.crashes, counts.droppedBytes, counts.crashesNoJournal,

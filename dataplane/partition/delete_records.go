@@ -3,6 +3,7 @@ package partition
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/skein-io/skein/storage"
 )
@@ -43,12 +44,12 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 	return max(offset, p.log.LogStartOffset()), nil
 }
 
-// LowWatermark is the lowest log start offset among the leader and the
-// in-sync followers, as their last fetches reported it: what every replica
-// that could lead next has deleted below (DeleteRecords answers once it
-// reaches the requested offset). Kafka takes every live replica; an
-// out-of-sync follower takes the start from its leader once it fetches
-// again, and cannot lead before it is back in sync.
+// LowWatermark is the lowest log start offset among the leader and its
+// followers, as their fetches in this leader epoch reported it: every
+// in-sync follower (-1 until each has reported), and every other replica
+// that has fetched within replica.lag.time.max (Kafka takes every live
+// replica; one that has not fetched for that long counts as down). DeleteRecords answers once it
+// reaches the requested offset.
 func (p *Partition) LowWatermark() (int64, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
@@ -56,17 +57,29 @@ func (p *Partition) LowWatermark() (int64, error) {
 		return 0, ErrNotLeaderOrFollower
 	}
 	low := p.log.LogStartOffset()
+	now, lagMax := p.now(), defaultLowWatermarkLag
+	if p.env != nil && p.env.lagMax > 0 {
+		lagMax = p.env.lagMax
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, r := range p.isr {
+	for _, r := range p.replicas {
 		if r == p.nodeID {
 			continue
 		}
 		ls, ok := p.mu.followerLogStart[r]
-		if !ok {
-			return -1, nil // not heard from since this epoch began
+		if slices.Contains(p.isr, r) {
+			if !ok {
+				return -1, nil // not heard from since this epoch began
+			}
+			low = min(low, ls)
+			continue
 		}
-		low = min(low, ls)
+		// An out-of-sync replica counts while it fetches (a session
+		// reads it on every fetch until it is back in sync).
+		if f := p.mu.isr.followers[r]; ok && f != nil && now.Sub(f.lastFetchTime) < lagMax {
+			low = min(low, ls)
+		}
 	}
 	return low, nil
 }
@@ -102,3 +115,7 @@ func (p *Partition) TakeLeaderLogStart(leaderEpoch int32, leaderLogStart int64) 
 	_, err := p.log.IncrementLogStart(target)
 	return err
 }
+
+// defaultLowWatermarkLag stands in for replica.lag.time.max when a bare
+// partition (tests) has none.
+const defaultLowWatermarkLag = 30 * time.Second
