@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -55,12 +57,14 @@ func topicCommand() *cli.Command {
 				Name: "delete-records",
 				Usage: "delete a topic's records below an offset, like kafka-delete-records.sh: they can no longer be read, " +
 					"consumers below it move to the new log start, and the segments wholly below it go",
-				ArgsUsage: "NAME",
+				ArgsUsage: "NAME --offset N | --offset-json-file FILE",
 				Flags: adminFlags(
-					&cli.Int64Flag{Name: "offset", Usage: "delete the records below this offset (-1: below the high watermark, every committed record) (required)",
-						Required: true, EnvVars: []string{envName("offset")}},
+					&cli.Int64Flag{Name: "offset", Usage: "delete the records below this offset (-1: below the high watermark, every committed record)",
+						EnvVars: []string{envName("offset")}},
 					&cli.IntSliceFlag{Name: "partition", Usage: "a partition to delete from; repeat for several (default: every partition)",
 						EnvVars: []string{envName("partition")}},
+					stringFlag("offset-json-file", "kafka-delete-records.sh's JSON file instead of NAME and --offset: "+
+						`{"partitions": [{"topic": "t", "partition": 0, "offset": 10}], "version": 1}`, ""),
 				),
 				Action: runTopicDeleteRecords,
 			},
@@ -352,12 +356,29 @@ func detail(msg string) string {
 }
 
 // runTopicDeleteRecords sends DeleteRecords for the chosen partitions (all
-// by default) and prints each one's new low watermark, the lowest log
-// start among its in-sync replicas.
+// of NAME by default, or those of an --offset-json-file) and prints each
+// one's new low watermark, the lowest log start among its in-sync
+// replicas.
 func runTopicDeleteRecords(c *cli.Context) error {
-	name, err := topicArg(c)
-	if err != nil {
-		return err
+	jsonFile := c.String("offset-json-file")
+	var name string
+	if jsonFile == "" {
+		var err error
+		if name, err = topicArg(c); err != nil {
+			return err
+		}
+		if !c.IsSet("offset") {
+			return errors.New("missing --offset N: delete the records below N (-1: the high watermark), or give --offset-json-file FILE")
+		}
+	} else if c.NArg() > 0 || c.IsSet("offset") || c.IsSet("partition") {
+		return errors.New("--offset-json-file names the topics, partitions and offsets: give no NAME, --offset or --partition with it")
+	}
+	var want []kadm.Offset
+	if jsonFile != "" {
+		var err error
+		if want, err = readOffsetJSON(jsonFile); err != nil {
+			return err
+		}
 	}
 	offset := c.Int64("offset")
 	if offset < -1 {
@@ -368,46 +389,56 @@ func runTopicDeleteRecords(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	var parts []int32
-	for _, p := range c.IntSlice("partition") {
-		parts = append(parts, int32(p))
+	if jsonFile == "" {
+		var parts []int32
+		for _, p := range c.IntSlice("partition") {
+			parts = append(parts, int32(p))
+		}
+		if len(parts) == 0 {
+			ends, err := adm.ListEndOffsets(ctx, name)
+			if err == nil {
+				err = ends.Error()
+			}
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				return fmt.Errorf("topic %s does not exist; see the topics with `skein topic list`", name)
+			}
+			if err != nil {
+				return fmt.Errorf("list partitions of %s: %w", name, err)
+			}
+			ends.Each(func(o kadm.ListedOffset) { parts = append(parts, o.Partition) })
+		}
+		for _, p := range parts {
+			want = append(want, kadm.Offset{Topic: name, Partition: p, At: offset, LeaderEpoch: -1})
+		}
 	}
-	if len(parts) == 0 {
-		ends, err := adm.ListEndOffsets(ctx, name)
-		if err == nil {
-			err = ends.Error()
+	slices.SortFunc(want, func(a, b kadm.Offset) int {
+		if a.Topic != b.Topic {
+			return strings.Compare(a.Topic, b.Topic)
 		}
-		if errors.Is(err, kerr.UnknownTopicOrPartition) {
-			return fmt.Errorf("topic %s does not exist; see the topics with `skein topic list`", name)
-		}
-		if err != nil {
-			return fmt.Errorf("list partitions of %s: %w", name, err)
-		}
-		ends.Each(func(o kadm.ListedOffset) { parts = append(parts, o.Partition) })
-	}
-	slices.Sort(parts)
+		return int(a.Partition - b.Partition)
+	})
 	offs := kadm.Offsets{}
-	for _, p := range parts {
-		offs.Add(kadm.Offset{Topic: name, Partition: p, At: offset, LeaderEpoch: -1})
+	for _, o := range want {
+		offs.Add(o)
 	}
 	resp, err := adm.DeleteRecords(ctx, offs)
 	if err != nil && len(resp) == 0 {
-		return fmt.Errorf("delete records of %s: %w", name, err)
+		return fmt.Errorf("delete records: %w", err)
 	}
 	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLOW-WATERMARK\tERROR")
 	failed := 0
-	for _, p := range parts {
-		r, ok := resp.Lookup(name, p)
+	for _, o := range want {
+		r, ok := resp.Lookup(o.Topic, o.Partition)
 		switch {
 		case !ok:
 			failed++
-			fmt.Fprintf(tw, "%s\t%d\t-\tno answer (%v)\n", name, p, err)
+			fmt.Fprintf(tw, "%s\t%d\t-\tno answer (%v)\n", o.Topic, o.Partition, err)
 		case r.Err != nil:
 			failed++
-			fmt.Fprintf(tw, "%s\t%d\t-\t%v\n", name, p, r.Err)
+			fmt.Fprintf(tw, "%s\t%d\t-\t%v\n", o.Topic, o.Partition, r.Err)
 		default:
-			fmt.Fprintf(tw, "%s\t%d\t%d\t-\n", name, p, r.LowWatermark)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\n", o.Topic, o.Partition, r.LowWatermark)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -415,7 +446,47 @@ func runTopicDeleteRecords(c *cli.Context) error {
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d partitions failed: OFFSET_OUT_OF_RANGE means the offset is past the high watermark, "+
-			"POLICY_VIOLATION a topic without cleanup.policy delete, REQUEST_TIMED_OUT a follower that has not caught up yet (run it again)", failed, len(parts))
+			"POLICY_VIOLATION a compacted topic, UNKNOWN_TOPIC_OR_PARTITION a partition that does not exist, "+
+			"REQUEST_TIMED_OUT a follower that has not caught up yet (run it again)", failed, len(want))
 	}
 	return nil
+}
+
+// readOffsetJSON reads kafka-delete-records.sh's --offset-json-file:
+// {"partitions": [{"topic": "t", "partition": 0, "offset": 10}], "version": 1}.
+func readOffsetJSON(path string) ([]kadm.Offset, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Version    int `json:"version"`
+		Partitions []struct {
+			Topic     string `json:"topic"`
+			Partition *int32 `json:"partition"`
+			Offset    *int64 `json:"offset"`
+		} `json:"partitions"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w (want {\"partitions\": [{\"topic\": \"t\", \"partition\": 0, \"offset\": 10}], \"version\": 1})", path, err)
+	}
+	if doc.Version != 1 || len(doc.Partitions) == 0 {
+		return nil, fmt.Errorf("%s: want version 1 and at least one partition", path)
+	}
+	seen := map[string]bool{}
+	var out []kadm.Offset
+	for i, p := range doc.Partitions {
+		if p.Topic == "" || p.Partition == nil || p.Offset == nil || *p.Partition < 0 || *p.Offset < -1 {
+			return nil, fmt.Errorf("%s: partitions[%d]: want a topic, a partition >= 0 and an offset >= -1", path, i)
+		}
+		k := fmt.Sprintf("%s/%d", p.Topic, *p.Partition)
+		if seen[k] {
+			return nil, fmt.Errorf("%s: partition %s appears twice", path, k)
+		}
+		seen[k] = true
+		out = append(out, kadm.Offset{Topic: p.Topic, Partition: *p.Partition, At: *p.Offset, LeaderEpoch: -1})
+	}
+	return out, nil
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/skein-io/skein/test/harness"
 )
 
-// TestDeleteRecords: DeleteRecords (kadm and `skein topic delete-records`)
+// TestDeleteRecords: DeleteRecords (kadm, and `skein topic delete-records`
+// with NAME --offset and with kafka-delete-records.sh's offset file)
 // on a replicated topic with small segments. The answer's low watermark is
 // the requested offset once every in-sync replica took it; the log start
 // moves there, a consumer reading from the start (or from below it, reset
@@ -134,6 +135,15 @@ func TestDeleteRecords(t *testing.T) {
 	if res.Err != nil || !strings.Contains(res.Stdout, "LOW-WATERMARK") || !strings.Contains(res.Stdout, "1500") {
 		t.Fatalf("skein topic delete-records: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
 	}
+	// kafka-delete-records.sh's offset file.
+	jsonFile := filepath.Join(t.TempDir(), "offsets.json")
+	if err := os.WriteFile(jsonFile, []byte(`{"partitions": [{"topic": "purge", "partition": 0, "offset": 1550}], "version": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = c.RunCLI(t, 30*time.Second, nil, "topic", "delete-records", "--offset-json-file", jsonFile)
+	if res.Err != nil || !strings.Contains(res.Stdout, "1550") {
+		t.Fatalf("skein topic delete-records --offset-json-file: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
+	}
 
 	// Leadership moves: the new leader starts where the old one did.
 	old := c.Broker(partitionLeader(t, c, topic, 0))
@@ -142,15 +152,15 @@ func TestDeleteRecords(t *testing.T) {
 		l := partitionLeader(t, c, topic, 0)
 		return l != old.ID, "leader still " + strconv.Itoa(int(l))
 	})
-	if s := startOf(0); s != 1500 {
-		t.Fatalf("log start on the new leader %d, want 1500", s)
+	if s := startOf(0); s != 1550 {
+		t.Fatalf("log start on the new leader %d, want 1550", s)
 	}
 	produce(0, records, 100)
 	old.Restart()
 	checkReplicasIdentical(t, c, topic, 2, 30*time.Second)
 	for _, b := range c.Brokers {
-		if s := readLogStart(t, b, topic, 0); s != 1500 {
-			t.Errorf("%s: log start file says %d, want 1500", b.Name, s)
+		if s := readLogStart(t, b, topic, 0); s != 1550 {
+			t.Errorf("%s: log start file says %d, want 1550", b.Name, s)
 		}
 	}
 }
