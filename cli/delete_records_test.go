@@ -12,7 +12,7 @@ import (
 func TestReadOffsetJSON(t *testing.T) {
 	for _, tc := range []struct {
 		doc, err string
-		want    int
+		want     int
 	}{
 		{doc: `{"partitions": [{"topic": "t", "partition": 0, "offset": 10}, {"topic": "u", "partition": 2, "offset": -1}], "version": 1}`, want: 2},
 		{doc: `{"partitions": [{"topic": "t", "partition": 0}], "version": 1}`, err: "an offset >= -1"},

@@ -22,7 +22,7 @@ import (
 
 // TestClients runs two more Kafka client libraries our users run against
 // one 3-broker cluster: IBM/sarama (idempotent SyncProducer, ConsumerGroup,
-// ClusterAdmin; with protocol version 3.6, with sarama's default 2.8, and
+// ClusterAdmin, DeleteRecords included; with protocol version 3.6, with sarama's default 2.8, and
 // with its newest version plus zstd and the cooperative-sticky assignor)
 // and segmentio/kafka-go (Writer uncompressed and lz4, group Readers with
 // synchronous commits, Conn.ReadPartitions). Each subtest produces
@@ -494,6 +494,21 @@ func testSarama(t *testing.T, c *harness.Cluster, name string, tweak func(*saram
 		return saramaGroupIs(admin, group, topic, "Empty", 0)
 	})
 	waitCommittedAtEnd(t, adm, group, topic, clientPartitions, 5*time.Second)
+
+	// ClusterAdmin.DeleteRecords (DeleteRecords v1 or v2 with the
+	// configured version): partition 0 then starts at 1.
+	if err := admin.DeleteRecords(topic, map[int32]int64{0: 1}); err != nil {
+		t.Fatalf("sarama DeleteRecords: %v", err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	starts, err := adm.ListStartOffsets(dctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if o, ok := starts.Lookup(topic, 0); err != nil || !ok || o.Offset != 1 {
+		t.Errorf("after sarama DeleteRecords: %s/0 starts at %d (%v), want 1", topic, o.Offset, err)
+	}
 }
 
 // checkSaramaTopics checks ClusterAdmin.ListTopics and DescribeTopics.
