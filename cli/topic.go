@@ -357,8 +357,7 @@ func detail(msg string) string {
 
 // runTopicDeleteRecords sends DeleteRecords for the chosen partitions (all
 // of NAME by default, or those of an --offset-json-file) and prints each
-// one's new low watermark, the lowest log start among its in-sync
-// replicas.
+// one's new low watermark, the lowest log start among its replicas.
 func runTopicDeleteRecords(c *cli.Context) error {
 	jsonFile := c.String("offset-json-file")
 	var name string

@@ -4,8 +4,9 @@ package kafka
 // its log start offset up to the requested offset (-1: the high
 // watermark), so the records below it can no longer be read and their
 // segments go (partition.DeleteRecords). The answer for a partition comes
-// once its low watermark, the lowest log start among the leader and the
-// in-sync followers (they take the leader's from their next fetch), has
+// once its low watermark, the lowest log start among the leader and its
+// fetching followers (partition.LowWatermark; they take the leader's from
+// their next fetch), has
 // reached the offset, or at the request's timeout with REQUEST_TIMED_OUT.
 // As in Kafka: OFFSET_OUT_OF_RANGE past the high watermark,
 // POLICY_VIOLATION on a topic without cleanup.policy delete (and, unlike
