@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -137,11 +138,11 @@ func TestDeleteRecords(t *testing.T) {
 	}
 	// kafka-delete-records.sh's offset file.
 	jsonFile := filepath.Join(t.TempDir(), "offsets.json")
-	if err := os.WriteFile(jsonFile, []byte(`{"partitions": [{"topic": "purge", "partition": 0, "offset": 1550}], "version": 1}`), 0o644); err != nil {
+	if err := os.WriteFile(jsonFile, []byte(`{"partitions": [{"topic": "purge", "partition": 0, "offset": 1560}], "version": 1}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res = c.RunCLI(t, 30*time.Second, nil, "topic", "delete-records", "--offset-json-file", jsonFile)
-	if res.Err != nil || !strings.Contains(res.Stdout, "1550") {
+	if res.Err != nil || !strings.Contains(res.Stdout, "1560") {
 		t.Fatalf("skein topic delete-records --offset-json-file: %v\n%s%s", res.Err, res.Stdout, res.Stderr)
 	}
 
@@ -152,16 +153,48 @@ func TestDeleteRecords(t *testing.T) {
 		l := partitionLeader(t, c, topic, 0)
 		return l != old.ID, "leader still " + strconv.Itoa(int(l))
 	})
-	if s := startOf(0); s != 1550 {
-		t.Fatalf("log start on the new leader %d, want 1550", s)
+	if s := startOf(0); s != 1560 {
+		t.Fatalf("log start on the new leader %d, want 1560", s)
 	}
 	produce(0, records, 100)
 	old.Restart()
 	checkReplicasIdentical(t, c, topic, 2, 30*time.Second)
 	for _, b := range c.Brokers {
-		if s := readLogStart(t, b, topic, 0); s != 1550 {
-			t.Errorf("%s: log start file says %d, want 1550", b.Name, s)
+		if s := readLogStart(t, b, topic, 0); s != 1560 {
+			t.Errorf("%s: log start file says %d, want 1560", b.Name, s)
 		}
+	}
+
+	// A follower that lost its copy (a replaced disk) restarts at the
+	// leader's log start, inside the batch of offsets 1550-1599: it takes
+	// that whole batch and catches up back into the ISR.
+	leader := partitionLeader(t, c, topic, 0)
+	var wiped *harness.Node
+	for _, b := range c.Brokers {
+		if b.ID != leader {
+			wiped = b
+			break
+		}
+	}
+	wiped.MustStop()
+	if err := os.RemoveAll(partitionDir(wiped, topic, 0)); err != nil {
+		t.Fatal(err)
+	}
+	wiped.Restart()
+	produce(0, records+100, 100)
+	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+		md, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		isr := md[topic].Partitions[0].ISR
+		return slices.Contains(isr, wiped.ID), fmt.Sprintf("ISR %v without %s", isr, wiped.Name)
+	})
+	if s := readLogStart(t, wiped, topic, 0); s != 1560 {
+		t.Errorf("%s after losing its copy: log start %d, want 1560", wiped.Name, s)
+	}
+	if first, n := consumeAll(t, c, topic, 0, kgo.NewOffset().AtStart(), records+200); first != 1560 || n != records+200-1560 {
+		t.Errorf("consumed %d records from %d, want %d from 1560", n, first, records+200-1560)
 	}
 }
 

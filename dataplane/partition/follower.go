@@ -63,6 +63,20 @@ func (p *Partition) AppendAsFollowerFrom(leaderEpoch int32, batches []byte, lead
 	if err := p.checkFollowerLocked(leaderEpoch); err != nil {
 		return storage.AppendInfo{}, err
 	}
+	// An empty log restarted at the leader's log start (RestartAt),
+	// which DeleteRecords put inside a batch: the leader's answer begins
+	// with that whole batch, below the log end. The log then starts at
+	// the batch's base, as Kafka's followers do; the answer's log start
+	// raises the start again (TakeLeaderLogStart).
+	if leo := p.log.LogEndOffset(); p.log.LogStartOffset() == leo {
+		if h, err := storage.ParseBatchHeader(batches); err == nil && h.BaseOffset < leo && h.LastOffset() >= leo {
+			if err := p.log.Truncate(h.BaseOffset); err != nil {
+				return storage.AppendInfo{}, err
+			}
+			p.logger.Info("log restarted at the base of the batch holding the leader's log start", "leader_epoch", leaderEpoch,
+				"base_offset", h.BaseOffset, "leader_log_start", leo)
+		}
+	}
 	info, err := p.log.AppendAsFollowerFrom(batches, leaderSegment)
 	if err != nil {
 		return info, err
