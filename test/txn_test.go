@@ -235,13 +235,16 @@ func TestTransactionTimeout(t *testing.T) {
 	if waited := time.Since(start); waited < time.Second {
 		t.Logf("note: LSO moved %v after the produce", waited)
 	}
-	d, err := adm.DescribeTransactions(ctx, "tx-slow")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := d["tx-slow"].State; st != "CompleteAbort" {
-		t.Fatalf("state after the timeout: %q, want CompleteAbort", st)
-	}
+	// The markers are in (the LSO moved); the coordinator records
+	// CompleteAbort once they are acknowledged, a moment later.
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		d, err := adm.DescribeTransactions(ctx, "tx-slow")
+		if err != nil {
+			return false, err.Error()
+		}
+		st := d["tx-slow"].State
+		return st == "CompleteAbort", fmt.Sprintf("state after the timeout: %q, want CompleteAbort", st)
+	})
 	err = p.EndTransaction(ctx, kgo.TryCommit)
 	if err == nil {
 		t.Fatalf("the expired transaction committed")
