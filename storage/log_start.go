@@ -126,19 +126,17 @@ func (l *Log) loadLogStart() error {
 		l.logger.Warn("ignoring an unreadable log start offset file", "topic", l.tp.Topic, "partition", l.tp.Partition, "error", err)
 		v = -1
 	}
-	if _, statErr := os.Stat(filepath.Join(l.dir, logStartFile)); statErr == nil {
-		l.mu.startFile = true
+	_, statErr := os.Stat(filepath.Join(l.dir, logStartFile))
+	l.mu.startFile = statErr == nil
+	start := l.mu.segs[0].base
+	if v >= 0 {
+		start = min(max(v, start), l.leo.Load())
 	}
-	if v < 0 {
-		return l.setLogStartLocked(l.mu.segs[0].base)
-	}
-	start := min(max(v, l.mu.segs[0].base), l.leo.Load())
 	if start == v && start > l.mu.segs[0].base {
-		l.lso.Store(v) // as the file says
+		l.lso.Store(v) // as the file says: nothing to write
 		return nil
 	}
-	if start > l.mu.segs[0].base {
-		l.lso.Store(-1) // written again with start
-	}
+	// The log start is still the first segment's base here, so a start
+	// above it is written again (a clamped one), and a stale file goes.
 	return l.setLogStartLocked(start)
 }

@@ -48,8 +48,8 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 // followers, as their fetches in this leader epoch reported it: every
 // in-sync follower (-1 until each has reported), and every other replica
 // that has fetched within replica.lag.time.max (Kafka takes every live
-// replica; one that has not fetched for that long counts as down). DeleteRecords answers once it
-// reaches the requested offset.
+// replica; one that has not fetched for that long counts as down).
+// DeleteRecords answers once it reaches the requested offset.
 func (p *Partition) LowWatermark() (int64, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
@@ -87,8 +87,9 @@ func (p *Partition) LowWatermark() (int64, error) {
 // recordFollowerLogStartLocked keeps a follower's reported log start
 // (Fetch's LogStartOffset, -1 when it sent none) and wakes the
 // DeleteRecords waiting for it. Caller holds roleMu (leader) and mu.
+// replica is one of p's replicas (UpdateFollowerFetchSession checked).
 func (p *Partition) recordFollowerLogStartLocked(replica int32, logStart int64) {
-	if logStart < 0 || !slices.Contains(p.replicas, replica) {
+	if logStart < 0 {
 		return
 	}
 	if old, ok := p.mu.followerLogStart[replica]; ok && old == logStart {
